@@ -1,0 +1,86 @@
+"""Torch-free, code-free readers of pretrained GAN checkpoints into jaxedit's layout.
+
+``read_checkpoint(path)`` detects the format from the file's contents and returns a
+:class:`ConvertedCheckpoint` of plain NumPy arrays. Nothing here imports torch or executes code
+from a file: pickles go through an allowlisting unpickler.
+
+Formats: NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 ``.pkl`` (``"nvidia-pkl"``) and
+rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import nvidia, rosinality
+from ._common import ConvertedCheckpoint, sha256_file
+from ._unpickle import load_pickle, load_torch_file, sniff
+from .errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    KeyMismatchError,
+    ShapeMismatchError,
+    UnsafePickleError,
+    UnsupportedFormatError,
+)
+
+FORMATS = (nvidia.FORMAT, rosinality.FORMAT)
+
+
+def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
+    """(format, the loaded torch object or None) from a file's contents (not its suffix)."""
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise FileNotFoundError(f"{source}: no such checkpoint file")
+    kind = sniff(source)
+    if kind == "pickle":
+        with open(source, "rb") as f:
+            head = f.read(64)
+        if _LEGACY_MAGIC_BYTES not in head:
+            return nvidia.FORMAT, None
+    elif kind != "zip":
+        raise UnsupportedFormatError(
+            f"{source}: unrecognized file (neither a pickle nor a torch.save archive)")
+    obj = load_torch_file(source)
+    if rosinality.is_rosinality(obj):
+        return rosinality.FORMAT, obj
+    raise UnsupportedFormatError(f"{source}: a torch.save file, but not a known GAN checkpoint")
+
+
+_LEGACY_MAGIC_BYTES = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled legacy torch.save magic
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Return the format name of a checkpoint file, from its contents (not its suffix)."""
+    return _classify(path)[0]
+
+
+def read_checkpoint(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoint:
+    """Read a checkpoint file into jaxedit's layout.
+
+    Args:
+      path: NVIDIA ``.pkl`` or rosinality ``.pt``.
+      which: the network to take from a multi-network file (NVIDIA ``G_ema`` default / ``G``;
+        rosinality ``g_ema`` default / ``g``).
+    """
+    fmt, obj = _classify(path)
+    if fmt == nvidia.FORMAT:
+        return nvidia.read(path, which)
+    return rosinality.read(path, which, obj=obj)
+
+
+__all__ = [
+    "FORMATS",
+    "CheckpointError",
+    "ConvertedCheckpoint",
+    "CorruptCheckpointError",
+    "KeyMismatchError",
+    "ShapeMismatchError",
+    "UnsafePickleError",
+    "UnsupportedFormatError",
+    "detect_format",
+    "load_pickle",
+    "load_torch_file",
+    "read_checkpoint",
+    "sha256_file",
+]

@@ -1,0 +1,648 @@
+"""StyleGAN2 generator as Flax NNX modules, numerically equal to NVIDIA stylegan2-ada-pytorch.
+
+Layout conventions (the converters write exactly this):
+
+* activations NHWC, conv kernels HWIO ``[k, k, C_in, C_out]``, dense kernels ``[in, out]``;
+* parameters are stored *raw* (as in the reference state dict) and the equalized-learning-rate
+  gains are applied at run time, so a converted checkpoint round-trips bit for bit;
+* ``synthesis.b4.const`` is ``[4, 4, C]``; ``noise_const`` is ``[R, R]``; the affine biases already
+  contain the ``+1`` of ``bias_init=1``.
+
+Public entry point is :class:`StyleGAN2Generator`; its methods take NumPy or JAX arrays and return
+JAX arrays. They run under ``jax.jit`` by default over an explicit ``(graphdef, state)`` split of
+the module (parameters are traced arguments, never compile-time constants); ``jit=False`` runs
+the same code eagerly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx, struct
+
+from .. import _ops
+from .._ops import Precision
+
+ARCHITECTURES = ("orig", "skip", "resnet")
+NOISE_MODES = ("const", "random", "none")
+
+
+class Buffer(nnx.Variable):
+    """A non-trainable array stored with the model (``w_avg``, ``noise_const``)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration
+# ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class StyleGAN2Config:
+    """Every architecture field of a StyleGAN2 generator (hashable, JSON-serializable).
+
+    Attributes:
+      z_dim, c_dim, w_dim: latent, conditioning and intermediate latent sizes.
+      img_resolution: output side (power of two, 4..1024 or larger).
+      img_channels: output channels (3 for RGB).
+      channels: ``((res, C_res), ...)`` for every block resolution 4..img_resolution, read from
+        the checkpoint (never from a hard-coded table).
+      mapping_layers: number of mapping FC layers.
+      mapping_lr_multiplier: equalized-lr multiplier of the mapping FCs (0.01 in NVIDIA's code).
+      embed_features: width of the class embedding (0 when ``c_dim == 0``).
+      layer_features: width of the hidden mapping layers.
+      architecture: ``"skip"`` (default), ``"orig"`` or ``"resnet"``.
+      conv_clamp: clamp of conv/ToRGB outputs (``None`` = off); applies in float32 too.
+      resample_kernel: 1-D taps of the separable FIR (``[1, 3, 3, 1]``).
+      use_noise: whether synthesis layers have noise inputs.
+      has_w_avg: whether ``w_avg`` is meaningful (truncation needs it).
+      num_fp16_res: informational; jaxedit chooses its own compute dtype.
+    """
+
+    z_dim: int
+    c_dim: int
+    w_dim: int
+    img_resolution: int
+    channels: tuple[tuple[int, int], ...]
+    img_channels: int = 3
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    embed_features: int = 0
+    layer_features: int = 0
+    architecture: str = "skip"
+    conv_clamp: float | None = None
+    resample_kernel: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)
+    use_noise: bool = True
+    has_w_avg: bool = True
+    num_fp16_res: int = 0
+
+    def __post_init__(self):
+        r = self.img_resolution
+        if r < 4 or r & (r - 1):
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {r}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        chans = dict(self.channels)
+        missing = [res for res in self.block_resolutions if res not in chans]
+        if missing:
+            raise ValueError(f"channels has no entry for resolutions {missing}")
+        if self.mapping_layers < 1:
+            raise ValueError(f"mapping_layers must be >= 1, got {self.mapping_layers}")
+        if self.c_dim > 0 and self.embed_features <= 0:
+            raise ValueError("a conditional generator (c_dim > 0) needs embed_features > 0")
+        if self.z_dim <= 0 and self.c_dim <= 0:
+            raise ValueError("z_dim and c_dim cannot both be 0")
+
+    @property
+    def block_resolutions(self) -> tuple[int, ...]:
+        return tuple(2**i for i in range(2, int(math.log2(self.img_resolution)) + 1))
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * int(math.log2(self.img_resolution)) - 2
+
+    def channels_at(self, res: int) -> int:
+        return dict(self.channels)[res]
+
+    @classmethod
+    def create(cls, channels: Mapping[int, int] | Sequence[tuple[int, int]], **kw) -> "StyleGAN2Config":
+        """Build a config from a ``{res: channels}`` mapping (the rest as keyword fields)."""
+        items = channels.items() if isinstance(channels, Mapping) else channels
+        kw.setdefault("embed_features", kw.get("w_dim", 0) if kw.get("c_dim", 0) else 0)
+        kw.setdefault("layer_features", kw.get("w_dim", 0))
+        if kw.get("resample_kernel") is not None:
+            kw["resample_kernel"] = tuple(float(t) for t in kw["resample_kernel"])
+        return cls(channels=tuple(sorted((int(r), int(c)) for r, c in items)), **kw)
+
+    @classmethod
+    def from_channel_base(cls, channel_base: int, channel_max: int, img_resolution: int, **kw):
+        """NVIDIA's table: ``C_R = min(channel_base // R, channel_max)``."""
+        res = [2**i for i in range(2, int(math.log2(img_resolution)) + 1)]
+        return cls.create({r: min(channel_base // r, channel_max) for r in res},
+                          img_resolution=img_resolution, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["channels"] = {str(r): c for r, c in self.channels}
+        d["resample_kernel"] = list(self.resample_kernel)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "StyleGAN2Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown StyleGAN2 config fields: {unknown}")
+        d = dict(d)
+        channels = {int(k): int(v) for k, v in dict(d.pop("channels")).items()}
+        return cls.create(channels, **d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Layers
+# ------------------------------------------------------------------------------------------------
+def _cast(v: nnx.Variable, dtype) -> jax.Array:
+    return jnp.asarray(v[...], dtype)
+
+
+class FullyConnected(nnx.Module):
+    """Equalized-lr dense layer: ``act(x @ (W * lr/sqrt(in)) + b * lr)``.
+
+    weight: [in, out] (stored as ``randn / lr``), bias: [out].
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs,
+                 lr_multiplier: float = 1.0, bias_init: float = 0.0, activation: str = "linear"):
+        self.lr_multiplier = float(lr_multiplier)
+        self.activation = activation
+        self.weight = nnx.Param(
+            jax.random.normal(rngs.params(), (in_features, out_features)) / lr_multiplier
+        )
+        self.bias = nnx.Param(jnp.full((out_features,), float(bias_init)))
+
+    def __call__(self, x: jax.Array, precision: Precision = "highest") -> jax.Array:
+        """x: [N, in] -> [N, out]."""
+        dt = x.dtype
+        gain = self.lr_multiplier / math.sqrt(self.weight.shape[0])
+        y = jnp.dot(x, _cast(self.weight, dt) * gain, precision=_ops.as_precision(precision))
+        return _ops.bias_act(y, _cast(self.bias, dt) * self.lr_multiplier, self.activation,
+                             gain=math.sqrt(2) if self.activation == "lrelu" else 1.0)
+
+
+class SynthesisLayer(nnx.Module):
+    """Modulated 3x3 conv + noise + bias + lrelu·√2 (+ clamp). weight: [3, 3, C_in, C_out]."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, *,
+                 up: int, cfg: StyleGAN2Config, rngs: nnx.Rngs):
+        self.up, self.resolution = up, resolution
+        self.conv_clamp = cfg.conv_clamp
+        self.use_noise = cfg.use_noise
+        self.kernel_1d = cfg.resample_kernel
+        self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0, rngs=rngs)
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (3, 3, in_channels, out_channels)))
+        self.bias = nnx.Param(jnp.zeros((out_channels,)))
+        if self.use_noise:
+            self.noise_strength = nnx.Param(jnp.zeros(()))
+            self.noise_const = Buffer(jax.random.normal(rngs.params(), (resolution, resolution)))
+
+    def __call__(self, x: jax.Array, style: jax.Array, noise: jax.Array | None, *,
+                 gain: float = 1.0, precision: Precision = "highest") -> jax.Array:
+        """x: [N, H, W, C_in], style: [N, C_in] (affine output), noise: [N, R, R, 1] or None."""
+        dt = x.dtype
+        x = _ops.modulated_conv2d(x, _cast(self.weight, dt), style, demodulate=True, up=self.up,
+                                  padding=1, kernel_1d=self.kernel_1d, precision=precision)
+        if noise is not None:
+            x = x + noise.astype(dt) * _cast(self.noise_strength, dt)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return _ops.bias_act(x, _cast(self.bias, dt), "lrelu", gain=math.sqrt(2) * gain, clamp=clamp)
+
+
+class ToRGB(nnx.Module):
+    """Modulated 1x1 conv without demodulation + bias (+ clamp). weight: [1, 1, C_in, img_ch]."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, *,
+                 cfg: StyleGAN2Config, rngs: nnx.Rngs):
+        self.conv_clamp = cfg.conv_clamp
+        self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0, rngs=rngs)
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (1, 1, in_channels, out_channels)))
+        self.bias = nnx.Param(jnp.zeros((out_channels,)))
+
+    def __call__(self, x: jax.Array, style: jax.Array, *, precision: Precision = "highest"):
+        """x: [N, H, W, C_in], style: [N, C_in] raw affine output (the 1/sqrt(C_in) gain is applied here)."""
+        dt = x.dtype
+        s = style * (1.0 / math.sqrt(self.weight.shape[2]))
+        x = _ops.modulated_conv2d(x, _cast(self.weight, dt), s, demodulate=False, precision=precision)
+        return _ops.bias_act(x, _cast(self.bias, dt), "linear", clamp=self.conv_clamp)
+
+
+class SkipUp(nnx.Module):
+    """ResNet-architecture shortcut: 1x1 conv (no bias), FIR ×2 upsample, gain √0.5."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, cfg: StyleGAN2Config, rngs: nnx.Rngs):
+        self.conv_clamp = cfg.conv_clamp
+        self.kernel_1d = cfg.resample_kernel
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (1, 1, in_channels, out_channels)))
+
+    def __call__(self, x: jax.Array, *, precision: Precision = "highest") -> jax.Array:
+        dt = x.dtype
+        gain = math.sqrt(0.5)
+        w = _cast(self.weight, dt) * (1.0 / math.sqrt(self.weight.shape[2]))
+        y = _ops.upsample2d(_ops.conv2d(x, w, 0, precision), self.kernel_1d)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return _ops.bias_act(y, None, "linear", gain=gain, clamp=clamp)
+
+
+class SynthesisBlock(nnx.Module):
+    """One resolution: [const] / conv0 (up) / conv1 / [torgb] / [skip]."""
+
+    def __init__(self, in_channels: int, resolution: int, *, cfg: StyleGAN2Config, rngs: nnx.Rngs):
+        out_channels = cfg.channels_at(resolution)
+        self.resolution = resolution
+        self.is_first = in_channels == 0
+        self.is_last = resolution == cfg.img_resolution
+        self.architecture = cfg.architecture
+        self.has_torgb = self.is_last or cfg.architecture == "skip"
+        if self.is_first:
+            self.const = nnx.Param(jax.random.normal(rngs.params(), (4, 4, out_channels)))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, cfg.w_dim, resolution, up=2,
+                                        cfg=cfg, rngs=rngs)
+            if cfg.architecture == "resnet":
+                self.skip = SkipUp(in_channels, out_channels, cfg=cfg, rngs=rngs)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, cfg.w_dim, resolution, up=1,
+                                    cfg=cfg, rngs=rngs)
+        if self.has_torgb:
+            self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, cfg=cfg, rngs=rngs)
+
+
+class MappingNetwork(nnx.Module):
+    """z (and c) -> w: normalize_2nd_moment, [embed], FC stack with lrelu, ``w_avg`` buffer."""
+
+    def __init__(self, cfg: StyleGAN2Config, *, rngs: nnx.Rngs):
+        self.z_dim, self.c_dim, self.w_dim = cfg.z_dim, cfg.c_dim, cfg.w_dim
+        self.num_layers = cfg.mapping_layers
+        if cfg.c_dim > 0:
+            self.embed = FullyConnected(cfg.c_dim, cfg.embed_features, rngs=rngs)
+        in_f = cfg.z_dim + (cfg.embed_features if cfg.c_dim > 0 else 0)
+        feats = [in_f] + [cfg.layer_features] * (cfg.mapping_layers - 1) + [cfg.w_dim]
+        for i in range(cfg.mapping_layers):
+            setattr(self, f"fc{i}", FullyConnected(
+                feats[i], feats[i + 1], lr_multiplier=cfg.mapping_lr_multiplier,
+                activation="lrelu", rngs=rngs))
+        self.w_avg = Buffer(jnp.zeros((cfg.w_dim,)))
+
+    def __call__(self, z: jax.Array | None, c: jax.Array | None, *, precision: Precision = "highest"):
+        """z: [N, z_dim], c: [N, c_dim] -> w: [N, w_dim]."""
+        parts = []
+        if self.z_dim > 0:
+            parts.append(_ops.normalize_2nd_moment(z))
+        if self.c_dim > 0:
+            parts.append(_ops.normalize_2nd_moment(self.embed(c, precision)))
+        x = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x, precision)
+        return x
+
+
+class SynthesisNetwork(nnx.Module):
+    """Blocks ``b4 .. b{img_resolution}``."""
+
+    def __init__(self, cfg: StyleGAN2Config, *, rngs: nnx.Rngs):
+        self.block_names = tuple(f"b{r}" for r in cfg.block_resolutions)
+        in_ch = 0
+        for r in cfg.block_resolutions:
+            setattr(self, f"b{r}", SynthesisBlock(in_ch, r, cfg=cfg, rngs=rngs))
+            in_ch = cfg.channels_at(r)
+
+
+@struct.dataclass
+class SynthesisState:
+    """Synthesis paused after a conv layer (see :meth:`StyleGAN2Generator.synthesis_split`).
+
+    Attributes:
+      x: [N, R, R, C] features after ``layer`` (editable).
+      img: [N, R', R', img_ch] skip image accumulated *before* the current block's ToRGB, or None.
+      residual: ResNet shortcut pending inside the block, or None.
+      layer: name of the last conv layer run (static).
+    """
+
+    x: jax.Array
+    img: jax.Array | None
+    residual: jax.Array | None
+    layer: str = struct.field(pytree_node=False)
+
+
+def _jit_method(static_argnames: Sequence[str] = ()):
+    """Run a generator method under ``jax.jit`` with the module split into (graphdef, state)."""
+
+    def deco(fn):
+        def pure(graphdef, state, *args, **kwargs):
+            return fn(nnx.merge(graphdef, state), *args, **kwargs)
+
+        jitted = jax.jit(pure, static_argnums=(0,), static_argnames=tuple(static_argnames))
+
+        @functools.wraps(fn)
+        def wrapper(self, *args, jit: bool = True, **kwargs):
+            if not jit:
+                return fn(self, *args, **kwargs)
+            graphdef, state = nnx.split(self)
+            return jitted(graphdef, state, *args, **kwargs)
+
+        wrapper.jitted = jitted
+        return wrapper
+
+    return deco
+
+
+class StyleGAN2Generator(nnx.Module):
+    """StyleGAN2 generator (mapping + synthesis) equal to NVIDIA stylegan2-ada-pytorch.
+
+    Shapes: z ``[N, z_dim]``, c ``[N, c_dim]`` (or None), ws ``[N, num_ws, w_dim]``, images
+    ``[N, H, W, img_channels]`` (NHWC, roughly in [-1, 1]).
+
+    Every method takes ``dtype`` (compute dtype; default float64 when ``jax_enable_x64`` is on,
+    else float32), ``precision`` (``"highest"`` default, ``"default"`` for TF32 on GPUs) and
+    ``jit`` (default True).
+
+    Noise: ``noise_mode="const"`` (default here; the stored per-layer noise), ``"random"`` (needs
+    ``key``; each layer folds its index into it) or ``"none"``. NVIDIA's default is ``"random"``.
+    """
+
+    def __init__(self, config: StyleGAN2Config, *, rngs: nnx.Rngs | None = None):
+        rngs = rngs if rngs is not None else nnx.Rngs(0)
+        self.config = config
+        self.mapping_net = MappingNetwork(config, rngs=rngs)
+        self.synthesis_net = SynthesisNetwork(config, rngs=rngs)
+
+    # ---- static facts -------------------------------------------------------------------------
+    z_dim = property(lambda self: self.config.z_dim)
+    c_dim = property(lambda self: self.config.c_dim)
+    w_dim = property(lambda self: self.config.w_dim)
+    num_ws = property(lambda self: self.config.num_ws)
+    resolution = property(lambda self: self.config.img_resolution)
+    img_channels = property(lambda self: self.config.img_channels)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        """Every style-consuming layer in W+ slot order (``b4.conv1``, ``b4.torgb``, ``b8.conv0``...)."""
+        return tuple(name for name, _ in self._style_layers())
+
+    @property
+    def conv_layer_names(self) -> tuple[str, ...]:
+        """The split points: every synthesis conv layer in order."""
+        return tuple(n for n, _ in self._style_layers() if not n.endswith(".torgb"))
+
+    def _style_layers(self) -> list[tuple[str, int]]:
+        """(layer name, W+ slot) for every layer that has an affine."""
+        out = []
+        for bname in self.synthesis_net.block_names:
+            block = getattr(self.synthesis_net, bname)
+            k = int(math.log2(block.resolution))
+            if block.is_first:
+                out.append((f"{bname}.conv1", 0))
+            else:
+                out.append((f"{bname}.conv0", 2 * k - 5))
+                out.append((f"{bname}.conv1", 2 * k - 4))
+            if block.has_torgb:
+                out.append((f"{bname}.torgb", 1 if block.is_first else 2 * k - 3))
+        return out
+
+    def _layer(self, name: str) -> nnx.Module:
+        bname, lname = name.split(".")
+        return getattr(getattr(self.synthesis_net, bname), lname)
+
+    def _dtype(self, dtype) -> jnp.dtype:
+        return jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
+
+    # ---- mapping -------------------------------------------------------------------------------
+    def mapping(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                *, dtype=None, precision: Precision = "highest", jit: bool = True) -> jax.Array:
+        """z: [N, z_dim], c: [N, c_dim] or None -> ws: [N, num_ws, w_dim].
+
+        Truncation ``w_avg + psi * (w - w_avg)`` on all slots, or on ``ws[:, :truncation_cutoff]``.
+        """
+        dt = self._dtype(dtype)
+        z = jnp.asarray(z, dt) if self.z_dim > 0 else None
+        if z is not None and (z.ndim != 2 or z.shape[1] != self.z_dim):
+            raise ValueError(f"z must have shape [N, {self.z_dim}], got {tuple(z.shape)}")
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this generator is conditional: pass c of shape [N, {self.c_dim}]")
+            c = jnp.asarray(c, dt)
+            if c.ndim != 2 or c.shape[1] != self.c_dim:
+                raise ValueError(f"c must have shape [N, {self.c_dim}], got {tuple(c.shape)}")
+        else:
+            c = None
+        truncate = float(truncation_psi) != 1.0
+        if truncate and not self.config.has_w_avg:
+            raise ValueError("this checkpoint stores no w_avg, so truncation is undefined; set one "
+                             "with gen.set_w_avg(gen.estimate_w_avg(key)) first")
+        if truncation_cutoff is not None:
+            truncation_cutoff = int(truncation_cutoff)
+        return self._mapping(z, c, jnp.asarray(truncation_psi, dt), truncate=truncate,
+                             truncation_cutoff=truncation_cutoff, precision=precision, jit=jit)
+
+    @_jit_method(static_argnames=("truncate", "truncation_cutoff", "precision"))
+    def _mapping(self, z, c, psi, *, truncate, truncation_cutoff, precision):
+        w = self.mapping_net(z, c, precision=precision)
+        ws = jnp.broadcast_to(w[:, None, :], (w.shape[0], self.num_ws, self.w_dim))
+        if truncate:
+            w_avg = _cast(self.mapping_net.w_avg, w.dtype)
+            tr = w_avg + psi * (ws - w_avg)
+            if truncation_cutoff is None:
+                ws = tr
+            else:
+                slot = jnp.arange(self.num_ws)[None, :, None]
+                ws = jnp.where(slot < truncation_cutoff, tr, ws)
+        return ws
+
+    def estimate_w_avg(self, key: jax.Array, num_samples: int = 10000, c=None) -> jax.Array:
+        """Mean of ``mapping(z)`` over ``num_samples`` normal z (for checkpoints without w_avg)."""
+        z = jax.random.normal(key, (num_samples, self.z_dim))
+        return jnp.mean(self.mapping(z, c)[:, 0], axis=0)
+
+    def set_w_avg(self, w_avg) -> None:
+        """Replace ``w_avg`` ([w_dim]) and mark it valid for truncation."""
+        w_avg = jnp.asarray(w_avg, jnp.float32)
+        if w_avg.shape != (self.w_dim,):
+            raise ValueError(f"w_avg must have shape [{self.w_dim}], got {tuple(w_avg.shape)}")
+        self.mapping_net.w_avg[...] = w_avg
+        self.config = dataclasses.replace(self.config, has_w_avg=True)
+
+    # ---- styles --------------------------------------------------------------------------------
+    def _check_ws(self, ws, dt) -> jax.Array:
+        ws = jnp.asarray(ws, dt)
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(
+                f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+        return ws
+
+    def styles(self, ws, *, dtype=None, precision: Precision = "highest", jit: bool = True
+               ) -> dict[str, jax.Array]:
+        """Per-layer style vectors ("S space"): raw affine outputs ``{layer: [N, C_in]}``.
+
+        For ToRGB layers this is before the ``1/sqrt(C_in)`` weight gain, as the reference's
+        ``affine`` output. Keys follow :attr:`layer_names`.
+        """
+        return self._styles(self._check_ws(ws, self._dtype(dtype)), precision=precision, jit=jit)
+
+    @_jit_method(static_argnames=("precision",))
+    def _styles(self, ws, *, precision):
+        return {name: self._layer(name).affine(ws[:, slot], precision)
+                for name, slot in self._style_layers()}
+
+    def _check_styles(self, styles: Mapping[str, Any], dt) -> dict[str, jax.Array]:
+        names = self.layer_names
+        if set(styles) != set(names):
+            missing, extra = sorted(set(names) - set(styles)), sorted(set(styles) - set(names))
+            raise ValueError(f"styles keys do not match the layers: missing {missing}, unexpected {extra}")
+        out = {}
+        for n in names:
+            s = jnp.asarray(styles[n], dt)
+            c_in = self._layer(n).affine.weight.shape[1]
+            if s.ndim != 2 or s.shape[1] != c_in:
+                raise ValueError(f"styles[{n!r}] must have shape [N, {c_in}], got {tuple(s.shape)}")
+            out[n] = s
+        return out
+
+    # ---- synthesis -----------------------------------------------------------------------------
+    def _noise(self, layer: SynthesisLayer, index: int, n: int, dt, noise_mode, key):
+        if not layer.use_noise or noise_mode == "none":
+            return None
+        r = layer.resolution
+        if noise_mode == "const":
+            return jnp.broadcast_to(_cast(layer.noise_const, dt)[None, :, :, None], (n, r, r, 1))
+        return jax.random.normal(jax.random.fold_in(key, index), (n, r, r, 1), dt)
+
+    def _ops_list(self) -> list[tuple[str, str]]:
+        """The synthesis program: ("b8.conv0", "conv") ... ("b8", "tail") per block."""
+        ops = []
+        for bname in self.synthesis_net.block_names:
+            block = getattr(self.synthesis_net, bname)
+            if not block.is_first:
+                ops.append((f"{bname}.conv0", "conv"))
+            ops.append((f"{bname}.conv1", "conv"))
+            ops.append((bname, "tail"))
+        return ops
+
+    def _run(self, styles, state: dict, start: int, stop: int, noise_mode, key, precision,
+             collect: bool = False):
+        conv_index = {n: i for i, n in enumerate(self.conv_layer_names)}
+        feats = {}
+        for name, kind in self._ops_list()[start:stop]:
+            if kind == "tail":
+                block = getattr(self.synthesis_net, name)
+                if state["img"] is not None:
+                    state["img"] = _ops.upsample2d(state["img"], self.config.resample_kernel)
+                if block.has_torgb:
+                    y = block.torgb(state["x"], styles[f"{name}.torgb"], precision=precision)
+                    state["img"] = y if state["img"] is None else state["img"] + y
+                continue
+            bname, lname = name.split(".")
+            block = getattr(self.synthesis_net, bname)
+            layer = getattr(block, lname)
+            s = styles[name]
+            n, dt = s.shape[0], s.dtype
+            if block.is_first:
+                state["x"] = jnp.broadcast_to(_cast(block.const, dt)[None], (n,) + block.const.shape)
+            noise = self._noise(layer, conv_index[name], n, dt, noise_mode, key)
+            if block.architecture == "resnet" and lname == "conv0":
+                state["residual"] = block.skip(state["x"], precision=precision)
+            gain = math.sqrt(0.5) if (block.architecture == "resnet" and lname == "conv1"
+                                      and not block.is_first) else 1.0
+            state["x"] = layer(state["x"], s, noise, gain=gain, precision=precision)
+            if gain != 1.0:
+                state["x"] = state["residual"] + state["x"]
+                state["residual"] = None
+            if collect:
+                feats[name] = state["x"]
+        return state, feats
+
+    def _op_index_after(self, layer: str) -> int:
+        names = [n for n, _ in self._ops_list()]
+        if layer not in self.conv_layer_names:
+            raise ValueError(f"unknown split layer {layer!r}; choose one of {self.conv_layer_names}")
+        return names.index(layer) + 1
+
+    def _prepare(self, ws, styles, dtype, noise_mode, key):
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        if noise_mode == "random" and key is None:
+            raise ValueError("noise_mode='random' needs an explicit PRNG key (key=...)")
+        dt = self._dtype(dtype)
+        if (ws is None) == (styles is None):
+            raise ValueError("pass exactly one of ws or styles")
+        if styles is None:
+            return self._check_ws(ws, dt), None
+        return None, self._check_styles(styles, dt)
+
+    @_jit_method(static_argnames=("start", "stop", "noise_mode", "precision", "collect"))
+    def _program(self, ws, styles, state, key, *, start, stop, noise_mode, precision, collect):
+        if styles is None:
+            styles = self._styles(ws, precision=precision, jit=False)
+        state = dict(state)
+        return self._run(styles, state, start, stop, noise_mode, key, precision, collect)
+
+    def synthesis(self, ws=None, *, styles=None, noise_mode: str = "const", key=None, dtype=None,
+                  precision: Precision = "highest", jit: bool = True) -> jax.Array:
+        """ws: [N, num_ws, w_dim] (or ``styles`` from :meth:`styles`) -> images [N, H, W, C]."""
+        ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
+        state, _ = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
+                                 start=0, stop=len(self._ops_list()), noise_mode=noise_mode,
+                                 precision=precision, collect=False, jit=jit)
+        return state["img"]
+
+    def synthesis_from_styles(self, styles: Mapping[str, Any], **kw) -> jax.Array:
+        """Synthesis from (possibly edited) per-layer styles ``{layer: [N, C_in]}``."""
+        return self.synthesis(styles=styles, **kw)
+
+    def features(self, ws=None, *, styles=None, noise_mode: str = "const", key=None, dtype=None,
+                 precision: Precision = "highest", jit: bool = True
+                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Images and every conv layer's output features ``{layer: [N, R, R, C]}`` in one pass."""
+        ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
+        state, feats = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
+                                     start=0, stop=len(self._ops_list()), noise_mode=noise_mode,
+                                     precision=precision, collect=True, jit=jit)
+        return state["img"], feats
+
+    def synthesis_split(self, ws=None, layer: str = "b4.conv1", *, styles=None,
+                        noise_mode: str = "const", key=None, dtype=None,
+                        precision: Precision = "highest", jit: bool = True) -> SynthesisState:
+        """Run synthesis up to and including conv layer ``layer``; returns a :class:`SynthesisState`.
+
+        The state carries the features *and* the skip image so that
+        :meth:`synthesis_resume` of an unedited state equals :meth:`synthesis`.
+        """
+        ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
+        stop = self._op_index_after(layer)
+        state, _ = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
+                                 start=0, stop=stop, noise_mode=noise_mode, precision=precision,
+                                 collect=False, jit=jit)
+        return SynthesisState(x=state["x"], img=state["img"], residual=state["residual"], layer=layer)
+
+    def synthesis_resume(self, ws=None, state: SynthesisState | None = None, *, styles=None,
+                         noise_mode: str = "const", key=None, dtype=None,
+                         precision: Precision = "highest", jit: bool = True) -> jax.Array:
+        """Continue synthesis from ``state`` (features possibly edited) -> images [N, H, W, C]."""
+        if not isinstance(state, SynthesisState):
+            raise TypeError(f"state must be a SynthesisState, got {type(state).__name__}")
+        ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
+        dt = ws.dtype if ws is not None else next(iter(styles.values())).dtype
+        start = self._op_index_after(state.layer)
+        feats = {"x": jnp.asarray(state.x, dt),
+                 "img": None if state.img is None else jnp.asarray(state.img, dt),
+                 "residual": None if state.residual is None else jnp.asarray(state.residual, dt)}
+        out, _ = self._program(ws, styles, feats, key, start=start, stop=len(self._ops_list()),
+                               noise_mode=noise_mode, precision=precision, collect=False, jit=jit)
+        return out["img"]
+
+    def __call__(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                 *, noise_mode: str = "const", key=None, dtype=None,
+                 precision: Precision = "highest", jit: bool = True) -> jax.Array:
+        """z: [N, z_dim] -> images [N, H, W, C] (mapping then synthesis)."""
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, dtype=dtype,
+                          precision=precision, jit=jit)
+        return self.synthesis(ws, noise_mode=noise_mode, key=key, dtype=dtype,
+                              precision=precision, jit=jit)
+
+
+def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
+    """NVIDIA ``generate.py``'s latent for a seed: ``RandomState(seed).randn(1, z_dim)``. -> [1, z_dim]."""
+    return np.random.RandomState(int(seed)).randn(1, z_dim)
+
+
+__all__ = [
+    "Buffer",
+    "StyleGAN2Config",
+    "StyleGAN2Generator",
+    "SynthesisState",
+    "seed_to_z",
+]
