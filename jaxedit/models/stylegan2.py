@@ -471,7 +471,8 @@ class StyleGAN2Generator(nnx.Module):
         For ToRGB layers this is before the ``1/sqrt(C_in)`` weight gain, as the reference's
         ``affine`` output. Keys follow :attr:`layer_names`.
         """
-        return self._styles(self._check_ws(ws, self._dtype(dtype)), precision=precision, jit=jit)
+        out = self._styles(self._check_ws(ws, self._dtype(dtype)), precision=precision, jit=jit)
+        return {name: out[name] for name in self.layer_names}  # jit sorts dict keys
 
     @_jit_method(static_argnames=("precision",))
     def _styles(self, ws, *, precision):
@@ -591,7 +592,7 @@ class StyleGAN2Generator(nnx.Module):
         state, feats = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
                                      start=0, stop=len(self._ops_list()), noise_mode=noise_mode,
                                      precision=precision, collect=True, jit=jit)
-        return state["img"], feats
+        return state["img"], {name: feats[name] for name in self.conv_layer_names}
 
     def synthesis_split(self, ws=None, layer: str = "b4.conv1", *, styles=None,
                         noise_mode: str = "const", key=None, dtype=None,
