@@ -242,7 +242,8 @@ def test_converted_checkpoint_roundtrip(tmp_path, ada_pkl, ada_ref):
     from flax import nnx
     for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b))):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    np.testing.assert_array_equal(a.synthesis(ada_ref["ws_psi10"]), b.synthesis(ada_ref["ws_psi10"]))
+    np.testing.assert_allclose(a.synthesis(ada_ref["ws_psi10"]), b.synthesis(ada_ref["ws_psi10"]),
+                               rtol=0, atol=1e-12)  # same weights; GPU reductions may reorder
     with pytest.raises(FileExistsError):
         jaxedit.convert_checkpoint(ada_pkl, out)
 
