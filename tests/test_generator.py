@@ -28,8 +28,8 @@ def test_split_resume_equals_full_pass_every_layer(ada_gen, ada_ref):
     _, feats = ada_gen.features(ws)
     for layer in ada_gen.conv_layer_names:
         state = ada_gen.synthesis_split(ws, layer)
-        np.testing.assert_array_equal(state.x, feats[layer])
-        np.testing.assert_allclose(ada_gen.synthesis_resume(ws, state), full, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(state.x, feats[layer], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(ada_gen.synthesis_resume(ws, state), full, rtol=0, atol=1e-10)
 
 
 def test_split_resume_all_architectures(arch_gen):
@@ -145,7 +145,9 @@ def test_default_generator_is_deterministic():
     a = jaxedit.default_generator()
     b = jaxedit.default_generator()
     z = jaxedit.seed_to_z(3, a.z_dim)
-    np.testing.assert_array_equal(a(z), b(z))
+    for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # same weights, bit for bit
+    np.testing.assert_allclose(a(z), b(z), rtol=0, atol=1e-10)  # GPU reductions may reorder
     img = np.asarray(a(z))
     assert img.shape == (1, 64, 64, 3) and 0.05 < img.std() < 2.0
 
