@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .errors import KeyMismatchError
+from .errors import KeyMismatchError, UnsupportedFormatError
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -86,8 +86,6 @@ def kernel_1d_from_2d(f2d: np.ndarray, source: str, key: str, scale: float = 1.0
 
     Taps are returned scaled so that the smallest is 1 (``[1, 3, 3, 1]``).
     """
-    from .errors import UnsupportedFormatError
-
     f = np.asarray(f2d, np.float64) / scale
     if f.ndim != 2 or f.shape[0] != f.shape[1]:
         raise UnsupportedFormatError(f"{source}: {key} has shape {f.shape}, expected a square FIR")
@@ -101,8 +99,6 @@ def kernel_1d_from_2d(f2d: np.ndarray, source: str, key: str, scale: float = 1.0
 
 def check_fir(expected_1d, source: str, key: str, scale: float = 1.0) -> Callable[[np.ndarray], None]:
     """A check that a stored 2-D FIR buffer equals ``scale * outer(k, k) / sum(k)**2``."""
-    from .errors import UnsupportedFormatError
-
     k = np.asarray(expected_1d, np.float64)
     want = np.outer(k, k) / k.sum() ** 2 * scale
 
