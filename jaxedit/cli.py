@@ -68,6 +68,8 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_synth(args) -> int:
+    import jax
+
     from .checkpoint import load_generator
     from .images import save_image_grid
     from .models.stylegan2 import seed_to_z
@@ -82,8 +84,8 @@ def _cmd_synth(args) -> int:
             return 2
         c = np.zeros((len(z), gen.c_dim))
         c[:, args.class_idx] = 1
-    imgs = gen(z, c, args.psi, args.cutoff, noise_mode=args.noise_mode,
-               key=__import__("jax").random.key(0) if args.noise_mode == "random" else None)
+    key = jax.random.key(args.noise_seed) if args.noise_mode == "random" else None
+    imgs = gen(z, c, args.psi, args.cutoff, noise_mode=args.noise_mode, key=key)
     print(f"wrote {save_image_grid(imgs, args.out, cols=args.cols)}")
     return 0
 
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cutoff", type=int, default=None)
     s.add_argument("--class", dest="class_idx", type=int, default=None)
     s.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
+    s.add_argument("--noise-seed", type=int, default=0, help="PRNG seed for --noise-mode random")
     s.add_argument("--which", default=None)
     s.add_argument("--cols", type=int, default=None)
     s.add_argument("--out", default="grid.png")
