@@ -94,7 +94,6 @@ def test_params_are_arguments_not_constants():
 def test_noise_modes():
     gen = _small()
     ws = gen.mapping(np.zeros((1, 8)))
-    nnx.update(gen, jax.tree.map(lambda v: v, nnx.state(gen)))
     for layer in ("b4.conv1", "b8.conv0"):
         gen._layer(layer).noise_strength[...] = jnp.asarray(0.5)
     with pytest.raises(ValueError, match="key"):
