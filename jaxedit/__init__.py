@@ -5,6 +5,8 @@ Public API::
     gen = jaxedit.load_generator(path)   # converted dir, NVIDIA .pkl, rosinality .pt
     ws  = gen.mapping(z, c, truncation_psi=0.7)          # [N, num_ws, w_dim]
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
+    J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
+    res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
 """
 
 from converters.errors import (
@@ -18,25 +20,50 @@ from converters.errors import (
 
 from .checkpoint import convert_checkpoint, load_generator, read_config, save_generator
 from .default import default_generator
+from .editing import edit_latents, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
+from .jacobians import JacobianOperator, jacobian
+from .metrics import evaluate_direction, locality
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
+from .region_factorization import (
+    ComplexEigenpairsWarning,
+    ResefaResult,
+    SingularBackgroundWarning,
+    resefa,
+)
+from .regions import Box, center_box, preset, region_mask
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Box",
     "CheckpointError",
+    "ComplexEigenpairsWarning",
     "CorruptCheckpointError",
+    "JacobianOperator",
     "KeyMismatchError",
+    "ResefaResult",
     "ShapeMismatchError",
+    "SingularBackgroundWarning",
     "StyleGAN2Config",
     "StyleGAN2Generator",
     "SynthesisState",
     "UnsafePickleError",
     "UnsupportedFormatError",
+    "center_box",
     "convert_checkpoint",
     "default_generator",
+    "edit_latents",
+    "evaluate_direction",
+    "jacobian",
     "load_generator",
+    "locality",
+    "preset",
     "read_config",
+    "region_mask",
+    "render_edits",
+    "resefa",
+    "save_edit_grid",
     "save_generator",
     "save_image_grid",
     "seed_to_z",

@@ -1,4 +1,4 @@
-"""The ``jaxedit`` command line: convert, inspect, synth, demo."""
+"""The ``jaxedit`` command line: convert, inspect, synth, jacobian, resefa, edit, evaluate, demo."""
 
 from __future__ import annotations
 
@@ -33,6 +33,180 @@ def parse_int_list(text: str) -> list[int]:
     if not out:
         raise argparse.ArgumentTypeError(f"empty integer list: {text!r}")
     return out
+
+
+def parse_alphas(text: str) -> list[float]:
+    """``"-10:10:7"`` -> ``linspace(-10, 10, 7)``; ``"-2,0,2"`` -> that list."""
+    try:
+        if ":" in text:
+            a, b, n = text.split(":")
+            if int(n) < 1:
+                raise ValueError
+            return [float(v) for v in np.linspace(float(a), float(b), int(n))]
+        vals = [float(v) for v in text.split(",") if v.strip()]
+        if not vals:
+            raise ValueError
+        return vals
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"alphas must be START:STOP:COUNT or a comma list, got {text!r}") from None
+
+
+def _setup_x64(args) -> None:
+    if getattr(args, "x64", False):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
+def _seed_latents(gen, seeds):
+    from .models.stylegan2 import seed_to_z
+
+    return np.concatenate([seed_to_z(s, gen.z_dim) for s in seeds])
+
+
+def _base_latents(gen, args, space: str, psi: float, cutoff):
+    """(latents for ``space``, z or None, description) from --latents FILE or --seeds."""
+    if getattr(args, "latents", None):
+        lat = np.load(args.latents, allow_pickle=False)
+        if space == "z":
+            return lat, lat, f"z from {args.latents}"
+        if lat.ndim == 2:
+            lat = np.broadcast_to(lat[:, None], (lat.shape[0], gen.num_ws, lat.shape[1]))
+        return lat, None, f"ws from {args.latents}"
+    z = _seed_latents(gen, args.seeds)
+    if space == "z":
+        return z, z, "z from seeds"
+    return np.asarray(gen.mapping(z, None, psi, cutoff)), z, "ws = mapping(seed z)"
+
+
+def _cmd_jacobian(args) -> int:
+    _setup_x64(args)
+    from ._io import save_npz
+    from .checkpoint import load_generator
+    from .jacobians import jacobian
+
+    gen = load_generator(args.ckpt)
+    lat, z, how = _base_latents(gen, args, args.space, args.psi, args.cutoff)
+    print(f"{how}: {lat.shape[0]} sample(s), space {args.space!r}")
+    J = jacobian(gen, lat, space=args.space, resize=args.resize, resize_mode=args.resize_mode,
+                 channels=args.channels, chunk=args.chunk, truncation_psi=args.psi,
+                 truncation_cutoff=args.cutoff, precision=args.precision, progress=True)
+    out = save_npz(args.out, jacobian=np.asarray(J), latents=lat,
+                   seeds=np.asarray(args.seeds if not args.latents else [], np.int64),
+                   space=args.space, resize=-1 if args.resize is None else args.resize,
+                   resize_mode=args.resize_mode, channels=args.channels,
+                   checkpoint=os.path.abspath(args.ckpt), psi=args.psi,
+                   cutoff=-1 if args.cutoff is None else args.cutoff)
+    print(f"wrote {out}: J {list(J.shape)} ({J.dtype})")
+    return 0
+
+
+def _cmd_resefa(args) -> int:
+    _setup_x64(args)
+    import warnings
+
+    from ._io import load_npz, save_npz
+    from .region_factorization import resefa
+    from .regions import parse_region
+
+    data = load_npz(args.jacobian, ("jacobian", "space"), "Jacobian")
+    J = data["jacobian"]
+    if J.ndim != 5:
+        raise ValueError(f"{args.jacobian}: 'jacobian' must be [N, H, W, C, D], got {J.shape}")
+    if args.sample is not None:
+        if not 0 <= args.sample < J.shape[0]:
+            raise ValueError(f"--sample {args.sample} out of range: the file has {J.shape[0]} samples")
+        J = J[args.sample:args.sample + 1]
+    region = parse_region(args.region)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        res = resefa(J, region, regularization=args.regularization, k=args.k, solver=args.solver,
+                     aggregate=args.aggregate)
+    dirs = np.asarray(res.directions)
+    lams = np.asarray(res.eigenvalues)
+    if dirs.ndim == 2:
+        dirs, lams = dirs[None], lams[None]
+    for i, row in enumerate(lams):
+        print(f"set {i}: eigenvalues " + " ".join(f"{v:.4g}" for v in row))
+    out = save_npz(args.out, directions=dirs, eigenvalues=lams, space=str(data["space"]),
+                   mask=res.mask, region=args.region, solver=res.solver,
+                   condition_number=np.asarray(res.condition_number, np.float64),
+                   regularization=res.regularization, jacobian=os.path.abspath(args.jacobian),
+                   aggregate=args.aggregate)
+    print(f"wrote {out}: directions {list(dirs.shape)} (space {str(data['space'])!r}, "
+          f"solver {res.solver}, cond(M_b) {np.max(res.condition_number):.3g})")
+    return 0
+
+
+def _load_direction(path, index: int, set_index: int):
+    from ._io import load_npz
+
+    data = load_npz(path, ("directions", "space"), "directions")
+    dirs = data["directions"]
+    if dirs.ndim == 2:
+        dirs = dirs[None]
+    if not 0 <= set_index < dirs.shape[0]:
+        raise ValueError(f"--set {set_index} out of range: {path} has {dirs.shape[0]} set(s)")
+    if not 0 <= index < dirs.shape[1]:
+        raise ValueError(f"--index {index} out of range: {path} has {dirs.shape[1]} directions")
+    return dirs[set_index, index], str(data["space"]), data.get("mask")
+
+
+def _edit_inputs(args):
+    from .checkpoint import load_generator
+
+    gen = load_generator(args.ckpt)
+    d, space, mask = _load_direction(args.directions, args.index, args.set)
+    lat, z, _ = _base_latents(gen, args, "w" if space in ("w", "wplus", "s") else space,
+                              args.psi, args.cutoff)
+    if space == "s":
+        from .editing import flatten_styles
+
+        lat = np.asarray(flatten_styles(gen, gen.styles(lat)))
+    slots = args.slots if space in ("w", "wplus") else None
+    if slots is not None and max(slots) >= gen.num_ws:
+        raise ValueError(f"--slots {slots} out of range: the generator has {gen.num_ws} W+ slots")
+    return gen, d, space, mask, lat, slots
+
+
+def _cmd_edit(args) -> int:
+    _setup_x64(args)
+    from .editing import render_edits, save_edit_grid
+
+    gen, d, space, mask, lat, slots = _edit_inputs(args)
+    imgs = render_edits(gen, lat, d, args.alphas, space=space, slots=slots,
+                        truncation_psi=args.psi, truncation_cutoff=args.cutoff)
+    out = save_edit_grid(imgs, args.out, region=mask if args.draw_region else None)
+    print(f"wrote {out}: rows = samples, columns = alphas {[round(a, 3) for a in args.alphas]}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    _setup_x64(args)
+    from ._io import save_json
+    from .metrics import evaluate_direction
+
+    gen, d, space, mask, lat, slots = _edit_inputs(args)
+    if mask is None:
+        raise ValueError(f"{args.directions} stores no region mask")
+    kw = dict(alpha=args.alpha, space=space, slots=slots, truncation_psi=args.psi,
+              truncation_cutoff=args.cutoff)
+    res = evaluate_direction(gen, lat, d, mask, **kw)
+    rng = np.random.default_rng(args.random_seed)
+    rand = [evaluate_direction(gen, lat, rng.standard_normal(d.shape), mask, **kw)
+            for _ in range(args.random)]
+    print(f"{'direction':<18} {'ROIR':>8} {'MSE inside':>12} {'MSE outside':>12}")
+    print(f"{'index ' + str(args.index):<18} {res['roir']:8.4f} {res['mse_inside']:12.4g} "
+          f"{res['mse_outside']:12.4g}")
+    if rand:
+        print(f"{'random (mean of ' + str(len(rand)) + ')':<18} "
+              f"{np.mean([r['roir'] for r in rand]):8.4f} "
+              f"{np.mean([r['mse_inside'] for r in rand]):12.4g} "
+              f"{np.mean([r['mse_outside'] for r in rand]):12.4g}")
+    if args.out:
+        print(f"wrote {save_json(args.out, {'direction': res, 'random': rand, 'samples': len(lat)})}")
+    return 0
 
 
 def _cmd_convert(args) -> int:
@@ -96,6 +270,13 @@ def _cmd_demo(args) -> int:
     return demo.run(args.out, seeds=args.seeds)
 
 
+def _latent_args(p) -> None:
+    p.add_argument("--seeds", type=parse_int_list, default=parse_int_list("0-4"))
+    p.add_argument("--latents", default=None,
+                   help=".npy of ws [N, num_ws, w_dim] / w [N, w_dim] (or z for space z) instead of seeds")
+    p.add_argument("--x64", action="store_true", help="compute in float64")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxedit", description="Local semantic directions in GANs, in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -124,6 +305,55 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cols", type=int, default=None)
     s.add_argument("--out", default="grid.png")
     s.set_defaults(fn=_cmd_synth)
+
+    j = sub.add_parser("jacobian", help="region Jacobians (forward mode) for seeds -> J.npz")
+    j.add_argument("ckpt")
+    _latent_args(j)
+    j.add_argument("--space", choices=("w", "wplus", "z", "s"), default="w")
+    j.add_argument("--resize", type=int, default=None, help="output side (e.g. 256)")
+    j.add_argument("--resize-mode", choices=("nearest", "area"), default="nearest")
+    j.add_argument("--channels", choices=("rgb", "sum", "mean"), default="sum")
+    j.add_argument("--chunk", type=int, default=32, help="tangents per vmap (memory bound)")
+    j.add_argument("--psi", type=float, default=1.0, help="truncation of the latents (ref.: 1.0)")
+    j.add_argument("--cutoff", type=int, default=None)
+    j.add_argument("--precision", choices=("highest", "default"), default="highest")
+    j.add_argument("--out", default="J.npz")
+    j.set_defaults(fn=_cmd_jacobian)
+
+    r = sub.add_parser("resefa", help="ReSeFa directions for a region from J.npz -> dirs.npz")
+    r.add_argument("--jacobian", required=True)
+    r.add_argument("--region", required=True, help="preset (eyes, ffhq/mouth, biggan/head0...) or y0,x0,y1,x1 on the Jacobian grid")
+    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--solver", choices=("auto", "dense", "woodbury", "matrix_free", "reference"), default="auto")
+    r.add_argument("--regularization", type=float, default=0.0, help="tau of tau*trace(M_b)*I (ref. full_rank: 1e-3)")
+    r.add_argument("--aggregate", choices=("none", "mean"), default="none")
+    r.add_argument("--sample", type=int, default=None, help="use one sample of J only")
+    r.add_argument("--x64", action="store_true", help="solve in float64")
+    r.add_argument("--out", default="dirs.npz")
+    r.set_defaults(fn=_cmd_resefa)
+
+    for name, fn, helptext in (("edit", _cmd_edit, "render a direction over an alpha grid -> PNG"),
+                               ("evaluate", _cmd_evaluate, "ROIR / masked MSE of a direction over seeds")):
+        e = sub.add_parser(name, help=helptext)
+        e.add_argument("ckpt")
+        e.add_argument("--directions", required=True)
+        e.add_argument("--index", type=int, default=0, help="direction index (0 = top)")
+        e.add_argument("--set", type=int, default=0, help="direction set (sample) index")
+        _latent_args(e)
+        e.add_argument("--slots", type=parse_int_list, default=parse_int_list("4-7"),
+                       help="W+ slots to edit (reference: 4-7; 8-11 for eyebrows/lipstick)")
+        e.add_argument("--psi", type=float, default=0.7, help="truncation (reference: 0.7)")
+        e.add_argument("--cutoff", type=int, default=8, help="truncated slots (reference: 8)")
+        if name == "edit":
+            e.add_argument("--alphas", type=parse_alphas, default=parse_alphas("-10:10:7"))
+            e.add_argument("--no-region", dest="draw_region", action="store_false")
+            e.add_argument("--out", default="edit.png")
+        else:
+            e.add_argument("--alpha", type=float, default=3.0)
+            e.add_argument("--random", type=int, default=8, help="random directions for a baseline")
+            e.add_argument("--random-seed", type=int, default=0)
+            e.add_argument("--out", default=None, help="write the metrics as JSON")
+        e.set_defaults(fn=fn)
 
     d = sub.add_parser("demo", help="run the main workflow on the embedded default generator")
     d.add_argument("--out", default="jaxedit_demo")

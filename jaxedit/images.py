@@ -30,6 +30,8 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> str:
     """Write a [H, W, 3|1] uint8 image to ``path`` atomically."""
     from PIL import Image
 
+    from ._io import replace_file
+
     path = os.path.abspath(os.fspath(path))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     img = np.asarray(image)
@@ -39,7 +41,7 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> str:
     os.close(fd)
     try:
         Image.fromarray(img).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise

@@ -1,0 +1,145 @@
+"""Applying directions: latent edits over an alpha grid, rendered as PNG grids with the region drawn.
+
+Reference defaults (zhujiapeng/resefa ``manipulate.py``): ws from ``mapping(z)`` truncated with
+psi 0.7 on the first 8 slots, the direction added to W+ slots 4-7, alphas ``linspace(-10, 10, 7)``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _ops
+from .images import save_png, to_uint8
+from .regions import RegionLike, mask_box, region_mask
+
+REFERENCE_SLOTS = (4, 5, 6, 7)
+REFERENCE_ALPHAS = tuple(np.linspace(-10.0, 10.0, 7))
+REFERENCE_PSI = 0.7
+REFERENCE_CUTOFF = 8
+
+
+def _slots(num_ws: int, slots: Sequence[int] | None) -> np.ndarray:
+    if slots is None:
+        return np.arange(num_ws)
+    s = np.asarray(list(slots), int)
+    if s.size == 0 or s.min() < 0 or s.max() >= num_ws:
+        raise ValueError(f"slots must be W+ indices in [0, {num_ws}), got {list(slots)}")
+    return s
+
+
+def edit_latents(latents, direction, alphas, *, space: str = "w", num_ws: int | None = None,
+                 slots: Sequence[int] | None = None) -> jax.Array:
+    """Latents moved along a direction for every alpha.
+
+    Args:
+      latents: ws ``[N, num_ws, w_dim]`` (spaces ``"w"``, ``"wplus"``) or ``[N, D]`` (``"z"``,
+        ``"s"`` flattened styles).
+      direction: ``[w_dim]`` (``"w"``), ``[num_ws * w_dim]`` slot-major (``"wplus"``) or ``[D]``.
+      alphas: ``[A]`` step sizes.
+      slots: W+ slots that move (``"w"``/``"wplus"``; None = all).
+    Returns:
+      ``[A, *latents.shape]``.
+    """
+    lat = jnp.asarray(latents)
+    d = jnp.asarray(direction, lat.dtype)
+    a = jnp.asarray(alphas, lat.dtype).reshape(-1)
+    if space in ("w", "wplus"):
+        if lat.ndim != 3:
+            raise ValueError(f"space={space!r} edits ws [N, num_ws, w_dim], got {tuple(lat.shape)}")
+        n_ws, w_dim = lat.shape[1:]
+        if space == "w":
+            if d.shape != (w_dim,):
+                raise ValueError(f"a W direction must have shape [{w_dim}], got {tuple(d.shape)}")
+            full = jnp.broadcast_to(d, (n_ws, w_dim))
+        else:
+            if d.shape != (n_ws * w_dim,):
+                raise ValueError(f"a W+ direction must have shape [{n_ws * w_dim}] "
+                                 f"(num_ws * w_dim), got {tuple(d.shape)}")
+            full = d.reshape(n_ws, w_dim)
+        sel = np.zeros((n_ws, 1))
+        sel[_slots(n_ws, slots)] = 1.0
+        full = full * jnp.asarray(sel, lat.dtype)
+        return lat[None] + a[:, None, None, None] * full[None, None]
+    if space in ("z", "s"):
+        if lat.ndim != 2 or d.shape != (lat.shape[1],):
+            raise ValueError(f"space={space!r}: latents [N, D] and direction [D] expected, got "
+                             f"{tuple(lat.shape)} and {tuple(d.shape)}")
+        if slots is not None:
+            raise ValueError(f"slots do not apply to space={space!r}")
+        return lat[None] + a[:, None, None] * d[None, None]
+    raise ValueError(f"space must be 'w', 'wplus', 'z' or 's', got {space!r}")
+
+
+def _split_styles(gen, flat):
+    out, off = {}, 0
+    for name in gen.layer_names:
+        c = gen._layer(name).affine.weight.shape[1]
+        out[name] = flat[..., off:off + c]
+        off += c
+    return out
+
+
+def flatten_styles(gen, styles) -> jax.Array:
+    """``{layer: [N, C_in]}`` -> ``[N, D_s]`` in ``gen.layer_names`` order (the ``"s"`` space)."""
+    return jnp.concatenate([jnp.asarray(styles[n]) for n in gen.layer_names], axis=-1)
+
+
+def render_edits(gen, latents, direction, alphas, *, space: str = "w",
+                 slots: Sequence[int] | None = None, c=None, truncation_psi: float = 1.0,
+                 truncation_cutoff: int | None = None, noise_mode: str = "const", dtype=None,
+                 precision: _ops.Precision = "highest") -> np.ndarray:
+    """Images ``[A, N, H, W, C]`` for every alpha (row a) and sample (column n).
+
+    ``latents`` as :func:`edit_latents`; space ``"z"`` maps the edited z with the given
+    truncation, space ``"s"`` takes flattened styles ``[N, D_s]`` (see :func:`flatten_styles`).
+    """
+    edited = edit_latents(latents, direction, alphas, space=space, slots=slots)
+    out = []
+    for lat in edited:
+        if space == "z":
+            img = gen(lat, c, truncation_psi, truncation_cutoff, noise_mode=noise_mode,
+                      dtype=dtype, precision=precision)
+        elif space == "s":
+            img = gen.synthesis(styles=_split_styles(gen, lat), noise_mode=noise_mode,
+                                dtype=dtype, precision=precision)
+        else:
+            img = gen.synthesis(lat, noise_mode=noise_mode, dtype=dtype, precision=precision)
+        out.append(np.asarray(img))
+    return np.stack(out)
+
+
+def draw_box(images_u8: np.ndarray, region: RegionLike | None, color=(255, 0, 0)) -> np.ndarray:
+    """Outline a region's bounding box on uint8 images ``[..., H, W, 3]`` (a copy)."""
+    img = np.array(images_u8, copy=True)
+    if region is None:
+        return img
+    h = img.shape[-3]
+    b = mask_box(region_mask(region, (h, img.shape[-2])))
+    t = max(1, h // 128)
+    col = np.asarray(color, img.dtype)[: img.shape[-1]]
+    y0, x0, y1, x1 = b.y0, b.x0, b.y1, b.x1
+    img[..., y0:y0 + t, x0:x1, :] = col
+    img[..., max(y1 - t, y0):y1, x0:x1, :] = col
+    img[..., y0:y1, x0:x0 + t, :] = col
+    img[..., y0:y1, max(x1 - t, x0):x1, :] = col
+    return img
+
+
+def save_edit_grid(images, path, region: RegionLike | None = None) -> str:
+    """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha."""
+    from .images import image_grid
+
+    images = np.asarray(images)
+    if images.ndim != 5:
+        raise ValueError(f"edit images must be [A, N, H, W, C], got shape {images.shape}")
+    a, n = images.shape[:2]
+    u8 = draw_box(to_uint8(images), region)
+    return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path)
+
+
+__all__ = ["REFERENCE_ALPHAS", "REFERENCE_CUTOFF", "REFERENCE_PSI", "REFERENCE_SLOTS", "draw_box",
+           "edit_latents", "flatten_styles", "render_edits", "save_edit_grid"]

@@ -1,0 +1,355 @@
+"""Generator Jacobians in forward mode: d(image rows) / d(latent), chunked and jitted.
+
+ReSeFa's reference takes one backward pass per output pixel (65,536 per 256x256 sample). With
+D latent dimensions and many more pixels, forward mode needs only D Jacobian-vector products:
+the generator is linearized once per sample (``jax.linearize``) and the linear map is ``vmap``-ed
+over ``chunk`` basis tangents at a time inside a ``lax.map``, so memory is bounded by ``chunk``.
+
+Latent spaces (``D`` = the Jacobian's last axis):
+
+* ``"w"``: one w offset tied to every W+ slot (the reference's ``repeat(w, num_ws)``); D = w_dim.
+* ``"wplus"``: every slot separately, flattened slot-major; D = num_ws * w_dim.
+* ``"z"``: through the mapping network (with the given truncation); D = z_dim.
+* ``"s"``: all per-layer style vectors (raw affine outputs), concatenated in
+  ``gen.layer_names`` order; D = sum of the layers' input channels.
+
+Output rows: the NHWC image, optionally reduced to ``resize`` pixels per side (``"nearest"``
+picks pixel (s*i, s*j) as torch's default ``F.interpolate``; ``"area"`` averages s x s blocks), and
+the channels kept (``"rgb"``), summed (``"sum"``, ReSeFa) or averaged (``"mean"``, LowRankGAN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from . import _ops
+
+SPACES = ("w", "wplus", "z", "s")
+RESIZE_MODES = ("nearest", "area")
+CHANNEL_MODES = ("rgb", "sum", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputSpec:
+    """How images become Jacobian rows (static; hashable).
+
+    Attributes:
+      resize: target side length, or None for the full resolution. Must divide the image size.
+      mode: ``"nearest"`` | ``"area"``.
+      channels: ``"rgb"`` | ``"sum"`` | ``"mean"``.
+    """
+
+    resize: int | None = None
+    mode: str = "nearest"
+    channels: str = "rgb"
+
+    def __post_init__(self):
+        if self.mode not in RESIZE_MODES:
+            raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {self.mode!r}")
+        if self.channels not in CHANNEL_MODES:
+            raise ValueError(f"channels must be one of {CHANNEL_MODES}, got {self.channels!r}")
+        if self.resize is not None and (int(self.resize) != self.resize or self.resize < 1):
+            raise ValueError(f"resize must be a positive integer or None, got {self.resize!r}")
+
+    def out_shape(self, resolution: int, img_channels: int) -> tuple[int, int, int]:
+        """(H', W', C') of the rows for a ``resolution``-pixel image."""
+        size = self._size(resolution)
+        return size, size, img_channels if self.channels == "rgb" else 1
+
+    def _size(self, resolution: int) -> int:
+        if self.resize is None or self.resize >= resolution:
+            if self.resize is not None and self.resize > resolution:
+                raise ValueError(f"resize={self.resize} is larger than the image ({resolution} px)")
+            return resolution
+        if resolution % self.resize:
+            raise ValueError(f"resize={self.resize} must divide the image size {resolution}")
+        return int(self.resize)
+
+    def apply(self, img: jax.Array) -> jax.Array:
+        """img: [..., H, W, C] -> [..., H', W', C']."""
+        h = img.shape[-3]
+        size = self._size(h)
+        if size != h:
+            s = h // size
+            if self.mode == "nearest":
+                img = img[..., ::s, ::s, :]
+            else:
+                img = img.reshape(img.shape[:-3] + (size, s, size, s, img.shape[-1]))
+                img = img.mean(axis=(-4, -2))
+        if self.channels == "sum":
+            img = img.sum(axis=-1, keepdims=True)
+        elif self.channels == "mean":
+            img = img.mean(axis=-1, keepdims=True)
+        return img
+
+
+def latent_dim(gen, space: str) -> int:
+    """D, the number of latent coordinates for ``space``."""
+    if space == "w":
+        return gen.w_dim
+    if space == "wplus":
+        return gen.num_ws * gen.w_dim
+    if space == "z":
+        if getattr(gen, "z_dim", 0) <= 0:
+            raise ValueError("this generator has no z input")
+        return gen.z_dim
+    if space == "s":
+        return sum(gen._layer(n).affine.weight.shape[1] for n in gen.layer_names)
+    raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Render:
+    """Static options of the per-sample image function (hashable, a jit static argument)."""
+
+    space: str
+    out: OutputSpec
+    noise_mode: str
+    precision: Any
+    truncation_psi: float
+    truncation_cutoff: int | None
+
+
+def _render(gen, opts: _Render, base: dict, x: jax.Array) -> jax.Array:
+    """One sample: latent coordinates x [D] around ``base`` -> rows [H', W', C']."""
+    if opts.space == "z":
+        ws = gen.mapping(x[None], base.get("c"), opts.truncation_psi, opts.truncation_cutoff,
+                         dtype=x.dtype, precision=opts.precision, jit=False)
+        img = gen.synthesis(ws, noise_mode=opts.noise_mode, dtype=x.dtype,
+                            precision=opts.precision, jit=False)
+    elif opts.space == "s":
+        styles, off = {}, 0
+        for name in gen.layer_names:
+            s = base["styles"][name]
+            styles[name] = (s + x[off:off + s.shape[0]])[None]
+            off += s.shape[0]
+        img = gen.synthesis(styles=styles, noise_mode=opts.noise_mode, dtype=x.dtype,
+                            precision=opts.precision, jit=False)
+    else:
+        ws = base["ws"]
+        delta = x[None, :] if opts.space == "w" else x.reshape(ws.shape)
+        img = gen.synthesis((ws + delta)[None], noise_mode=opts.noise_mode, dtype=x.dtype,
+                            precision=opts.precision, jit=False)
+    return opts.out.apply(img[0])
+
+
+def _prepare(gen, latents, space: str, c, dtype, precision, truncation_psi, truncation_cutoff,
+             ) -> tuple[dict, jax.Array]:
+    """Batched linearization points: (base pytree with leading N, x0 [N, D])."""
+    dt = jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
+    lat = jnp.asarray(latents, dt)
+    if space == "z":
+        if lat.ndim != 2 or lat.shape[1] != gen.z_dim:
+            raise ValueError(f"space='z' needs z of shape [N, {gen.z_dim}], got {tuple(lat.shape)}")
+        base = {}
+        if gen.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this generator is conditional: pass c of shape [N, {gen.c_dim}]")
+            base["c"] = jnp.asarray(c, dt)
+        return base, lat
+    if lat.ndim == 2 and lat.shape[1] == gen.w_dim:
+        lat = jnp.broadcast_to(lat[:, None], (lat.shape[0], gen.num_ws, gen.w_dim))
+    if lat.ndim != 3 or lat.shape[1:] != (gen.num_ws, gen.w_dim):
+        raise ValueError(f"space={space!r} needs ws of shape [N, {gen.num_ws}, {gen.w_dim}] "
+                         f"(or w [N, {gen.w_dim}]), got {tuple(lat.shape)}")
+    n = lat.shape[0]
+    d = latent_dim(gen, space)
+    if space == "s":
+        styles = gen.styles(lat, dtype=dt, precision=precision)
+        return {"styles": styles}, jnp.zeros((n, d), dt)
+    return {"ws": lat}, jnp.zeros((n, d), dt)
+
+
+def _basis_chunk(i, chunk: int, d: int, dt) -> jax.Array:
+    """Rows i*chunk .. i*chunk+chunk-1 of the D x D identity (rows past D are zero): [chunk, D]."""
+    rows = i * chunk + jnp.arange(chunk)
+    return (rows[:, None] == jnp.arange(d)[None, :]).astype(dt)
+
+
+def _jacobian_one(gen, opts: _Render, chunk: int, base, x0):
+    """Unbatched core: [H', W', C', D] for one linearization point."""
+    _, f_lin = jax.linearize(lambda x: _render(gen, opts, base, x), x0)
+    d = x0.shape[0]
+    n_chunks = -(-d // chunk)
+    cols = jax.lax.map(lambda i: jax.vmap(f_lin)(_basis_chunk(i, chunk, d, x0.dtype)),
+                       jnp.arange(n_chunks))            # [n_chunks, chunk, H', W', C']
+    cols = cols.reshape((n_chunks * chunk,) + cols.shape[2:])[:d]
+    return jnp.moveaxis(cols, 0, -1)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "opts", "chunk"))
+def _jacobian_batch(graphdef, state, base, x0, *, opts: _Render, chunk: int):
+    gen = nnx.merge(graphdef, state)
+    return jax.vmap(lambda b, x: _jacobian_one(gen, opts, chunk, b, x))(base, x0)
+
+
+def _slice(tree, lo: int, hi: int):
+    return jax.tree.map(lambda a: a[lo:hi], tree)
+
+
+def _progress_printer(label: str) -> Callable[[int, int], None]:
+    import sys
+    import time
+
+    t0 = time.time()
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        fill = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} "
+                         f"{time.time() - t0:6.1f}s")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _options(gen, space, resize, resize_mode, channels, noise_mode, precision, truncation_psi,
+             truncation_cutoff) -> _Render:
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    out = OutputSpec(resize, resize_mode, channels)
+    out.out_shape(gen.resolution, gen.img_channels)  # validates resize against the generator
+    if noise_mode not in ("const", "none"):
+        raise ValueError(f"noise_mode must be 'const' or 'none' for a Jacobian, got {noise_mode!r}")
+    _ops.as_precision(precision)
+    return _Render(space, out, noise_mode, precision, float(truncation_psi),
+                   None if truncation_cutoff is None else int(truncation_cutoff))
+
+
+def jacobian(gen, latents, *, space: str = "w", resize: int | None = None,
+             resize_mode: str = "nearest", channels: str = "rgb", chunk: int = 32,
+             batch: int = 1, c=None, truncation_psi: float = 1.0,
+             truncation_cutoff: int | None = None, noise_mode: str = "const", dtype=None,
+             precision: _ops.Precision = "highest", progress: bool | Callable = False
+             ) -> jax.Array:
+    """Jacobian of the generator's output rows with respect to a latent space, in forward mode.
+
+    Args:
+      gen: a :class:`~jaxedit.StyleGAN2Generator`.
+      latents: ws ``[N, num_ws, w_dim]`` (or w ``[N, w_dim]``, broadcast to every slot) for spaces
+        ``"w"``, ``"wplus"``, ``"s"``; z ``[N, z_dim]`` for ``"z"``.
+      space: ``"w"`` | ``"wplus"`` | ``"z"`` | ``"s"`` (see the module docstring).
+      resize: output side length (None = full resolution); ``resize_mode`` ``"nearest"`` | ``"area"``.
+      channels: ``"rgb"`` | ``"sum"`` | ``"mean"``.
+      chunk: tangents per ``vmap`` (bounds memory: about ``chunk`` generator activations).
+      batch: samples per jitted call (``vmap``-ed together).
+      c: class labels ``[N, c_dim]`` (space ``"z"`` of a conditional generator).
+      truncation_psi, truncation_cutoff: mapping truncation, space ``"z"`` only.
+      noise_mode: ``"const"`` (reference) or ``"none"``.
+      dtype, precision: compute dtype (float64 under x64) and matmul/conv precision.
+      progress: True for a progress bar on stderr, or a callable ``(done, total)``.
+
+    Returns:
+      J ``[N, H', W', C', D]``, rows in NHWC order, D as :func:`latent_dim`.
+    """
+    opts = _options(gen, space, resize, resize_mode, channels, noise_mode, precision,
+                    truncation_psi, truncation_cutoff)
+    if chunk < 1 or batch < 1:
+        raise ValueError(f"chunk and batch must be >= 1, got chunk={chunk}, batch={batch}")
+    base, x0 = _prepare(gen, latents, space, c, dtype, precision, truncation_psi, truncation_cutoff)
+    chunk = int(min(chunk, x0.shape[1]))
+    graphdef, state = nnx.split(gen)
+    n = x0.shape[0]
+    show = _progress_printer("jacobian") if progress is True else (progress or None)
+    parts = []
+    for lo in range(0, n, batch):
+        hi = min(n, lo + batch)
+        parts.append(_jacobian_batch(graphdef, state, _slice(base, lo, hi), x0[lo:hi],
+                                     opts=opts, chunk=chunk))
+        if show:
+            jax.block_until_ready(parts[-1])
+            show(hi, n)
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+
+
+class JacobianOperator:
+    """Matrix-free Jacobian of one sample: products with J ``[rows, D]`` without forming it.
+
+    ``rows = H' * W' * C'`` in NHWC order (as :func:`jacobian`'s reshaped output). The generator is
+    linearized inside each jitted call; the linearization is not kept between calls.
+
+    Use :meth:`pure` to get ``(mv, rmv)`` closures for use *inside* one jitted function (what the
+    matrix-free ReSeFa solver does), or the convenience methods :meth:`mv` / :meth:`rmv` /
+    :meth:`gram_mv` for one-off products.
+    """
+
+    def __init__(self, gen, latent, *, space: str = "w", resize: int | None = None,
+                 resize_mode: str = "nearest", channels: str = "rgb", c=None,
+                 truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                 noise_mode: str = "const", dtype=None, precision: _ops.Precision = "highest"):
+        self.opts = _options(gen, space, resize, resize_mode, channels, noise_mode, precision,
+                             truncation_psi, truncation_cutoff)
+        lat = jnp.asarray(latent)
+        base, x0 = _prepare(gen, lat[None], space, None if c is None else jnp.asarray(c)[None],
+                            dtype, precision, truncation_psi, truncation_cutoff)
+        self.base = jax.tree.map(lambda a: a[0], base)
+        self.x0 = x0[0]
+        self.graphdef, self.state = nnx.split(gen)
+        self.out_shape = self.opts.out.out_shape(gen.resolution, gen.img_channels)
+        self.dim = int(self.x0.shape[0])
+        self.rows = int(np.prod(self.out_shape))
+        self.dtype = self.x0.dtype
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, D) of the implicit matrix."""
+        return self.rows, self.dim
+
+    def arrays(self) -> dict:
+        """The traced inputs (pass them through ``jax.jit`` and into :meth:`pure`)."""
+        return {"state": self.state, "base": self.base, "x0": self.x0}
+
+    def pure(self, arrays: dict) -> tuple[Callable, Callable]:
+        """Inside a trace: ``(mv, rmv)`` with mv: V [m, D] -> [m, rows], rmv: U [m, rows] -> [m, D]."""
+        gen = nnx.merge(self.graphdef, arrays["state"])
+        opts, base = self.opts, arrays["base"]
+
+        def f(x):
+            return _render(gen, opts, base, x).reshape(-1)
+
+        _, f_lin = jax.linearize(f, arrays["x0"])
+        f_t = jax.linear_transpose(f_lin, arrays["x0"])
+        return jax.vmap(f_lin), jax.vmap(lambda u: f_t(u)[0])
+
+    def mv(self, v) -> jax.Array:
+        """J v: v [D] or [m, D] -> [rows] or [m, rows]."""
+        v = jnp.asarray(v, self.dtype)
+        out = _op_call(self, "mv", self.arrays(), jnp.atleast_2d(v))
+        return out[0] if v.ndim == 1 else out
+
+    def rmv(self, u) -> jax.Array:
+        """Jᵀ u: u [rows] or [m, rows] -> [D] or [m, D]."""
+        u = jnp.asarray(u, self.dtype)
+        out = _op_call(self, "rmv", self.arrays(), jnp.atleast_2d(u))
+        return out[0] if u.ndim == 1 else out
+
+    def gram_mv(self, v, weights) -> jax.Array:
+        """Jᵀ diag(weights) J v, weights [rows] (e.g. a region mask / n_rows): v [m, D] -> [m, D]."""
+        v = jnp.asarray(v, self.dtype)
+        out = _op_call(self, "gram", self.arrays(), jnp.atleast_2d(v),
+                       jnp.asarray(weights, self.dtype).reshape(-1))
+        return out[0] if v.ndim == 1 else out
+
+
+@functools.partial(jax.jit, static_argnames=("op", "kind"))
+def _op_call(op: JacobianOperator, kind: str, arrays, v, weights=None):
+    mv, rmv = op.pure(arrays)
+    if kind == "mv":
+        return mv(v)
+    if kind == "rmv":
+        return rmv(v)
+    return rmv(mv(v) * weights[None, :])
+
+
+__all__ = ["CHANNEL_MODES", "JacobianOperator", "OutputSpec", "RESIZE_MODES", "SPACES",
+           "jacobian", "latent_dim"]

@@ -1,0 +1,172 @@
+"""Image regions for local editing: boolean masks, boxes and the ReSeFa reference presets.
+
+Conventions:
+
+* A :class:`Box` is ``(y0, x0, y1, x1)`` in pixels of a ``grid``-pixel square image, end-exclusive.
+* The reference (zhujiapeng/resefa ``coordinate.py``) writes boxes as
+  ``[center_row, center_col, height, width]`` on a 256 grid, with the top-left corner at
+  ``(center_row - height // 2, center_col - width // 2)``; :func:`center_box` converts.
+* Every region is resampled to the grid it is used on (the Jacobian's ``H' x W'``, or the image):
+  boxes scale their corners (start rounded down, end rounded up), masks are resampled by nearest
+  neighbour at pixel centres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Union
+
+import numpy as np
+
+REFERENCE_GRID = 256
+
+# [center_row, center_col, height, width] on the 256 grid (resefa coordinate.py).
+PRESETS: dict[str, dict[str, tuple[int, int, int, int]]] = {
+    "ffhq": {
+        "left_eye": (120, 95, 20, 38),
+        "right_eye": (120, 159, 20, 38),
+        "eyes": (120, 128, 20, 115),
+        "nose": (142, 131, 40, 46),
+        "mouth": (184, 127, 30, 70),
+        "chin": (217, 130, 42, 110),
+        "eyebrow": (126, 105, 15, 118),
+    },
+    "ffhqu": {
+        "eyesr2": (134, 116, 30, 115),
+        "eyesr3": (64, 128, 26, 115),
+        "eyest0": (70, 88, 30, 115),
+        "eyest3": (108, 142, 26, 115),
+    },
+    "biggan": {
+        "center0": (120, 120, 80, 80),
+        "center1": (120, 120, 130, 130),
+        "center2": (120, 120, 200, 200),
+        "left_side": (128, 64, 256, 128),
+        "top_side": (64, 128, 128, 256),
+        "head0": (89, 115, 49, 70),
+        "head1": (93, 110, 48, 70),
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """Axis-aligned box ``[y0, y1) x [x0, x1)`` on a ``grid x grid`` image."""
+
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+    grid: int | None = None  # None: the grid of whatever it is applied to
+
+    def __post_init__(self):
+        if not (self.y1 > self.y0 and self.x1 > self.x0):
+            raise ValueError(f"empty box (y0, x0, y1, x1) = {self.as_tuple()}")
+        if self.grid is not None and self.grid < 1:
+            raise ValueError(f"grid must be positive, got {self.grid}")
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return self.y0, self.x0, self.y1, self.x1
+
+    def scaled(self, size: int) -> "Box":
+        """The same box on a ``size`` grid (corners scaled; start down, end up)."""
+        g = self.grid if self.grid is not None else size
+        f = size / g
+        return Box(math.floor(self.y0 * f + 1e-9), math.floor(self.x0 * f + 1e-9),
+                   math.ceil(self.y1 * f - 1e-9), math.ceil(self.x1 * f - 1e-9), size)
+
+    def mask(self, size: int) -> np.ndarray:
+        """[size, size] bool (clipped to the image)."""
+        b = self.scaled(size)
+        m = np.zeros((size, size), bool)
+        m[max(b.y0, 0):max(b.y1, 0), max(b.x0, 0):max(b.x1, 0)] = True
+        return m
+
+
+def center_box(center_row: int, center_col: int, height: int, width: int,
+               grid: int = REFERENCE_GRID) -> Box:
+    """The reference's ``[center_row, center_col, height, width]`` box as a :class:`Box`."""
+    y0, x0 = int(center_row) - int(height) // 2, int(center_col) - int(width) // 2
+    return Box(y0, x0, y0 + int(height), x0 + int(width), grid)
+
+
+def preset(name: str) -> Box:
+    """A reference box by name: ``"eyes"``, ``"ffhq/eyes"``, ``"biggan/head0"`` ... (256 grid)."""
+    if "/" in name:
+        data, region = name.split("/", 1)
+        table = PRESETS.get(data)
+        if table is None or region not in table:
+            raise ValueError(f"unknown region preset {name!r}; known: {preset_names()}")
+        return center_box(*table[region])
+    hits = [(d, t[name]) for d, t in PRESETS.items() if name in t]
+    if not hits:
+        raise ValueError(f"unknown region preset {name!r}; known: {preset_names()}")
+    return center_box(*hits[0][1])
+
+
+def preset_names() -> list[str]:
+    """Every preset as ``"data/region"``."""
+    return [f"{d}/{r}" for d, t in PRESETS.items() for r in t]
+
+
+RegionLike = Union[np.ndarray, Box, str, tuple, list]
+
+
+def parse_region(text: str) -> Box:
+    """CLI form: a preset name or ``"y0,x0,y1,x1"`` (on the grid it is applied to)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) == 4:
+        try:
+            return Box(*(int(p) for p in parts))
+        except ValueError:
+            pass
+    if len(parts) == 1:
+        return preset(parts[0])
+    raise ValueError(f"region must be a preset name ({', '.join(preset_names())}) or "
+                     f"'y0,x0,y1,x1', got {text!r}")
+
+
+def region_mask(region: RegionLike, size: int | tuple[int, int]) -> np.ndarray:
+    """Resolve any region to a boolean mask ``[H, W]`` on a ``size`` grid.
+
+    ``region``: a bool array ``[h, w]`` (resampled by nearest neighbour), a :class:`Box`, a preset
+    name, or a 4-tuple ``(y0, x0, y1, x1)`` in pixels of the target grid.
+    """
+    h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if isinstance(region, str):
+        region = parse_region(region)
+    if isinstance(region, (tuple, list)) and len(region) == 4 and not isinstance(region[0], (list, tuple, np.ndarray)):
+        region = Box(*(int(v) for v in region))
+    if isinstance(region, Box):
+        if h != w:
+            raise ValueError(f"boxes apply to square grids, got {h}x{w}")
+        m = region.mask(h)
+    else:
+        m = np.asarray(region)
+        if m.ndim != 2:
+            raise ValueError(f"a region mask must be 2-D [H, W], got shape {m.shape}")
+        if m.dtype != bool:
+            if not np.isin(m, (0, 1)).all():
+                raise ValueError("a region mask must be boolean (or 0/1)")
+            m = m.astype(bool)
+        if m.shape != (h, w):
+            rows = (np.arange(h) + 0.5) * m.shape[0] / h
+            cols = (np.arange(w) + 0.5) * m.shape[1] / w
+            m = m[np.floor(rows).astype(int)][:, np.floor(cols).astype(int)]
+    if not m.any():
+        raise ValueError(f"the region is empty on the {h}x{w} grid")
+    if m.all():
+        raise ValueError(f"the region covers the whole {h}x{w} grid: there is no background")
+    return m
+
+
+def mask_box(mask: np.ndarray) -> Box:
+    """Bounding box of a boolean mask (for drawing)."""
+    rows, cols = np.nonzero(np.asarray(mask))
+    return Box(int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1,
+               int(mask.shape[0]))
+
+
+__all__ = ["Box", "PRESETS", "REFERENCE_GRID", "center_box", "mask_box", "parse_region", "preset",
+           "preset_names", "region_mask"]
