@@ -48,3 +48,24 @@ def ada_gen(ada_pkl):
 def ros_gen(ros_pt):
     import jaxedit
     return jaxedit.load_generator(ros_pt)
+
+
+def _small_generator(arch: str = "skip", c_dim: int = 0, conv_clamp=None, seed: int = 1):
+    """A tiny random StyleGAN2: 16 px, z = w = 8, 6 W+ slots."""
+    from flax import nnx
+
+    from jaxedit.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+    cfg = StyleGAN2Config.create({4: 16, 8: 16, 16: 8}, z_dim=8, w_dim=8, c_dim=c_dim,
+                                 img_resolution=16, mapping_layers=2, architecture=arch,
+                                 conv_clamp=conv_clamp)
+    return StyleGAN2Generator(cfg, rngs=nnx.Rngs(seed))
+
+
+@pytest.fixture(scope="session")
+def make_small_generator():
+    return _small_generator
+
+
+@pytest.fixture(scope="session")
+def small_gen():
+    return _small_generator()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxedit.cli import main, parse_int_list
+from jaxedit.cli import main, parse_alphas, parse_int_list
 
 
 def test_parse_int_list():
@@ -39,8 +39,57 @@ def test_cli_errors_are_reported(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_parse_alphas():
+    assert parse_alphas("-10:10:7") == list(np.linspace(-10, 10, 7))
+    assert parse_alphas("-2,0,2.5") == [-2.0, 0.0, 2.5]
+    with pytest.raises(Exception):
+        parse_alphas("1:2")
+
+
+def test_resefa_workflow(tmp_path, ada_pkl, capsys):
+    J, dirs = tmp_path / "J.npz", tmp_path / "dirs.npz"
+    assert main(["jacobian", str(ada_pkl), "--seeds", "0-1", "--space", "w", "--resize", "16",
+                 "--channels", "sum", "--x64", "--out", str(J)]) == 0
+    data = np.load(J)
+    assert data["jacobian"].shape == (2, 16, 16, 1, 32) and str(data["space"]) == "w"
+    assert main(["resefa", "--jacobian", str(J), "--region", "eyes", "--k", "4",
+                 "--out", str(dirs)]) == 0
+    d = np.load(dirs)
+    assert d["directions"].shape == (2, 4, 32)
+    assert d["mask"].shape == (16, 16) and d["mask"].sum() == 3 * 8   # eyes: rows 110..130, cols 71..186 of 256 -> 6..9, 4..12
+    assert main(["resefa", "--jacobian", str(J), "--region", "2,2,8,8", "--k", "3",
+                 "--aggregate", "mean", "--solver", "woodbury", "--out", str(dirs)]) == 0
+    assert np.load(dirs)["directions"].shape == (1, 3, 32)
+    png = tmp_path / "edit.png"
+    assert main(["edit", str(ada_pkl), "--directions", str(dirs), "--index", "1", "--seeds",
+                 "0-2", "--slots", "2-5", "--alphas", "-2:2:5", "--out", str(png)]) == 0
+    assert np.asarray(Image.open(png)).shape == (3 * 32, 5 * 32, 3)
+    capsys.readouterr()
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(ada_pkl), "--directions", str(dirs), "--seeds", "0-3",
+                 "--random", "2", "--alpha", "1", "--out", str(out)]) == 0
+    assert "ROIR" in capsys.readouterr().out
+    m = json.loads(out.read_text())
+    assert m["samples"] == 4 and len(m["random"]) == 2 and m["direction"]["roir"] > 0
+
+
+def test_workflow_errors(tmp_path, ada_pkl, capsys):
+    bad = tmp_path / "x.npz"
+    np.savez(bad, foo=np.zeros(3))
+    assert main(["resefa", "--jacobian", str(bad), "--region", "eyes"]) == 2
+    assert "missing key(s) ['jacobian', 'space']" in capsys.readouterr().err
+    assert main(["resefa", "--jacobian", str(tmp_path / "nope.npz"), "--region", "eyes"]) == 2
+    assert main(["edit", str(ada_pkl), "--directions", str(bad)]) == 2
+    assert not (tmp_path / "dirs.npz").exists()
+
+
 def test_demo(tmp_path):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--seeds", "0-3"]) == 0
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert report["roundtrip_max_abs_error"] == 0.0
     assert np.asarray(Image.open(tmp_path / "demo" / "grid.png")).shape == (128, 256, 3)
+    assert np.asarray(Image.open(tmp_path / "demo" / "edit_grid.png")).shape == (4 * 64, 7 * 64, 3)
+    assert report["jacobian"]["shape"] == [4, 64, 64, 1, 64]
+    roir = report["roir"]
+    assert len(roir["random_directions"]) == 8
+    assert roir["top_direction"] < roir["random_mean"]

@@ -10,16 +10,9 @@ import jaxedit
 from jaxedit.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 
-def _small(arch="skip", c_dim=0, conv_clamp=None):
-    cfg = StyleGAN2Config.create({4: 16, 8: 16, 16: 8}, z_dim=8, w_dim=8, c_dim=c_dim,
-                                 img_resolution=16, mapping_layers=2, architecture=arch,
-                                 conv_clamp=conv_clamp)
-    return StyleGAN2Generator(cfg, rngs=nnx.Rngs(1))
-
-
 @pytest.fixture(scope="module", params=["skip", "orig", "resnet"])
-def arch_gen(request):
-    return _small(request.param)
+def arch_gen(request, make_small_generator):
+    return make_small_generator(request.param)
 
 
 def test_split_resume_equals_full_pass_every_layer(ada_gen, ada_ref):
@@ -66,8 +59,8 @@ def test_jit_equals_eager(ada_gen, ada_ref):
                                ada_gen.mapping(ada_ref["z"], None, 0.7), atol=1e-14)
 
 
-def test_no_recompile_for_new_values():
-    gen = _small()
+def test_no_recompile_for_new_values(small_gen):
+    gen = small_gen
     fn = StyleGAN2Generator._program.jitted
     ws = gen.mapping(np.zeros((2, 8)))
     gen.synthesis(ws)
@@ -82,8 +75,8 @@ def test_no_recompile_for_new_values():
     assert m._cache_size() == k
 
 
-def test_params_are_arguments_not_constants():
-    gen = _small()
+def test_params_are_arguments_not_constants(small_gen):
+    gen = small_gen
     ws = gen.mapping(np.zeros((1, 8)))
     graphdef, state = nnx.split(gen)
     jaxpr = jax.make_jaxpr(lambda s, w: nnx.merge(graphdef, s).synthesis(w, jit=False))(state, ws)
@@ -91,8 +84,8 @@ def test_params_are_arguments_not_constants():
     assert biggest_const < 16 * 16  # no weight tensor baked into the program
 
 
-def test_noise_modes():
-    gen = _small()
+def test_noise_modes(small_gen):
+    gen = small_gen
     ws = gen.mapping(np.zeros((1, 8)))
     for layer in ("b4.conv1", "b8.conv0"):
         gen._layer(layer).noise_strength[...] = jnp.asarray(0.5)
@@ -108,8 +101,8 @@ def test_noise_modes():
     assert not np.allclose(gen.synthesis(ws, noise_mode="none"), gen.synthesis(ws, noise_mode="const"))
 
 
-def test_conditional_mapping_and_clamp():
-    gen = _small(c_dim=3, conv_clamp=0.05)
+def test_conditional_mapping_and_clamp(make_small_generator):
+    gen = make_small_generator(c_dim=3, conv_clamp=0.05)
     z = np.random.RandomState(0).randn(2, 8)
     with pytest.raises(ValueError, match="conditional"):
         gen.mapping(z)
@@ -131,8 +124,8 @@ def test_input_validation(ada_gen):
         ada_gen.synthesis_from_styles({"b4.conv1": np.zeros((1, 64))})
 
 
-def test_truncation_without_w_avg_is_an_error():
-    gen = _small()
+def test_truncation_without_w_avg_is_an_error(make_small_generator):
+    gen = make_small_generator()
     gen.config = gen.config.__class__(**{**gen.config.__dict__, "has_w_avg": False})
     with pytest.raises(ValueError, match="w_avg"):
         gen.mapping(np.zeros((1, 8)), None, 0.7)

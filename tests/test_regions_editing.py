@@ -1,0 +1,99 @@
+"""Regions, presets, edits, PNG grids and the locality metrics."""
+
+import numpy as np
+import pytest
+
+import jaxedit
+from jaxedit import regions
+from jaxedit.editing import draw_box, edit_latents, render_edits
+from jaxedit.metrics import locality
+
+
+def test_reference_box_convention_and_presets():
+    eyes = regions.preset("eyes")
+    assert eyes.as_tuple() == (110, 71, 130, 186) and eyes.grid == 256   # rows 110..129
+    m = eyes.mask(256)
+    assert m.sum() == 20 * 115 and m[110, 71] and not m[130, 71] and not m[109, 100]
+    assert regions.preset("biggan/head0") == regions.center_box(89, 115, 49, 70)
+    assert regions.center_box(120, 128, 20, 115) == eyes
+    assert len(regions.preset_names()) == 18
+    with pytest.raises(ValueError, match="unknown region"):
+        regions.preset("ffhq/ears")
+
+
+def test_regions_resample_to_the_grid():
+    eyes = regions.preset("ffhq/eyes")
+    small = jaxedit.region_mask(eyes, 64)
+    rows, cols = np.nonzero(small)
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (27, 33, 17, 47)
+    big = jaxedit.region_mask(eyes, 1024)
+    assert big.sum() == 16 * eyes.mask(256).sum()
+    # a mask is resampled by nearest neighbour at pixel centres
+    m = np.zeros((4, 4), bool)
+    m[1, 2] = True
+    up = jaxedit.region_mask(m, 8)
+    assert up.sum() == 4 and up[2:4, 4:6].all()
+    assert jaxedit.region_mask((1, 2, 3, 5), 8).sum() == 6
+    assert regions.parse_region("1,2,3,5").as_tuple() == (1, 2, 3, 5)
+    with pytest.raises(ValueError, match="2-D"):
+        jaxedit.region_mask(np.zeros(5, bool), 8)
+    with pytest.raises(ValueError, match="empty"):
+        jaxedit.region_mask((3, 3, 2, 5), 8)
+
+
+def test_edit_latents_slots_and_spaces():
+    ws = np.zeros((2, 6, 4))
+    d = np.arange(4.0)
+    out = edit_latents(ws, d, [-1.0, 2.0], slots=[1, 3])
+    assert out.shape == (2, 2, 6, 4)
+    np.testing.assert_array_equal(out[1, 0, 3], 2 * d)
+    np.testing.assert_array_equal(out[1, 0, 0], 0)
+    dp = np.arange(24.0)
+    outp = edit_latents(ws, dp, [1.0], space="wplus", slots=[5])
+    np.testing.assert_array_equal(outp[0, 1, 5], dp[20:24])
+    np.testing.assert_array_equal(outp[0, 1, :5], 0)
+    assert edit_latents(np.zeros((3, 5)), np.ones(5), [0.0, 1.0], space="z").shape == (2, 3, 5)
+    with pytest.raises(ValueError, match=r"\[4\]"):
+        edit_latents(ws, np.ones(5), [1.0])
+    with pytest.raises(ValueError, match="slots"):
+        edit_latents(ws, d, [1.0], slots=[6])
+
+
+def test_render_edits_and_grid(tmp_path, small_gen):
+    from PIL import Image
+
+    ws = np.asarray(small_gen.mapping(np.random.RandomState(0).randn(3, 8)))
+    d = np.random.RandomState(1).randn(8)
+    imgs = render_edits(small_gen, ws, d, [-2.0, 0.0, 2.0], slots=[2, 3])
+    assert imgs.shape == (3, 3, 16, 16, 3)
+    np.testing.assert_allclose(imgs[1], small_gen.synthesis(ws), atol=1e-12)
+    assert np.abs(imgs[2] - imgs[1]).max() > 1e-3
+    path = jaxedit.save_edit_grid(imgs, tmp_path / "g.png", region=(4, 4, 8, 12))
+    png = np.asarray(Image.open(path))
+    assert png.shape == (3 * 16, 3 * 16, 3)
+    assert (png[4, 4:12] == [255, 0, 0]).all()        # the box's top edge on the first tile
+    z_imgs = render_edits(small_gen, np.random.RandomState(0).randn(2, 8), np.ones(8), [0.0],
+                          space="z")
+    np.testing.assert_allclose(z_imgs[0], small_gen(np.random.RandomState(0).randn(2, 8)),
+                               atol=1e-12)
+
+
+def test_draw_box_does_not_modify_input():
+    img = np.zeros((1, 8, 8, 3), np.uint8)
+    out = draw_box(img, (2, 2, 6, 6))
+    assert img.max() == 0 and out[0, 2, 3, 0] == 255 and out[0, 4, 4, 0] == 0
+
+
+def test_locality_metrics():
+    x0 = np.zeros((2, 8, 8, 3))
+    x1 = x0.copy()
+    x1[:, 2:4, 2:4] = 1.0          # change only inside
+    x1[1, 7, 7] = 0.5              # and a little outside on sample 1
+    m = locality(x0, x1, (2, 2, 4, 4))
+    assert m["mse_inside"] == pytest.approx(1.0)
+    assert m["mse_outside"] == pytest.approx(0.5 * 0.25 * 3 / (60 * 3))
+    assert m["roir_per_sample"][0] == 0.0
+    assert m["roir_per_sample"][1] == pytest.approx(np.sqrt(3 * 0.25) / np.sqrt(12))
+    assert m["roir"] == pytest.approx(np.mean(m["roir_per_sample"]))
+    with pytest.raises(ValueError, match="both"):
+        locality(x0, x1[:1], (2, 2, 4, 4))
