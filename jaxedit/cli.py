@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -345,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--psi", type=float, default=0.7, help="truncation (reference: 0.7)")
         e.add_argument("--cutoff", type=int, default=8, help="truncated slots (reference: 8)")
         if name == "edit":
+            # let "--alphas -10:10:7" parse: such values count as negative numbers, not options
+            e._negative_number_matcher = re.compile(r"^-\d[\d.:,eE+-]*$|^-\.\d[\d.:,eE+-]*$")
             e.add_argument("--alphas", type=parse_alphas, default=parse_alphas("-10:10:7"))
             e.add_argument("--no-region", dest="draw_region", action="store_false")
             e.add_argument("--out", default="edit.png")
