@@ -4,15 +4,16 @@
 :class:`ConvertedCheckpoint` of plain NumPy arrays. Nothing here imports torch or executes code
 from a file: pickles go through an allowlisting unpickler.
 
-Formats: NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 ``.pkl`` (``"nvidia-pkl"``) and
-rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``).
+Formats: NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 ``.pkl`` (``"nvidia-pkl"``),
+rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``) and pytorch-pretrained-BigGAN
+``pytorch_model.bin`` + ``config.json`` (``"biggan-bin"``; pass the directory or the .bin).
 """
 
 from __future__ import annotations
 
 import os
 
-from . import nvidia, rosinality
+from . import biggan, nvidia, rosinality
 from ._common import ConvertedCheckpoint, sha256_file
 from ._unpickle import load_pickle, load_torch_file, sniff
 from .errors import (
@@ -24,12 +25,14 @@ from .errors import (
     UnsupportedFormatError,
 )
 
-FORMATS = (nvidia.FORMAT, rosinality.FORMAT)
+FORMATS = (nvidia.FORMAT, rosinality.FORMAT, biggan.FORMAT)
 
 
 def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     """(format, the loaded torch object or None) from a file's contents (not its suffix)."""
     source = os.fspath(path)
+    if os.path.isdir(source) and os.path.isfile(os.path.join(source, biggan.WEIGHTS_NAME)):
+        source = os.path.join(source, biggan.WEIGHTS_NAME)
     if not os.path.isfile(source):
         raise FileNotFoundError(f"{source}: no such checkpoint file")
     kind = sniff(source)
@@ -44,6 +47,8 @@ def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     obj = load_torch_file(source)
     if rosinality.is_rosinality(obj):
         return rosinality.FORMAT, obj
+    if biggan.is_biggan(obj):
+        return biggan.FORMAT, obj
     raise UnsupportedFormatError(f"{source}: a torch.save file, but not a known GAN checkpoint")
 
 
@@ -59,13 +64,16 @@ def read_checkpoint(path: str | os.PathLike, which: str | None = None) -> Conver
     """Read a checkpoint file into jaxedit's layout.
 
     Args:
-      path: NVIDIA ``.pkl`` or rosinality ``.pt``.
+      path: NVIDIA ``.pkl``, rosinality ``.pt``, or a BigGAN ``pytorch_model.bin`` (or its
+        directory; ``config.json`` must sit beside it).
       which: the network to take from a multi-network file (NVIDIA ``G_ema`` default / ``G``;
         rosinality ``g_ema`` default / ``g``).
     """
     fmt, obj = _classify(path)
     if fmt == nvidia.FORMAT:
         return nvidia.read(path, which)
+    if fmt == biggan.FORMAT:
+        return biggan.read(path, which, obj=obj)
     return rosinality.read(path, which, obj=obj)
 
 

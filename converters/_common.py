@@ -55,16 +55,20 @@ def sha256_file(path: str | os.PathLike) -> str:
 def apply_table(
     source: str,
     state: Mapping[str, np.ndarray],
-    table: Mapping[str, tuple[str, Transform]],
+    table: Mapping[str, tuple[str | tuple[str, ...], Callable[..., np.ndarray]]],
     ignored: Mapping[str, Callable[[np.ndarray], None]],
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Map a flat source state dict through ``table`` with strict coverage.
 
-    ``table``: ``{target: (source key, transform)}``; ``ignored``: ``{source key: check}`` for
+    ``table``: ``{target: (source key, transform)}`` or ``{target: ((key, key, ...), transform)}``
+    (the transform then gets one array per key); ``ignored``: ``{source key: check}`` for
     tensors that carry no parameters (recomputable buffers), each validated by its check.
     Raises KeyMismatchError naming every missing and unexpected source key.
     """
-    wanted = {src for src, _ in table.values()}
+    def keys(src):
+        return (src,) if isinstance(src, str) else tuple(src)
+
+    wanted = {k for src, _ in table.values() for k in keys(src)}
     missing = sorted(k for k in wanted if k not in state)
     unexpected = sorted(k for k in state if k not in wanted and k not in ignored)
     if missing or unexpected:
@@ -77,8 +81,9 @@ def apply_table(
     for key, check in ignored.items():
         if key in state:
             check(state[key])
-    params = {t: np.asarray(fn(np.asarray(state[s]))) for t, (s, fn) in table.items()}
-    return params, {t: s for t, (s, _) in table.items()}
+    params = {t: np.asarray(fn(*(np.asarray(state[k]) for k in keys(s))))
+              for t, (s, fn) in table.items()}
+    return params, {t: "+".join(keys(s)) for t, (s, _) in table.items()}
 
 
 def kernel_1d_from_2d(f2d: np.ndarray, source: str, key: str, scale: float = 1.0) -> list[float]:

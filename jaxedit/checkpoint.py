@@ -26,13 +26,15 @@ from flax import nnx
 import converters
 from converters.errors import CheckpointError, KeyMismatchError, ShapeMismatchError
 
+from .models.biggan import BigGANConfig, BigGANGenerator
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 PARAMS_DIR = "params"
 
-_FAMILIES = {"stylegan2": (StyleGAN2Config, StyleGAN2Generator)}
+_FAMILIES = {"stylegan2": (StyleGAN2Config, StyleGAN2Generator),
+             "biggan": (BigGANConfig, BigGANGenerator)}
 
 
 def _family(name: str):
@@ -193,16 +195,17 @@ def load_generator(path: str | os.PathLike, which: str | None = None) -> nnx.Mod
 
     Args:
       path: a directory written by ``jaxedit convert`` / :func:`save_generator`, an NVIDIA
-        StyleGAN2 ``.pkl`` or a rosinality ``.pt`` (converted in memory; nothing executed).
+        StyleGAN2 ``.pkl``, a rosinality ``.pt``, or a pytorch-pretrained-BigGAN directory
+        (``pytorch_model.bin`` + ``config.json``) (converted in memory; nothing executed).
       which: network to take from a multi-network source file (``G_ema`` by default).
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, converters.biggan.WEIGHTS_NAME)):
         if os.path.isfile(os.path.join(path, CONFIG_FILE)) and os.path.isdir(
                 os.path.join(path, PARAMS_DIR)):
             return _restore_dir(path)
         raise CheckpointError(f"{path}: not a jaxedit checkpoint directory (no {CONFIG_FILE} + "
-                              f"{PARAMS_DIR}/)")
+                              f"{PARAMS_DIR}/) nor a BigGAN one (no {converters.biggan.WEIGHTS_NAME})")
     conv = converters.read_checkpoint(path, which)
     return generator_from_converted(conv)
 

@@ -66,8 +66,36 @@ def _seed_latents(gen, seeds):
     return np.concatenate([seed_to_z(s, gen.z_dim) for s in seeds])
 
 
+def _is_biggan(gen) -> bool:
+    return getattr(gen, "family", None) == "biggan"
+
+
+def _class_vectors(gen, args, n: int):
+    """One-hot class vectors [n, classes] from --class (BigGAN / conditional StyleGAN2), else None."""
+    classes = gen.num_classes if _is_biggan(gen) else gen.c_dim
+    if classes == 0:
+        return None
+    if args.class_idx is None:
+        raise ValueError(f"this generator is conditional: pass --class (0..{classes - 1})")
+    from .models.biggan import one_hot
+
+    return np.repeat(one_hot([args.class_idx], classes), n, axis=0)
+
+
+def _biggan_z(gen, seeds, truncation: float):
+    from .models.biggan import truncated_noise_sample
+
+    return np.concatenate([truncated_noise_sample(1, gen.z_dim, truncation, seed=s) for s in seeds])
+
+
 def _base_latents(gen, args, space: str, psi: float, cutoff):
     """(latents for ``space``, z or None, description) from --latents FILE or --seeds."""
+    if _is_biggan(gen):
+        if getattr(args, "latents", None):
+            z = np.load(args.latents, allow_pickle=False)
+            return z, z, f"z from {args.latents}"
+        z = _biggan_z(gen, args.seeds, args.truncation)
+        return z, z, f"z = {args.truncation:g} * truncnorm(seed)"
     if getattr(args, "latents", None):
         lat = np.load(args.latents, allow_pickle=False)
         if space == "z":
@@ -88,10 +116,13 @@ def _cmd_jacobian(args) -> int:
     from .jacobians import jacobian
 
     gen = load_generator(args.ckpt)
+    args.space = args.space or ("z" if _is_biggan(gen) else "w")
     lat, z, how = _base_latents(gen, args, args.space, args.psi, args.cutoff)
     print(f"{how}: {lat.shape[0]} sample(s), space {args.space!r}")
+    c = _class_vectors(gen, args, len(lat)) if (_is_biggan(gen) or args.space == "z") else None
     J = jacobian(gen, lat, space=args.space, resize=args.resize, resize_mode=args.resize_mode,
-                 channels=args.channels, chunk=args.chunk, truncation_psi=args.psi,
+                 channels=args.channels, chunk=args.chunk, c=c,
+                 truncation_psi=args.truncation if _is_biggan(gen) else args.psi,
                  truncation_cutoff=args.cutoff, precision=args.precision, progress=True)
     out = save_npz(args.out, jacobian=np.asarray(J), latents=lat,
                    seeds=np.asarray(args.seeds if not args.latents else [], np.int64),
@@ -161,6 +192,9 @@ def _edit_inputs(args):
     d, space, mask = _load_direction(args.directions, args.index, args.set)
     lat, z, _ = _base_latents(gen, args, "w" if space in ("w", "wplus", "s") else space,
                               args.psi, args.cutoff)
+    if _is_biggan(gen):
+        kw = dict(c=_class_vectors(gen, args, len(lat)), truncation_psi=args.truncation)
+        return gen, d, space, mask, lat, None, kw
     if space == "s":
         from .editing import flatten_styles
 
@@ -168,16 +202,17 @@ def _edit_inputs(args):
     slots = args.slots if space in ("w", "wplus") else None
     if slots is not None and max(slots) >= gen.num_ws:
         raise ValueError(f"--slots {slots} out of range: the generator has {gen.num_ws} W+ slots")
-    return gen, d, space, mask, lat, slots
+    c = _class_vectors(gen, args, len(lat)) if space == "z" else None
+    return gen, d, space, mask, lat, slots, dict(c=c, truncation_psi=args.psi,
+                                                 truncation_cutoff=args.cutoff)
 
 
 def _cmd_edit(args) -> int:
     _setup_x64(args)
     from .editing import render_edits, save_edit_grid
 
-    gen, d, space, mask, lat, slots = _edit_inputs(args)
-    imgs = render_edits(gen, lat, d, args.alphas, space=space, slots=slots,
-                        truncation_psi=args.psi, truncation_cutoff=args.cutoff)
+    gen, d, space, mask, lat, slots, kw = _edit_inputs(args)
+    imgs = render_edits(gen, lat, d, args.alphas, space=space, slots=slots, **kw)
     out = save_edit_grid(imgs, args.out, region=mask if args.draw_region else None)
     print(f"wrote {out}: rows = samples, columns = alphas {[round(a, 3) for a in args.alphas]}")
     return 0
@@ -188,11 +223,10 @@ def _cmd_evaluate(args) -> int:
     from ._io import save_json
     from .metrics import evaluate_direction
 
-    gen, d, space, mask, lat, slots = _edit_inputs(args)
+    gen, d, space, mask, lat, slots, kw = _edit_inputs(args)
     if mask is None:
         raise ValueError(f"{args.directions} stores no region mask")
-    kw = dict(alpha=args.alpha, space=space, slots=slots, truncation_psi=args.psi,
-              truncation_cutoff=args.cutoff)
+    kw = dict(alpha=args.alpha, space=space, slots=slots, **kw)
     res = evaluate_direction(gen, lat, d, mask, **kw)
     rng = np.random.default_rng(args.random_seed)
     rand = [evaluate_direction(gen, lat, rng.standard_normal(d.shape), mask, **kw)
@@ -223,7 +257,7 @@ def _cmd_inspect(args) -> int:
 
     from .checkpoint import read_config
 
-    if os.path.isdir(args.src):
+    if os.path.isdir(args.src) and os.path.isdir(os.path.join(args.src, "params")):
         meta = read_config(args.src)
         print(json.dumps(meta, indent=2, sort_keys=True))
         return 0
@@ -232,7 +266,7 @@ def _cmd_inspect(args) -> int:
     print(f"network: {conv.which}")
     print(f"sha256:  {conv.source_sha256}")
     print("config:  " + json.dumps(conv.config, sort_keys=True))
-    inverse = {s: t for t, s in conv.sources.items()}
+    inverse = {part: t for t, s in conv.sources.items() for part in s.split("+")}
     width = max(len(k) for k in conv.source_tensors)
     print(f"\n{'source key':<{width}}  {'shape':<20}  jaxedit key")
     for k, shape in conv.source_tensors.items():
@@ -250,17 +284,14 @@ def _cmd_synth(args) -> int:
     from .models.stylegan2 import seed_to_z
 
     gen = load_generator(args.ckpt, which=args.which)
-    z = np.concatenate([seed_to_z(s, gen.z_dim) for s in args.seeds])
-    c = None
-    if gen.c_dim > 0:
-        if args.class_idx is None:
-            print(f"error: this generator is conditional; pass --class (0..{gen.c_dim - 1})",
-                  file=sys.stderr)
-            return 2
-        c = np.zeros((len(z), gen.c_dim))
-        c[:, args.class_idx] = 1
-    key = jax.random.key(args.noise_seed) if args.noise_mode == "random" else None
-    imgs = gen(z, c, args.psi, args.cutoff, noise_mode=args.noise_mode, key=key)
+    if _is_biggan(gen):
+        z = _biggan_z(gen, args.seeds, args.truncation)
+        imgs = gen(z, _class_vectors(gen, args, len(z)), args.truncation)
+    else:
+        z = np.concatenate([seed_to_z(s, gen.z_dim) for s in args.seeds])
+        c = _class_vectors(gen, args, len(z))
+        key = jax.random.key(args.noise_seed) if args.noise_mode == "random" else None
+        imgs = gen(z, c, args.psi, args.cutoff, noise_mode=args.noise_mode, key=key)
     print(f"wrote {save_image_grid(imgs, args.out, cols=args.cols)}")
     return 0
 
@@ -276,6 +307,10 @@ def _latent_args(p) -> None:
     p.add_argument("--latents", default=None,
                    help=".npy of ws [N, num_ws, w_dim] / w [N, w_dim] (or z for space z) instead of seeds")
     p.add_argument("--x64", action="store_true", help="compute in float64")
+    p.add_argument("--class", dest="class_idx", type=int, default=None,
+                   help="class index (BigGAN, conditional StyleGAN2)")
+    p.add_argument("--truncation", type=float, default=1.0,
+                   help="BigGAN truncation in (0, 1]: scales the truncated-normal z and picks the BN statistics")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=parse_int_list, default=parse_int_list("0-7"))
     s.add_argument("--psi", type=float, default=1.0)
     s.add_argument("--cutoff", type=int, default=None)
-    s.add_argument("--class", dest="class_idx", type=int, default=None)
+    s.add_argument("--class", dest="class_idx", type=int, default=None,
+                   help="class index (BigGAN, conditional StyleGAN2)")
+    s.add_argument("--truncation", type=float, default=1.0,
+                   help="BigGAN truncation in (0, 1] (z = truncation * truncnorm(-2, 2), BN stats)")
     s.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
     s.add_argument("--noise-seed", type=int, default=0, help="PRNG seed for --noise-mode random")
     s.add_argument("--which", default=None)
@@ -310,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     j = sub.add_parser("jacobian", help="region Jacobians (forward mode) for seeds -> J.npz")
     j.add_argument("ckpt")
     _latent_args(j)
-    j.add_argument("--space", choices=("w", "wplus", "z", "s"), default="w")
+    j.add_argument("--space", choices=("w", "wplus", "z", "s", "embed", "cond"), default=None,
+                   help="StyleGAN2: w (default), wplus, z, s; BigGAN: z (default), embed, cond")
     j.add_argument("--resize", type=int, default=None, help="output side (e.g. 256)")
     j.add_argument("--resize-mode", choices=("nearest", "area"), default="nearest")
     j.add_argument("--channels", choices=("rgb", "sum", "mean"), default="sum")

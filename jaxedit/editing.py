@@ -96,7 +96,14 @@ def render_edits(gen, latents, direction, alphas, *, space: str = "w",
 
     ``latents`` as :func:`edit_latents`; space ``"z"`` maps the edited z with the given
     truncation, space ``"s"`` takes flattened styles ``[N, D_s]`` (see :func:`flatten_styles`).
+
+    BigGAN: ``latents`` are z ``[N, z_dim]``, ``c`` the class vectors ``[N, num_classes]``,
+    ``truncation_psi`` the (static) truncation, and ``space`` ``"z"`` | ``"embed"`` | ``"cond"``
+    says which part of the conditioning vector ``[z, embed]`` the direction moves.
     """
+    if getattr(gen, "family", None) == "biggan":
+        return _render_biggan(gen, latents, direction, alphas, space, c, truncation_psi, dtype,
+                              precision)
     edited = edit_latents(latents, direction, alphas, space=space, slots=slots)
     out = []
     for lat in edited:
@@ -110,6 +117,26 @@ def render_edits(gen, latents, direction, alphas, *, space: str = "w",
             img = gen.synthesis(lat, noise_mode=noise_mode, dtype=dtype, precision=precision)
         out.append(np.asarray(img))
     return np.stack(out)
+
+
+def _render_biggan(gen, z, direction, alphas, space, c, truncation, dtype, precision):
+    if c is None:
+        raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {gen.num_classes}]")
+    cond = gen.cond(z, c, dtype=dtype, precision=precision)
+    d = jnp.asarray(direction, cond.dtype)
+    zd = gen.z_dim
+    want = {"z": zd, "embed": zd, "cond": 2 * zd}.get(space)
+    if want is None:
+        raise ValueError(f"BigGAN edits space 'z', 'embed' or 'cond', got {space!r}")
+    if d.shape != (want,):
+        raise ValueError(f"a BigGAN {space!r} direction must have shape [{want}], got {tuple(d.shape)}")
+    if space == "z":
+        d = jnp.concatenate([d, jnp.zeros(zd, d.dtype)])
+    elif space == "embed":
+        d = jnp.concatenate([jnp.zeros(zd, d.dtype), d])
+    return np.stack([np.asarray(gen.synthesis_from_cond(cond + float(a) * d[None], truncation,
+                                                        dtype=dtype, precision=precision))
+                     for a in np.asarray(alphas, np.float64).reshape(-1)])
 
 
 def draw_box(images_u8: np.ndarray, region: RegionLike | None, color=(255, 0, 0)) -> np.ndarray:

@@ -13,6 +13,10 @@ Latent spaces (``D`` = the Jacobian's last axis):
 * ``"s"``: all per-layer style vectors (raw affine outputs), concatenated in
   ``gen.layer_names`` order; D = sum of the layers' input channels.
 
+BigGAN (latents z ``[N, z_dim]`` with class vectors ``c``; ``truncation_psi`` is BigGAN's static
+truncation that picks the BN statistics): ``"z"`` (D = z_dim), ``"embed"`` (the class embedding,
+D = z_dim) and ``"cond"`` (the concatenated ``[z, embed]``, D = 2 * z_dim).
+
 Output rows: the NHWC image, optionally reduced to ``resize`` pixels per side (``"nearest"``
 picks pixel (s*i, s*j) as torch's default ``F.interpolate``; ``"area"`` averages s x s blocks), and
 the channels kept (``"rgb"``), summed (``"sum"``, ReSeFa) or averaged (``"mean"``, LowRankGAN).
@@ -33,6 +37,7 @@ from flax import nnx
 from . import _ops
 
 SPACES = ("w", "wplus", "z", "s")
+BIGGAN_SPACES = ("z", "embed", "cond")
 RESIZE_MODES = ("nearest", "area")
 CHANNEL_MODES = ("rgb", "sum", "mean")
 
@@ -91,8 +96,16 @@ class OutputSpec:
         return img
 
 
+def _is_biggan(gen) -> bool:
+    return getattr(gen, "family", None) == "biggan"
+
+
 def latent_dim(gen, space: str) -> int:
     """D, the number of latent coordinates for ``space``."""
+    if _is_biggan(gen):
+        if space not in BIGGAN_SPACES:
+            raise ValueError(f"space must be one of {BIGGAN_SPACES} for BigGAN, got {space!r}")
+        return gen.cond_dim if space == "cond" else gen.z_dim
     if space == "w":
         return gen.w_dim
     if space == "wplus":
@@ -120,6 +133,16 @@ class _Render:
 
 def _render(gen, opts: _Render, base: dict, x: jax.Array) -> jax.Array:
     """One sample: latent coordinates x [D] around ``base`` -> rows [H', W', C']."""
+    if _is_biggan(gen):
+        if opts.space == "z":
+            cond = jnp.concatenate([x, base["cond"][gen.z_dim:]])
+        elif opts.space == "embed":
+            cond = base["cond"] + jnp.concatenate([jnp.zeros_like(x), x])
+        else:
+            cond = base["cond"] + x
+        img = gen._synthesis(cond[None], truncation=opts.truncation_psi,
+                             precision=opts.precision, jit=False)
+        return opts.out.apply(img[0])
     if opts.space == "z":
         ws = gen.mapping(x[None], base.get("c"), opts.truncation_psi, opts.truncation_cutoff,
                          dtype=x.dtype, precision=opts.precision, jit=False)
@@ -146,6 +169,12 @@ def _prepare(gen, latents, space: str, c, dtype, precision, truncation_psi, trun
     """Batched linearization points: (base pytree with leading N, x0 [N, D])."""
     dt = jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
     lat = jnp.asarray(latents, dt)
+    if _is_biggan(gen):
+        if c is None:
+            raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {gen.num_classes}]")
+        cond = gen.cond(lat, c, dtype=dt, precision=precision)
+        x0 = lat if space == "z" else jnp.zeros((lat.shape[0], latent_dim(gen, space)), dt)
+        return {"cond": cond}, x0
     if space == "z":
         if lat.ndim != 2 or lat.shape[1] != gen.z_dim:
             raise ValueError(f"space='z' needs z of shape [N, {gen.z_dim}], got {tuple(lat.shape)}")
@@ -215,7 +244,11 @@ def _progress_printer(label: str) -> Callable[[int, int], None]:
 
 def _options(gen, space, resize, resize_mode, channels, noise_mode, precision, truncation_psi,
              truncation_cutoff) -> _Render:
-    if space not in SPACES:
+    if _is_biggan(gen):
+        latent_dim(gen, space)
+        from .models.biggan import stat_weights
+        stat_weights(truncation_psi, gen.config.n_stats)
+    elif space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
     out = OutputSpec(resize, resize_mode, channels)
     out.out_shape(gen.resolution, gen.img_channels)  # validates resize against the generator
@@ -235,16 +268,18 @@ def jacobian(gen, latents, *, space: str = "w", resize: int | None = None,
     """Jacobian of the generator's output rows with respect to a latent space, in forward mode.
 
     Args:
-      gen: a :class:`~jaxedit.StyleGAN2Generator`.
+      gen: a :class:`~jaxedit.StyleGAN2Generator` or :class:`~jaxedit.BigGANGenerator`.
       latents: ws ``[N, num_ws, w_dim]`` (or w ``[N, w_dim]``, broadcast to every slot) for spaces
-        ``"w"``, ``"wplus"``, ``"s"``; z ``[N, z_dim]`` for ``"z"``.
-      space: ``"w"`` | ``"wplus"`` | ``"z"`` | ``"s"`` (see the module docstring).
+        ``"w"``, ``"wplus"``, ``"s"``; z ``[N, z_dim]`` for ``"z"`` and for every BigGAN space.
+      space: ``"w"`` | ``"wplus"`` | ``"z"`` | ``"s"``; BigGAN: ``"z"`` | ``"embed"`` | ``"cond"``.
       resize: output side length (None = full resolution); ``resize_mode`` ``"nearest"`` | ``"area"``.
       channels: ``"rgb"`` | ``"sum"`` | ``"mean"``.
       chunk: tangents per ``vmap`` (bounds memory: about ``chunk`` generator activations).
       batch: samples per jitted call (``vmap``-ed together).
-      c: class labels ``[N, c_dim]`` (space ``"z"`` of a conditional generator).
-      truncation_psi, truncation_cutoff: mapping truncation, space ``"z"`` only.
+      c: class labels ``[N, c_dim]`` (space ``"z"`` of a conditional StyleGAN2), BigGAN class
+        vectors ``[N, num_classes]`` (required).
+      truncation_psi, truncation_cutoff: mapping truncation, space ``"z"`` only; for BigGAN the
+        truncation in (0, 1] (static).
       noise_mode: ``"const"`` (reference) or ``"none"``.
       dtype, precision: compute dtype (float64 under x64) and matmul/conv precision.
       progress: True for a progress bar on stderr, or a callable ``(done, total)``.
