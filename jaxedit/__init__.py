@@ -24,6 +24,7 @@ from .editing import edit_latents, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, jacobian
 from .metrics import evaluate_direction, locality
+from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
 from .region_factorization import (
     ComplexEigenpairsWarning,
@@ -36,6 +37,8 @@ from .regions import Box, center_box, preset, region_mask
 __version__ = "0.1.0"
 
 __all__ = [
+    "BigGANConfig",
+    "BigGANGenerator",
     "Box",
     "CheckpointError",
     "ComplexEigenpairsWarning",
@@ -58,6 +61,7 @@ __all__ = [
     "jacobian",
     "load_generator",
     "locality",
+    "one_hot",
     "preset",
     "read_config",
     "region_mask",
@@ -68,4 +72,5 @@ __all__ = [
     "save_image_grid",
     "seed_to_z",
     "to_uint8",
+    "truncated_noise_sample",
 ]

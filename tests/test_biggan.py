@@ -218,3 +218,6 @@ def test_cli_synth_biggan(pair, tmp_path):
                  "--out", str(png)]) == 0
     assert np.asarray(Image.open(png)).shape == (32, 64, 3)
     assert main(["synth", str(d), "--seeds", "0"]) == 2      # conditional: --class required
+    assert main(["inspect", str(d)]) == 0
+    assert main(["convert", str(d), str(tmp_path / "ck")]) == 0
+    assert main(["synth", str(tmp_path / "ck"), "--class", "1", "--out", str(png)]) == 0
