@@ -132,6 +132,13 @@ def test_stat_weights_reproduce_reference_quirks():
         stat_weights(0.0, 51)
 
 
+def test_truncated_noise_matches_reference():
+    from pytorch_pretrained_biggan.utils import truncated_noise_sample as ref
+    got = jaxedit.truncated_noise_sample(3, 16, truncation=0.4, seed=7)
+    np.testing.assert_array_equal(got, ref(batch_size=3, dim_z=16, truncation=0.4, seed=7))
+    assert got.dtype == np.float32 and np.abs(got).max() <= 0.8
+
+
 def test_presets_match_reference_and_param_counts():
     from flax import nnx
     assert PRESET_LAYERS[128] == tuple(tuple(x) for x in ppb.BigGANConfig().layers)

@@ -366,7 +366,7 @@ def truncated_noise_sample(batch_size: int = 1, z_dim: int = 128, truncation: fl
             bad = np.abs(values) > 2
     else:
         values = truncnorm.rvs(-2, 2, size=(batch_size, z_dim), random_state=state)
-    return (truncation * values).astype(np.float32)
+    return truncation * values.astype(np.float32)
 
 
 def one_hot(classes: Sequence[int], num_classes: int = 1000) -> np.ndarray:
