@@ -33,6 +33,8 @@ from .region_factorization import (
     resefa,
 )
 from .regions import Box, center_box, preset, region_mask
+from .sefa import SefaResult, sefa
+from .spectra import conv_factorization, conv_singular_values
 
 __version__ = "0.1.0"
 
@@ -46,6 +48,7 @@ __all__ = [
     "JacobianOperator",
     "KeyMismatchError",
     "ResefaResult",
+    "SefaResult",
     "ShapeMismatchError",
     "SingularBackgroundWarning",
     "StyleGAN2Config",
@@ -54,6 +57,8 @@ __all__ = [
     "UnsafePickleError",
     "UnsupportedFormatError",
     "center_box",
+    "conv_factorization",
+    "conv_singular_values",
     "convert_checkpoint",
     "default_generator",
     "edit_latents",
@@ -71,6 +76,7 @@ __all__ = [
     "save_generator",
     "save_image_grid",
     "seed_to_z",
+    "sefa",
     "to_uint8",
     "truncated_noise_sample",
 ]

@@ -1,0 +1,286 @@
+"""Spectra of convolutional layers and the generalized closed form (ICME 2022), done right.
+
+**Singular values** (Sedghi, Gupta & Long, ICLR 2019). A stride-1 2-D convolution with circular
+padding on an ``n x n`` input is block-diagonalized by the 2-D DFT: its singular values are those
+of the ``C_in x C_out`` blocks ``P(u, v) = FFT2_n(K)[u, v]``, one batched SVD over ``n²``
+frequencies. Variants reduce to that form by polyphase decomposition (``s`` = factor):
+
+* stride s (n divisible by s): input phases stacked on ``C_in`` -> blocks ``C_in s² x C_out``
+  at size n / s;
+* transposed conv with stride s: the adjoint of the stride-s conv, same singular values;
+* ``upsample="nearest"`` then conv, and ``upsample="zeros"`` (zero insertion, i.e. a transposed
+  conv) then conv: output phases stacked on ``C_out`` -> blocks ``C_in x C_out s²`` at the input
+  size ``n``;
+* StyleGAN2's up-conv (:func:`stylegan2_upconv_kernel`): zero insertion, the flipped kernel, then
+  the separable FIR with gain 4, folded into one kernel on the upsampled grid.
+
+Kernels larger than the grid are wrapped (taps summed modulo n), not cropped as ``fft2(s=...)``
+would. Everything is correlation (torch / ``lax.conv``) with circular padding; circular shifts
+do not change singular values, so padding offsets do not matter.
+
+**The generalized closed form** (Wang, Wang & Zhang, ICME 2022, Algorithm 1 as published):
+FFT of each kernel padded to the input size, reshape to ``A (C_out·H·W, C_in)``, eigendecompose
+``AᵀA``. A is complex: with the plain transpose the Gram collapses to the corner tap
+(``Σ_f P(f)ᵀP(f) = HW Σ_t K_tᵀ K_{-t}``). With the conjugate transpose, Parseval gives
+``AᴴA = HW · K̃ᵀK̃`` for the spatially unrolled kernel ``K̃ (k·k·C_out, C_in)``, so no FFT is
+needed for the Gram at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _ops
+from .rayleigh import canonical_rows
+
+
+def _wrap(kernel: jax.Array, n: int) -> jax.Array:
+    """[k, k, I, O] -> [n, n, I, O] with taps summed modulo n (exact for circular convolution)."""
+    k = kernel.shape[0]
+    if k <= n:
+        return jnp.pad(kernel, ((0, n - k), (0, n - kernel.shape[1]), (0, 0), (0, 0)))
+    out = jnp.zeros((n, n) + kernel.shape[2:], kernel.dtype)
+    idx = jnp.arange(k) % n
+    jdx = jnp.arange(kernel.shape[1]) % n
+    return out.at[idx[:, None], jdx[None, :]].add(kernel)
+
+
+def _blocks(kernel: jax.Array, n: int) -> jax.Array:
+    """Per-frequency blocks ``[n, n, I, O]`` (complex) of a stride-1 circular correlation.
+
+    For correlation ``y[i] = Σ_a K[a] x[i + a]`` the transfer matrix at frequency f is the DFT
+    of the kernel with the conjugate phase; singular values are the same either way.
+    """
+    return jnp.fft.fft2(_wrap(kernel, n), axes=(0, 1))
+
+
+def _pad_to_multiple(kernel, s: int):
+    k0, k1 = kernel.shape[:2]
+    p0, p1 = (-k0) % s, (-k1) % s
+    return jnp.pad(kernel, ((0, p0), (0, p1), (0, 0), (0, 0)))
+
+
+def _stride_phases(kernel, s: int):
+    """Stride-s correlation -> stride-1 kernel on input phases: [k/s, k/s, I s², O]."""
+    kp = _pad_to_multiple(kernel, s)
+    phases = [kp[r::s, q::s] for r in range(s) for q in range(s)]
+    return jnp.concatenate(phases, axis=2)
+
+
+def _upsample_phases(kernel, s: int, mode: str):
+    """Upsample-by-s then stride-1 correlation -> per-output-phase kernels: [Q, Q, I, O s²]."""
+    k = kernel.shape[0]
+    if mode == "nearest":
+        q = (k + s - 1) // s + 1
+        out = []
+        for p0 in range(s):
+            for p1 in range(s):
+                kp = jnp.zeros((q, q) + kernel.shape[2:], kernel.dtype)
+                for a in range(k):
+                    for b in range(kernel.shape[1]):
+                        kp = kp.at[(p0 + a) // s, (p1 + b) // s].add(kernel[a, b])
+                out.append(kp)
+        return jnp.concatenate(out, axis=3)
+    if mode == "zeros":
+        q = (k + s - 1) // s + 1
+        out = []
+        for p0 in range(s):
+            for p1 in range(s):
+                kp = jnp.zeros((q, q) + kernel.shape[2:], kernel.dtype)
+                for a in range(k):
+                    for b in range(kernel.shape[1]):
+                        if (p0 + a) % s == 0 and (p1 + b) % s == 0:
+                            kp = kp.at[(p0 + a) // s, (p1 + b) // s].add(kernel[a, b])
+                out.append(kp)
+        return jnp.concatenate(out, axis=3)
+    raise ValueError(f"upsample must be None, 'nearest' or 'zeros', got {mode!r}")
+
+
+def conv_blocks(kernel_hwio, input_shape: Sequence[int], stride: int = 1, *,
+                transpose: bool = False, upsample: str | None = None, factor: int = 2) -> jax.Array:
+    """Per-frequency blocks ``[n', n', rows, cols]`` whose singular values are the layer's.
+
+    See :func:`conv_singular_values` for the arguments.
+    """
+    k = jnp.asarray(kernel_hwio)
+    if k.ndim != 4 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"kernel must be [k, k, C_in, C_out] (HWIO), got shape {tuple(k.shape)}")
+    n0, n1 = (int(v) for v in input_shape)
+    if n0 != n1:
+        raise ValueError(f"square inputs only, got {input_shape}")
+    n = n0
+    if upsample is not None:
+        if stride != 1 or transpose:
+            raise ValueError("upsample combines with stride=1, transpose=False only")
+        return _blocks(_upsample_phases(k, int(factor), upsample), n)
+    if stride < 1 or n % stride:
+        raise ValueError(f"the input size {n} must be divisible by stride {stride}")
+    if transpose:
+        k = jnp.swapaxes(k, 2, 3)   # the adjoint of the strided conv from C_out to C_in
+    if stride == 1:
+        return _blocks(k, n)
+    return _blocks(_stride_phases(k, stride), n // stride)
+
+
+@functools.partial(jax.jit, static_argnames=("top_k",))
+def _svals(blocks, top_k):
+    s = jnp.linalg.svd(blocks, compute_uv=False).reshape(-1)
+    s = jnp.sort(s)[::-1]
+    return s if top_k is None else s[:top_k]
+
+
+def conv_singular_values(kernel_hwio, input_shape: Sequence[int], stride: int = 1, *,
+                         transpose: bool = False, upsample: str | None = None, factor: int = 2,
+                         top_k: int | None = None) -> jax.Array:
+    """Every singular value (descending) of a circular 2-D convolution layer.
+
+    Args:
+      kernel_hwio: [k, k, C_in, C_out] correlation kernel (torch OIHW -> ``transpose(2, 3, 1, 0)``).
+      input_shape: (n, n) input size.
+      stride: stride s of the conv (n divisible by s).
+      transpose: a transposed conv with this stride (the adjoint: same singular values).
+      upsample: ``"nearest"`` or ``"zeros"``: upsample the n x n input by ``factor`` first.
+      top_k: keep the k largest (still computed per frequency).
+    Returns:
+      [n_total] or [top_k] singular values.
+    """
+    return _svals(conv_blocks(kernel_hwio, input_shape, stride, transpose=transpose,
+                              upsample=upsample, factor=factor), top_k)
+
+
+def stylegan2_upconv_kernel(weight_hwio, resample_kernel: Sequence[float] = (1, 3, 3, 1)) -> jax.Array:
+    """StyleGAN2's up-conv as one kernel on the zero-inserted grid: ``flip(W)`` followed by the
+    separable FIR with gain 4 (``[k + len(f) - 1]²`` taps). Use with ``upsample="zeros"``."""
+    w = jnp.asarray(weight_hwio)[::-1, ::-1]
+    f = jnp.asarray(resample_kernel, w.dtype)
+    f2 = jnp.outer(f, f)
+    f2 = f2 / f2.sum() * 4.0
+    k, t = w.shape[0], f2.shape[0]
+    out = jnp.zeros((k + t - 1, k + t - 1) + w.shape[2:], w.dtype)
+    for a in range(t):
+        for b in range(t):
+            out = out.at[a:a + k, b:b + k].add(f2[a, b] * w)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# The generalized closed form
+# ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ConvFactorization:
+    """``directions [k, D]`` (unit, canonical sign), ``eigenvalues [k]`` of the Gram (descending),
+    ``gram [D, D]`` (real), ``imag_max``: largest |imaginary part| of the complex Gram before
+    ``.real`` (0 for ``parseval``)."""
+
+    directions: Any
+    eigenvalues: Any
+    gram: Any
+    imag_max: float
+
+
+def fft_gram(kernel_hwio, input_shape: Sequence[int], transpose: str = "conjugate") -> jax.Array:
+    """The paper's Gram: ``A = FFT2(K padded to n x n)`` reshaped to ``(C_out·n·n, C_in)`` (C_in
+    moved last first), ``AᴴA`` (``"conjugate"``) or ``AᵀA`` (``"plain"``, as published). Complex."""
+    n0, n1 = (int(v) for v in input_shape)
+    k = jnp.asarray(kernel_hwio)
+    f = jnp.fft.fft2(jnp.pad(k, ((0, n0 - k.shape[0]), (0, n1 - k.shape[1]), (0, 0), (0, 0))),
+                     axes=(0, 1)) if k.shape[0] <= n0 else jnp.fft.fft2(_wrap(k, n0), axes=(0, 1))
+    a = jnp.transpose(f, (3, 0, 1, 2)).reshape(-1, k.shape[2])        # (O, H, W, I) -> (O·H·W, I)
+    hp = jax.lax.Precision.HIGHEST
+    if transpose == "conjugate":
+        return jnp.matmul(a.conj().T, a, precision=hp)
+    if transpose == "plain":
+        return jnp.matmul(a.T, a, precision=hp)
+    raise ValueError(f"transpose must be 'conjugate' or 'plain', got {transpose!r}")
+
+
+def parseval_gram(kernel_hwio, input_shape: Sequence[int]) -> jax.Array:
+    """``HW · K̃ᵀK̃`` with ``K̃ = K`` reshaped to ``(k·k·C_out, C_in)``: equals the conjugate FFT Gram
+    (real arithmetic, no FFT)."""
+    k = jnp.asarray(kernel_hwio)
+    kt = jnp.transpose(k, (0, 1, 3, 2)).reshape(-1, k.shape[2])
+    hw = int(input_shape[0]) * int(input_shape[1])
+    return hw * jnp.matmul(kt.T, kt, precision=jax.lax.Precision.HIGHEST)
+
+
+def conv_factorization(kernel_hwio, input_shape: Sequence[int], *, k: int = 5,
+                       transpose: str = "conjugate", method: str = "fft", affine=None
+                       ) -> ConvFactorization:
+    """Closed-form directions of a conv layer (ICME 2022, Algorithm 1), optionally pulled back
+    through the style affine that feeds it.
+
+    Linearization: the conv's input channels are treated as unit activations scaled by the
+    layer's style ``s = affine_wᵀ w`` (StyleGAN2 modulation; demodulation, noise and the
+    nonlinearity are ignored), so the map w -> output is ``K̃ · affineᵀ`` and its Gram is
+    ``affine · G · affineᵀ`` with G the conv Gram. Without ``affine`` the directions live in the
+    conv's input-channel space.
+
+    Args:
+      kernel_hwio: [k, k, C_in, C_out].
+      input_shape: (H, W) of the conv's input.
+      transpose: ``"conjugate"`` (correct, default) or ``"plain"`` (as published, for reproduction:
+        it collapses to the corner tap).
+      method: ``"fft"`` (the paper's route) or ``"parseval"`` (same Gram for ``"conjugate"``).
+      affine: optional ``[D, C_in]`` style affine (jaxedit layout: w_dim x C_in).
+    """
+    if method == "parseval":
+        if transpose != "conjugate":
+            raise ValueError("method='parseval' is the conjugate-transpose Gram")
+        g, imag = parseval_gram(kernel_hwio, input_shape), 0.0
+    elif method == "fft":
+        gc = fft_gram(kernel_hwio, input_shape, transpose)
+        imag = float(jnp.max(jnp.abs(gc.imag)))
+        g = gc.real
+    else:
+        raise ValueError(f"method must be 'fft' or 'parseval', got {method!r}")
+    if affine is not None:
+        m = jnp.asarray(affine, g.dtype)
+        g = jnp.matmul(jnp.matmul(m, g, precision=jax.lax.Precision.HIGHEST), m.T,
+                       precision=jax.lax.Precision.HIGHEST)
+    g = (g + g.T) / 2
+    lam, vec = jnp.linalg.eigh(g)
+    return ConvFactorization(directions=np.asarray(canonical_rows(vec[:, ::-1][:, :k].T)),
+                             eigenvalues=np.asarray(lam[::-1][:k]), gram=np.asarray(g),
+                             imag_max=imag)
+
+
+def layer_spectrum(gen, layer: str, *, top_k: int | None = None) -> jax.Array:
+    """Singular values of a StyleGAN2 conv layer's (unmodulated) weight at its input size
+    (computed in float64 under x64, else float32).
+
+    ``b8.conv0`` (up-conv) uses the StyleGAN2 up-conv kernel with the generator's FIR; other
+    convs are stride 1 at their resolution. BigGAN: ``"block{i}.conv_{k}"`` / ``"conv_to_rgb"``.
+    """
+    if getattr(gen, "family", None) == "biggan":
+        res = 4
+        mods = {}
+        for i, (up, _, _) in enumerate(gen.config.layers):
+            for kk in range(4):
+                mods[f"block{i}.conv_{kk}"] = (getattr(getattr(gen, f"block{i}"), f"conv_{kk}"),
+                                               res * (2 if (up and kk >= 1) else 1))
+            res *= 2 if up else 1
+        mods["conv_to_rgb"] = (gen.conv_to_rgb, res)
+        if layer not in mods:
+            raise ValueError(f"unknown BigGAN conv {layer!r}; choose one of {sorted(mods)}")
+        mod, n = mods[layer]
+        kern = jnp.asarray(mod.kernel[...], _ops.default_float_dtype())
+        return conv_singular_values(kern, (n, n), top_k=top_k)
+    if layer not in gen.conv_layer_names:
+        raise ValueError(f"unknown conv layer {layer!r}; choose one of {gen.conv_layer_names}")
+    lay = gen._layer(layer)
+    w = jnp.asarray(lay.weight[...], _ops.default_float_dtype())
+    if lay.up > 1:
+        n = lay.resolution // 2
+        kern = stylegan2_upconv_kernel(w, gen.config.resample_kernel)
+        return conv_singular_values(kern, (n, n), upsample="zeros", factor=2, top_k=top_k)
+    return conv_singular_values(w, (lay.resolution, lay.resolution), top_k=top_k)
+
+
+__all__ = ["ConvFactorization", "conv_blocks", "conv_factorization", "conv_singular_values",
+           "fft_gram", "layer_spectrum", "parseval_gram", "stylegan2_upconv_kernel"]
