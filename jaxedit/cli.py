@@ -1,4 +1,5 @@
-"""The ``jaxedit`` command line: convert, inspect, synth, jacobian, resefa, edit, evaluate, demo."""
+"""The ``jaxedit`` command line: convert, inspect, synth, jacobian, resefa, sefa, spectrum, edit,
+evaluate, demo."""
 
 from __future__ import annotations
 
@@ -182,14 +183,15 @@ def _load_direction(path, index: int, set_index: int):
         raise ValueError(f"--set {set_index} out of range: {path} has {dirs.shape[0]} set(s)")
     if not 0 <= index < dirs.shape[1]:
         raise ValueError(f"--index {index} out of range: {path} has {dirs.shape[1]} directions")
-    return dirs[set_index, index], str(data["space"]), data.get("mask")
+    slots = [int(v) for v in data["slots"]] if "slots" in data and data["slots"].size else None
+    return dirs[set_index, index], str(data["space"]), data.get("mask"), slots
 
 
 def _edit_inputs(args):
     from .checkpoint import load_generator
 
     gen = load_generator(args.ckpt)
-    d, space, mask = _load_direction(args.directions, args.index, args.set)
+    d, space, mask, file_slots = _load_direction(args.directions, args.index, args.set)
     lat, z, _ = _base_latents(gen, args, "w" if space in ("w", "wplus", "s") else space,
                               args.psi, args.cutoff)
     if _is_biggan(gen):
@@ -199,7 +201,8 @@ def _edit_inputs(args):
         from .editing import flatten_styles
 
         lat = np.asarray(flatten_styles(gen, gen.styles(lat)))
-    slots = args.slots if space in ("w", "wplus") else None
+    slots = args.slots if args.slots is not None else (file_slots or [4, 5, 6, 7])
+    slots = slots if space in ("w", "wplus") else None
     if slots is not None and max(slots) >= gen.num_ws:
         raise ValueError(f"--slots {slots} out of range: the generator has {gen.num_ws} W+ slots")
     c = _class_vectors(gen, args, len(lat)) if space == "z" else None
@@ -224,8 +227,12 @@ def _cmd_evaluate(args) -> int:
     from .metrics import evaluate_direction
 
     gen, d, space, mask, lat, slots, kw = _edit_inputs(args)
+    if args.region is not None:
+        from .regions import parse_region
+
+        mask = parse_region(args.region)
     if mask is None:
-        raise ValueError(f"{args.directions} stores no region mask")
+        raise ValueError(f"{args.directions} stores no region mask: pass --region")
     kw = dict(alpha=args.alpha, space=space, slots=slots, **kw)
     res = evaluate_direction(gen, lat, d, mask, **kw)
     rng = np.random.default_rng(args.random_seed)
@@ -241,6 +248,44 @@ def _cmd_evaluate(args) -> int:
               f"{np.mean([r['mse_outside'] for r in rand]):12.4g}")
     if args.out:
         print(f"wrote {save_json(args.out, {'direction': res, 'random': rand, 'samples': len(lat)})}")
+    return 0
+
+
+def _cmd_sefa(args) -> int:
+    from ._io import save_npz
+    from .checkpoint import load_generator
+    from .sefa import sefa
+
+    gen = load_generator(args.ckpt)
+    layers = args.layers
+    if layers is None:
+        layers = "all"
+    elif layers not in ("all", "coarse", "middle", "fine", "gen_z"):
+        layers = parse_int_list(layers)
+    res = sefa(gen, layers=layers, k=args.k, normalize=None if args.no_normalize else "column")
+    space = "z" if _is_biggan(gen) else "w"
+    slots = [] if _is_biggan(gen) else list(res.slots)
+    print("eigenvalues " + " ".join(f"{v:.4g}" for v in res.eigenvalues))
+    out = save_npz(args.out, directions=res.directions[None], eigenvalues=res.eigenvalues[None],
+                   space=space, slots=np.asarray(slots, np.int64), solver="sefa",
+                   layers=str(args.layers or "all"), checkpoint=os.path.abspath(args.ckpt))
+    print(f"wrote {out}: directions [1, {args.k}, {res.directions.shape[1]}] (space {space!r}"
+          + (f", W+ slots {slots})" if slots else ")"))
+    return 0
+
+
+def _cmd_spectrum(args) -> int:
+    from .checkpoint import load_generator
+    from .spectra import layer_spectrum
+
+    gen = load_generator(args.ckpt)
+    s = np.asarray(layer_spectrum(gen, args.layer, top_k=args.top_k))
+    print(f"{args.layer}: {s.size} singular values, max {s[0]:.6g}, min {s[-1]:.6g}")
+    print("top: " + " ".join(f"{v:.5g}" for v in s[:10]))
+    if args.out:
+        from ._io import save_npz
+
+        print(f"wrote {save_npz(args.out, singular_values=s, layer=args.layer)}")
     return 0
 
 
@@ -380,8 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--index", type=int, default=0, help="direction index (0 = top)")
         e.add_argument("--set", type=int, default=0, help="direction set (sample) index")
         _latent_args(e)
-        e.add_argument("--slots", type=parse_int_list, default=parse_int_list("4-7"),
-                       help="W+ slots to edit (reference: 4-7; 8-11 for eyebrows/lipstick)")
+        e.add_argument("--slots", type=parse_int_list, default=None,
+                       help="W+ slots to edit (default: the file's SeFa slots, else the ReSeFa "
+                            "reference 4-7; 8-11 for eyebrows/lipstick)")
         e.add_argument("--psi", type=float, default=0.7, help="truncation (reference: 0.7)")
         e.add_argument("--cutoff", type=int, default=8, help="truncated slots (reference: 8)")
         if name == "edit":
@@ -394,8 +440,26 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--alpha", type=float, default=3.0)
             e.add_argument("--random", type=int, default=8, help="random directions for a baseline")
             e.add_argument("--random-seed", type=int, default=0)
+            e.add_argument("--region", default=None,
+                           help="preset or y0,x0,y1,x1 on the image (default: the file's mask)")
             e.add_argument("--out", default=None, help="write the metrics as JSON")
         e.set_defaults(fn=fn)
+
+    sf = sub.add_parser("sefa", help="SeFa closed-form directions -> dirs.npz (render with edit)")
+    sf.add_argument("ckpt")
+    sf.add_argument("--layers", default=None,
+                    help="all | coarse | middle | fine | W+ slots like 2-5 (BigGAN: all | gen_z)")
+    sf.add_argument("--k", type=int, default=10)
+    sf.add_argument("--no-normalize", action="store_true", help="raw weights (rosinality's variant)")
+    sf.add_argument("--out", default="dirs.npz")
+    sf.set_defaults(fn=_cmd_sefa)
+
+    sp = sub.add_parser("spectrum", help="singular values of a conv layer (circular padding, FFT)")
+    sp.add_argument("ckpt")
+    sp.add_argument("--layer", required=True, help="e.g. b16.conv1 (BigGAN: block3.conv_1)")
+    sp.add_argument("--top-k", type=int, default=None)
+    sp.add_argument("--out", default=None, help="save the values (.npz)")
+    sp.set_defaults(fn=_cmd_spectrum)
 
     d = sub.add_parser("demo", help="run the main workflow on the embedded default generator")
     d.add_argument("--out", default="jaxedit_demo")

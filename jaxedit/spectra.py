@@ -282,5 +282,67 @@ def layer_spectrum(gen, layer: str, *, top_k: int | None = None) -> jax.Array:
     return conv_singular_values(w, (lay.resolution, lay.resolution), top_k=top_k)
 
 
+def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
+                        transpose: str = "conjugate", method: str = "fft") -> ConvFactorization:
+    """Closed-form directions of one generator conv layer, in the generator's latent space.
+
+    StyleGAN2 (``layer`` a conv name, e.g. ``"b16.conv1"``): :func:`conv_factorization` of the
+    layer's weight at its input size composed with its style affine -> directions in w.
+
+    BigGAN (``layer`` one of ``"gen_z"``, ``"block0.conv_0"``, ``"block0.conv_1"``): the linear
+    chain z -> ``gen_z`` (z columns) -> block0's BN normalization at ``truncation`` (the
+    class-conditional gain taken at its neutral value 1 and offsets dropped) -> ReLU taken as
+    identity -> the 1x1 ``conv_0`` -> (for ``conv_1``: BN normalization, nearest upsampling if
+    the block upsamples, the 3x3 ``conv_1`` with its zero padding). That map is linear in z; its
+    Gram ``LᵀL`` is formed exactly (no circular approximation) -> directions in z.
+    """
+    if getattr(gen, "family", None) == "biggan":
+        return _biggan_chain_factorization(gen, layer, k, truncation)
+    if layer not in gen.conv_layer_names:
+        raise ValueError(f"unknown conv layer {layer!r}; choose one of {gen.conv_layer_names}")
+    lay = gen._layer(layer)
+    dt = _ops.default_float_dtype()
+    n = lay.resolution // lay.up
+    return conv_factorization(jnp.asarray(lay.weight[...], dt), (n, n), k=k, transpose=transpose,
+                              method=method, affine=jnp.asarray(lay.affine.weight[...], dt))
+
+
+def _biggan_chain_factorization(gen, layer, k, truncation) -> ConvFactorization:
+    from .models.biggan import _stats, _up2
+
+    names = ("gen_z", "block0.conv_0", "block0.conv_1")
+    if layer not in names:
+        raise ValueError(f"BigGAN layer must be one of {names}, got {layer!r}")
+    dt = _ops.default_float_dtype()
+    zd, ch = gen.z_dim, gen.config.channel_width
+    blk = gen.block0
+    hp = jax.lax.Precision.HIGHEST
+
+    def bn_scale(bn, x):
+        _, var = _stats(bn.running_means, bn.running_vars, truncation, dt)
+        return x / jnp.sqrt(var + bn.eps)
+
+    def chain(z):
+        x = jnp.matmul(z, jnp.asarray(gen.gen_z.kernel[...], dt)[:zd], precision=hp)
+        x = x.reshape(4, 4, 16 * ch)
+        if layer == "gen_z":
+            return x
+        x = bn_scale(blk.bn_0, x)
+        x = jnp.einsum("hwc,co->hwo", x, jnp.asarray(blk.conv_0.kernel[...], dt)[0, 0], precision=hp)
+        if layer == "block0.conv_0":
+            return x
+        x = bn_scale(blk.bn_1, x)
+        if blk.up:
+            x = _up2(x[None])[0]
+        return _ops.conv2d(x[None], jnp.asarray(blk.conv_1.kernel[...], dt), 1, hp)[0]
+
+    lin = jax.jacfwd(chain)(jnp.zeros((zd,), dt)).reshape(-1, zd)
+    g = jnp.matmul(lin.T, lin, precision=hp)
+    g = (g + g.T) / 2
+    lam, vec = jnp.linalg.eigh(g)
+    return ConvFactorization(directions=np.asarray(canonical_rows(vec[:, ::-1][:, :k].T)),
+                             eigenvalues=np.asarray(lam[::-1][:k]), gram=np.asarray(g), imag_max=0.0)
+
+
 __all__ = ["ConvFactorization", "conv_blocks", "conv_factorization", "conv_singular_values",
-           "fft_gram", "layer_spectrum", "parseval_gram", "stylegan2_upconv_kernel"]
+           "fft_gram", "layer_factorization", "layer_spectrum", "parseval_gram", "stylegan2_upconv_kernel"]

@@ -228,3 +228,29 @@ def test_cli_synth_biggan(pair, tmp_path):
     assert main(["inspect", str(d)]) == 0
     assert main(["convert", str(d), str(tmp_path / "ck")]) == 0
     assert main(["synth", str(tmp_path / "ck"), "--class", "1", "--out", str(png)]) == 0
+
+
+def test_sefa_and_chain_factorization(small_biggan):
+    from jaxedit import spectra
+    gen, kw = small_biggan
+    zd = kw["z_dim"]
+    kz = np.asarray(gen.gen_z.kernel[...], np.float64)[:zd]
+    raw = jaxedit.sefa(gen, layers="gen_z", k=3, normalize=None, dtype=np.float64)
+    w, v = np.linalg.eigh(kz @ kz.T)
+    np.testing.assert_allclose(raw.eigenvalues, w[::-1][:3], rtol=1e-9)
+    np.testing.assert_allclose(np.abs(np.sum(raw.directions * v[:, ::-1][:, :3].T, 1)), 1, atol=1e-9)
+    full = jaxedit.sefa(gen, layers="all", k=3)
+    assert full.directions.shape == (3, zd) and len(full.slots) == 1 + 5 * 4 * 2
+    chain = spectra.layer_factorization(gen, "gen_z", k=3)
+    np.testing.assert_allclose(chain.eigenvalues, raw.eigenvalues, rtol=1e-9)
+    conv0 = spectra.layer_factorization(gen, "block0.conv_0", k=3, truncation=0.4)
+    _, var = (np.asarray(gen.block0.bn_0.running_means[...], np.float64),
+              np.asarray(gen.block0.bn_0.running_vars[...], np.float64))
+    x = kz.reshape(zd, 4, 4, -1) / np.sqrt(var[20] + 1e-4)          # truncation 0.4 -> stats[20]
+    lin = np.einsum("zhwc,co->hwoz", x, np.asarray(gen.block0.conv_0.kernel[...], np.float64)[0, 0])
+    w2 = np.linalg.eigvalsh(lin.reshape(-1, zd).T @ lin.reshape(-1, zd))
+    np.testing.assert_allclose(conv0.eigenvalues, w2[::-1][:3], rtol=1e-9)
+    conv1 = spectra.layer_factorization(gen, "block0.conv_1", k=2, truncation=0.4)
+    assert conv1.directions.shape == (2, zd) and np.all(np.isfinite(conv1.eigenvalues))
+    with pytest.raises(ValueError, match="BigGAN layers"):
+        jaxedit.sefa(gen, layers=[0, 1])

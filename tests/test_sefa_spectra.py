@@ -177,3 +177,33 @@ def test_conv_factorization_with_affine():
     assert np.min(_abs_cos(plain.directions, right.directions)) < 0.99
     with pytest.raises(ValueError, match="transpose"):
         jaxedit.conv_factorization(K, (8, 8), transpose="hermitian")
+
+
+def test_stylegan2_layer_factorization(ada_gen):
+    lay = ada_gen._layer("b16.conv1")
+    got = spectra.layer_factorization(ada_gen, "b16.conv1", k=4)
+    w = np.asarray(lay.weight[...], np.float64)
+    m = np.asarray(lay.affine.weight[...], np.float64)
+    want = jaxedit.conv_factorization(w, (16, 16), k=4, affine=m, method="parseval")
+    np.testing.assert_allclose(got.eigenvalues, want.eigenvalues, rtol=1e-9)
+    np.testing.assert_allclose(got.directions, want.directions, atol=1e-9)
+    assert got.directions.shape == (4, 32)
+
+
+def test_cli_sefa_edit_spectrum(tmp_path, ada_pkl, capsys):
+    from PIL import Image
+
+    from jaxedit.cli import main
+    dirs = tmp_path / "s.npz"
+    assert main(["sefa", str(ada_pkl), "--layers", "2-5", "--k", "4", "--out", str(dirs)]) == 0
+    data = np.load(dirs)
+    assert data["directions"].shape == (1, 4, 32) and data["slots"].tolist() == [2, 3, 4, 5]
+    png = tmp_path / "e.png"
+    assert main(["edit", str(ada_pkl), "--directions", str(dirs), "--seeds", "0-1",
+                 "--alphas", "-3:3:3", "--out", str(png)]) == 0
+    assert np.asarray(Image.open(png)).shape == (64, 96, 3)
+    capsys.readouterr()
+    assert main(["spectrum", str(ada_pkl), "--layer", "b16.conv1", "--top-k", "5"]) == 0
+    assert "5 singular values" in capsys.readouterr().out
+    assert main(["evaluate", str(ada_pkl), "--directions", str(dirs), "--seeds", "0-1"]) == 2
+    assert "--region" in capsys.readouterr().err
