@@ -70,9 +70,11 @@ def _fold(source: str, prefix: str):
                 f"{source}: {prefix}.weight_u {u.shape} / weight_v {v.shape} do not fit "
                 f"{prefix}.weight_orig {w.shape}")
         sigma = float(np.asarray(u, np.float64) @ (wm @ np.asarray(v, np.float64)))
-        if not np.isfinite(sigma) or sigma <= 0:
+        if not np.isfinite(sigma) or sigma == 0:
+            # the reference divides by whatever u, v give (a negative σ only flips the sign);
+            # zero or non-finite cannot be reproduced
             raise CorruptCheckpointError(f"{source}: {prefix}: spectral norm σ = {sigma} from the "
-                                         f"stored u, v is not positive")
+                                         f"stored weight_u / weight_v is zero or not finite")
         return np.asarray(w, np.float64) / sigma
 
     return fold

@@ -340,6 +340,18 @@ class JacobianOperator:
         """(rows, D) of the implicit matrix."""
         return self.rows, self.dim
 
+    # Operators of the same generator structure and options share compiled programs: they are
+    # static arguments of jitted functions, and only these static parts enter hash / equality
+    # (the arrays travel separately through :meth:`arrays`).
+    def _static_key(self):
+        return (self.graphdef, self.opts, self.dim, self.out_shape, str(self.dtype))
+
+    def __hash__(self):
+        return hash(self._static_key())
+
+    def __eq__(self, other):
+        return isinstance(other, JacobianOperator) and self._static_key() == other._static_key()
+
     def arrays(self) -> dict:
         """The traced inputs (pass them through ``jax.jit`` and into :meth:`pure`)."""
         return {"state": self.state, "base": self.base, "x0": self.x0}

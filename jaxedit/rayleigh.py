@@ -139,7 +139,8 @@ def woodbury_eigh(jf: jax.Array, jb: jax.Array, a, *, k: int, rank: int | None =
       jb: [n_b, D] background rows (pre-scaled, e.g. by 1/sqrt(n_b)).
       a: the ridge ``regularization * trace(M_b)`` (0 allowed only if J_b has rank D).
       rank: keep the top ``rank`` singular triplets of J_b (None: all, which is exact).
-      form: ``"d"`` (D x D), ``"rows"`` (n_f x n_f, needs k <= n_f) or ``"auto"`` (rows if n_f < D).
+      form: ``"d"`` (D x D), ``"rows"`` (n_f x n_f, needs k <= n_f) or ``"auto"`` (rows if
+        k <= n_f < D).
     Returns:
       (eigenvalues [k], directions [k, D], condition number of B).
     """
@@ -150,7 +151,9 @@ def woodbury_eigh(jf: jax.Array, jb: jax.Array, a, *, k: int, rank: int | None =
     v, s2 = vt[:r].T, s[:r] ** 2
     a = jnp.asarray(a, jf.dtype)
     if form == "auto":
-        form = "rows" if jf.shape[0] < d else "d"
+        form = "rows" if k <= jf.shape[0] < d else "d"
+    if form == "rows" and k > jf.shape[0]:
+        raise ValueError(f"form='rows' gives at most n_f = {jf.shape[0]} directions, k = {k}")
     if form == "rows":
         z = _wb_apply(v, s2, a, jf.T, 1.0, prec)                        # B⁻¹ J_fᵀ [D, n_f]
         small = _sym(jnp.matmul(jf, z, precision=prec))

@@ -1,0 +1,1 @@
+"""jaxedit vs PyTorch benchmarks (not part of the installed package): ``python -m benchmarks``."""

@@ -1,0 +1,473 @@
+"""The benchmark suites. Each ``suite_*(ctx)`` returns a list of :class:`harness.Row`.
+
+Sizes come from ``ctx.smoke``: full = the real architectures (1024px config-f StyleGAN2,
+BigGAN-deep 256, D up to 9216, 512-channel convs at 64x64); smoke = toy sizes that run on a CPU
+in seconds (CI executes them; those numbers are not results).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+import time
+
+import numpy as np
+
+from .harness import Row, measure, stats, timed_row
+
+TARGETS = {
+    ("forward", 8, "fp32"): "≥ 1.5× (anchor 87 img/s)",
+    ("forward", 32, "fp32"): "≥ 1.5× (anchor 21 img/s)",
+    ("forward", 32, "fast"): "≥ 1.5× (anchor 171 img/s fp16-mixed)",
+    "jacobian_fp32": "≤ 5 s, top-5 |cos| ≥ 0.999",
+    "jacobian_fast": "≥ 3× torch.func, top-5 |cos| ≥ 0.99",
+    "wplus": "≤ 30 s",
+    "dense9216": "≤ 1 s",
+    "sefa": "≤ 20 ms",
+    "spectrum": "≤ 2 s",
+    "biggan": "≥ 1.5×",
+}
+
+
+@dataclasses.dataclass
+class Context:
+    smoke: bool
+    repeats: int
+    torch_device: str
+    log: callable = print
+
+
+def _set_torch_precision(torch, fast: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = fast
+    torch.backends.cudnn.allow_tf32 = fast
+
+
+def _jax_prec(fast: bool) -> str:
+    return "default" if fast else "highest"
+
+
+def _sg2_config(smoke: bool):
+    from jaxedit.models.stylegan2 import StyleGAN2Config
+
+    if smoke:
+        return StyleGAN2Config.create({4: 16, 8: 16, 16: 8, 32: 8}, z_dim=16, w_dim=16, c_dim=0,
+                                      img_resolution=32, mapping_layers=2)
+    return StyleGAN2Config.from_channel_base(32768, 512, 1024, z_dim=512, w_dim=512, c_dim=0,
+                                             mapping_layers=8)
+
+
+def _sg2_pair(ctx: Context):
+    """(jaxedit generator, torch params, config) with the same random weights."""
+    import torch
+    from flax import nnx
+
+    from jaxedit.models.stylegan2 import StyleGAN2Generator
+
+    from .torch_ref.stylegan2 import params_from_jaxedit
+
+    cfg = _sg2_config(ctx.smoke)
+    gen = StyleGAN2Generator(cfg, rngs=nnx.Rngs(0))
+    return gen, params_from_jaxedit(gen, device=ctx.torch_device, dtype=torch.float32), cfg
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def _abs_cos_min(x, y) -> float:
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
+    return float(np.min(np.abs(np.sum(x * y, axis=-1))))
+
+
+# ------------------------------------------------------------------------------------------------
+def suite_forward(ctx: Context) -> list[Row]:
+    import jax.numpy as jnp
+    import torch
+
+    from .torch_ref import stylegan2 as tr
+
+    gen, p, cfg = _sg2_pair(ctx)
+    rows = []
+    batches = (2, 4) if ctx.smoke else (8, 32)
+    for n in batches:
+        z = np.random.RandomState(n).randn(n, cfg.z_dim).astype(np.float32)
+        ws = np.asarray(gen.mapping(z, dtype=jnp.float32))
+        ws_t = torch.tensor(ws, device=ctx.torch_device)
+        ref = None
+        for fast in (False, True):
+            prec = "fast" if fast else "fp32"
+            _set_torch_precision(torch, fast)
+            with torch.no_grad():
+                row_t, out_t = timed_row("forward", f"synthesis {cfg.img_resolution}px batch {n}",
+                                         "pytorch", prec, lambda: tr.synthesis(p, cfg, ws_t),
+                                         repeats=ctx.repeats, backend="torch")
+            row_j, out_j = timed_row(
+                "forward", f"synthesis {cfg.img_resolution}px batch {n}", "jaxedit", prec,
+                lambda: gen.synthesis(ws, dtype=jnp.float32, precision=_jax_prec(fast)),
+                repeats=ctx.repeats)
+            if ref is None:
+                ref = out_t.cpu().numpy().transpose(0, 2, 3, 1)  # torch fp32, TF32 off
+            for row, out in ((row_t, out_t.cpu().numpy().transpose(0, 2, 3, 1)), (row_j, out_j)):
+                row.accuracy = _rel(out, ref)
+                row.accuracy_metric = "max rel. err. vs torch fp32"
+                row.params = {"batch": n, "img_per_s": n / row.median_s}
+                row.target = TARGETS.get(("forward", n, prec), "")
+            rows += [row_t, row_j]
+    _set_torch_precision(torch, False)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+def _jacobian_setup(ctx):
+    import jax.numpy as jnp
+
+    gen, p, cfg = _sg2_pair(ctx)
+    z = np.random.RandomState(4).randn(1, cfg.z_dim).astype(np.float32)
+    ws = np.asarray(gen.mapping(z, dtype=jnp.float32))
+    resize = 8 if ctx.smoke else 256
+    return gen, p, cfg, ws, resize
+
+
+def _torch_rows_fn(p, cfg, resize):
+    import torch.nn.functional as F
+
+    from .torch_ref import stylegan2 as tr
+
+    def f(w):  # w [w_dim] tied to every slot -> [resize, resize] (nearest, channel sum)
+        ws = w[None, None].expand(1, cfg.num_ws, -1)
+        img = tr.synthesis(p, cfg, ws)
+        if img.shape[-1] > resize:
+            img = F.interpolate(img, scale_factor=resize / img.shape[-1])
+        return img.sum(1)[0]
+
+    return f
+
+
+def suite_jacobian(ctx: Context) -> list[Row]:
+    """W-space Jacobian, nearest resize, channel sum, one sample: three ways."""
+    import jax.numpy as jnp
+    import torch
+
+    import jaxedit
+
+    gen, p, cfg, ws, resize = _jacobian_setup(ctx)
+    wt = torch.tensor(ws[0, 0], device=ctx.torch_device)
+    f = _torch_rows_fn(p, cfg, resize)
+    rows_total = resize * resize
+    chunk = 8 if ctx.smoke else 32
+    box = jaxedit.preset("ffhq/eyes")
+    out: list[Row] = []
+
+    # reference quality: jaxedit fp32 HIGHEST
+    ref_j = np.asarray(jaxedit.jacobian(gen, ws, space="w", resize=resize, channels="sum",
+                                        dtype=jnp.float32, chunk=chunk)[0])
+    ref_dirs = jaxedit.resefa(ref_j.astype(np.float64), box, k=5).directions
+
+    def acc(J):
+        J = np.asarray(J, np.float64).reshape(resize, resize, 1, -1)
+        return _abs_cos_min(jaxedit.resefa(J, box, k=5).directions, ref_dirs)
+
+    # 1. the reference's row loop (autograd, one backward per output pixel): K rows, extrapolated
+    k_rows = 4 if ctx.smoke else 128
+    _set_torch_precision(torch, False)
+    w_req = wt.clone().requires_grad_(True)
+
+    def row_loop():
+        y = f(w_req).reshape(-1)
+        g = [torch.autograd.grad(y[r], w_req, retain_graph=True)[0] for r in range(k_rows)]
+        return torch.stack(g)
+
+    times, _ = measure(row_loop, repeats=1 if not ctx.smoke else ctx.repeats)
+    est = [t * rows_total / k_rows for t in times]
+    out.append(Row("jacobian", "W Jacobian (1 sample)", "pytorch-reference-rowloop", "fp32",
+                   **stats(est), notes=f"timed {k_rows} of {rows_total} rows, extrapolated",
+                   target=""))
+
+    # 2. torch.func forward mode in chunks of `chunk` tangents; 3. jaxedit
+    for fast in (False, True):
+        prec = "fast" if fast else "fp32"
+        _set_torch_precision(torch, fast)
+        d = wt.shape[0]
+
+        def torch_func():
+            cols = []
+            eye = torch.eye(d, device=wt.device)
+            for i in range(0, d, chunk):
+                tang = eye[i:i + chunk]
+                cols.append(torch.func.vmap(lambda t: torch.func.jvp(f, (wt,), (t,))[1])(tang))
+            return torch.cat(cols).permute(1, 2, 0)
+
+        with torch.no_grad():
+            row_t, jt = timed_row("jacobian", "W Jacobian (1 sample)", "pytorch-torch.func", prec,
+                                  torch_func, repeats=ctx.repeats, backend="torch")
+        row_t.accuracy, row_t.accuracy_metric = acc(jt.cpu().numpy()), "top-5 |cos| vs jaxedit fp32"
+        row_j, jj = timed_row(
+            "jacobian", "W Jacobian (1 sample)", "jaxedit", prec,
+            lambda: jaxedit.jacobian(gen, ws, space="w", resize=resize, channels="sum",
+                                     dtype=jnp.float32, chunk=chunk,
+                                     precision=_jax_prec(fast)), repeats=ctx.repeats)
+        row_j.accuracy, row_j.accuracy_metric = acc(jj[0]), "top-5 |cos| vs jaxedit fp32"
+        row_j.target = TARGETS["jacobian_fast" if fast else "jacobian_fp32"]
+        out += [row_t, row_j]
+    _set_torch_precision(torch, False)
+    return out
+
+
+def suite_wplus(ctx: Context) -> list[Row]:
+    """W+ top-10 directions: torch.func full Jacobian + dense solve vs jaxedit matrix-free."""
+    import jax.numpy as jnp
+    import torch
+
+    import jaxedit
+
+    gen, p, cfg, ws, resize = _jacobian_setup(ctx)
+    k = 3 if ctx.smoke else 10
+    chunk = 16 if ctx.smoke else 32
+    box = jaxedit.preset("ffhq/eyes")
+    mask = jaxedit.region_mask(box, resize)
+    tau = 1e-3
+    import torch.nn.functional as F
+
+    from .torch_ref import stylegan2 as tr
+
+    wst = torch.tensor(ws[0], device=ctx.torch_device)
+
+    def f(x):
+        img = tr.synthesis(p, cfg, (wst + x.reshape(wst.shape))[None])
+        if img.shape[-1] > resize:
+            img = F.interpolate(img, scale_factor=resize / img.shape[-1])
+        return img.sum(1)[0]
+
+    d = cfg.num_ws * cfg.w_dim
+    m = torch.tensor(mask.reshape(-1), device=ctx.torch_device)
+
+    def torch_full():
+        x0 = torch.zeros(d, device=wst.device)
+        eye = torch.eye(d, device=wst.device)
+        cols = [torch.func.vmap(lambda t: torch.func.jvp(f, (x0,), (t,))[1].reshape(-1))(eye[i:i + chunk])
+                for i in range(0, d, chunk)]
+        J = torch.cat(cols).T                                   # [rows, D]
+        jf, jb = J[m], J[~m]
+        a = jf.T @ jf / jf.shape[0]
+        b = jb.T @ jb / jb.shape[0]
+        b = b + tau * torch.trace(b) * torch.eye(d, device=b.device)
+        lc = torch.linalg.cholesky(b)
+        kmat = torch.linalg.solve_triangular(lc, torch.linalg.solve_triangular(lc, a, upper=False).T, upper=False)
+        lam, u = torch.linalg.eigh((kmat + kmat.T) / 2)
+        v = torch.linalg.solve_triangular(lc.T, u[:, -k:].flip(1), upper=True)
+        return (v / v.norm(dim=0)).T
+
+    _set_torch_precision(torch, False)
+    with torch.no_grad():
+        row_t, dt_ = timed_row("wplus", f"W+ top-{k} ({d}-d)", "pytorch-torch.func-full", "fp32",
+                               torch_full, repeats=1 if not ctx.smoke else ctx.repeats,
+                               backend="torch")
+
+    def jx():
+        op = jaxedit.JacobianOperator(gen, ws[0], space="wplus", resize=resize, channels="sum",
+                                      dtype=jnp.float32)
+        return jaxedit.resefa(op, mask, k=k, regularization=tau).directions
+
+    row_j, dj = timed_row("wplus", f"W+ top-{k} ({d}-d)", "jaxedit-matrix_free", "fp32", jx,
+                          repeats=1 if not ctx.smoke else ctx.repeats)
+    row_j.accuracy = _abs_cos_min(dj, dt_.cpu().numpy())
+    row_j.accuracy_metric = "top-k |cos| vs torch dense"
+    row_j.target = TARGETS["wplus"]
+    return [row_t, row_j]
+
+
+# ------------------------------------------------------------------------------------------------
+def _pencil(d: int, k: int, seed: int = 0):
+    """A ReSeFa-like pencil: n_f = max(D/8, 4k) foreground rows, 2D decaying background rows,
+    the reference's 1e-3 ridge."""
+    rng = np.random.default_rng(seed)
+    n_b = 2 * d
+    jb = rng.standard_normal((n_b, d)).astype(np.float32) * np.exp(-np.linspace(0, 3, d)).astype(np.float32)
+    jf = rng.standard_normal((max(d // 8, 4 * k), d)).astype(np.float32)
+    a = jf.T @ jf / jf.shape[0]
+    b = jb.T @ jb / n_b
+    ridge = 1e-3 * float(np.trace(b))
+    b += ridge * np.eye(d, dtype=np.float32)
+    return jf, jb, a, b, ridge
+
+
+def suite_solvers(ctx: Context) -> list[Row]:
+    import jax.numpy as jnp
+    import scipy.linalg as sl
+    import torch
+
+    from jaxedit import rayleigh
+
+    sizes = (32, 64) if ctx.smoke else (512, 2048, 9216)
+    k = 5 if ctx.smoke else 10
+    rows = []
+    for d in sizes:
+        jf, jb, a, b, ridge = _pencil(d, k)
+        w_ref = "float64 eigh (scipy)" if d <= 4096 else "float64 jaxedit dense"
+        if d <= 4096:
+            _, v = sl.eigh(a.astype(np.float64), b.astype(np.float64))
+            ref = v[:, ::-1][:, :k].T
+        else:
+            import jax
+
+            with jax.experimental.enable_x64():
+                ref = np.asarray(rayleigh.generalized_eigh(jnp.asarray(a, jnp.float64),
+                                                           jnp.asarray(b, jnp.float64), k=k)[1])
+        name = f"generalized eig, D = {d}"
+        reps = ctx.repeats if (ctx.smoke or d <= 2048) else 1
+        row, (_, dirs, _) = timed_row("solvers", name, "numpy-reference", "fp32",
+                                      lambda: rayleigh.reference_eig(a, b, k=k), repeats=reps,
+                                      backend="none")
+        row.accuracy, row.accuracy_metric = _abs_cos_min(dirs, ref), f"top-{k} |cos| vs {w_ref}"
+        rows.append(row)
+        at = torch.tensor(a, device=ctx.torch_device)
+        bt = torch.tensor(b, device=ctx.torch_device)
+
+        def torch_chol():
+            lc = torch.linalg.cholesky(bt)
+            km = torch.linalg.solve_triangular(lc, torch.linalg.solve_triangular(lc, at, upper=False).T, upper=False)
+            _, u = torch.linalg.eigh((km + km.T) / 2)
+            return torch.linalg.solve_triangular(lc.T, u[:, -k:].flip(1), upper=True).T
+
+        _set_torch_precision(torch, False)
+        row, dt_ = timed_row("solvers", name, "pytorch-cholesky-eigh", "fp32", torch_chol,
+                             repeats=ctx.repeats, backend="torch")
+        row.accuracy, row.accuracy_metric = _abs_cos_min(dt_.cpu().numpy(), ref), f"top-{k} |cos| vs {w_ref}"
+        rows.append(row)
+        aj, bj = jnp.asarray(a), jnp.asarray(b)
+        row, out = timed_row("solvers", name, "jaxedit", "fp32",
+                             lambda: rayleigh.generalized_eigh(aj, bj, k=k), repeats=ctx.repeats)
+        row.accuracy, row.accuracy_metric = _abs_cos_min(out[1], ref), f"top-{k} |cos| vs {w_ref}"
+        row.notes = "dense: Cholesky whitening + eigh"
+        if d == 9216:
+            row.target = TARGETS["dense9216"]
+        rows.append(row)
+        jfs, jbs = jnp.asarray(jf / math.sqrt(len(jf))), jnp.asarray(jb / math.sqrt(len(jb)))
+        row, out = timed_row("solvers", name, "jaxedit-woodbury", "fp32",
+                             lambda: rayleigh.woodbury_eigh(jfs, jbs, ridge, k=k),
+                             repeats=ctx.repeats)
+        row.accuracy, row.accuracy_metric = _abs_cos_min(out[1], ref), f"top-{k} |cos| vs {w_ref}"
+        row.notes = "SVD of J_b + Sherman-Morrison-Woodbury (n_f x n_f form)"
+        rows.append(row)
+    return rows
+
+
+def suite_sefa(ctx: Context) -> list[Row]:
+    import jax.numpy as jnp
+
+    import jaxedit
+    from jaxedit.sefa import _stylegan2_blocks, factorize
+
+    gen, _, cfg = _sg2_pair(ctx)
+    blocks, _ = _stylegan2_blocks(gen, "all")
+    w = np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def numpy_ref():
+        x = w / np.linalg.norm(w, axis=0, keepdims=True)
+        val, vec = np.linalg.eig(x @ x.T)
+        return vec.real.T[np.argsort(-val.real)][:5]
+
+    row_n, ref = timed_row("sefa", f"SeFa, {cfg.img_resolution}px ({w.shape[0]} x {w.shape[1]})",
+                           "numpy-reference", "fp32", numpy_ref, repeats=ctx.repeats, backend="none")
+    wj = jnp.asarray(w)
+    row_j, out = timed_row("sefa", f"SeFa, {cfg.img_resolution}px ({w.shape[0]} x {w.shape[1]})",
+                           "jaxedit", "fp32", lambda: factorize(wj, k=5), repeats=ctx.repeats)
+    row_j.accuracy, row_j.accuracy_metric = _abs_cos_min(out[1], ref), "top-5 |cos| vs numpy"
+    row_j.target = TARGETS["sefa"]
+    row_j.notes = "weights already on device; jaxedit.sefa(gen) adds the host gather"
+    return [row_n, row_j]
+
+
+def suite_spectra(ctx: Context) -> list[Row]:
+    import jax.numpy as jnp
+
+    import jaxedit
+
+    c, n = (16, 8) if ctx.smoke else (512, 64)
+    rng = np.random.default_rng(0)
+    k = rng.standard_normal((3, 3, c, c)).astype(np.float32) / math.sqrt(9 * c)
+    kj = jnp.asarray(k)
+    row_j, sj = timed_row("spectra", f"all singular values, {c}->{c} 3x3 at {n}x{n}", "jaxedit",
+                          "fp32", lambda: jaxedit.conv_singular_values(kj, (n, n)),
+                          repeats=ctx.repeats)
+    row_j.target = TARGETS["spectrum"]
+    # NumPy (CPU): the Sedghi two-liner; at full size time n_np x n_np and scale by the count
+    n_np = n if ctx.smoke else 16
+    t0 = time.perf_counter()
+    s_np = np.linalg.svd(np.fft.fft2(k, (n_np, n_np), axes=(0, 1)), compute_uv=False)
+    t_np = (time.perf_counter() - t0) * (n * n) / (n_np * n_np)
+    row_n = Row("spectra", f"all singular values, {c}->{c} 3x3 at {n}x{n}", "numpy-cpu", "fp32",
+                t_np, t_np, t_np, 1,
+                notes="" if n_np == n else f"timed at {n_np}x{n_np}, scaled by frequency count")
+    if n_np == n:
+        row_j.accuracy = _rel(np.sort(np.asarray(sj))[::-1], np.sort(s_np.reshape(-1))[::-1])
+        row_j.accuracy_metric = "max rel. err. vs numpy"
+    return [row_n, row_j]
+
+
+def suite_biggan(ctx: Context) -> list[Row]:
+    import os
+
+    import jax.numpy as jnp
+    import torch
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+
+    import jaxedit
+
+    if ctx.smoke:
+        kw = dict(output_dim=32, z_dim=8, class_embed_dim=8, channel_width=8, num_classes=10,
+                  layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)],
+                  attention_layer_position=3)
+        n = 2
+    else:
+        from jaxedit.models.biggan import PRESET_LAYERS
+
+        kw = dict(output_dim=256, layers=[list(x) for x in PRESET_LAYERS[256]])
+        n = 32
+    torch.manual_seed(0)
+    cfg = BigGANConfig(**kw)
+    model = BigGAN(cfg)
+    with torch.no_grad():   # a few train-mode passes converge the spectral-norm u, v
+        zc = torch.randn(2, cfg.z_dim), torch.softmax(torch.randn(2, cfg.num_classes), 1)
+        for _ in range(3 if not ctx.smoke else 10):
+            model(*zc, 0.4)
+    model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(model.state_dict(), os.path.join(tmp, "pytorch_model.bin"))
+        with open(os.path.join(tmp, "config.json"), "w") as fh:
+            fh.write(cfg.to_json_string())
+        gen = jaxedit.load_generator(tmp)
+    model = model.to(ctx.torch_device)
+    z = jaxedit.truncated_noise_sample(n, cfg.z_dim, 0.4, seed=0)
+    c = jaxedit.one_hot(np.arange(n) % cfg.num_classes, cfg.num_classes)
+    zt, ct = torch.tensor(z, device=ctx.torch_device), torch.tensor(c, device=ctx.torch_device)
+    rows, ref = [], None
+    for fast in (False, True):
+        prec = "fast" if fast else "fp32"
+        _set_torch_precision(torch, fast)
+        with torch.no_grad():
+            row_t, out_t = timed_row("biggan", f"BigGAN-deep {cfg.output_dim}px batch {n}",
+                                     "pytorch", prec, lambda: model(zt, ct, 0.4),
+                                     repeats=ctx.repeats, backend="torch")
+        row_j, out_j = timed_row("biggan", f"BigGAN-deep {cfg.output_dim}px batch {n}", "jaxedit",
+                                 prec, lambda: gen(z, c, 0.4, dtype=jnp.float32,
+                                                   precision=_jax_prec(fast)),
+                                 repeats=ctx.repeats)
+        if ref is None:
+            ref = out_t.cpu().numpy().transpose(0, 2, 3, 1)
+        for row, out in ((row_t, out_t.cpu().numpy().transpose(0, 2, 3, 1)), (row_j, out_j)):
+            row.accuracy, row.accuracy_metric = _rel(out, ref), "max rel. err. vs torch fp32"
+        row_j.target = TARGETS["biggan"]
+        rows += [row_t, row_j]
+    _set_torch_precision(torch, False)
+    return rows
+
+
+SUITES = {"forward": suite_forward, "jacobian": suite_jacobian, "wplus": suite_wplus,
+          "solvers": suite_solvers, "sefa": suite_sefa, "spectra": suite_spectra,
+          "biggan": suite_biggan}

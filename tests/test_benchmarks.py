@@ -1,0 +1,56 @@
+"""The benchmark harness: the PyTorch StyleGAN2 baseline equals jaxedit, every suite runs at toy size."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("pytorch_pretrained_biggan")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repo root holds benchmarks/
+
+from benchmarks import __main__ as bench_main  # noqa: E402
+from benchmarks import workloads  # noqa: E402
+from benchmarks.torch_ref import stylegan2 as torch_sg2  # noqa: E402
+
+
+@pytest.mark.parametrize("psi", [1.0, 0.7])
+def test_torch_baseline_equals_jaxedit(ada_gen, psi):
+    p = torch_sg2.params_from_jaxedit(ada_gen, dtype=torch.float64)
+    z = np.random.RandomState(0).randn(3, 32)
+    ws = torch_sg2.mapping(p, ada_gen.config, torch.tensor(z), psi)
+    np.testing.assert_allclose(ws.numpy(), ada_gen.mapping(z, None, psi), rtol=0, atol=1e-12)
+    img = torch_sg2.synthesis(p, ada_gen.config, ws).numpy().transpose(0, 2, 3, 1)
+    ref = np.asarray(ada_gen.synthesis(ws.numpy()))
+    assert np.abs(img - ref).max() / np.abs(ref).max() < 1e-12
+
+
+def test_torch_baseline_supports_forward_mode(ada_gen):
+    p = torch_sg2.params_from_jaxedit(ada_gen, dtype=torch.float64)
+    ws = torch.tensor(np.asarray(ada_gen.mapping(np.random.RandomState(1).randn(1, 32))))
+    v = torch.randn_like(ws)
+    _, jv = torch.func.jvp(lambda w: torch_sg2.synthesis(p, ada_gen.config, w), (ws,), (v,))
+    eps = 1e-6
+    fd = (torch_sg2.synthesis(p, ada_gen.config, ws + eps * v)
+          - torch_sg2.synthesis(p, ada_gen.config, ws - eps * v)) / (2 * eps)
+    assert torch.allclose(jv, fd, atol=1e-6)
+
+
+def test_every_suite_runs_at_toy_size(tmp_path):
+    out = tmp_path / "smoke.json"
+    assert bench_main.main(["run", "--suite", "all", "--smoke", "--repeats", "1",
+                            "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["smoke"] and not doc["meta"]["failures"]
+    suites = {r["suite"] for r in doc["rows"]}
+    assert suites == set(workloads.SUITES)
+    for r in doc["rows"]:
+        assert r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"]
+        if r["impl"] == "jaxedit" and r["accuracy"] is not None and "cos" in r["accuracy_metric"]:
+            assert r["accuracy"] > 0.99, r
+    assert bench_main.main(["render", "--results", str(tmp_path), "--include-smoke",
+                            "--out", str(tmp_path / "README.md")]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "### jacobian: W Jacobian (1 sample)" in text and "×" in text
