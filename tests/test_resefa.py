@@ -232,3 +232,11 @@ def test_operator_matrix_free_matches_dense(ada_gen, ada_ref):
     assert mf.solver == "matrix_free"
     np.testing.assert_allclose(mf.eigenvalues, dense.eigenvalues, rtol=1e-7)
     np.testing.assert_allclose(_abs_cos(mf.directions, dense.directions), 1, atol=1e-8)
+    # another sample's operator reuses the compiled solver (operators hash by structure)
+    from jaxedit import region_factorization as rf
+    size = rf._operator_lobpcg._cache_size()
+    op2 = jaxedit.JacobianOperator(ada_gen, ada_ref["ws_psi10"][1], space="w", channels="sum",
+                                   resize=16)
+    assert op2 == op and hash(op2) == hash(op)
+    jaxedit.resefa(op2, box, k=3)
+    assert rf._operator_lobpcg._cache_size() == size
