@@ -74,32 +74,27 @@ def _stride_phases(kernel, s: int):
 
 
 def _upsample_phases(kernel, s: int, mode: str):
-    """Upsample-by-s then stride-1 correlation -> per-output-phase kernels: [Q, Q, I, O s²]."""
-    k = kernel.shape[0]
-    if mode == "nearest":
-        q = (k + s - 1) // s + 1
-        out = []
-        for p0 in range(s):
-            for p1 in range(s):
-                kp = jnp.zeros((q, q) + kernel.shape[2:], kernel.dtype)
-                for a in range(k):
-                    for b in range(kernel.shape[1]):
-                        kp = kp.at[(p0 + a) // s, (p1 + b) // s].add(kernel[a, b])
-                out.append(kp)
-        return jnp.concatenate(out, axis=3)
-    if mode == "zeros":
-        q = (k + s - 1) // s + 1
-        out = []
-        for p0 in range(s):
-            for p1 in range(s):
-                kp = jnp.zeros((q, q) + kernel.shape[2:], kernel.dtype)
-                for a in range(k):
-                    for b in range(kernel.shape[1]):
-                        if (p0 + a) % s == 0 and (p1 + b) % s == 0:
-                            kp = kp.at[(p0 + a) // s, (p1 + b) // s].add(kernel[a, b])
-                out.append(kp)
-        return jnp.concatenate(out, axis=3)
-    raise ValueError(f"upsample must be None, 'nearest' or 'zeros', got {mode!r}")
+    """Upsample-by-s then stride-1 correlation -> per-output-phase kernels: [Q, Q, I, O s²].
+
+    Output pixel ``s i + p`` reads the upsampled input at ``s i + p + a`` for tap a, i.e. the
+    low-res pixel ``i + (p + a) // s`` - always for ``"nearest"``, only when ``s`` divides
+    ``p + a`` for ``"zeros"`` (zero insertion).
+    """
+    if mode not in ("nearest", "zeros"):
+        raise ValueError(f"upsample must be None, 'nearest' or 'zeros', got {mode!r}")
+    k0, k1 = kernel.shape[:2]
+    q = (max(k0, k1) + s - 1) // s + 1
+    out = []
+    for p0 in range(s):
+        for p1 in range(s):
+            kp = jnp.zeros((q, q) + kernel.shape[2:], kernel.dtype)
+            for a in range(k0):
+                for b in range(k1):
+                    if mode == "zeros" and ((p0 + a) % s or (p1 + b) % s):
+                        continue
+                    kp = kp.at[(p0 + a) // s, (p1 + b) // s].add(kernel[a, b])
+            out.append(kp)
+    return jnp.concatenate(out, axis=3)
 
 
 def conv_blocks(kernel_hwio, input_shape: Sequence[int], stride: int = 1, *,

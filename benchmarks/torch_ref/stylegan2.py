@@ -20,8 +20,8 @@ def params_from_jaxedit(gen, device="cpu", dtype=torch.float32) -> dict:
     """jaxedit StyleGAN2 generator -> {flat key: torch tensor} in torch layouts (OIHW, [out, in])."""
     from flax import nnx
 
-    flat = {"/".join(map(str, k)): np.asarray(v) for k, v in
-            _flatten(nnx.to_pure_dict(nnx.state(gen)))}
+    flat = {"/".join(map(str, path)): np.asarray(var.get_value())
+            for path, var in nnx.to_flat_state(nnx.state(gen))}
     out = {}
     for k, v in flat.items():
         if v.ndim == 4:        # HWIO -> OIHW
@@ -32,14 +32,6 @@ def params_from_jaxedit(gen, device="cpu", dtype=torch.float32) -> dict:
             v = v.transpose(2, 0, 1)
         out[k] = torch.tensor(np.array(v), dtype=dtype, device=device)
     return out
-
-
-def _flatten(tree, prefix=()):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _flatten(v, prefix + (k,))
-    else:
-        yield prefix, tree
 
 
 def _fc(p, name, x, lr=1.0, act="linear"):
