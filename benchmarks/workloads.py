@@ -360,7 +360,6 @@ def suite_solvers(ctx: Context) -> list[Row]:
 def suite_sefa(ctx: Context) -> list[Row]:
     import jax.numpy as jnp
 
-    import jaxedit
     from jaxedit.sefa import _stylegan2_blocks, factorize
 
     gen, _, cfg = _sg2_pair(ctx)

@@ -141,7 +141,7 @@ def infer_config(tensors: dict, attrs: dict, source: str) -> dict[str, Any]:
         "layer_features": layer_features, "architecture": archs.pop(),
         "conv_clamp": None if conv_clamp is None else float(conv_clamp),
         "resample_kernel": kernel,
-        "use_noise": f"synthesis.b4.conv1.noise_const" in tensors,
+        "use_noise": "synthesis.b4.conv1.noise_const" in tensors,
         "has_w_avg": True,
         "num_fp16_res": int(_kw(syn_kw, "num_fp16_res", 0) or 0),
     }

@@ -1,6 +1,5 @@
 """Converters: safety (no code runs), typed errors for bad files, torch formats, strict keys."""
 
-import io
 import os
 import pickle
 import shutil

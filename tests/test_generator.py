@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 import jaxedit
-from jaxedit.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from jaxedit.models.stylegan2 import StyleGAN2Generator
 
 
 @pytest.fixture(scope="module", params=["skip", "orig", "resnet"])

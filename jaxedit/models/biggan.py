@@ -15,7 +15,6 @@ static Python float everywhere.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 from typing import Any, Mapping, Sequence
