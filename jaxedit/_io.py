@@ -1,10 +1,12 @@
-"""Atomic file output (a temp file in the target directory, then ``os.replace``)."""
+"""Host-side I/O helpers: atomic file output (temp file + ``os.replace``), checked .npz reading, a progress bar."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -69,3 +71,19 @@ def save_json(path, obj) -> str:
         os.unlink(tmp)
         raise
     return path
+
+
+def progress_printer(label: str):
+    """A text progress bar on stderr: returns ``show(done, total)``."""
+    t0 = time.time()
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        fill = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} "
+                         f"{time.time() - t0:6.1f}s")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show

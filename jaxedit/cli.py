@@ -236,8 +236,14 @@ def _cmd_evaluate(args) -> int:
     kw = dict(alpha=args.alpha, space=space, slots=slots, **kw)
     res = evaluate_direction(gen, lat, d, mask, **kw)
     rng = np.random.default_rng(args.random_seed)
-    rand = [evaluate_direction(gen, lat, rng.standard_normal(d.shape), mask, **kw)
-            for _ in range(args.random)]
+    from ._io import progress_printer
+
+    show = progress_printer("evaluate")
+    show(1, args.random + 1)
+    rand = []
+    for i in range(args.random):
+        rand.append(evaluate_direction(gen, lat, rng.standard_normal(d.shape), mask, **kw))
+        show(i + 2, args.random + 1)
     print(f"{'direction':<18} {'ROIR':>8} {'MSE inside':>12} {'MSE outside':>12}")
     print(f"{'index ' + str(args.index):<18} {res['roir']:8.4f} {res['mse_inside']:12.4g} "
           f"{res['mse_outside']:12.4g}")

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from . import _ops
+from . import _io, _ops
 
 SPACES = ("w", "wplus", "z", "s")
 BIGGAN_SPACES = ("z", "embed", "cond")
@@ -223,24 +223,6 @@ def _slice(tree, lo: int, hi: int):
     return jax.tree.map(lambda a: a[lo:hi], tree)
 
 
-def _progress_printer(label: str) -> Callable[[int, int], None]:
-    import sys
-    import time
-
-    t0 = time.time()
-
-    def show(done: int, total: int) -> None:
-        width = 30
-        fill = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} "
-                         f"{time.time() - t0:6.1f}s")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
-
-
 def _options(gen, space, resize, resize_mode, channels, noise_mode, precision, truncation_psi,
              truncation_cutoff) -> _Render:
     if _is_biggan(gen):
@@ -294,7 +276,7 @@ def jacobian(gen, latents, *, space: str = "w", resize: int | None = None,
     chunk = int(min(chunk, x0.shape[1]))
     graphdef, state = nnx.split(gen)
     n = x0.shape[0]
-    show = _progress_printer("jacobian") if progress is True else (progress or None)
+    show = _io.progress_printer("jacobian") if progress is True else (progress or None)
     parts = []
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)
