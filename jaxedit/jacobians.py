@@ -20,6 +20,9 @@ D = z_dim) and ``"cond"`` (the concatenated ``[z, embed]``, D = 2 * z_dim).
 Output rows: the NHWC image, optionally reduced to ``resize`` pixels per side (``"nearest"``
 picks pixel (s*i, s*j) as torch's default ``F.interpolate``; ``"area"`` averages s x s blocks), and
 the channels kept (``"rgb"``), summed (``"sum"``, ReSeFa) or averaged (``"mean"``, LowRankGAN).
+The reference applies both only when the image is larger than 256 px (a 256 px model gives RGB
+rows); here they are explicit options, so ``resize=256, channels="sum"`` reproduces its 1024 px
+setting and ``channels="rgb"`` its 256 px one.
 """
 
 from __future__ import annotations

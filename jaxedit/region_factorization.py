@@ -139,7 +139,9 @@ def resefa(J, region: RegionLike, *, regularization: float = 0.0, k: int = 10,
         randomized Nyström preconditioner for M_b, 0 disables it), ``"reference"`` (numpy inv + eig,
         as the reference) or ``"auto"`` (``matrix_free`` for an operator, else ``dense``).
       aggregate: ``"none"`` (one set per sample) or ``"mean"`` (M_f and M_b averaged over samples).
-      trace_probes, key: Hutchinson estimate of trace(M_b) for a regularized operator.
+      trace_probes, key: Rademacher probes of the Hutch++ estimate of trace(M_b) (a regularized
+        operator only; the top of the spectrum is captured exactly by the sketch), and the PRNG
+        key of every random start / sketch (default ``jax.random.key(0)``: deterministic).
       precision: matmul precision of the solvers.
       warn: issue :class:`SingularBackgroundWarning` / :class:`ComplexEigenpairsWarning`.
 
@@ -172,7 +174,7 @@ def resefa(J, region: RegionLike, *, regularization: float = 0.0, k: int = 10,
     n, h, w, c, d = J.shape
     k = _check_k(k, d)
     solver = "dense" if solver == "auto" else solver
-    j2, wf, wb, mask, n_f, n_b = _rows(J[0], region)
+    _, wf, wb, mask, n_f, n_b = _rows(J[0], region)
     j2 = J.reshape(n, h * w * c, d)
     if aggregate == "mean":
         groups = [j2]
