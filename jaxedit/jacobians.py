@@ -299,13 +299,18 @@ class JacobianOperator:
 
     Use :meth:`pure` to get ``(mv, rmv)`` closures for use *inside* one jitted function (what the
     matrix-free ReSeFa solver does), or the convenience methods :meth:`mv` / :meth:`rmv` /
-    :meth:`gram_mv` for one-off products.
+    :meth:`gram_mv` for one-off products. Blocks of vectors are processed ``chunk`` at a time
+    (``vmap`` inside ``lax.map``), so memory stays bounded for any block size.
     """
 
     def __init__(self, gen, latent, *, space: str = "w", resize: int | None = None,
                  resize_mode: str = "nearest", channels: str = "rgb", c=None,
                  truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                 noise_mode: str = "const", dtype=None, precision: _ops.Precision = "highest"):
+                 noise_mode: str = "const", dtype=None, precision: _ops.Precision = "highest",
+                 chunk: int = 32):
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        self.chunk = int(chunk)
         self.opts = _options(gen, space, resize, resize_mode, channels, noise_mode, precision,
                              truncation_psi, truncation_cutoff)
         lat = jnp.asarray(latent)
@@ -328,7 +333,7 @@ class JacobianOperator:
     # static arguments of jitted functions, and only these static parts enter hash / equality
     # (the arrays travel separately through :meth:`arrays`).
     def _static_key(self):
-        return (self.graphdef, self.opts, self.dim, self.out_shape, str(self.dtype))
+        return (self.graphdef, self.opts, self.dim, self.out_shape, str(self.dtype), self.chunk)
 
     def __hash__(self):
         return hash(self._static_key())
@@ -350,7 +355,7 @@ class JacobianOperator:
 
         _, f_lin = jax.linearize(f, arrays["x0"])
         f_t = jax.linear_transpose(f_lin, arrays["x0"])
-        return jax.vmap(f_lin), jax.vmap(lambda u: f_t(u)[0])
+        return (_chunked(f_lin, self.chunk), _chunked(lambda u: f_t(u)[0], self.chunk))
 
     def mv(self, v) -> jax.Array:
         """J v: v [D] or [m, D] -> [rows] or [m, rows]."""
@@ -370,6 +375,21 @@ class JacobianOperator:
         out = _op_call(self, "gram", self.arrays(), jnp.atleast_2d(v),
                        jnp.asarray(weights, self.dtype).reshape(-1))
         return out[0] if v.ndim == 1 else out
+
+
+def _chunked(fn: Callable, chunk: int) -> Callable:
+    """``X [m, ...] -> stack([fn(x) for x in X])``, vmapped ``chunk`` rows at a time."""
+
+    def apply(x):
+        m = x.shape[0]
+        if m <= chunk:
+            return jax.vmap(fn)(x)
+        n = -(-m // chunk)
+        xp = jnp.concatenate([x, jnp.zeros((n * chunk - m,) + x.shape[1:], x.dtype)])
+        out = jax.lax.map(jax.vmap(fn), xp.reshape((n, chunk) + x.shape[1:]))
+        return out.reshape((n * chunk,) + out.shape[2:])[:m]
+
+    return apply
 
 
 @functools.partial(jax.jit, static_argnames=("op", "kind"))

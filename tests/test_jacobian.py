@@ -132,6 +132,9 @@ def test_operator_products(gen, ws):
     np.testing.assert_allclose(op.mv(v[0]), J2 @ v[0], rtol=0, atol=1e-12)
     w = rng.random(J2.shape[0])
     np.testing.assert_allclose(op.gram_mv(v, w), v @ (J2.T * w) @ J2, rtol=0, atol=1e-11)
+    small = JacobianOperator(gen, ws[0], space="wplus", resize=8, channels="sum", chunk=2)
+    np.testing.assert_allclose(small.mv(v), v @ J2.T, rtol=0, atol=1e-12)      # 3 = 2 + 1 pad
+    np.testing.assert_allclose(small.rmv(u), u @ J2, rtol=0, atol=1e-12)
 
 
 def test_bad_inputs_are_named(gen, ws):
