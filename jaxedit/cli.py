@@ -164,11 +164,13 @@ def _cmd_resefa(args) -> int:
         print(f"set {i}: eigenvalues " + " ".join(f"{v:.4g}" for v in row))
     out = save_npz(args.out, directions=dirs, eigenvalues=lams, space=str(data["space"]),
                    mask=res.mask, region=args.region, solver=res.solver,
-                   condition_number=np.asarray(res.condition_number, np.float64),
+                   condition_number=np.asarray(np.nan if res.condition_number is None
+                                               else res.condition_number, np.float64),
                    regularization=res.regularization, jacobian=os.path.abspath(args.jacobian),
                    aggregate=args.aggregate)
     print(f"wrote {out}: directions {list(dirs.shape)} (space {str(data['space'])!r}, "
-          f"solver {res.solver}, cond(M_b) {np.max(res.condition_number):.3g})")
+          f"solver {res.solver}" + ("" if res.condition_number is None else
+                                    f", cond(M_b) {np.max(res.condition_number):.3g}") + ")")
     return 0
 
 

@@ -58,6 +58,9 @@ def test_resefa_workflow(tmp_path, ada_pkl, capsys):
     assert d["directions"].shape == (2, 4, 32)
     assert d["mask"].shape == (16, 16) and d["mask"].sum() == 3 * 8   # eyes: rows 110..130, cols 71..186 of 256 -> 6..9, 4..12
     assert main(["resefa", "--jacobian", str(J), "--region", "2,2,8,8", "--k", "3",
+                 "--solver", "matrix_free", "--sample", "0", "--x64", "--out", str(dirs)]) == 0
+    assert np.isnan(np.load(dirs)["condition_number"])
+    assert main(["resefa", "--jacobian", str(J), "--region", "2,2,8,8", "--k", "3",
                  "--aggregate", "mean", "--solver", "woodbury", "--out", str(dirs)]) == 0
     assert np.load(dirs)["directions"].shape == (1, 3, 32)
     png = tmp_path / "edit.png"

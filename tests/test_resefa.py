@@ -121,6 +121,7 @@ def test_resefa_solvers_agree(solver):
     w, v = _scipy_top(a, b, 4)
     res = jaxedit.resefa(J, box, k=4, solver=solver)
     assert res.solver == solver and res.directions.shape == (4, 24)
+    assert (res.condition_number is None) == (solver == "matrix_free")   # it never forms M_b
     assert res.n_foreground == 28 * 3 and res.n_background == (144 - 28) * 3
     tol = 1e-6 if solver == "matrix_free" else 1e-9
     np.testing.assert_allclose(res.eigenvalues, w, rtol=tol)
