@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from . import editing
+
 
 def parse_int_list(text: str) -> list[int]:
     """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]`` (inclusive ranges, order kept, duplicates dropped)."""
@@ -203,7 +205,7 @@ def _edit_inputs(args):
         from .editing import flatten_styles
 
         lat = np.asarray(flatten_styles(gen, gen.styles(lat)))
-    slots = args.slots if args.slots is not None else (file_slots or [4, 5, 6, 7])
+    slots = args.slots if args.slots is not None else (file_slots or list(editing.REFERENCE_SLOTS))
     slots = slots if space in ("w", "wplus") else None
     if slots is not None and max(slots) >= gen.num_ws:
         raise ValueError(f"--slots {slots} out of range: the generator has {gen.num_ws} W+ slots")
@@ -436,12 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--slots", type=parse_int_list, default=None,
                        help="W+ slots to edit (default: the file's SeFa slots, else the ReSeFa "
                             "reference 4-7; 8-11 for eyebrows/lipstick)")
-        e.add_argument("--psi", type=float, default=0.7, help="truncation (reference: 0.7)")
-        e.add_argument("--cutoff", type=int, default=8, help="truncated slots (reference: 8)")
+        e.add_argument("--psi", type=float, default=editing.REFERENCE_PSI,
+                       help="truncation (reference: 0.7)")
+        e.add_argument("--cutoff", type=int, default=editing.REFERENCE_CUTOFF,
+                       help="truncated slots (reference: 8)")
         if name == "edit":
             # let "--alphas -10:10:7" parse: such values count as negative numbers, not options
             e._negative_number_matcher = re.compile(r"^-\d[\d.:,eE+-]*$|^-\.\d[\d.:,eE+-]*$")
-            e.add_argument("--alphas", type=parse_alphas, default=parse_alphas("-10:10:7"))
+            e.add_argument("--alphas", type=parse_alphas, default=list(editing.REFERENCE_ALPHAS))
             e.add_argument("--no-region", dest="draw_region", action="store_false")
             e.add_argument("--out", default="edit.png")
         else:
