@@ -13,6 +13,7 @@ symmetric-definite, by one of the solvers of :mod:`jaxedit.rayleigh`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from typing import Any
@@ -238,23 +239,11 @@ def _solve_group(j2s, wf, wb, n_f, n_b, tau, k, solver, rank, block_size, maxite
         # products J V and Jᵀ U only: neither M_f nor M_b is formed (the condition number is
         # therefore not reported; residuals come from the iteration itself)
         jall = j2s.reshape(g * rows, d)
-        wf_all = jnp.tile(wf, g) / g
         wb_all = jnp.tile(wb, g) / g
         a = tau * jnp.sum(jnp.square(jall) * wb_all[:, None])     # tau * trace(M_b)
-        prec = _ops.as_precision(precision)
-
-        def apply(v):
-            jv = jnp.matmul(jall, v, precision=prec)
-            av = jnp.matmul(jall.T, jv * wf_all[:, None], precision=prec)
-            bv = jnp.matmul(jall.T, jv * wb_all[:, None], precision=prec) + a * v
-            return av, bv
-
-        def apply_b(v):
-            jv = jnp.matmul(jall, v, precision=prec)
-            return jnp.matmul(jall.T, jv * wb_all[:, None], precision=prec) + a * v
-
-        out = _run_lobpcg(apply, apply_b, d, k, block_size, maxiter, tol, sketch, key, jall.dtype)
-        out["residuals"] = out.pop("lobpcg_residuals")
+        out = rows_lobpcg(jall, jnp.tile(wf, g) / g, wb_all, a, k=k, block_size=block_size,
+                          maxiter=maxiter, tol=tol, sketch_size=sketch, key=key,
+                          precision=precision)
         out["cond"] = float("nan")
         return out
     mfs, mbs = jax.vmap(lambda j: _moments(j, wf, wb))(j2s)
@@ -296,19 +285,40 @@ def _lobpcg_defaults(d, k, block_size, tol, sketch, key, dtype):
     return x0, omega, p, float(tol), k_t
 
 
-def _run_lobpcg(apply, apply_b, d, k, block_size, maxiter, tol, sketch, key, dtype) -> dict:
-    x0, omega, p, tol, _ = _lobpcg_defaults(d, k, block_size, tol, sketch, key, dtype)
+@functools.partial(jax.jit, static_argnames=("k", "maxiter", "tol", "sketch", "precision"))
+def _rows_lobpcg(rows, wf, wb, a, x0, omega, *, k, maxiter, tol, sketch, precision):
+    prec = _ops.as_precision(precision)
 
-    def run(x, om):
-        om = jnp.linalg.qr(om)[0]
-        pc = nystrom_preconditioner(om, apply_b(om)) if p else None
-        return lobpcg_top(apply, x, k=k, maxiter=maxiter, tol=tol, precondition=pc)
+    def apply_b(v):
+        jv = jnp.matmul(rows, v, precision=prec)
+        return jnp.matmul(rows.T, jv * wb[:, None], precision=prec) + a * v
 
-    r = jax.jit(run)(x0, omega)
-    lam = np.asarray(r.eigenvalues[:k])
-    dirs = np.asarray(rayleigh.canonical_rows(r.vectors[:, :k].T))
-    return dict(directions=dirs, eigenvalues=lam, iterations=int(r.iterations),
-                lobpcg_residuals=np.asarray(r.residuals[:k]))
+    def apply(v):
+        jv = jnp.matmul(rows, v, precision=prec)
+        av = jnp.matmul(rows.T, jv * wf[:, None], precision=prec)
+        return av, jnp.matmul(rows.T, jv * wb[:, None], precision=prec) + a * v
+
+    pc = None
+    if sketch:
+        om = jnp.linalg.qr(omega)[0]
+        pc = nystrom_preconditioner(om, apply_b(om))
+    return lobpcg_top(apply, x0, k=k, maxiter=maxiter, tol=tol, precondition=pc)
+
+
+def rows_lobpcg(rows, wf, wb, a, *, k: int, block_size: int | None = None, maxiter: int = 300,
+                tol: float | None = None, sketch_size: int | None = None, key=None,
+                precision: _ops.Precision = "highest") -> dict:
+    """Matrix-free top-k of ``(Rᵀ diag(wf) R, Rᵀ diag(wb) R + a I)`` from products with the rows
+    ``R [n, D]`` only (jitted once per shape). -> dict(directions [k, D], eigenvalues [k],
+    iterations, residuals [k])."""
+    d = rows.shape[1]
+    x0, omega, p, tol, _ = _lobpcg_defaults(d, k, block_size, tol, sketch_size, key, rows.dtype)
+    r = _rows_lobpcg(rows, jnp.asarray(wf, rows.dtype), jnp.asarray(wb, rows.dtype),
+                     jnp.asarray(a, rows.dtype), x0, omega, k=k, maxiter=int(maxiter), tol=tol,
+                     sketch=p, precision=precision)
+    return dict(directions=np.asarray(rayleigh.canonical_rows(r.vectors[:, :k].T)),
+                eigenvalues=np.asarray(r.eigenvalues[:k]), iterations=int(r.iterations),
+                residuals=np.asarray(r.residuals[:k]))
 
 
 def _resefa_operator(op: JacobianOperator, region, tau, k, block_size, maxiter, tol, sketch,

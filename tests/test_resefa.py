@@ -136,6 +136,10 @@ def test_matrix_free_subspace_matches_dense_with_regularization():
     np.testing.assert_allclose(_principal_cosines(mf.directions, dense.directions), 1, atol=1e-8)
     np.testing.assert_allclose(mf.eigenvalues, dense.eigenvalues, rtol=1e-8)
     assert mf.iterations < 300
+    from jaxedit import region_factorization as rf
+    size = rf._rows_lobpcg._cache_size()
+    jaxedit.resefa(J * 2, (2, 3, 9, 12), k=5, regularization=1e-3, solver="matrix_free")
+    assert rf._rows_lobpcg._cache_size() == size          # new values and region: no recompile
 
 
 def test_batch_and_aggregate():
