@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -73,17 +72,46 @@ def save_json(path, obj) -> str:
     return path
 
 
+class _LineStream:
+    """A file-like wrapper for tqdm when stderr is not a terminal: every refresh becomes one
+    plain line (no carriage returns piling up in a log)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").strip()
+        if text:
+            self._stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def progress(total: int | None, desc: str, *, enabled: bool = True, unit: str = "it"):
+    """A progress bar on stderr (``tqdm``): use as ``with progress(n, "fit") as bar: bar.update(1)``.
+
+    On a terminal it is tqdm's live bar; otherwise (logs, CI, pipes) it prints one line at most
+    every 10 s plus a final line. ``enabled=False`` gives a silent bar with the same interface.
+    """
+    from tqdm.auto import tqdm
+
+    tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=True,
+                file=sys.stderr if tty else _LineStream(sys.stderr),
+                mininterval=0.1 if tty else 10.0, dynamic_ncols=tty, ascii=not tty)
+
+
 def progress_printer(label: str):
-    """A text progress bar on stderr: returns ``show(done, total)``."""
-    t0 = time.time()
+    """Callback form of :func:`progress`: returns ``show(done, total)`` (closes at ``done == total``)."""
+    state: dict = {}
 
     def show(done: int, total: int) -> None:
-        width = 30
-        fill = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} "
-                         f"{time.time() - t0:6.1f}s")
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = progress(total, label)
+        bar.update(done - bar.n)
         if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            bar.close()
 
     return show

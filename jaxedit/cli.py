@@ -14,6 +14,11 @@ import numpy as np
 
 from . import editing
 
+# Subcommand groups that live in their own modules (one concept per module): each module has
+# ``register(subparsers)`` adding its parsers with ``set_defaults(fn=...)``.
+PLUGIN_MODULES: tuple[str, ...] = (
+)
+
 
 def parse_int_list(text: str) -> list[int]:
     """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]`` (inclusive ranges, order kept, duplicates dropped)."""
@@ -477,6 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="jaxedit_demo")
     d.add_argument("--seeds", type=parse_int_list, default=parse_int_list("0-7"))
     d.set_defaults(fn=_cmd_demo)
+
+    import importlib
+
+    for mod in PLUGIN_MODULES:
+        importlib.import_module(mod).register(sub)
     return p
 
 
