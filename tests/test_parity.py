@@ -68,3 +68,17 @@ def test_parity_is_sensitive(ada_gen, ada_ref):
     assert rel(img, nhwc(ada_ref["img_psi10"])) > 1e-3
     img = ada_gen.synthesis(ada_ref["ws_psi10"] * (1 + 1e-4))
     assert rel(img, nhwc(ada_ref["img_psi10"])) > 1e-6
+
+
+@pytest.mark.float32
+@pytest.mark.parametrize("pkl,ref,img_key", [("ada_pkl", "ada_ref", "img_psi7"),
+                                             ("ros_pt", "ros_ref", "img_trunc06")])
+def test_public_defaults_float32(request, pkl, ref, img_key):
+    """x64 off (the users' default): load, map and synthesize with no dtype argument."""
+    import jaxedit
+
+    gen = jaxedit.load_generator(request.getfixturevalue(pkl))
+    r = request.getfixturevalue(ref)
+    img = gen(r["z"], None, 0.7 if pkl == "ada_pkl" else 0.6)
+    assert img.dtype == jnp.float32
+    assert rel(img, nhwc(r[img_key])) < 1e-4
