@@ -18,6 +18,7 @@ from converters.errors import (
     UnsupportedFormatError,
 )
 
+from . import panda
 from .checkpoint import convert_checkpoint, load_generator, read_config, save_generator
 from .default import default_generator
 from .editing import edit_latents, render_edits, save_edit_grid
@@ -67,6 +68,7 @@ __all__ = [
     "load_generator",
     "locality",
     "one_hot",
+    "panda",
     "preset",
     "read_config",
     "region_mask",
