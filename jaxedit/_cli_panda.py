@@ -210,7 +210,7 @@ def _cmd_fit(args) -> int:
     out = _out(args.out, args.force, ".npz")
     gen = _load_gen(args.ckpt)
     layer = panda.resolve_layer(gen, args.layer)
-    c = gen.synthesis_split(gen.mapping(np.zeros((1, gen.z_dim))), layer).x.shape[-1]
+    c = gen.config.channels_at(int(layer.split(".")[0][1:]))
     r_c, r_s = args.ranks
     r_c = c if r_c is None else r_c
     if args.latents is not None and args.seeds is not None:
@@ -252,6 +252,7 @@ def _cmd_edit(args) -> int:
 
     out = _out(args.out, args.force, ".png")
     res = _load_factors(args.factors)
+    panda.edit_direction(res, [args.parts], [args.appearance], [0.0])   # index checks, early
     gen = _load_gen(args.ckpt)
     ws = _ws(gen, args.seeds, args.psi)
     parts_factors = None
