@@ -47,6 +47,10 @@ import re
 import struct
 import zipfile
 import zlib
+try:  # optional in some Python builds
+    from lzma import LZMAError as _LZMAError
+except ImportError:  # pragma: no cover
+    _LZMAError = OSError
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -331,6 +335,7 @@ _ADD_MARK = {"APPENDS": 8, "SETITEMS": 24, "ADDITEMS": 40}
 _OBJECT = 128          # a REDUCE / NEWOBJ / INST / OBJ result (a stand-in with a __dict__)
 _COPY_PER_ITEM = 48    # what a constructor copying a container costs per item (OrderedDict(...))
 _CHUNK = 1 << 16
+_MAX_LINE = 1 << 20    # text arguments (GLOBAL names, protocol-0 numbers) are short
 
 
 def _int_or_none(text: bytes) -> int | None:
@@ -396,6 +401,8 @@ def _prescan(stream, ctx: _Ctx, allow: Mapping[tuple[str, str], Any], what: str)
                 out = buf[i:j]
                 i = j + 1
                 return out
+            if len(buf) - i > _MAX_LINE:
+                raise fail(f"a text argument runs over {_fmt_bytes(_MAX_LINE)} without a newline")
             more = stream.read(_CHUNK)
             if not more:
                 raise truncated()
@@ -1254,9 +1261,18 @@ def _load_from_bytes_factory(ctx: _Ctx) -> Callable[[bytes], _Storage]:
 # --------------------------------------------------------------------------------------------
 # Public entry points.
 # --------------------------------------------------------------------------------------------
+def _regular_file(path: str | os.PathLike) -> str:
+    source = os.fspath(path)
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"{source}: no such checkpoint file")
+    if not os.path.isfile(source):  # a FIFO or a device would block or never end
+        raise UnsupportedFormatError(f"{source}: not a regular file")
+    return source
+
+
 def sniff(path: str | os.PathLike) -> str:
     """Return ``"zip"``, ``"pickle"`` or ``"unknown"`` from a file's first bytes."""
-    with open(path, "rb") as f:
+    with open(_regular_file(path), "rb") as f:
         head = f.read(4)
     if head[:4] == b"PK\x03\x04":
         return "zip"
@@ -1291,12 +1307,12 @@ def load_torch_file(path: str | os.PathLike, *, extra_allow: Mapping | None = No
       CorruptCheckpointError: the file is truncated, inconsistent, or exceeds the limits.
       UnsupportedFormatError: the file is not a ``torch.save`` file.
     """
-    source = os.fspath(path)
-    kind = sniff(path)
+    source = _regular_file(path)
+    kind = sniff(source)
     if kind == "zip":
         return _load_torch_zip(source, _allow(extra_allow), limits)
     if kind == "pickle":
-        with open(path, "rb") as f:
+        with open(source, "rb") as f:
             ctx = _open_ctx(source, os.fstat(f.fileno()).st_size, limits)
             obj = _read_legacy_stream(_FileStream(f, ctx.budget.file_size), ctx,
                                       _allow(extra_allow))
@@ -1305,16 +1321,31 @@ def load_torch_file(path: str | os.PathLike, *, extra_allow: Mapping | None = No
 
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error,
-               NotImplementedError, RuntimeError, ValueError, struct.error)
+               NotImplementedError, RuntimeError, ValueError, struct.error, _LZMAError)
+_ZIPINFO_BYTES = 1024  # what zipfile keeps per archive member (ZipInfo), charged up front
+
+
+def _zip_entries(source: str) -> int:
+    """The member count the archive's end record declares (zip64 aware), without parsing the
+    central directory (which zipfile would turn into one object per entry)."""
+    with open(source, "rb") as f:
+        end = zipfile._EndRecData(f)  # noqa: SLF001 - the stdlib's own end-record reader
+    if end is None:
+        raise CorruptCheckpointError(f"{source}: damaged zip archive (no end record)")
+    return int(end[zipfile._ECD_ENTRIES_TOTAL])  # noqa: SLF001
 
 
 def _load_torch_zip(source: str, allow: dict, limits: Limits | None) -> Any:
+    ctx = _open_ctx(source, os.path.getsize(source), limits)
     try:
+        n_entries = _zip_entries(source)
+        ctx.budget.charge(n_entries * _ZIPINFO_BYTES, f"the index of {n_entries} zip members")
         zf = zipfile.ZipFile(source)
     except _ZIP_ERRORS as e:
+        if isinstance(e, CorruptCheckpointError):
+            raise
         raise CorruptCheckpointError(f"{source}: damaged zip archive ({_first_line(e)})") from None
     with zf:
-        ctx = _open_ctx(source, os.path.getsize(source), limits)
         infos = {i.filename: i for i in zf.infolist()}
         pkl = [n for n in infos if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pkl) != 1:
@@ -1384,8 +1415,8 @@ def load_pickle(path: str | os.PathLike, *, extra_allow: Mapping | None = None,
     numeric dtypes are accepted. No code runs. ``extra_allow`` and ``limits`` as in
     :func:`load_torch_file`.
     """
-    source = os.fspath(path)
-    with open(path, "rb") as f:
+    source = _regular_file(path)
+    with open(source, "rb") as f:
         ctx = _open_ctx(source, os.fstat(f.fileno()).st_size, limits)
         allow = _allow(extra_allow)
         allow[("torch.storage", "_load_from_bytes")] = _load_from_bytes_factory(ctx)

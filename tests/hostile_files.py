@@ -482,6 +482,12 @@ def make_pkl_frame(out_dir: str) -> Case:
     return Case("pkl_frame", path, CorruptCheckpointError, r"frame of", bomb=True)
 
 
+def make_pkl_endless_line(out_dir: str) -> Case:
+    """A GLOBAL whose module name never ends (2 MiB without a newline)."""
+    path = _write(out_dir, "endless_line.pkl", PROTO2 + b"c" + b"a" * (2 << 20))
+    return Case("pkl_endless_line", path, CorruptCheckpointError, r"without a newline", bomb=True)
+
+
 def make_pkl_long4(out_dir: str) -> Case:
     path = _write(out_dir, "long4.pkl", PROTO2 + b"\x8b" + struct.pack("<i", (1 << 31) - 1) + STOP)
     return Case("pkl_long4", path, CorruptCheckpointError, r"payload declares", bomb=True)
@@ -558,6 +564,16 @@ def make_zip_tensor_4tib(out_dir: str) -> Case:
     path = torch_zip(os.path.join(out_dir, "zip_4tib.pt"), pkl, {"0": stored("", floats(4))})
     return Case("zip_tensor_4tib", path, CorruptCheckpointError,
                 r"archive/data/0.*16 bytes in the archive but 4398046511104", bomb=True)
+
+
+def make_zip_member_spam(out_dir: str, n: int = 50_000) -> Case:
+    """50,000 empty members: the archive index alone would cost ~10x the file in ZipInfos."""
+    pkl = _state_dict_pkl(op_tensor(op_persid_storage("0", 1), (1,), (1,)))
+    members = [stored("archive/data.pkl", pkl), stored("archive/data/0", floats(1))]
+    members += [stored(f"archive/x{k}", b"") for k in range(n)]
+    path = write_zip(os.path.join(out_dir, "zip_spam.pt"), members)
+    return Case("zip_member_spam", path, CorruptCheckpointError, r"index of 50002 zip members",
+                bomb=True)
 
 
 def make_zip_missing_storage(out_dir: str) -> Case:
