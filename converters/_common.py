@@ -150,7 +150,8 @@ def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = 0.0,
     return float(v)
 
 
-def typed_str(d: Mapping[str, Any], key: str, where: str, choices: tuple[str, ...], default=_MISSING):
+def typed_str(d: Mapping[str, Any], key: str, where: str, choices: tuple[str, ...],
+              default: Any = _MISSING):
     v = d.get(key, _MISSING) if isinstance(d, Mapping) else _MISSING
     if v is _MISSING:
         if default is _MISSING:

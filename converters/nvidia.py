@@ -187,7 +187,8 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
                         ("lrelu", "linear", "relu", "tanh", "sigmoid", "elu", "selu",
                          "softplus", "swish"), default="lrelu")
         if act != "lrelu":
-            raise UnsupportedFormatError(f"{source}: mapping.fc{i} activation {act!r} is unsupported")
+            raise UnsupportedFormatError(
+                f"{source}: mapping.fc{i} activation {act!r} is unsupported")
     embed = 0
     if c_dim > 0:
         e_out, e_in = _shape(tensors, "mapping.embed.weight", 2, source)

@@ -52,7 +52,10 @@ def _shape(sd: dict, key: str, ndim: int, source: str) -> tuple[int, ...]:
 
 def infer_config(sd: dict, top: dict, source: str) -> dict[str, Any]:
     args = top.get("args")
-    args = vars(args) if isinstance(args, _unpickle.Namespace) else (args if isinstance(args, dict) else {})
+    if isinstance(args, _unpickle.Namespace):
+        args = vars(args)
+    elif not isinstance(args, dict):
+        args = {}
     at = f"{source}: args."
     n_mlp = len([k for k in sd if re.fullmatch(r"style\.\d+\.weight", k)])
     if n_mlp == 0 or "style.1.weight" not in sd:

@@ -67,7 +67,8 @@ def _family(name: str):
         raise CheckpointError(f"unknown model family {name!r}; known: {sorted(_FAMILIES)}") from None
 
 
-def abstract_generator(family: str, config: Mapping[str, Any], origin: str = "config") -> nnx.Module:
+def abstract_generator(family: str, config: Mapping[str, Any],
+                       origin: str = "config") -> nnx.Module:
     """The generator of ``config`` with shapes only (no weights computed).
 
     Raises CorruptCheckpointError (naming ``origin``) when ``config`` is not a valid config.

@@ -239,7 +239,8 @@ def _marker(out_dir: str, name: str) -> str:
 def make_payload_os_system(out_dir: str) -> Case:
     marker = _marker(out_dir, "os_system")
     body = op_call(op_global("os", "system"), op_str(f"touch {marker}"))
-    path = _write(out_dir, "payload_os_system.pkl", pickle_of(op_dict_items([(op_str("G_ema"), body)])))
+    path = _write(out_dir, "payload_os_system.pkl",
+                  pickle_of(op_dict_items([(op_str("G_ema"), body)])))
     return Case("payload_os_system", path, UnsafePickleError, r"os\.system", marker=marker)
 
 
@@ -459,7 +460,8 @@ def make_pkl_deep_dict(out_dir: str, depth: int = 5_000) -> Case:
 
 def make_pkl_memo_index(out_dir: str) -> Case:
     """LONG_BINPUT 2**31 - 1: the C unpickler would grow its memo array to 32 GiB."""
-    path = _write(out_dir, "memo_index.pkl", pickle_of(NONE + b"r" + struct.pack("<I", (1 << 31) - 1)))
+    path = _write(out_dir, "memo_index.pkl",
+                  pickle_of(NONE + b"r" + struct.pack("<I", (1 << 31) - 1)))
     return Case("pkl_memo_index", path, CorruptCheckpointError, r"memo of 2147483648 entries",
                 bomb=True)
 
@@ -507,8 +509,8 @@ def make_zip_bomb(out_dir: str) -> Case:
     pkl = _state_dict_pkl(op_tensor(op_persid_storage("0", numel), (numel,), (1,)))
     path = torch_zip(os.path.join(out_dir, "zip_bomb.pt"), pkl,
                      {"0": Member("", data, GiB, crc, method=8)})
-    return Case("zip_bomb", path, CorruptCheckpointError, r"storage '0' \('archive/data/0'\) needs 1 GiB",
-                bomb=True)
+    return Case("zip_bomb", path, CorruptCheckpointError,
+                r"storage '0' \('archive/data/0'\) needs 1 GiB", bomb=True)
 
 
 def make_zip_bomb_size_mismatch(out_dir: str) -> Case:

@@ -148,7 +148,8 @@ def test_opcode_table_matches_pickletools():
 
 _VALUES = [
     None, True, 7, -3, 300, 70000, 1 << 40, -(1 << 70), 1.5, "", "a" * 300, "é✓𝄞",
-    b"", b"x" * 70000, bytearray(b"abc"), (), (1,), (1, 2), (1, 2, 3), tuple(range(9)), [], [1, [2, [3]]],
+    b"", b"x" * 70000, bytearray(b"abc"), (), (1,), (1, 2), (1, 2, 3), tuple(range(9)), [],
+    [1, [2, [3]]],
     {}, {"a": {"b": [1, 2, (3, 4)]}}, {1, 2}, frozenset({3}), list(range(2000)),
     {str(i): i for i in range(1500)}, [[]] * 3,
 ]
@@ -462,3 +463,30 @@ def test_biggan_nonfinite(torch_mod, tmp_path):
     (d / "config.json").write_text(cfg.to_json_string())
     with pytest.raises(NonFiniteParameterError, match=r"generator\.layers\.1\.bn_0\.running_vars"):
         converters.read_checkpoint(d)
+
+
+def test_shared_machinery_reads_the_tf_and_hammer_fixtures(ada_pkl):
+    """The readers of issue 15 reuse this machinery: the TF pickle loads with a stand-in passed
+    as extra_allow (NumPy arrays come back plain), the Hammer .pth with its non-contiguous
+    views honoured, both under the same limits."""
+    fixtures = os.path.dirname(str(ada_pkl))
+    tf = os.path.join(fixtures, "stylegan2_tf_tiny.pkl")
+    hammer = os.path.join(fixtures, "stylegan2_hammer_tiny.pth")
+    if not (os.path.exists(tf) and os.path.exists(hammer)):
+        pytest.skip("TF / Hammer fixtures not available")
+
+    class Network(_unpickle._Record):
+        pass
+
+    _, _, gs = _unpickle.load_pickle(tf, extra_allow={("dnnlib.tflib.network", "Network"): Network})
+    syn = gs.components["synthesis"]
+    assert gs.static_kwargs["resolution"] == 32
+    assert all(type(v) in (np.ndarray, np.float32) for _, v in syn.variables)
+    with pytest.raises(CorruptCheckpointError, match="needs"):
+        _unpickle.load_pickle(tf, extra_allow={("dnnlib.tflib.network", "Network"): Network},
+                              limits=_unpickle.Limits(max_expansion=0.5, slack_bytes=0))
+    sd = _unpickle.load_torch_file(hammer)["models"]["generator_smooth"]
+    torch = pytest.importorskip("torch")
+    ref = torch.load(hammer, map_location="cpu", weights_only=False)["models"]["generator_smooth"]
+    for k, v in ref.items():
+        np.testing.assert_array_equal(sd[k], v.numpy())
