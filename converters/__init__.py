@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 
 from . import biggan, nvidia, rosinality
-from ._common import ConvertedCheckpoint, sha256_file
-from ._unpickle import load_pickle, load_torch_file, sniff
+from ._common import ConvertedCheckpoint, check_finite, sha256_file
+from ._unpickle import DEFAULT_LIMITS, Limits, load_pickle, load_torch_file, sniff
 from .errors import (
     CheckpointError,
     CorruptCheckpointError,
     KeyMismatchError,
+    NonFiniteParameterError,
     ShapeMismatchError,
     UnsafePickleError,
     UnsupportedFormatError,
@@ -31,10 +32,22 @@ FORMATS = (nvidia.FORMAT, rosinality.FORMAT, biggan.FORMAT)
 def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     """(format, the loaded torch object or None) from a file's contents (not its suffix)."""
     source = os.fspath(path)
-    if os.path.isdir(source) and os.path.isfile(os.path.join(source, biggan.WEIGHTS_NAME)):
+    if os.path.isdir(source):
+        if not os.path.isfile(os.path.join(source, biggan.WEIGHTS_NAME)):
+            has_cfg = os.path.isfile(os.path.join(source, "config.json"))
+            has_params = os.path.isdir(os.path.join(source, "params"))
+            if has_cfg and has_params:
+                raise UnsupportedFormatError(
+                    f"{source}: this is a converted jaxedit checkpoint, not a source checkpoint "
+                    "file (load it with jaxedit.load_generator)")
+            raise UnsupportedFormatError(
+                f"{source}: a directory, but not a jaxedit checkpoint (no config.json + params/) "
+                f"nor a BigGAN one (no {biggan.WEIGHTS_NAME})")
         source = os.path.join(source, biggan.WEIGHTS_NAME)
-    if not os.path.isfile(source):
+    if not os.path.exists(source):
         raise FileNotFoundError(f"{source}: no such checkpoint file")
+    if not os.path.isfile(source):
+        raise UnsupportedFormatError(f"{source}: not a regular file")
     kind = sniff(source)
     if kind == "pickle":
         with open(source, "rb") as f:
@@ -60,7 +73,15 @@ def detect_format(path: str | os.PathLike) -> str:
     return _classify(path)[0]
 
 
-def read_checkpoint(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoint:
+# What a malformed (but safely loaded) object tree can still provoke in a format reader; turned
+# into one CorruptCheckpointError line naming the file. The readers check types and shapes
+# explicitly first, with better messages; this is the net under them.
+_MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError,
+              ZeroDivisionError, RecursionError)
+
+
+def read_checkpoint(path: str | os.PathLike, which: str | None = None, *,
+                    allow_nonfinite: bool = False) -> ConvertedCheckpoint:
     """Read a checkpoint file into jaxedit's layout.
 
     Args:
@@ -68,13 +89,30 @@ def read_checkpoint(path: str | os.PathLike, which: str | None = None) -> Conver
         directory; ``config.json`` must sit beside it).
       which: the network to take from a multi-network file (NVIDIA ``G_ema`` default / ``G``;
         rosinality ``g_ema`` default / ``g``).
+      allow_nonfinite: accept parameters holding NaN or infinity (refused by default).
+
+    Raises:
+      UnsafePickleError, CorruptCheckpointError (NonFiniteParameterError), KeyMismatchError,
+      ShapeMismatchError, UnsupportedFormatError: one line naming the file and the key.
+      FileNotFoundError: no such file.
     """
-    fmt, obj = _classify(path)
-    if fmt == nvidia.FORMAT:
-        return nvidia.read(path, which)
-    if fmt == biggan.FORMAT:
-        return biggan.read(path, which, obj=obj)
-    return rosinality.read(path, which, obj=obj)
+    try:
+        fmt, obj = _classify(path)
+        if fmt == nvidia.FORMAT:
+            conv = nvidia.read(path, which)
+        elif fmt == biggan.FORMAT:
+            conv = biggan.read(path, which, obj=obj)
+        else:
+            conv = rosinality.read(path, which, obj=obj)
+    except CheckpointError:
+        raise
+    except _MALFORMED as e:
+        text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise CorruptCheckpointError(
+            f"{os.fspath(path)}: malformed checkpoint ({type(e).__name__}: {text})") from e
+    if not allow_nonfinite:
+        check_finite(conv.source_path, conv.params, conv.sources)
+    return conv
 
 
 __all__ = [
@@ -82,7 +120,10 @@ __all__ = [
     "CheckpointError",
     "ConvertedCheckpoint",
     "CorruptCheckpointError",
+    "DEFAULT_LIMITS",
     "KeyMismatchError",
+    "Limits",
+    "NonFiniteParameterError",
     "ShapeMismatchError",
     "UnsafePickleError",
     "UnsupportedFormatError",

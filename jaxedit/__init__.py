@@ -13,12 +13,21 @@ from converters.errors import (
     CheckpointError,
     CorruptCheckpointError,
     KeyMismatchError,
+    NonFiniteParameterError,
     ShapeMismatchError,
     UnsafePickleError,
     UnsupportedFormatError,
 )
 
-from .checkpoint import convert_checkpoint, load_generator, read_config, save_generator
+from .checkpoint import (
+    CheckpointInfo,
+    convert_checkpoint,
+    inspect_checkpoint,
+    load_generator,
+    read_config,
+    save_generator,
+    verify_checkpoint,
+)
 from .default import default_generator
 from .editing import edit_latents, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
@@ -43,10 +52,12 @@ __all__ = [
     "BigGANGenerator",
     "Box",
     "CheckpointError",
+    "CheckpointInfo",
     "ComplexEigenpairsWarning",
     "CorruptCheckpointError",
     "JacobianOperator",
     "KeyMismatchError",
+    "NonFiniteParameterError",
     "ResefaResult",
     "SefaResult",
     "ShapeMismatchError",
@@ -63,6 +74,7 @@ __all__ = [
     "default_generator",
     "edit_latents",
     "evaluate_direction",
+    "inspect_checkpoint",
     "jacobian",
     "load_generator",
     "locality",
@@ -79,4 +91,5 @@ __all__ = [
     "sefa",
     "to_uint8",
     "truncated_noise_sample",
+    "verify_checkpoint",
 ]

@@ -307,21 +307,20 @@ def _cmd_spectrum(args) -> int:
 def _cmd_convert(args) -> int:
     from .checkpoint import convert_checkpoint
 
-    out = convert_checkpoint(args.src, args.out, which=args.which, overwrite=args.force)
+    out = convert_checkpoint(args.src, args.out, which=args.which, overwrite=args.force,
+                             allow_nonfinite=args.allow_nonfinite)
     print(f"wrote {out}")
     return 0
 
 
 def _cmd_inspect(args) -> int:
-    import converters
+    from .checkpoint import inspect_checkpoint
 
-    from .checkpoint import read_config
-
-    if os.path.isdir(args.src) and os.path.isdir(os.path.join(args.src, "params")):
-        meta = read_config(args.src)
-        print(json.dumps(meta, indent=2, sort_keys=True))
+    info = inspect_checkpoint(args.src, args.which, allow_nonfinite=args.allow_nonfinite)
+    if info.kind == "converted":
+        print(json.dumps(info.meta, indent=2, sort_keys=True))
         return 0
-    conv = converters.read_checkpoint(args.src, args.which)
+    conv = info.converted
     print(f"format:  {conv.source_format}")
     print(f"network: {conv.which}")
     print(f"sha256:  {conv.source_sha256}")
@@ -331,8 +330,8 @@ def _cmd_inspect(args) -> int:
     print(f"\n{'source key':<{width}}  {'shape':<20}  jaxedit key")
     for k, shape in conv.source_tensors.items():
         print(f"{k:<{width}}  {str(list(shape)):<20}  {inverse.get(k, '(checked buffer)')}")
-    print(f"\n{len(conv.source_tensors)} tensors, "
-          f"{sum(int(np.prod(v.shape)) for v in conv.params.values()):,} values converted")
+    print(f"\n{len(conv.source_tensors)} tensors, {info.num_values:,} values converted; "
+          "every check of convert passed")
     return 0
 
 
@@ -381,12 +380,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("src")
     c.add_argument("out")
     c.add_argument("--which", default=None, help="network in the file (G_ema by default; G; g_ema; g)")
-    c.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    c.add_argument("--force", action="store_true",
+                   help="replace OUT if it is itself a jaxedit checkpoint (config.json + params/ "
+                        "and nothing else); anything else is refused and left untouched")
+    c.add_argument("--allow-nonfinite", action="store_true",
+                   help="convert even if parameters hold NaN or infinity (refused by default)")
     c.set_defaults(fn=_cmd_convert)
 
     i = sub.add_parser("inspect", help="print a checkpoint's format, config and key/shape table")
     i.add_argument("src")
     i.add_argument("--which", default=None)
+    i.add_argument("--allow-nonfinite", action="store_true",
+                   help="accept parameters holding NaN or infinity, as convert --allow-nonfinite")
     i.set_defaults(fn=_cmd_inspect)
 
     s = sub.add_parser("synth", help="synthesize a PNG grid from seeds (NVIDIA generate.py latents)")
