@@ -2,7 +2,7 @@
 
 Public API::
 
-    gen = jaxedit.load_generator(path)   # converted dir, NVIDIA .pkl, rosinality .pt
+    gen = jaxedit.load_generator(path)   # converted dir, NVIDIA .pkl (PyTorch/TF), rosinality .pt, Hammer .pth
     ws  = gen.mapping(z, c, truncation_psi=0.7)          # [N, num_ws, w_dim]
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
@@ -20,7 +20,7 @@ from converters.errors import (
 
 from .checkpoint import convert_checkpoint, load_generator, read_config, save_generator
 from .default import default_generator
-from .editing import edit_latents, render_edits, save_edit_grid
+from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, jacobian
 from .metrics import evaluate_direction, locality
@@ -45,6 +45,7 @@ __all__ = [
     "CheckpointError",
     "ComplexEigenpairsWarning",
     "CorruptCheckpointError",
+    "DirectionSet",
     "JacobianOperator",
     "KeyMismatchError",
     "ResefaResult",
@@ -64,6 +65,7 @@ __all__ = [
     "edit_latents",
     "evaluate_direction",
     "jacobian",
+    "load_directions",
     "load_generator",
     "locality",
     "one_hot",

@@ -195,9 +195,11 @@ def load_generator(path: str | os.PathLike, which: str | None = None) -> nnx.Mod
 
     Args:
       path: a directory written by ``jaxedit convert`` / :func:`save_generator`, an NVIDIA
-        StyleGAN2 ``.pkl``, a rosinality ``.pt``, or a pytorch-pretrained-BigGAN directory
+        StyleGAN2 ``.pkl`` (stylegan2-ada-pytorch, or the official TensorFlow releases), a
+        rosinality ``.pt``, a Hammer / ReSeFa ``.pth``, or a pytorch-pretrained-BigGAN directory
         (``pytorch_model.bin`` + ``config.json``) (converted in memory; nothing executed).
-      which: network to take from a multi-network source file (``G_ema`` by default).
+      which: network to take from a multi-network source file (``G_ema`` by default; ``Gs``
+        for TF pickles; ``generator_smooth`` if present for Hammer files).
     """
     path = os.fspath(path)
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, converters.biggan.WEIGHTS_NAME)):
