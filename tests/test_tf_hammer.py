@@ -260,6 +260,9 @@ def test_hammer_which_and_fallback(tmp_path, hm_pth, hm_ref):
     ref = converters.read_checkpoint(hm_pth, which="generator")
     for k in ref.params:
         np.testing.assert_array_equal(conv.params[k], ref.params[k])
+    del obj["model_kwargs_init"]             # no kwargs: the configuration comes from the shapes
+    torch.save(obj, path)
+    assert converters.read_checkpoint(path).config == ref.config
 
 
 def test_hammer_strides_are_honoured(hm_pth):
