@@ -318,7 +318,7 @@ def infer_config(tensors: dict[str, np.ndarray], states: dict[str, dict], source
         if w.ndim != 2:
             raise ShapeMismatchError(f"{source}: mapping/Dense{i}/weight has shape {w.shape}, expected [in, out]")
     w_dim = int(dense[-1].shape[1])
-    _check(source, "dlatent_size", _int_kwarg(kw, "dlatent_size", source), w_dim,
+    _check(source, "dlatent_size", _int_kwarg(kw, "dlatent_size", source) or 512, w_dim,
            f"mapping/Dense{n_map - 1}/weight {list(dense[-1].shape)}")
     label_size = _int_kwarg(kw, "label_size", source) or 0
     embed = 0
