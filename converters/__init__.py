@@ -5,15 +5,17 @@
 from a file: pickles go through an allowlisting unpickler.
 
 Formats: NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 ``.pkl`` (``"nvidia-pkl"``),
-rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``) and pytorch-pretrained-BigGAN
-``pytorch_model.bin`` + ``config.json`` (``"biggan-bin"``; pass the directory or the .bin).
+NVIDIA's TensorFlow StyleGAN2 ``.pkl`` (the official config-f releases; ``"nvidia-tf-pkl"``),
+rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``), Hammer / ReSeFa ``.pth``
+(``"hammer-pth"``) and pytorch-pretrained-BigGAN ``pytorch_model.bin`` + ``config.json``
+(``"biggan-bin"``; pass the directory or the .bin).
 """
 
 from __future__ import annotations
 
 import os
 
-from . import biggan, nvidia, rosinality
+from . import biggan, hammer, nvidia, nvidia_tf, rosinality
 from ._common import ConvertedCheckpoint, check_finite, sha256_file
 from ._unpickle import DEFAULT_LIMITS, Limits, load_pickle, load_torch_file, sniff
 from .errors import (
@@ -26,7 +28,7 @@ from .errors import (
     UnsupportedFormatError,
 )
 
-FORMATS = (nvidia.FORMAT, rosinality.FORMAT, biggan.FORMAT)
+FORMATS = (nvidia.FORMAT, nvidia_tf.FORMAT, rosinality.FORMAT, hammer.FORMAT, biggan.FORMAT)
 
 
 def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
@@ -51,8 +53,10 @@ def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     kind = sniff(source)
     if kind == "pickle":
         with open(source, "rb") as f:
-            head = f.read(64)
-        if _LEGACY_MAGIC_BYTES not in head:
+            head = f.read(_SNIFF_BYTES)
+        if _LEGACY_MAGIC_BYTES not in head[:64]:
+            if nvidia_tf.looks_like_tf_pickle(head):
+                return nvidia_tf.FORMAT, None
             return nvidia.FORMAT, None
     elif kind != "zip":
         raise UnsupportedFormatError(
@@ -60,12 +64,15 @@ def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     obj = load_torch_file(source)
     if rosinality.is_rosinality(obj):
         return rosinality.FORMAT, obj
+    if hammer.is_hammer(obj):
+        return hammer.FORMAT, obj
     if biggan.is_biggan(obj):
         return biggan.FORMAT, obj
     raise UnsupportedFormatError(f"{source}: a torch.save file, but not a known GAN checkpoint")
 
 
 _LEGACY_MAGIC_BYTES = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled legacy torch.save magic
+_SNIFF_BYTES = 1024  # a TF network pickle names its class within its first bytes
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -85,10 +92,11 @@ def read_checkpoint(path: str | os.PathLike, which: str | None = None, *,
     """Read a checkpoint file into jaxedit's layout.
 
     Args:
-      path: NVIDIA ``.pkl``, rosinality ``.pt``, or a BigGAN ``pytorch_model.bin`` (or its
-        directory; ``config.json`` must sit beside it).
+      path: NVIDIA ``.pkl`` (PyTorch or TensorFlow), rosinality ``.pt``, Hammer ``.pth``, or a
+        BigGAN ``pytorch_model.bin`` (or its directory; ``config.json`` must sit beside it).
       which: the network to take from a multi-network file (NVIDIA ``G_ema`` default / ``G``;
-        rosinality ``g_ema`` default / ``g``).
+        TF ``Gs`` default / ``G``; rosinality ``g_ema`` default / ``g``; Hammer
+        ``generator_smooth`` if present, else ``generator``).
       allow_nonfinite: accept parameters holding NaN or infinity (refused by default).
 
     Raises:
@@ -100,6 +108,10 @@ def read_checkpoint(path: str | os.PathLike, which: str | None = None, *,
         fmt, obj = _classify(path)
         if fmt == nvidia.FORMAT:
             conv = nvidia.read(path, which)
+        elif fmt == nvidia_tf.FORMAT:
+            conv = nvidia_tf.read(path, which)
+        elif fmt == hammer.FORMAT:
+            conv = hammer.read(path, which, obj=obj)
         elif fmt == biggan.FORMAT:
             conv = biggan.read(path, which, obj=obj)
         else:

@@ -705,6 +705,25 @@ class PersistentObject(_Sealed):
         return f"PersistentObject({self.class_name})"
 
 
+class TFNetwork:
+    """Stand-in for ``dnnlib.tflib.network.Network`` (NVIDIA's TensorFlow network pickles).
+
+    The real class's ``__setstate__`` stores the pickled state and rebuilds the TF graph by
+    executing ``build_module_src``; this stand-in only keeps the state dict as data
+    (``version``, ``name``, ``static_kwargs``, ``components``, ``build_module_src``,
+    ``build_func_name``, ``variables``). Nothing in it is executed or imported.
+    """
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise CorruptCheckpointError(
+                f"TensorFlow network state is a {type(state).__name__}, not a dict")
+        self.state = state
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return f"TFNetwork({self.state.get('name') if hasattr(self, 'state') else '?'})"
+
+
 class _StorageType(_Sealed):
     def __init__(self, name: str, dtype: Any):
         self.name, self.dtype = name, dtype
@@ -981,16 +1000,13 @@ _BASE_ALLOW: dict[tuple[str, str], Any] = {
     ("dnnlib.util", "EasyDict"): EasyDict,
     ("dnnlib", "EasyDict"): EasyDict,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): PersistentObject,
+    ("dnnlib.tflib.network", "Network"): TFNetwork,
 }
 _BASE_ALLOW.update({("torch", k): _StorageType(k, v) for k, v in _STORAGE_DTYPES.items()})
 _BASE_ALLOW.update({("torch", k): _TorchDtype(k, v) for k, v in _TORCH_DTYPES.items()})
 
 
-_KNOWN_UNSUPPORTED = {
-    ("dnnlib.tflib.network", "Network"): (
-        "this is an NVIDIA TensorFlow pickle (stylegan2 / stylegan2-ada TF); convert it to the "
-        "PyTorch format with stylegan2-ada-pytorch's legacy.py first"),
-}
+_KNOWN_UNSUPPORTED: dict[tuple[str, str], str] = {}
 
 
 def _refusal(source: str, module: str, name: str) -> str:
@@ -1430,6 +1446,7 @@ __all__ = [
     "Limits",
     "Namespace",
     "PersistentObject",
+    "TFNetwork",
     "load_pickle",
     "load_torch_file",
     "sniff",

@@ -2,7 +2,7 @@
 
 Public API::
 
-    gen = jaxedit.load_generator(path)   # converted dir, NVIDIA .pkl, rosinality .pt
+    gen = jaxedit.load_generator(path)   # converted dir, NVIDIA .pkl (PyTorch/TF), rosinality .pt, Hammer .pth
     ws  = gen.mapping(z, c, truncation_psi=0.7)          # [N, num_ws, w_dim]
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
@@ -29,7 +29,7 @@ from .checkpoint import (
     verify_checkpoint,
 )
 from .default import default_generator
-from .editing import edit_latents, render_edits, save_edit_grid
+from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, jacobian
 from .metrics import evaluate_direction, locality
@@ -55,6 +55,7 @@ __all__ = [
     "CheckpointInfo",
     "ComplexEigenpairsWarning",
     "CorruptCheckpointError",
+    "DirectionSet",
     "JacobianOperator",
     "KeyMismatchError",
     "NonFiniteParameterError",
@@ -76,6 +77,7 @@ __all__ = [
     "evaluate_direction",
     "inspect_checkpoint",
     "jacobian",
+    "load_directions",
     "load_generator",
     "locality",
     "one_hot",

@@ -487,9 +487,11 @@ def load_generator(path: str | os.PathLike, which: str | None = None, *, verify:
 
     Args:
       path: a directory written by ``jaxedit convert`` / :func:`save_generator`, an NVIDIA
-        StyleGAN2 ``.pkl``, a rosinality ``.pt``, or a pytorch-pretrained-BigGAN directory
+        StyleGAN2 ``.pkl`` (stylegan2-ada-pytorch, or the official TensorFlow releases), a
+        rosinality ``.pt``, a Hammer / ReSeFa ``.pth``, or a pytorch-pretrained-BigGAN directory
         (``pytorch_model.bin`` + ``config.json``) (converted in memory; nothing executed).
-      which: network to take from a multi-network source file (``G_ema`` by default).
+      which: network to take from a multi-network source file (``G_ema`` by default; ``Gs``
+        for TF pickles; ``generator_smooth`` if present for Hammer files).
       verify: check a converted directory's files against their recorded SHA-256 first
         (``False`` skips it, for speed).
       allow_nonfinite: accept a source file whose parameters hold NaN or infinity.

@@ -182,18 +182,8 @@ def _cmd_resefa(args) -> int:
 
 
 def _load_direction(path, index: int, set_index: int):
-    from ._io import load_npz
-
-    data = load_npz(path, ("directions", "space"), "directions")
-    dirs = data["directions"]
-    if dirs.ndim == 2:
-        dirs = dirs[None]
-    if not 0 <= set_index < dirs.shape[0]:
-        raise ValueError(f"--set {set_index} out of range: {path} has {dirs.shape[0]} set(s)")
-    if not 0 <= index < dirs.shape[1]:
-        raise ValueError(f"--index {index} out of range: {path} has {dirs.shape[1]} directions")
-    slots = [int(v) for v in data["slots"]] if "slots" in data and data["slots"].size else None
-    return dirs[set_index, index], str(data["space"]), data.get("mask"), slots
+    ds = editing.load_directions(path)  # jaxedit .npz or a ReSeFa / LowRankGAN .npy (W directions)
+    return ds.pick(index, set_index), ds.space, ds.mask, list(ds.slots) if ds.slots else None
 
 
 def _edit_inputs(args):
@@ -376,10 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxedit", description="Local semantic directions in GANs, in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("convert", help="convert an NVIDIA .pkl / rosinality .pt to a jaxedit checkpoint")
+    c = sub.add_parser("convert", help="convert an NVIDIA .pkl (PyTorch or TensorFlow) / rosinality .pt / "
+                                        "Hammer (ReSeFa) .pth / BigGAN to a jaxedit checkpoint")
     c.add_argument("src")
     c.add_argument("out")
-    c.add_argument("--which", default=None, help="network in the file (G_ema by default; G; g_ema; g)")
+    c.add_argument("--which", default=None,
+                   help="network in the file: G_ema (default) / G; TF pickles Gs (default) / G; "
+                        "g_ema / g; Hammer generator_smooth (default) / generator")
     c.add_argument("--force", action="store_true",
                    help="replace OUT if it is itself a jaxedit checkpoint (config.json + params/ "
                         "and nothing else); anything else is refused and left untouched")
@@ -441,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
                                ("evaluate", _cmd_evaluate, "ROIR / masked MSE of a direction over seeds")):
         e = sub.add_parser(name, help=helptext)
         e.add_argument("ckpt")
-        e.add_argument("--directions", required=True)
+        e.add_argument("--directions", required=True,
+                       help="jaxedit directions .npz, or a .npy of W directions [D] / [K, D] "
+                            "(ReSeFa's shipped files)")
         e.add_argument("--index", type=int, default=0, help="direction index (0 = top)")
         e.add_argument("--set", type=int, default=0, help="direction set (sample) index")
         _latent_args(e)

@@ -6,6 +6,8 @@ psi 0.7 on the first 8 slots, the direction added to W+ slots 4-7, alphas ``lins
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Sequence
 
 import jax
@@ -168,5 +170,106 @@ def save_edit_grid(images, path, region: RegionLike | None = None) -> str:
     return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path)
 
 
-__all__ = ["REFERENCE_ALPHAS", "REFERENCE_CUTOFF", "REFERENCE_PSI", "REFERENCE_SLOTS", "draw_box",
-           "edit_latents", "flatten_styles", "render_edits", "save_edit_grid"]
+@dataclasses.dataclass(frozen=True)
+class DirectionSet:
+    """Directions read by :func:`load_directions`.
+
+    Attributes:
+      directions: ``[S, K, D]`` float array: S sets (one per Jacobian sample) of K directions.
+      space: the latent space they live in (``"w"``, ``"wplus"``, ``"z"``, ``"s"``...).
+      mask: ``[H, W]`` region mask stored with them, or None.
+      slots: W+ slots stored with them (SeFa), or None.
+      path: the file read.
+      kind: ``"jaxedit-npz"`` or ``"npy"`` (ReSeFa / LowRankGAN direction files).
+    """
+
+    directions: np.ndarray
+    space: str
+    mask: np.ndarray | None
+    slots: tuple[int, ...] | None
+    path: str
+    kind: str
+
+    def pick(self, index: int = 0, set_index: int = 0) -> np.ndarray:
+        """Direction ``index`` of set ``set_index`` -> ``[D]``; out-of-range raises ValueError."""
+        s, k = self.directions.shape[:2]
+        if not 0 <= int(set_index) < s:
+            raise ValueError(f"direction set {set_index} out of range: {self.path} has {s} set(s)")
+        if not 0 <= int(index) < k:
+            raise ValueError(f"direction index {index} out of range: {self.path} has {k} directions")
+        return self.directions[int(set_index), int(index)]
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _check_directions(d: np.ndarray, path: str) -> np.ndarray:
+    if d.dtype.kind not in "fiu" or d.dtype == np.bool_:
+        raise ValueError(f"{path}: directions have dtype {d.dtype}, expected real numbers")
+    if d.size == 0:
+        raise ValueError(f"{path}: directions are empty (shape {d.shape})")
+    d = np.asarray(d, np.float64 if d.dtype == np.float64 else np.float32)
+    if not np.all(np.isfinite(d)):
+        raise ValueError(f"{path}: directions contain non-finite values")
+    return d
+
+
+def load_directions(path) -> DirectionSet:
+    """Read directions for editing from jaxedit's ``.npz`` or a ``.npy`` of W directions.
+
+    * jaxedit ``.npz`` (``jaxedit resefa`` / ``sefa``): ``directions`` ``[S, K, D]`` or
+      ``[K, D]``, ``space``, optional ``mask`` and ``slots``.
+    * ``.npy`` (ReSeFa's shipped ``directions/ffhq/stylegan2/*.npy``, LowRankGAN's files, or
+      ReSeFa's full ``[512, 512]`` output): ``[D]`` or ``[K, D]`` rows of **W** directions
+      (space ``"w"``); one set. Apply them on W+ slots 4-7 (8-11 for eyebrows / lipstick)
+      with psi 0.7 on the first 8 slots, ReSeFa's ``manipulate.py`` defaults.
+
+    The format is told from the file's contents (not its suffix); nothing is unpickled.
+    Shapes, dtype and finiteness are checked; the direction length is checked against the
+    generator when it is applied (:func:`edit_latents`).
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: an unreadable file, missing keys, a bad shape or dtype, non-finite values.
+    """
+    from ._io import load_npz
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"directions file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_NPY_MAGIC):
+        try:
+            d = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path}: not a readable .npy of directions ({e})") from None
+        if d.ndim == 1:
+            d = d[None]
+        if d.ndim != 2:
+            raise ValueError(f"{path}: a .npy of directions must be [D] or [K, D], got shape {d.shape}")
+        return DirectionSet(_check_directions(d, path)[None], "w", None, None, path, "npy")
+    if not head.startswith(_ZIP_MAGIC):
+        raise ValueError(f"{path}: not a directions file (neither a jaxedit .npz nor a .npy)")
+    data = load_npz(path, ("directions", "space"), "directions")
+    d = data["directions"]
+    if d.ndim == 2:
+        d = d[None]
+    if d.ndim != 3:
+        raise ValueError(f"{path}: 'directions' must be [S, K, D] or [K, D], got shape {d.shape}")
+    mask = data.get("mask")
+    if mask is not None and (mask.ndim != 2 or mask.size == 0):
+        raise ValueError(f"{path}: 'mask' must be [H, W], got shape {mask.shape}")
+    slots = None
+    if "slots" in data and data["slots"].size:
+        if data["slots"].dtype.kind not in "iu" or data["slots"].ndim != 1:
+            raise ValueError(f"{path}: 'slots' must be a 1-D integer array")
+        slots = tuple(int(v) for v in data["slots"])
+    return DirectionSet(_check_directions(d, path), str(data["space"]), mask, slots, path,
+                        "jaxedit-npz")
+
+
+__all__ = ["REFERENCE_ALPHAS", "REFERENCE_CUTOFF", "REFERENCE_PSI", "REFERENCE_SLOTS",
+           "DirectionSet", "draw_box", "edit_latents", "flatten_styles", "load_directions",
+           "render_edits", "save_edit_grid"]
