@@ -156,8 +156,10 @@ def draw_box(images_u8: np.ndarray, region: RegionLike | None, color=(255, 0, 0)
     return img
 
 
-def save_edit_grid(images, path, region: RegionLike | None = None) -> str:
-    """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha."""
+def save_edit_grid(images, path, region: RegionLike | None = None, *,
+                   overwrite: bool = True) -> str:
+    """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha
+    (written as :func:`jaxedit.images.save_png`; ``overwrite=False`` refuses an existing file)."""
     from .images import image_grid
 
     images = np.asarray(images)
@@ -165,7 +167,8 @@ def save_edit_grid(images, path, region: RegionLike | None = None) -> str:
         raise ValueError(f"edit images must be [A, N, H, W, C], got shape {images.shape}")
     a, n = images.shape[:2]
     u8 = draw_box(to_uint8(images), region)
-    return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path)
+    return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path,
+                    overwrite=overwrite)
 
 
 __all__ = ["REFERENCE_ALPHAS", "REFERENCE_CUTOFF", "REFERENCE_PSI", "REFERENCE_SLOTS", "draw_box",
