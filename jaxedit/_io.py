@@ -221,11 +221,13 @@ class _LineStream:
 
     def __init__(self, stream):
         self._stream = stream
+        self._last = None
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").strip()
-        if text:
+        if text and text != self._last:     # close() repeats the last refresh: print it once
             self._stream.write(text + "\n")
+            self._last = text
 
     def flush(self) -> None:
         self._stream.flush()

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _ops
+from ._checks import check_finite
 from .images import save_png, to_uint8
 from .regions import RegionLike, mask_box, region_mask
 
@@ -43,7 +44,12 @@ def edit_latents(latents, direction, alphas, *, space: str = "w", num_ws: int | 
       slots: W+ slots that move (``"w"``/``"wplus"``; None = all).
     Returns:
       ``[A, *latents.shape]``.
+
+    Non-finite latents, direction or alphas raise ValueError naming the argument.
     """
+    check_finite("latents", latents)
+    check_finite("direction", direction)
+    check_finite("alphas", alphas)
     lat = jnp.asarray(latents)
     d = jnp.asarray(direction, lat.dtype)
     a = jnp.asarray(alphas, lat.dtype).reshape(-1)
@@ -120,6 +126,8 @@ def render_edits(gen, latents, direction, alphas, *, space: str = "w",
 
 
 def _render_biggan(gen, z, direction, alphas, space, c, truncation, dtype, precision):
+    check_finite("direction", direction)
+    check_finite("alphas", alphas)
     if c is None:
         raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {gen.num_classes}]")
     cond = gen.cond(z, c, dtype=dtype, precision=precision)
