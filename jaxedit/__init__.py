@@ -18,6 +18,7 @@ from converters.errors import (
     UnsupportedFormatError,
 )
 
+from ._io import OutputError, OutputExistsError
 from .checkpoint import convert_checkpoint, load_generator, read_config, save_generator
 from .default import default_generator
 from .editing import edit_latents, render_edits, save_edit_grid
@@ -47,6 +48,8 @@ __all__ = [
     "CorruptCheckpointError",
     "JacobianOperator",
     "KeyMismatchError",
+    "OutputError",
+    "OutputExistsError",
     "ResefaResult",
     "SefaResult",
     "ShapeMismatchError",

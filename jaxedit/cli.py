@@ -255,7 +255,9 @@ def _cmd_synth(args) -> int:
                     save_png(img, o, overwrite=args.force)
             bar.update(len(part))
     if args.outdir is None:
-        print(f"wrote {save_png(image_grid(np.concatenate(tiles), args.cols), args.out, overwrite=args.force)}")
+        n = len(seeds)
+        cols = args.cols or (n if n <= 16 else int(np.ceil(np.sqrt(n))))
+        print(f"wrote {save_png(image_grid(np.concatenate(tiles), cols), args.out, overwrite=args.force)}")
     else:
         print(f"wrote {len(seeds)} PNG(s) to {os.path.abspath(args.outdir)}")
     return 0
@@ -770,7 +772,7 @@ def build_parser() -> ArgumentParser:
                    help="PRNG seed for --noise-mode random (default: 0)")
     s.add_argument("--which", default=None, help="network in a source file (G_ema by default)")
     s.add_argument("--cols", type=positive_int, default=None,
-                   help="grid columns (default: all images in one row)")
+                   help="grid columns (default: one row of up to 16 images, else a square grid)")
     s.add_argument("--batch", type=positive_int, default=16,
                    help="images rendered per call (bounds memory)")
     add_output_args(s, "synth.png", "the image grid (PNG)")

@@ -228,3 +228,92 @@ def test_one_dimensional_direction_file(tmp_path, ada_pkl):
     assert main(["edit", str(ada_pkl), "--directions", str(d), "--seeds", "0", "--alphas=-1,0,1",
                  "--out", str(png), "--slots", "0-7"]) == 0
     assert np.asarray(Image.open(png)).shape == (32, 96, 3)
+
+
+# ---- generators without files: conditional StyleGAN2, BigGAN shapes, plugins ----------------------
+
+def test_conditional_generator_needs_a_valid_class(tmp_path, make_small_generator, monkeypatch, capsys):
+    from jaxedit import cli
+
+    gen = make_small_generator(c_dim=3)
+    monkeypatch.setattr(cli, "_load_generator", lambda path, which=None: gen)
+    out = tmp_path / "c.png"
+    assert main(["synth", "any", "--seeds", "0-1", "--out", str(out)]) == 2
+    assert "conditional: pass --class (0..2)" in capsys.readouterr().err
+    assert main(["synth", "any", "--seeds", "0-1", "--class", "3", "--out", str(out)]) == 2
+    assert "--class 3 out of range: this generator has 3 classes" in capsys.readouterr().err
+    assert main(["synth", "any", "--seeds", "0-1", "--class", "2", "--out", str(out)]) == 0
+    assert np.asarray(Image.open(out)).shape == (16, 32, 3)
+    J = tmp_path / "J.npz"                 # ws from seeds go through the mapping with the class
+    assert main(["jacobian", "any", "--seeds", "0", "--class", "1", "--out", str(J)]) == 0
+    assert np.load(J)["jacobian"].shape == (1, 16, 16, 1, 8)
+
+
+def test_layers_biggan(monkeypatch, capsys):
+    from jaxedit import cli
+    from jaxedit.checkpoint import abstract_generator
+    from jaxedit.models.biggan import BigGANConfig
+
+    cfg = BigGANConfig.preset(128, z_dim=8, class_embed_dim=8, channel_width=8, num_classes=10)
+    gen = abstract_generator("biggan", cfg)        # shapes only: nothing computed
+    monkeypatch.setattr(cli, "_load_generator", lambda path, which=None: gen)
+    assert main(["layers", "any"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.startswith(("block", "conv"))}
+    assert "BigGAN-deep 128px" in out and rows["conv_to_rgb"][0] == "128"
+    assert rows["block0.conv_0"] == ["4", "128", "32"]        # 16 * 8 channels, bottleneck / 4
+    assert rows["conv_to_rgb"] == ["128", "8", "3"]
+    from jaxedit.spectra import layer_spectrum
+    with pytest.raises(ValueError, match="choose one of") as e:
+        layer_spectrum(gen, "nope")
+    assert all(name in str(e.value) for name in rows if name.startswith("block"))
+
+
+def test_grid_size_is_bounded(monkeypatch, ada_pkl, tmp_path, capsys):
+    from jaxedit import cli
+
+    monkeypatch.setattr(cli, "MAX_GRID_BYTES", 10 * 32 * 32 * 3)
+    assert main(["synth", str(ada_pkl), "--seeds", "0-10", "--out", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert "11 images of 32x32" in err and "--outdir" in err and not (tmp_path / "g.png").exists()
+
+
+def test_plugin_subcommands_share_the_layer(monkeypatch, tmp_path, capsys):
+    """A plugin module (PLUGIN_MODULES) gets one-line errors, --debug, defaults in help and the
+    output options without doing anything special."""
+    import sys
+    import types
+
+    from jaxedit import _cli_common as cc
+    from jaxedit import cli
+    from jaxedit._io import save_json
+
+    mod = types.ModuleType("jaxedit_test_plugin")
+
+    def _cmd(args):
+        cc.check_output(args.out, args.force)
+        if args.k > 3:
+            raise cc.CLIError(f"--k {args.k} is too large for this model")
+        save_json(args.out, {"k": args.k}, overwrite=args.force)
+        return 0
+
+    def register(sub):
+        p = sub.add_parser("toy", help="a plugin", epilog=cc.examples("jaxedit toy --k 2"))
+        p.add_argument("--k", type=cc.positive_int, default=2, help="directions")
+        cc.add_output_args(p, "toy.json", "the result (JSON)")
+        p.set_defaults(fn=_cmd)
+
+    mod.register = register
+    monkeypatch.setitem(sys.modules, "jaxedit_test_plugin", mod)
+    monkeypatch.setattr(cli, "PLUGIN_MODULES", ("jaxedit_test_plugin",))
+    out = tmp_path / "t.json"
+    assert main(["toy", "--out", str(out)]) == 0 and out.exists()
+    assert main(["toy", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main(["toy", "--k", "0"]) == 2
+    assert "argument --k: must be a positive integer" in capsys.readouterr().err
+    assert main(["toy", "--k", "5", "--out", str(out), "--force", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("--k 5 is too large for this model")
+    assert main(["toy", "--help"]) == 0
+    assert "directions (default: 2)" in capsys.readouterr().out
