@@ -254,10 +254,12 @@ def examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def add_output_args(p, default: str | None, what: str, *, flag: str = "--out") -> None:
+def add_output_args(p, default: str | None, what: str, *, flag: str = "--out",
+                    group=None) -> None:
     """``--out PATH`` (default ``default``) and ``--force``/``--overwrite`` (replace an existing
-    file). Pass the value through :func:`check_output` before computing anything."""
-    p.add_argument(flag, default=default, metavar="PATH",
+    file). Pass the value through :func:`check_output` before computing anything. ``group``: a
+    mutually exclusive group of ``p`` to put ``--out`` in (e.g. beside an ``--outdir``)."""
+    (group or p).add_argument(flag, default=default, metavar="PATH",
                    help=f"write {what} here (a symlink is followed; an existing file is kept "
                         "unless --force)")
     p.add_argument("--force", "--overwrite", dest="force", action="store_true",

@@ -277,14 +277,19 @@ def _cmd_jacobian(args) -> int:
     d = latent_dim(gen, args.space)
     h, w, ch = OutputSpec(args.resize, args.resize_mode, args.channels).out_shape(
         gen.resolution, gen.img_channels)
+
+    def check_size(n):
+        gib = n * h * w * ch * d * (8 if args.x64 else 4) / 2**30
+        if gib > args.max_gib:
+            raise CLIError(f"the Jacobian [{n}, {h}, {w}, {ch}, {d}] would take {gib:.1f} GiB "
+                           f"(--max-gib {args.max_gib:g}): use --resize, --channels sum, fewer "
+                           "samples, or raise --max-gib")
+
+    if not args.latents:
+        check_size(len(args.seeds))          # before mapping the seeds
     lat, z, how = _base_latents(gen, args, args.space, _psi(args), args.cutoff)
     n = lat.shape[0]
-    itemsize = 8 if args.x64 else 4
-    gib = n * h * w * ch * d * itemsize / 2**30
-    if gib > args.max_gib:
-        raise CLIError(f"the Jacobian [{n}, {h}, {w}, {ch}, {d}] would take {gib:.1f} GiB "
-                       f"(--max-gib {args.max_gib:g}): use --resize, --channels sum, fewer "
-                       "samples, or raise --max-gib")
+    check_size(n)
     print(f"{how}: {n} sample(s), space {args.space!r}")
     c = _class_vectors(gen, args, n) if (_is_biggan(gen) or args.space == "z") else None
     J = jacobian(gen, lat, space=args.space, resize=args.resize, resize_mode=args.resize_mode,
@@ -775,8 +780,9 @@ def build_parser() -> ArgumentParser:
                    help="grid columns (default: one row of up to 16 images, else a square grid)")
     s.add_argument("--batch", type=positive_int, default=16,
                    help="images rendered per call (bounds memory)")
-    add_output_args(s, "synth.png", "the image grid (PNG)")
-    s.add_argument("--outdir", default=None, metavar="DIR",
+    where = s.add_mutually_exclusive_group()
+    add_output_args(s, "synth.png", "the image grid (PNG)", group=where)
+    where.add_argument("--outdir", default=None, metavar="DIR",
                    help="instead of a grid, write DIR/seed0000.png ... (created if missing)")
     s.set_defaults(fn=_cmd_synth)
 

@@ -317,3 +317,22 @@ def test_plugin_subcommands_share_the_layer(monkeypatch, tmp_path, capsys):
     assert "Traceback" in err and err.rstrip().endswith("--k 5 is too large for this model")
     assert main(["toy", "--help"]) == 0
     assert "directions (default: 2)" in capsys.readouterr().out
+
+
+@pytest.mark.float32
+def test_cli_workflow_float32(tmp_path, ada_pkl, capsys):
+    """The users' default (x64 off): the CLI computes and stores float32, end to end."""
+    J, dirs, png = tmp_path / "J.npz", tmp_path / "d.npz", tmp_path / "e.png"
+    assert main(["jacobian", str(ada_pkl), "--seeds", "0-1", "--resize", "8", "--out", str(J)]) == 0
+    assert np.load(J)["jacobian"].dtype == np.float32
+    assert main(["resefa", "--jacobian", str(J), "--region", "2,2,6,6", "--k", "3",
+                 "--aggregate", "mean", "--out", str(dirs)]) == 0
+    assert np.isfinite(np.load(dirs)["directions"]).all()
+    assert main(["edit", str(ada_pkl), "--directions", str(dirs), "--seeds", "0",
+                 "--alphas", "-2:2:3", "--out", str(png)]) == 0
+    assert np.asarray(Image.open(png)).shape == (32, 96, 3)
+    capsys.readouterr()
+    assert main(["evaluate", str(ada_pkl), "--directions", str(dirs), "--seeds", "0-1",
+                 "--random", "1", "--alpha", "2"]) == 0
+    assert "nan" not in capsys.readouterr().out.lower()
+    assert main(["edit", str(ada_pkl), "--directions", str(dirs), "--alphas", "nan,1"]) == 2

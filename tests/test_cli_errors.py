@@ -135,6 +135,8 @@ CASES = [
     (["synth", "{ckpt}", "--out", "{tmp}/nodir/x.png"], "does not exist"),
     (["sefa", "{ckpt}", "--out", "{tmp}/fifo", "--force"], "FIFO, not a regular file"),
     (["synth", "{ckpt}", "--outdir", "{tmp}/J.npz"], "exists and is not a directory"),
+    (["synth", "{ckpt}", "--outdir", "{tmp}/imgs", "--out", "{tmp}/g.png"],
+     "argument --out: not allowed with argument --outdir"),
 ]
 
 
