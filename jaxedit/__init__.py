@@ -19,6 +19,7 @@ from converters.errors import (
     UnsupportedFormatError,
 )
 
+from ._io import OutputError, OutputExistsError
 from .checkpoint import (
     CheckpointInfo,
     convert_checkpoint,
@@ -59,6 +60,8 @@ __all__ = [
     "JacobianOperator",
     "KeyMismatchError",
     "NonFiniteParameterError",
+    "OutputError",
+    "OutputExistsError",
     "ResefaResult",
     "SefaResult",
     "ShapeMismatchError",

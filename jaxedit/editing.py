@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _ops
+from ._checks import check_finite
 from .images import save_png, to_uint8
 from .regions import RegionLike, mask_box, region_mask
 
@@ -22,6 +23,9 @@ REFERENCE_SLOTS = (4, 5, 6, 7)
 REFERENCE_ALPHAS = tuple(np.linspace(-10.0, 10.0, 7))
 REFERENCE_PSI = 0.7
 REFERENCE_CUTOFF = 8
+
+# every latent space a direction can live in (StyleGAN2 w/wplus/z/s, BigGAN z/embed/cond)
+SPACES = ("w", "wplus", "z", "s", "embed", "cond")
 
 
 def _slots(num_ws: int, slots: Sequence[int] | None) -> np.ndarray:
@@ -45,7 +49,12 @@ def edit_latents(latents, direction, alphas, *, space: str = "w", num_ws: int | 
       slots: W+ slots that move (``"w"``/``"wplus"``; None = all).
     Returns:
       ``[A, *latents.shape]``.
+
+    Non-finite latents, direction or alphas raise ValueError naming the argument.
     """
+    check_finite("latents", latents)
+    check_finite("direction", direction)
+    check_finite("alphas", alphas)
     lat = jnp.asarray(latents)
     d = jnp.asarray(direction, lat.dtype)
     a = jnp.asarray(alphas, lat.dtype).reshape(-1)
@@ -122,6 +131,8 @@ def render_edits(gen, latents, direction, alphas, *, space: str = "w",
 
 
 def _render_biggan(gen, z, direction, alphas, space, c, truncation, dtype, precision):
+    check_finite("direction", direction)
+    check_finite("alphas", alphas)
     if c is None:
         raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {gen.num_classes}]")
     cond = gen.cond(z, c, dtype=dtype, precision=precision)
@@ -158,8 +169,10 @@ def draw_box(images_u8: np.ndarray, region: RegionLike | None, color=(255, 0, 0)
     return img
 
 
-def save_edit_grid(images, path, region: RegionLike | None = None) -> str:
-    """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha."""
+def save_edit_grid(images, path, region: RegionLike | None = None, *,
+                   overwrite: bool = True) -> str:
+    """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha
+    (written as :func:`jaxedit.images.save_png`; ``overwrite=False`` refuses an existing file)."""
     from .images import image_grid
 
     images = np.asarray(images)
@@ -167,7 +180,8 @@ def save_edit_grid(images, path, region: RegionLike | None = None) -> str:
         raise ValueError(f"edit images must be [A, N, H, W, C], got shape {images.shape}")
     a, n = images.shape[:2]
     u8 = draw_box(to_uint8(images), region)
-    return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path)
+    return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path,
+                    overwrite=overwrite)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,22 +266,34 @@ def load_directions(path) -> DirectionSet:
         return DirectionSet(_check_directions(d, path)[None], "w", None, None, path, "npy")
     if not head.startswith(_ZIP_MAGIC):
         raise ValueError(f"{path}: not a directions file (neither a jaxedit .npz nor a .npy)")
-    data = load_npz(path, ("directions", "space"), "directions")
+    data = load_npz(path, (), "directions")
+    if "jacobian" in data and "directions" not in data:
+        raise ValueError(f"{path} holds a Jacobian, not directions: make them with 'jaxedit "
+                         f"resefa --jacobian {path} --region ...'")
+    missing = [k for k in ("directions", "space") if k not in data]
+    if missing:
+        raise ValueError(f"{path}: not a jaxedit directions file, missing key(s) {missing}")
     d = data["directions"]
+    if d.ndim == 1:
+        d = d[None]
     if d.ndim == 2:
         d = d[None]
     if d.ndim != 3:
-        raise ValueError(f"{path}: 'directions' must be [S, K, D] or [K, D], got shape {d.shape}")
+        raise ValueError(f"{path}: 'directions' must be [D], [K, D] or [S, K, D], got shape "
+                         f"{d.shape}")
+    space = str(data["space"])
+    if space not in SPACES:
+        raise ValueError(f"{path}: unknown space {space!r} (expected one of {', '.join(SPACES)})")
     mask = data.get("mask")
-    if mask is not None and (mask.ndim != 2 or mask.size == 0):
-        raise ValueError(f"{path}: 'mask' must be [H, W], got shape {mask.shape}")
+    if mask is not None and (mask.ndim != 2 or mask.size == 0 or mask.dtype.kind not in "biu"):
+        raise ValueError(f"{path}: 'mask' must be a 2-D boolean array [H, W], got shape "
+                         f"{mask.shape} {mask.dtype}")
     slots = None
     if "slots" in data and data["slots"].size:
         if data["slots"].dtype.kind not in "iu" or data["slots"].ndim != 1:
             raise ValueError(f"{path}: 'slots' must be a 1-D integer array")
         slots = tuple(int(v) for v in data["slots"])
-    return DirectionSet(_check_directions(d, path), str(data["space"]), mask, slots, path,
-                        "jaxedit-npz")
+    return DirectionSet(_check_directions(d, path), space, mask, slots, path, "jaxedit-npz")
 
 
 __all__ = ["REFERENCE_ALPHAS", "REFERENCE_CUTOFF", "REFERENCE_PSI", "REFERENCE_SLOTS",
