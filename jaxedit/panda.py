@@ -1307,12 +1307,13 @@ def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts
 # ------------------------------------------------------------------------------------------------
 # Files
 # ------------------------------------------------------------------------------------------------
-def save(result: PandaResult, path) -> str:
-    """Write the factors and their settings to ``path`` (.npz, atomically) -> absolute path."""
+def save(result: PandaResult, path, *, overwrite: bool = True) -> str:
+    """Write the factors and their settings to ``path`` (.npz, atomically; ``overwrite=False``
+    refuses an existing file) -> the path written."""
     from ._io import save_npz
 
     _check_result(result)
-    return save_npz(path, format="jaxedit-panda", version=np.int64(FORMAT_VERSION),
+    return save_npz(path, overwrite=overwrite, format="jaxedit-panda", version=np.int64(FORMAT_VERSION),
                     appearance=np.asarray(result.appearance), parts=np.asarray(result.parts),
                     losses=np.asarray(result.losses),
                     feature_energy=np.float64(result.feature_energy),

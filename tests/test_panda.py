@@ -529,50 +529,40 @@ def test_save_load_roundtrip(tmp_path, fitted):
         panda.load(tmp_path / "nope.npz")
 
 
-def test_cli_end_to_end(tmp_path, ada_pkl, capsys):
-    f = tmp_path / "factors.npz"
+def test_cli_end_to_end(tmp_path, ada_pkl, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["panda", "fit", str(ada_pkl), "--layer", "b8.conv1", "--ranks", "16,3",
-                 "--steps", "15", "--seeds", "0-5", "--out", str(f)]) == 0
+                 "--steps", "15", "--seeds", "0-5"]) == 0
     out = capsys.readouterr().out
     assert "unexplained feature energy" in out and "wrote" in out
+    f = tmp_path / "panda_b8.conv1.npz"                  # the default name says what it holds
     res = panda.load(f)
     assert res.layer == "b8.conv1" and res.parts.shape == (8, 8, 3) and res.ranks == (16, 3)
     assert res.settings["checkpoint"] == os.path.abspath(str(ada_pkl))
-    # no silent overwrite
-    assert main(["panda", "fit", str(ada_pkl), "--layer", "b8.conv1", "--steps", "2",
-                 "--seeds", "0-1", "--out", str(f)]) == 2
-    assert "--force" in capsys.readouterr().err
-    png = tmp_path / "edit.png"
+    # no silent overwrite: refused before any work, the file is kept
+    before = f.read_bytes()
+    assert main(["panda", "fit", str(ada_pkl), "--layer", "3", "--steps", "2",
+                 "--seeds", "0-1"]) == 2
+    assert "already exists (pass --force" in capsys.readouterr().err and f.read_bytes() == before
     assert main(["panda", "edit", str(ada_pkl), "--factors", str(f), "--parts", "0,1",
-                 "--appearance", "2", "--strength", "-5,5", "--seeds", "0-2", "--out",
-                 str(png)]) == 0
+                 "--appearance", "2", "--strength", "-5,5", "--seeds", "0-2"]) == 0
+    png = tmp_path / "panda_edit_p0-1_a2.png"
     assert np.asarray(Image.open(png)).shape == (3 * 32, 4 * 32, 3)    # original, 2 strengths, part
-    parts = tmp_path / "parts.png"
-    assert main(["panda", "parts", "--factors", str(f), "--seeds", "0-1", "--out", str(parts)]) == 0
-    assert np.asarray(Image.open(parts)).shape == (2 * 32, 2 * 32, 3)
+    assert main(["panda", "parts", "--factors", str(f), "--seeds", "0-1"]) == 0
+    assert np.asarray(Image.open(tmp_path / "panda_parts.png")).shape == (2 * 32, 2 * 32, 3)
     assert "part 2: rgb" in capsys.readouterr().out
-    sal, masks = tmp_path / "sal.png", tmp_path / "m.npz"
+    masks = tmp_path / "m.npz"
     assert main(["panda", "saliency", str(ada_pkl), "--factors", str(f), "--concept", "1",
-                 "--seeds", "0-1", "--threshold-seeds", "0-5", "--out", str(sal),
-                 "--masks-out", str(masks)]) == 0
+                 "--seeds", "0-1", "--threshold-seeds", "0-5", "--masks-out", str(masks)]) == 0
+    sal = tmp_path / "panda_saliency_1.png"
     assert np.asarray(Image.open(sal)).shape == (2 * 32, 3 * 32, 3)
     assert np.load(masks)["masks"].shape == (2, 32, 32)
-    # errors: one line, exit code 2, nothing written
-    capsys.readouterr()
-    bad = tmp_path / "bad.png"
-    assert main(["panda", "edit", str(ada_pkl), "--factors", str(f), "--parts", "7",
-                 "--appearance", "0", "--strength", "1", "--out", str(bad)]) == 2
-    assert "part indices" in capsys.readouterr().err and not bad.exists()
-    assert main(["panda", "fit", str(ada_pkl), "--layer", "b99", "--out", str(tmp_path / "x.npz")]) == 2
-    assert "unknown layer" in capsys.readouterr().err
-    assert main(["panda", "fit", str(ada_pkl), "--layer", "b8.conv1", "--optimizer", "pgd",
-                 "--out", str(tmp_path / "x.npz")]) == 2
-    assert "--lr" in capsys.readouterr().err
-    assert main(["panda", "saliency", str(ada_pkl), "--factors", str(f), "--concept", "16",
-                 "--out", str(tmp_path / "s2.png")]) == 2
-    with pytest.raises(SystemExit):
-        main(["panda", "fit", str(ada_pkl), "--layer", "b8.conv1", "--ranks", "0,2", "--out", "x.npz"])
-    assert not (tmp_path / "x.npz").exists()
+    # --force replaces
+    assert main(["panda", "parts", "--factors", str(f), "--seeds", "0", "--force"]) == 0
+    assert np.asarray(Image.open(tmp_path / "panda_parts.png")).shape == (32, 2 * 32, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.npz", "panda_b8.conv1.npz", "panda_edit_p0-1_a2.png", "panda_parts.png",
+        "panda_saliency_1.png"]
 
 
 # ------------------------------------------------------------------------------------------------
