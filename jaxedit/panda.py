@@ -35,6 +35,9 @@ Optimization (:func:`fit`):
     ``PᵀP ≈ I`` and near-disjoint supports), so a step of ``lr`` moves each entry by about
     ``lr`` times its natural size on any layer (:func:`natural_scales`).
 
+  - the appearance updates are scaled by 0.1 (:data:`APPEARANCE_RATE`): ``A`` starts at the
+    near-optimal HOSVD solution, and full-rate appearance steps make Adam oscillate.
+
   The default Adam uses a peak learning rate of 0.05 (:data:`DEFAULT_LEARNING_RATE`) with a
   linear warm-up over the first 5 % of the steps and a cosine decay to 1 % of the peak at the
   last step (measured on 8x8 … 64x64 layers of random and fixture StyleGAN2s: peak rates up to
@@ -69,6 +72,13 @@ from ._ops import Precision
 DEFAULT_LEARNING_RATE = 0.05
 """Peak learning rate of the default Adam, in units of each factor's natural scale (see the module
 docstring); the same value serves every layer."""
+APPEARANCE_RATE = 0.1
+"""In the normalized modes (default Adam, optax) the appearance updates are scaled by this factor
+(a learning rate 10x lower for ``A`` than for ``P``): ``A`` starts at the HOSVD solution, which
+is close to optimal, and full-rate appearance steps make Adam oscillate (measured on the trained
+toy-face StyleGAN2 at 16x16x64: the loss jumped from 0.42 to 1.5 of the feature energy mid-run
+and ended at 0.86 with some part initializations; at 0.1x every tested run decreased
+monotonically to the same or a lower loss). ``"pgd"`` (the reference) is not scaled."""
 WARMUP_FRACTION = 0.05
 FINAL_FRACTION = 0.01
 
@@ -408,7 +418,7 @@ def _step(tx, a, p, s_a, s_p, xt, e_sum, hp, precision):
     p = optax.projections.projection_non_negative(optax.apply_updates(p, u_p))
     g_a = jax.grad(lambda a_: wt * _objective(sa * a_, sp * p, xt, e_sum, precision))(a)
     u_a, s_a = tx.update(g_a, _with_lr(tx, s_a, hp), a)
-    a = optax.apply_updates(a, u_a)
+    a = optax.apply_updates(a, jax.tree.map(lambda u: hp["rate_a"] * u, u_a))
     return a, p, s_a, s_p, raw / b
 
 
@@ -456,6 +466,7 @@ def _hyper(normalized, lr, shape, ranks, batch, energy, total, dtype) -> dict:
     sa, sp = natural_scales(shape, ranks) if normalized else (1.0, 1.0)
     return dict(weight=jnp.asarray(1.0 / (batch * energy) if normalized else 1.0, dtype),
                 scale_a=jnp.asarray(sa, dtype), scale_p=jnp.asarray(sp, dtype),
+                rate_a=jnp.asarray(APPEARANCE_RATE if normalized else 1.0, dtype),
                 lr=jnp.asarray(0.0 if lr is None else lr, dtype),
                 t=jnp.asarray(0, jnp.int32), total=jnp.asarray(total, jnp.int32))
 
@@ -537,7 +548,8 @@ def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
     key = jax.random.key(0) if key is None else key
     prec = _ops.as_precision(precision)
     settings = dict(optimizer=mode, learning_rate=lr, steps=steps, batch_size=batch_size,
-                    precision=str(precision), ranks=None)
+                    precision=str(precision), ranks=None,
+                    appearance_rate=APPEARANCE_RATE if normalized else 1.0)
     if callable(features) and not hasattr(features, "shape"):
         if batch_size is not None:
             raise ValueError("batch_size does not apply when features is a callable (its batches "
@@ -666,19 +678,28 @@ def _is_stylegan2(gen) -> bool:
     return hasattr(gen, "synthesis_split") and hasattr(gen, "conv_layer_names")
 
 
-def _require_stylegan2(gen, what: str):
-    if not _is_stylegan2(gen):
+def _require_generator(gen, what: str):
+    from . import _biggan_split
+
+    if not (_is_stylegan2(gen) or _biggan_split.is_biggan(gen)):
         kind = type(gen).__name__
         raise ValueError(
             f"panda.{what} supports StyleGAN2 generators (split at gen.conv_layer_names, e.g. "
-            f"'b16.conv1'); {kind} exposes no intermediate features to split at in jaxedit. For "
-            f"other models, compute [N, H, W, C] features yourself and call panda.fit(features, ...)")
+            f"'b16.conv1') and BigGAN-deep (split after 'block3', 'attention', ...); got {kind}. "
+            f"For other models, compute [N, H, W, C] features yourself and call "
+            f"panda.fit(features, ...)")
 
 
 def resolve_layer(gen, layer) -> str:
-    """A StyleGAN2 split point by name (``"b16.conv1"``) or by the reference's genforce index L
-    (features after synthesis convs ``0..L-1``: ``L = 5`` is ``b16.conv1`` at 1024 px)."""
-    _require_stylegan2(gen, "resolve_layer")
+    """A split point by name or by the reference's genforce index L (the features after layers
+    ``0..L-1``). StyleGAN2: conv names (``"b16.conv1"``; ``L = 5`` is ``b16.conv1`` at 1024 px).
+    BigGAN-deep: the reference's ``generator.layers``, ``"block0"`` ... with ``"attention"``
+    before block ``attention_layer_position``."""
+    from . import _biggan_split
+
+    _require_generator(gen, "resolve_layer")
+    if _biggan_split.is_biggan(gen):
+        return _biggan_split.layer_names(gen)[_biggan_split.resolve(gen, layer)]
     names = gen.conv_layer_names
     if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
         if not 1 <= layer <= len(names):
@@ -691,26 +712,36 @@ def resolve_layer(gen, layer) -> str:
     return str(layer)
 
 
+def _num_classes(gen) -> int:
+    from . import _biggan_split
+
+    return gen.num_classes if _biggan_split.is_biggan(gen) else gen.c_dim
+
+
 def _class_rows(gen, c, n: int):
-    if gen.c_dim == 0:
+    classes = _num_classes(gen)
+    if classes == 0:
         if c is not None:
             raise ValueError("c was given but this generator is unconditional")
         return None
     if c is None:
-        raise ValueError(f"this generator is conditional: pass c of shape [{gen.c_dim}] or "
-                         f"[N, {gen.c_dim}]")
+        raise ValueError(f"this generator is conditional: pass c of shape [{classes}] or "
+                         f"[N, {classes}] (e.g. jaxedit.one_hot([k], {classes})[0])")
     c = np.asarray(c, np.float64)
     if c.ndim == 1:
         c = c[None]
     if c.shape[0] == 1:
         c = np.repeat(c, n, axis=0)
-    if c.shape != (n, gen.c_dim):
-        raise ValueError(f"c must have shape [{gen.c_dim}] or [{n}, {gen.c_dim}], got {c.shape}")
+    if c.shape != (n, classes):
+        raise ValueError(f"c must have shape [{classes}] or [{n}, {classes}], got {c.shape}")
+    _check_finite(c, "c")
     return c
 
 
 class _LayerFeatures:
     """Features of a StyleGAN2 layer for z / ws batches (mapping + synthesis_split, jitted)."""
+
+    latents_shape = "ws [N, num_ws, w_dim]"
 
     def __init__(self, gen, layer, truncation_psi, truncation_cutoff, noise_mode, dtype,
                  precision):
@@ -718,13 +749,73 @@ class _LayerFeatures:
         self.kw = dict(noise_mode=noise_mode, dtype=dtype, precision=precision)
         self.psi, self.cutoff = truncation_psi, truncation_cutoff
 
+    def seed_z(self, seed: int) -> np.ndarray:
+        """NVIDIA generate.py's z for a seed: [1, z_dim]."""
+        from .models.stylegan2 import seed_to_z
+
+        return seed_to_z(seed, self.gen.z_dim)
+
+    def stream_z(self, t: int, n: int) -> np.ndarray:
+        """The reference's z for step t: ``RandomState(t).randn(n, z_dim)``."""
+        return reference_z(t, n, self.gen.z_dim)
+
+    def check_latents(self, latents) -> jax.Array:
+        ws = jnp.asarray(latents)
+        if ws.ndim != 3 or ws.shape[1:] != (self.gen.num_ws, self.gen.w_dim):
+            raise ValueError(f"latents must be ws [N, {self.gen.num_ws}, {self.gen.w_dim}], got "
+                             f"{tuple(ws.shape)}")
+        _check_finite(ws, "latents")
+        return ws
+
     def from_z(self, z, c=None):
         ws = self.gen.mapping(z, c, self.psi, self.cutoff, dtype=self.kw["dtype"],
                               precision=self.kw["precision"])
-        return self.from_ws(ws)
+        return self.from_latents(ws)
 
-    def from_ws(self, ws):
+    def from_latents(self, ws, c=None):
         return self.gen.synthesis_split(ws, self.layer, **self.kw).x
+
+
+class _BigGANFeatures:
+    """Features of a BigGAN-deep layer for z batches (``truncation · truncnorm`` z, class
+    vectors; latents are z)."""
+
+    latents_shape = "z [N, z_dim]"
+
+    def __init__(self, gen, layer, truncation, dtype, precision):
+        if not 0 < truncation <= 1:
+            raise ValueError(f"truncation must be in (0, 1] for BigGAN, got {truncation}")
+        self.gen, self.layer, self.truncation = gen, layer, float(truncation)
+        self.dtype, self.precision = dtype, precision
+
+    def seed_z(self, seed: int) -> np.ndarray:
+        """jaxedit synth's BigGAN z for a seed: ``truncated_noise_sample(1, z_dim, truncation,
+        seed)``."""
+        from .models.biggan import truncated_noise_sample
+
+        return truncated_noise_sample(1, self.gen.z_dim, self.truncation, seed=int(seed))
+
+    def stream_z(self, t: int, n: int) -> np.ndarray:
+        from .models.biggan import truncated_noise_sample
+
+        return truncated_noise_sample(n, self.gen.z_dim, self.truncation, seed=int(t))
+
+    def check_latents(self, latents) -> jax.Array:
+        z = jnp.asarray(latents)
+        if z.ndim != 2 or z.shape[1] != self.gen.z_dim:
+            raise ValueError(f"latents must be z [N, {self.gen.z_dim}] for BigGAN, got "
+                             f"{tuple(z.shape)}")
+        _check_finite(z, "latents")
+        return z
+
+    def from_z(self, z, c=None):
+        return self.from_latents(z, c)
+
+    def from_latents(self, z, c=None):
+        from . import _biggan_split
+
+        return _biggan_split.split(self.gen, z, c, self.layer, self.truncation, dtype=self.dtype,
+                                   precision=self.precision)[0]
 
 
 def reference_z(seed: int, n: int, z_dim: int) -> np.ndarray:
@@ -739,24 +830,34 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
                   init_parts=None, hosvd_samples: int = 1000, key=None, progress: bool = False,
                   max_cache_bytes: int = 2**30, feature_batch: int = 32, dtype=None,
                   precision: Precision = "highest") -> PandaResult:
-    """:func:`fit` on a StyleGAN2 layer's features, drawn from the generator batch by batch.
+    """:func:`fit` on a generator layer's features, drawn from the generator batch by batch.
+
+    Generators: StyleGAN2 (layers ``"b16.conv1"`` ...) and BigGAN-deep (``"block3"``,
+    ``"attention"`` ...; ``c`` is required, ``truncation_psi`` is BigGAN's truncation in (0, 1],
+    which scales z and picks the BN statistics); either also by the reference's index L
+    (:func:`resolve_layer`).
 
     Samples:
-      * ``seeds`` (NVIDIA ``generate.py`` latents, ``RandomState(seed).randn(1, z_dim)``) or
-        ``latents`` (ws ``[N, num_ws, w_dim]``): a fixed pool of N samples. If its features fit in
-        ``max_cache_bytes`` (default 1 GiB) they are computed once (``feature_batch`` at a time)
-        and fitted as an array (``batch_size`` None = full gradient); otherwise each step
-        computes the features of ``batch_size`` pool samples (needs ``batch_size``).
+      * ``seeds`` (StyleGAN2: NVIDIA ``generate.py`` latents, ``RandomState(seed).randn(1,
+        z_dim)``; BigGAN: ``truncated_noise_sample(1, z_dim, truncation, seed)`` as ``jaxedit
+        synth``) or ``latents`` (StyleGAN2 ws ``[N, num_ws, w_dim]``, BigGAN z ``[N, z_dim]``):
+        a fixed pool of N samples. If its features fit in ``max_cache_bytes`` (default 1 GiB)
+        they are computed once (``feature_batch`` at a time) and fitted as an array
+        (``batch_size`` None = full gradient); otherwise each step computes the features of
+        ``batch_size`` pool samples (needs ``batch_size``).
       * neither: the reference's stochastic mode, a fresh batch every step: step t uses
-        ``z = RandomState(t).randn(batch_size or 1, z_dim)``; the HOSVD init uses the reference's
-        ``RandomState(i).randn(10, z_dim)`` for ``i < hosvd_samples / 10``.
+        ``z = RandomState(t).randn(batch_size or 1, z_dim)`` (BigGAN: truncated normal with seed
+        t); the HOSVD init uses the reference's 10 samples of seed i for ``i < hosvd_samples / 10``.
 
     Memory is bounded by ``max(max_cache_bytes, feature_batch · H·W·C)`` feature values.
     ``truncation_psi`` (reference: 1.0), ``truncation_cutoff``, ``c`` (conditional generators:
-    ``[c_dim]`` or ``[N, c_dim]``) and ``noise_mode`` (reference: const noise) apply to every
+    ``[c_dim]`` or ``[N, c_dim]``; BigGAN: class vectors ``[num_classes]`` or
+    ``[N, num_classes]``) and ``noise_mode`` (StyleGAN2; reference: const noise) apply to every
     sample. Other arguments as :func:`fit`. Returns a :class:`PandaResult` with ``layer`` set.
     """
-    _require_stylegan2(gen, "fit_generator")
+    from . import _biggan_split
+
+    _require_generator(gen, "fit_generator")
     layer = resolve_layer(gen, layer)
     steps = _check_steps(steps)
     if seeds is not None and latents is not None:
@@ -764,9 +865,15 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
     if not isinstance(feature_batch, (int, np.integer)) or feature_batch < 1:
         raise ValueError(f"feature_batch must be a positive integer, got {feature_batch!r}")
     key = jax.random.key(0) if key is None else key
-    lf = _LayerFeatures(gen, layer, truncation_psi, truncation_cutoff, noise_mode, dtype, precision)
-    source = dict(layer=layer, truncation_psi=float(truncation_psi), noise_mode=noise_mode,
-                  truncation_cutoff=truncation_cutoff)
+    biggan = _biggan_split.is_biggan(gen)
+    if biggan:
+        lf = _BigGANFeatures(gen, layer, truncation_psi, dtype, precision)
+        source = dict(layer=layer, truncation=float(truncation_psi), family="biggan")
+    else:
+        lf = _LayerFeatures(gen, layer, truncation_psi, truncation_cutoff, noise_mode, dtype,
+                            precision)
+        source = dict(layer=layer, truncation_psi=float(truncation_psi), noise_mode=noise_mode,
+                      truncation_cutoff=truncation_cutoff)
 
     if seeds is None and latents is None:       # the reference's stochastic mode
         b = 1 if batch_size is None else int(batch_size)
@@ -775,15 +882,15 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
         c_one = _class_rows(gen, c, 1)
 
         def stream(t, _key):
-            z = reference_z(t, b, gen.z_dim)
-            return lf.from_z(z, None if c_one is None else np.repeat(c_one, b, axis=0))
+            return lf.from_z(lf.stream_z(t, b), None if c_one is None else np.repeat(c_one, b, 0))
 
         def hosvd_stream(i, _key):
-            z = reference_z(i, 10, gen.z_dim)
-            return lf.from_z(z, None if c_one is None else np.repeat(c_one, 10, axis=0))
+            return lf.from_z(lf.stream_z(i, 10),
+                             None if c_one is None else np.repeat(c_one, 10, axis=0))
 
-        source.update(samples="reference stream: step t -> RandomState(t).randn(B, z_dim)",
-                      batch_size=b)
+        source.update(samples="reference stream: step t -> " + (
+            "truncated_noise_sample(B, z_dim, truncation, seed=t)" if biggan
+            else "RandomState(t).randn(B, z_dim)"), batch_size=b)
         return _fit_generator_stream(stream, hosvd_stream, ranks, steps, optimizer, learning_rate,
                                      init_appearance, init_parts, hosvd_samples, key, progress,
                                      layer, precision, source)
@@ -792,26 +899,24 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
         seeds = [int(s) for s in np.asarray(seeds).reshape(-1)]
         if not seeds:
             raise ValueError("seeds is empty")
-        from .models.stylegan2 import seed_to_z
-
         n = len(seeds)
         cs = _class_rows(gen, c, n)
 
         def pool(idx):
-            z = np.concatenate([seed_to_z(seeds[i], gen.z_dim) for i in idx])
+            z = np.concatenate([lf.seed_z(seeds[i]) for i in idx])
             return lf.from_z(z, None if cs is None else cs[np.asarray(idx)])
 
         source.update(samples=f"{n} seeds", seeds=_seed_summary(seeds))
     else:
-        ws = jnp.asarray(latents)
-        if ws.ndim != 3 or ws.shape[1:] != (gen.num_ws, gen.w_dim):
-            raise ValueError(f"latents must be ws [N, {gen.num_ws}, {gen.w_dim}], got "
-                             f"{tuple(ws.shape)}")
-        _check_finite(ws, "latents")
-        n = ws.shape[0]
+        lat = lf.check_latents(latents)
+        n = lat.shape[0]
+        if n == 0:
+            raise ValueError("latents is empty")
+        cs = _class_rows(gen, c, n) if biggan else None
 
         def pool(idx):
-            return lf.from_ws(ws[np.asarray(idx)])
+            return lf.from_latents(lat[np.asarray(idx)],
+                                   None if cs is None else cs[np.asarray(idx)])
 
         source.update(samples=f"{n} latents")
     x0 = pool([0])
@@ -887,7 +992,8 @@ def _fit_generator_stream(stream, hosvd_stream, ranks, steps, optimizer, learnin
     init_a = _hosvd_from_scatter(scat)[:, :_check_ranks(ranks, h * w, c)[0]] if need_hosvd \
         else init_appearance
     settings = dict(optimizer=mode, learning_rate=lr, steps=steps, batch_size=None,
-                    precision=str(precision), ranks=None)
+                    precision=str(precision), ranks=None,
+                    appearance_rate=APPEARANCE_RATE if normalized else 1.0)
     res = _fit_stream(stream, ranks, steps, tx, lr, mode, normalized, init_a, init_parts, key,
                       progress, layer, prec, hosvd_samples, settings, energy=energy,
                       first_batch=x0)
@@ -1081,45 +1187,67 @@ def _resume(gen, ws, state, x, drop_skip: bool, noise_mode, key, dtype, precisio
 
 def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
          parts_factors=None, layer: str | None = None, drop_skip: bool = False,
-         noise_mode: str = "const", key=None, dtype=None, precision: Precision = "highest",
-         return_original: bool = False):
+         noise_mode: str = "const", key=None, c=None, truncation: float = 1.0, dtype=None,
+         precision: Precision = "highest", return_original: bool = False):
     """Local PandA edit: split the synthesis at the factors' layer, add :func:`edit_direction` to
     the features, resume.
 
-    The skip image accumulated before the split is carried across it (so zero strength returns
-    the unedited image, equal to ``gen.synthesis(latents)``). ``drop_skip=True`` reproduces the
-    reference (genforce port), which restarts the skip image at the split in both the original
-    and the edited image (every ToRGB contribution of the layers before the split is lost).
+    StyleGAN2: the skip image accumulated before the split is carried across it (so zero
+    strength returns the unedited image, equal to ``gen.synthesis(latents)``).
+    ``drop_skip=True`` reproduces the reference (genforce port), which restarts the skip image
+    at the split in both the original and the edited image (every ToRGB contribution of the
+    layers before the split is lost). BigGAN-deep: the remaining layers and the output head run
+    with the same conditioning vector (zero strength returns ``gen(z, c, truncation)``).
 
     Args:
-      gen: a StyleGAN2 generator. latents: ws ``[N, num_ws, w_dim]``.
+      gen: a StyleGAN2 or BigGAN-deep generator. latents: StyleGAN2 ws ``[N, num_ws, w_dim]``;
+        BigGAN z ``[N, z_dim]`` (with ``c``, class vectors ``[num_classes]`` or
+        ``[N, num_classes]``, and ``truncation``).
       parts, appearances, strengths, parts_factors: as :func:`edit_direction`.
       layer: override ``result.layer``.
     Returns:
       edited images ``[N, H, W, 3]``; with ``return_original``, ``(original, edited)`` computed
       the same way.
     """
+    from . import _biggan_split
+
     _check_result(result)
-    _require_stylegan2(gen, "edit")
+    _require_generator(gen, "edit")
     name = layer if layer is not None else result.layer
     if name is None:
         raise ValueError("the factors record no layer: pass layer=...")
     name = resolve_layer(gen, name)
-    ws = jnp.asarray(latents)
-    state = gen.synthesis_split(ws, name, noise_mode=noise_mode, key=key, dtype=dtype,
-                                precision=precision)
-    if tuple(state.x.shape[1:]) != result.feature_shape:
-        raise ValueError(f"layer {name} has features [H, W, C] = {tuple(state.x.shape[1:])} but "
+    biggan = _biggan_split.is_biggan(gen)
+    if biggan:
+        if drop_skip:
+            raise ValueError("drop_skip applies to StyleGAN2 (BigGAN has no skip image)")
+        z = _BigGANFeatures(gen, name, truncation, dtype, precision).check_latents(latents)
+        x, cond = _biggan_split.split(gen, z, _class_rows(gen, c, z.shape[0]), name, truncation,
+                                      dtype=dtype, precision=precision)
+
+        def resume(feats):
+            return _biggan_split.resume(gen, feats, cond, name, truncation, precision=precision)
+    else:
+        if c is not None:
+            raise ValueError("c applies to BigGAN; StyleGAN2 latents (ws) already include it")
+        ws = jnp.asarray(latents)
+        state = gen.synthesis_split(ws, name, noise_mode=noise_mode, key=key, dtype=dtype,
+                                    precision=precision)
+        x = state.x
+
+        def resume(feats):
+            return _resume(gen, ws, state, feats, drop_skip, noise_mode, key, dtype, precision)
+    if tuple(x.shape[1:]) != result.feature_shape:
+        raise ValueError(f"layer {name} has features [H, W, C] = {tuple(x.shape[1:])} but "
                          f"the factors were learned on {result.feature_shape}")
     d = edit_direction(result, parts, appearances, strengths, parts_factors=parts_factors)
-    if d.ndim == 4 and d.shape[0] != state.x.shape[0]:
+    if d.ndim == 4 and d.shape[0] != x.shape[0]:
         raise ValueError(f"per-sample parts_factors are for {d.shape[0]} samples, latents for "
-                         f"{state.x.shape[0]}")
-    x1 = state.x + jnp.asarray(d, state.x.dtype)
-    edited = _resume(gen, ws, state, x1, drop_skip, noise_mode, key, dtype, precision)
+                         f"{x.shape[0]}")
+    edited = resume(x + jnp.asarray(d, x.dtype))
     if not return_original:
         return edited
-    return _resume(gen, ws, state, state.x, drop_skip, noise_mode, key, dtype, precision), edited
+    return resume(x), edited
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1269,13 +1397,16 @@ def _nearest(mask: np.ndarray, h: int, w: int) -> np.ndarray:
     return mask[..., rows, :][..., cols]
 
 
-def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts_factors=None
-             ) -> dict[str, dict]:
+def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts_factors=None,
+             resample: str = "lanczos") -> dict[str, dict]:
     """IoU of the best-matching learned part for every ground-truth part mask.
 
-    Each learned part k is thresholded as :func:`part_region` (``minmax01(P_k) >= threshold``),
-    resampled by nearest neighbour to the ground truth's grid, and compared with every mask;
-    with per-sample masks ``[N, H', W']`` the IoU is averaged over the samples.
+    Each learned part k, ``minmax01(P_k)`` (:func:`part_map`), is brought to the ground truth's
+    grid and thresholded ``>= threshold``: ``resample="lanczos"`` (default) upsamples the soft
+    map with :func:`lanczos_upsample` first, as the reference's saliency masks do;
+    ``"nearest"`` thresholds at the feature grid (:func:`part_region`) and resamples the binary
+    mask by nearest neighbour. With per-sample masks ``[N, H', W']`` (or per-sample
+    ``parts_factors [N, H, W, R_S]`` from :func:`refine`) the IoU is averaged over the samples.
 
     Args:
       ground_truth: ``{name: [H', W'] or [N, H', W'] bool}`` (e.g. ``toyfaces.part_masks``).
@@ -1283,22 +1414,36 @@ def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts
       ``{name: {"part": best k, "iou": its IoU, "ious": [R_S] every part's IoU}}``.
     """
     _check_result(result)
+    if resample not in ("lanczos", "nearest"):
+        raise ValueError(f"resample must be 'lanczos' or 'nearest', got {resample!r}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     pf = np.asarray(result.parts if parts_factors is None else parts_factors)
     r_s = result.ranks[1]
+    maps = []
+    for k in range(r_s):
+        try:
+            maps.append(part_map(pf, [k]))
+        except ValueError:            # an all-zero part covers nothing
+            maps.append(None)
     out = {}
+    cache: dict[tuple[int, int], list] = {}
     for name, gt in dict(ground_truth).items():
         g = np.asarray(gt).astype(bool)
         if g.ndim not in (2, 3):
             raise ValueError(f"ground_truth[{name!r}] must be [H, W] or [N, H, W], got {g.shape}")
         hh, ww = g.shape[-2:]
-        ious = []
-        for k in range(r_s):
-            try:
-                m = part_map(pf, [k]) >= threshold
-            except ValueError:            # an all-zero part covers nothing
-                m = np.zeros(pf.shape[:-1], bool)
-            m = _nearest(m, hh, ww)
-            ious.append(float(np.mean(_iou(m, g))))
+        if (hh, ww) not in cache:
+            masks = []
+            for m in maps:
+                if m is None:
+                    masks.append(np.zeros(pf.shape[:-3] + (hh, ww), bool))
+                elif resample == "lanczos":
+                    masks.append(lanczos_upsample(m, (hh, ww)) >= threshold)
+                else:
+                    masks.append(_nearest(m >= threshold, hh, ww))
+            cache[(hh, ww)] = masks
+        ious = [float(np.mean(_iou(m, g))) for m in cache[(hh, ww)]]
         best = int(np.argmax(ious))
         out[name] = {"part": best, "iou": ious[best], "ious": ious}
     return out
@@ -1358,6 +1503,7 @@ def load(path) -> PandaResult:
 
 
 __all__ = [
+    "APPEARANCE_RATE",
     "DEFAULT_LEARNING_RATE",
     "PandaConvergenceWarning",
     "PandaResult",
@@ -1371,6 +1517,7 @@ __all__ = [
     "lanczos_upsample",
     "load",
     "loss",
+    "natural_scales",
     "part_iou",
     "part_map",
     "part_region",

@@ -197,6 +197,26 @@ def test_adam_beats_reference_pgd_in_the_same_steps(ada_gen):
             assert final < float(np.mean(panda.loss(pgd, feats))), lr
 
 
+def test_normalized_step_by_hand(problem):
+    """The optax modes step on A/σ_A and P/σ_P with the loss divided by B·E (module docstring),
+    and the appearance update is scaled by APPEARANCE_RATE: one SGD step written out with the
+    reference's gradients."""
+    feats, A0, P0 = problem
+    Z = unfold(feats)
+    n, c, s = Z.shape
+    lr = 0.3
+    res = panda.fit(feats, (3, 2), 1, optimizer=optax.sgd(lr), init_appearance=A0, init_parts=P0)
+    sa, sp = panda.natural_scales((3, 4, 5), (3, 2))
+    assert (sa, sp) == (1 / np.sqrt(5), np.sqrt(2 / 12))
+    wt = 1.0 / (n * (Z ** 2).sum(axis=(1, 2)).mean())
+    P1 = np.maximum(P0 - lr * sp ** 2 * wt * ref_grad_P(Z, A0, P0), 0)
+    A1 = A0 - panda.APPEARANCE_RATE * lr * sa ** 2 * wt * ref_grad_A(Z, A0, P1)
+    np.testing.assert_allclose(res.parts_matrix(), P1, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(res.appearance, A1, rtol=1e-10, atol=1e-14)
+    assert res.settings["appearance_rate"] == panda.APPEARANCE_RATE
+    assert panda.fit(feats, (3, 2), 1, "pgd", 1e-3, A0, P0).settings["appearance_rate"] == 1.0
+
+
 def test_losses_are_before_each_step(problem):
     feats, A0, P0 = problem
     one = panda.fit(feats, (3, 2), 1, "pgd", 2e-3, A0, P0)
@@ -434,9 +454,82 @@ def test_edit_errors(small_gen, ada_gen, gen_fit):
         panda.edit(small_gen, ws, res, [0], [0], [1.0], layer="b16.conv1")
     with pytest.raises(ValueError, match="unknown layer"):
         panda.edit(small_gen, ws, res, [0], [0], [1.0], layer="b99.conv1")
-    with pytest.raises(ValueError, match="supports StyleGAN2"):
+    with pytest.raises(ValueError, match="supports StyleGAN2 generators"):
         panda.fit_generator(object(), "b8.conv1", (2, 2), 2)
     assert panda.resolve_layer(ada_gen, 5) == "b16.conv1"       # the reference's L=5
+
+
+@pytest.fixture(scope="module")
+def tiny_biggan():
+    from flax import nnx
+
+    from jaxedit.models.biggan import BigGANConfig, BigGANGenerator
+
+    cfg = BigGANConfig(output_dim=32, z_dim=8, class_embed_dim=8, channel_width=4, num_classes=10,
+                       layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2),
+                               (True, 2, 1)], attention_layer_position=3, n_stats=51)
+    return BigGANGenerator(cfg, rngs=nnx.Rngs(0))
+
+
+def test_biggan_split_resume_is_the_forward_pass(tiny_biggan):
+    """Splitting after any of the reference's generator.layers and resuming equals gen(z, c, t);
+    a zero-strength edit is the unedited image, a non-zero one changes it."""
+    from jaxedit import _biggan_split
+    from jaxedit.models.biggan import one_hot, truncated_noise_sample
+
+    gen = tiny_biggan
+    names = _biggan_split.layer_names(gen)
+    assert names == ("block0", "block1", "block2", "attention", "block3", "block4")
+    assert panda.resolve_layer(gen, 4) == "attention" and panda.resolve_layer(gen, "block3") == "block3"
+    z = truncated_noise_sample(3, 8, 0.5, seed=0)
+    c = one_hot([1, 2, 3], 10)
+    img = np.asarray(gen(z, c, 0.5))
+    for name in names:
+        x, cond = _biggan_split.split(gen, z, c, name, 0.5)
+        np.testing.assert_allclose(np.asarray(_biggan_split.resume(gen, x, cond, name, 0.5)), img,
+                                   rtol=0, atol=1e-12)
+    x = _biggan_split.split(gen, z, c, "block1", 0.5)[0]
+    res = panda.PandaResult(np.eye(x.shape[-1])[:, :2], np.random.RandomState(0).uniform(
+        size=x.shape[1:3] + (2,)), np.zeros(1), 1.0, layer="block1")
+    x0, x1 = panda.edit(gen, z, res, [0], [1], [3.0], c=c, truncation=0.5, return_original=True)
+    np.testing.assert_allclose(np.asarray(x0), img, rtol=0, atol=1e-12)
+    assert np.abs(np.asarray(x1) - img).max() > 1e-4
+    zero = panda.edit(gen, z, res, [0], [1], [0.0], c=c, truncation=0.5)
+    np.testing.assert_array_equal(np.asarray(zero), np.asarray(x0))
+    with pytest.raises(ValueError, match="conditional: pass c"):
+        panda.edit(gen, z, res, [0], [1], [1.0])
+    with pytest.raises(ValueError, match="no skip image"):
+        panda.edit(gen, z, res, [0], [1], [1.0], c=c, drop_skip=True)
+
+
+def test_biggan_fit_generator(tiny_biggan):
+    """Seeds give truncated_noise_sample(1, z_dim, truncation, seed) latents with the class
+    vector: the first recorded loss is the reference loss of those samples' features."""
+    from jaxedit import _biggan_split
+    from jaxedit.models.biggan import one_hot, truncated_noise_sample
+
+    gen = tiny_biggan
+    c = one_hot([3], 10)[0]
+    P0 = np.random.RandomState(1).uniform(0, 0.01, (256, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
+        res = panda.fit_generator(gen, "block2", (16, 3), 4, seeds=range(5), c=c,
+                                  truncation_psi=0.5, init_parts=P0)
+        streamed = panda.fit_generator(gen, 3, (16, 3), 3, c=c, hosvd_samples=20)
+    assert res.layer == "block2" and res.parts.shape == (16, 16, 3) and streamed.layer == "block2"
+    assert res.settings["family"] == "biggan" and res.settings["truncation"] == 0.5
+    z = np.concatenate([truncated_noise_sample(1, 8, 0.5, seed=s) for s in range(5)])
+    feats = _biggan_split.split(gen, z, np.repeat(c[None], 5, 0), "block2", 0.5)[0]
+    Z = unfold(feats)
+    A0 = np.linalg.svd(sum(zi @ zi.T for zi in Z) / 5)[0][:, :16]
+    A0 = A0 * np.sign(A0[np.argmax(np.abs(A0), axis=0), np.arange(16)])      # the HOSVD sign
+    np.testing.assert_allclose(res.losses[0], ref_loss(Z, A0, P0).mean(), rtol=1e-8)
+    with pytest.raises(ValueError, match="conditional: pass c"):
+        panda.fit_generator(gen, "block2", (16, 3), 2, seeds=range(2))
+    with pytest.raises(ValueError, match="truncation must be in"):
+        panda.fit_generator(gen, "block2", (16, 3), 2, seeds=range(2), c=c, truncation_psi=1.5)
+    with pytest.raises(ValueError, match="latents must be z"):
+        panda.fit_generator(gen, "block2", (16, 3), 2, latents=np.zeros((2, 3, 8)), c=c)
 
 
 def test_refined_parts_edit(small_gen, gen_fit):
@@ -459,7 +552,8 @@ def test_evaluation(small_gen, gen_fit):
     assert box["region"] == "given tuple"
 
 
-def test_part_iou_by_hand():
+@pytest.mark.parametrize("resample", ["nearest", "lanczos"])
+def test_part_iou_by_hand(resample):
     P = np.zeros((4, 4, 3))
     P[:2, :, 0] = 1.0                   # top half
     P[2:, :2, 1] = 1.0                  # bottom-left quarter
@@ -470,10 +564,17 @@ def test_part_iou_by_hand():
     gt_corner = np.zeros((2, 8, 8), bool)
     gt_corner[:, 4:, :4] = True
     gt_corner[1, 4:, 2:4] = False       # second sample: half of it
-    out = panda.part_iou(res, {"top": gt_top, "corner": gt_corner})
+    out = panda.part_iou(res, {"top": gt_top, "corner": gt_corner}, resample=resample)
     assert out["top"]["part"] == 0 and out["top"]["iou"] == 1.0
     assert out["corner"]["part"] == 1 and out["corner"]["iou"] == pytest.approx(0.75)
-    assert out["corner"]["ious"][0] == 0.0
+    assert out["corner"]["ious"][0] == 0.0 and out["top"]["ious"][2] == 0.0
+    # per-sample parts (refine's output) are compared sample by sample
+    per = np.stack([P, P[:, ::-1]])
+    both = panda.part_iou(res, {"top": np.stack([gt_top, gt_top])}, parts_factors=per,
+                          resample=resample)
+    assert both["top"]["part"] == 0 and both["top"]["iou"] == 1.0
+    with pytest.raises(ValueError, match="resample"):
+        panda.part_iou(res, {"top": gt_top}, resample="cubic")
 
 
 def test_fit_generator_modes(small_gen):
