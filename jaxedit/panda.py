@@ -1398,7 +1398,7 @@ def _nearest(mask: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts_factors=None,
-             resample: str = "lanczos") -> dict[str, dict]:
+             resample: str = "lanczos", max_parts: int = 1) -> dict[str, dict]:
     """IoU of the best-matching learned part for every ground-truth part mask.
 
     Each learned part k, ``minmax01(P_k)`` (:func:`part_map`), is brought to the ground truth's
@@ -1408,12 +1408,20 @@ def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts
     mask by nearest neighbour. With per-sample masks ``[N, H', W']`` (or per-sample
     ``parts_factors [N, H, W, R_S]`` from :func:`refine`) the IoU is averaged over the samples.
 
+    ``max_parts > 1`` also searches unions of up to that many parts for each mask (a region made
+    of several parts, e.g. both eyes): greedily, starting from the best part, adding the part
+    that raises the IoU of the union of the thresholded masks most, while it rises.
+
     Args:
       ground_truth: ``{name: [H', W'] or [N, H', W'] bool}`` (e.g. ``toyfaces.part_masks``).
     Returns:
-      ``{name: {"part": best k, "iou": its IoU, "ious": [R_S] every part's IoU}}``.
+      ``{name: {"part": best k, "iou": its IoU, "ious": [R_S] every part's IoU}}``; with
+      ``max_parts > 1`` also ``"parts"`` (the chosen union) and ``"union_iou"``.
     """
     _check_result(result)
+    if isinstance(max_parts, bool) or not isinstance(max_parts, (int, np.integer)) \
+            or max_parts < 1:
+        raise ValueError(f"max_parts must be a positive integer, got {max_parts!r}")
     if resample not in ("lanczos", "nearest"):
         raise ValueError(f"resample must be 'lanczos' or 'nearest', got {resample!r}")
     if not 0 < threshold <= 1:
@@ -1443,9 +1451,20 @@ def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts
                 else:
                     masks.append(_nearest(m >= threshold, hh, ww))
             cache[(hh, ww)] = masks
-        ious = [float(np.mean(_iou(m, g))) for m in cache[(hh, ww)]]
+        masks = cache[(hh, ww)]
+        ious = [float(np.mean(_iou(m, g))) for m in masks]
         best = int(np.argmax(ious))
         out[name] = {"part": best, "iou": ious[best], "ious": ious}
+        if max_parts > 1:
+            chosen, union, val = [best], masks[best], ious[best]
+            while len(chosen) < min(max_parts, r_s):
+                cand = [(float(np.mean(_iou(union | masks[k], g))), k)
+                        for k in range(r_s) if k not in chosen]
+                v, k = max(cand)
+                if v <= val:
+                    break
+                chosen, union, val = chosen + [k], union | masks[k], v
+            out[name].update(parts=chosen, union_iou=val)
     return out
 
 

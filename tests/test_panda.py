@@ -575,6 +575,14 @@ def test_part_iou_by_hand(resample):
     assert both["top"]["part"] == 0 and both["top"]["iou"] == 1.0
     with pytest.raises(ValueError, match="resample"):
         panda.part_iou(res, {"top": gt_top}, resample="cubic")
+    # unions: the bottom row = part 1 (left half of rows 2-3) + part 2 (one cell) + nothing else
+    gt_bottom = np.zeros((8, 8), bool)
+    gt_bottom[4:, :4] = True
+    gt_bottom[6:, 6:] = True
+    u = panda.part_iou(res, {"b": gt_bottom}, max_parts=3, resample=resample)["b"]
+    assert u["part"] == 1 and u["iou"] == pytest.approx(16 / 20)
+    assert u["parts"] == [1, 2] and u["union_iou"] == 1.0          # part 0 would lower it
+    assert "parts" not in panda.part_iou(res, {"b": gt_bottom})["b"]
 
 
 def test_fit_generator_modes(small_gen):
@@ -697,19 +705,28 @@ def test_float32_defaults(ada_gen):
 # until jaxedit.toyfaces is merged.
 # ------------------------------------------------------------------------------------------------
 def test_toyfaces_parts_match_ground_truth_masks():
+    """Issue 13's key check on the trained toy-face StyleGAN2 (jaxedit.default_generator): PandA
+    parts at b16.conv1 (16x16x64), default Adam, 16 parts, 300 steps on 128 samples, overlap the
+    renderer's exact per-sample masks: for the left eye, the right eye and the mouth the best
+    single part has a mean IoU >= 0.5 (parts Lanczos-upsampled to 64 px and thresholded at half
+    their range); both eyes are covered by a union of two parts. (Measured when written: left
+    eye 0.67, right eye 0.59, mouth 0.69; eyes union of 2 parts, see the report.)"""
     toyfaces = pytest.importorskip("jaxedit.toyfaces")
     gen = jaxedit.default_generator()
-    z = np.asarray(toyfaces.sample_z(0, 64))
+    z = np.asarray(toyfaces.sample_z(0, 128))
     ws = np.asarray(gen.mapping(z))
-    c = gen.synthesis_split(ws[:1], "b16.conv1").x.shape[-1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
-        res = panda.fit_generator(gen, "b16.conv1", (c, 8), 300, latents=ws)
+    res = panda.fit_generator(gen, "b16.conv1", (64, 16), 300, latents=ws)
+    assert np.all(res.parts >= 0) and res.relative_losses[-1] < 0.3
     masks = toyfaces.part_masks(toyfaces.factors_from_z(z))
-    gt = {"eyes": masks["left_eye"] | masks["right_eye"], "mouth": masks["mouth"]}
-    iou = panda.part_iou(res, gt)
-    assert iou["eyes"]["iou"] >= 0.5, iou["eyes"]
-    assert iou["mouth"]["iou"] >= 0.5, iou["mouth"]
+    gt = {"left_eye": masks["left_eye"], "right_eye": masks["right_eye"], "mouth": masks["mouth"],
+          "eyes": masks["left_eye"] | masks["right_eye"]}
+    iou = panda.part_iou(res, gt, max_parts=2)
+    print({k: (v["part"], round(v["iou"], 3), v["parts"], round(v["union_iou"], 3))
+           for k, v in iou.items()})
+    for name in ("left_eye", "right_eye", "mouth"):
+        assert iou[name]["iou"] >= 0.5, (name, iou[name]["iou"])
+    assert len({iou[k]["part"] for k in ("left_eye", "right_eye", "mouth")}) == 3   # distinct
+    assert iou["eyes"]["union_iou"] >= 0.5 and len(iou["eyes"]["parts"]) == 2
 
 
 def test_benchmark_torch_baseline_is_the_reference(problem):
