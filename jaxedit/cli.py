@@ -210,7 +210,12 @@ def _edit_inputs(args):
         from .editing import flatten_styles
 
         lat = np.asarray(flatten_styles(gen, gen.styles(lat)))
-    slots = args.slots if args.slots is not None else (file_slots or list(editing.REFERENCE_SLOTS))
+    if args.slots is not None:
+        slots = args.slots
+    elif space == "wplus":
+        slots = None     # a slot-major W+ direction has a block for every slot: edit all of them
+    else:
+        slots = file_slots or list(editing.REFERENCE_SLOTS)
     slots = slots if space in ("w", "wplus") else None
     if slots is not None and max(slots) >= gen.num_ws:
         raise ValueError(f"--slots {slots} out of range: the generator has {gen.num_ws} W+ slots")
@@ -441,8 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--set", type=int, default=0, help="direction set (sample) index")
         _latent_args(e)
         e.add_argument("--slots", type=parse_int_list, default=None,
-                       help="W+ slots to edit (default: the file's SeFa slots, else the ReSeFa "
-                            "reference 4-7; 8-11 for eyebrows/lipstick)")
+                       help="W+ slots to edit (default: every slot for a W+ direction, else "
+                            "the file's SeFa slots, else the ReSeFa reference 4-7; 8-11 for "
+                            "eyebrows/lipstick)")
         e.add_argument("--psi", type=float, default=editing.REFERENCE_PSI,
                        help="truncation (reference: 0.7)")
         e.add_argument("--cutoff", type=int, default=editing.REFERENCE_CUTOFF,
