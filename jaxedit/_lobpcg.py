@@ -127,7 +127,8 @@ def _rayleigh_ritz(q, aq, bq, kept, m: int, precision):
     d_b, d_a = jnp.diagonal(gb), jnp.diagonal(ga)
     c = jnp.max(jnp.where(kept, d_b, -jnp.inf))             # within [min, max] of the kept block
     rq = jnp.where(kept, d_a / jnp.where(kept & (d_b > 0), d_b, 1.0), -jnp.inf)
-    spurious = -(jnp.abs(jnp.max(rq)) + 1.0)                 # below every genuine eigenvalue
+    # below every genuine eigenvalue (>= 0), on the scale of the largest (<= max rq <= λ_max)
+    spurious = -2.0 * jnp.maximum(jnp.abs(jnp.max(rq)), jnp.finfo(q.dtype).tiny)
     eye = jnp.eye(q.shape[1], dtype=q.dtype)
     gb = gb + jnp.where(kept, 0.0, c)[:, None] * eye
     ga = ga + jnp.where(kept, 0.0, spurious * c)[:, None] * eye
@@ -268,10 +269,12 @@ def nystrom_preconditioner(q: jax.Array, bq: jax.Array, shift=0.0,
       ``R [D, n] -> T R``.
     """
     dt = bq.dtype
-    nu = jnp.finfo(dt).eps * jnp.linalg.norm(bq)
+    nu = jnp.sqrt(float(q.shape[0])) * jnp.finfo(dt).eps * jnp.linalg.norm(bq)   # stabilizing shift
     y = bq + nu * q
     g = _sym(_mm(q.T, y, precision))
     c = jnp.linalg.cholesky(g)
+    ok = jnp.all(jnp.isfinite(c))
+    c = jnp.where(ok, c, jnp.eye(c.shape[0], dtype=dt))
     b = jax.scipy.linalg.solve_triangular(c, y.T, lower=True).T      # Y C⁻ᵀ
     u, s, _ = jnp.linalg.svd(b, full_matrices=False)
     lam = jnp.maximum(s ** 2 - nu, 0.0) + shift
@@ -280,7 +283,8 @@ def nystrom_preconditioner(q: jax.Array, bq: jax.Array, shift=0.0,
 
     def precond(r):
         ur = _mm(u.T, r, precision)
-        return _mm(u, ur / lam[:, None], precision) + (r - _mm(u, ur, precision)) / lam_p
+        t = _mm(u, ur / lam[:, None], precision) + (r - _mm(u, ur, precision)) / lam_p
+        return jnp.where(ok, t, r)        # no preconditioner if the sketch broke down
 
     return precond
 

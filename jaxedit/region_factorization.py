@@ -202,6 +202,14 @@ def solve_moments(mf, mb, *, k: int, regularization: float = 0.0,
     """
     opts = as_solver(solver)
     mf, mb = jnp.asarray(mf), jnp.asarray(mb)
+    for name, m in (("M_f", mf), ("M_b", mb)):
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape != mf.shape:
+            raise ValueError(f"M_f and M_b must both be [D, D], got {tuple(mf.shape)} and "
+                             f"{tuple(mb.shape)}")
+        if not jnp.issubdtype(m.dtype, jnp.floating):
+            raise ValueError(f"{name} must be a float array, got {m.dtype}")
+        if not bool(jnp.all(jnp.isfinite(m))):
+            raise ValueError(f"{name} contains non-finite values (NaN or inf)")
     d = mf.shape[-1]
     k = _check_k(k, d)
     tau = _check_regularization(regularization)
@@ -480,8 +488,8 @@ def _stack_stats(stats: list[dict], squeeze: bool) -> SolverStats:
         trace_stderr=pick("trace_stderr"), trace_method=stats[0]["trace_method"])
 
 
-def _finish(outs: list[_Solution], opts, squeeze, mask, n_f, n_b, tau, d, dtype, warn
-            ) -> ResefaResult:
+def _finish(outs: list[_Solution], opts, squeeze, mask, n_f, n_b, tau, d, dtype, warn,
+            operator: bool = False) -> ResefaResult:
     dirs = np.stack([o.directions for o in outs])
     lams = np.stack([o.eigenvalues for o in outs])
     stats = _stack_stats([o.stats for o in outs], squeeze)
@@ -499,10 +507,14 @@ def _finish(outs: list[_Solution], opts, squeeze, mask, n_f, n_b, tau, d, dtype,
             f"1e-2/eps = {1e-2 / eps:.3g}; the directions are unreliable - {advice}",
             SingularBackgroundWarning, stacklevel=3)
     if not np.all(np.isfinite(dirs)):
-        if isinstance(opts, MatrixFree):
+        if operator:
             raise ValueError(
-                "the matrix-free solver produced non-finite directions: the products with J are "
-                "not finite (check the generator output at this latent)")
+                "the matrix-free solver produced non-finite directions: the JacobianOperator's "
+                "products are not finite (check the generator output at this latent)")
+        if isinstance(opts, MatrixFree):
+            raise np.linalg.LinAlgError(
+                f"the matrix-free solver broke down (non-finite directions; M_b condition number "
+                f">= {np.max(conds):.3g}); {advice}")
         raise np.linalg.LinAlgError(
             f"solver {opts.name!r} produced non-finite directions: M_b is singular "
             f"(condition number {np.max(conds):.3g}); {advice}")
@@ -561,7 +573,7 @@ def _resefa_operator(op: JacobianOperator, region, tau, k, opts: MatrixFree, war
         plan.probe_key, plan.tol, plan.maxiter, k=k, probes=int(opts.trace_probes),
         sketch=plan.p, trace=method, precision=opts.precision)
     sol = _lobpcg_solution(r, lo, hi, k, plan.tol, tau, trace, stderr, method)
-    return _finish([sol], opts, True, mask, n_f, n_b, tau, d, op.dtype, warn)
+    return _finish([sol], opts, True, mask, n_f, n_b, tau, d, op.dtype, warn, operator=True)
 
 
 def _operator_lobpcg_impl(op, arrays, wf, wb, tau, x0, omega, key, tol, maxiter, *, k, probes,
