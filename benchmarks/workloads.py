@@ -318,13 +318,24 @@ def _wplus_rows(ctx: Context, gen, p, cfg, ws, resize, *, k, box, label, tau=1e-
                     "trace_method": st.trace_method, "trace": st.trace,
                     "trace_stderr": st.trace_stderr,
                     "trace_exact": float(ref.stats.trace)}
-    row_m.notes = (f"LOBPCG: {st.iterations} it, max residual {st.max_residual:.2g} "
-                   f"(tol {st.tol:g}), trace by {st.trace_method}")
+    row_m.notes = _wplus_mf_notes(row_m.params)
     row_m.target = TARGETS["wplus"] if "1024" in label else ""
     rows.append(row_m)
     for r in rows:
         r.accuracy_metric = f"top-{k} min |cos| vs float64 dense"
     return rows
+
+
+def _wplus_mf_notes(pm: dict) -> str:
+    """The matrix-free row's diagnostics in one line (from its ``params``)."""
+    out = (f"LOBPCG {pm['iterations']} it, {'converged' if pm['converged'] else 'NOT converged'}, "
+           f"max residual {pm['max_residual']:.2g} (tol {pm['tol']:g}); cond(M_b) >= "
+           f"{pm['condition_lower_bound']:.3g} (exact {pm['condition_exact_dense']:.3g})")
+    if pm.get("trace_method"):
+        se = f" ± {pm['trace_stderr']:.2g}" if pm["trace_method"] == "hutch++" else ""
+        out += (f"; trace(M_b) {pm['trace']:.6g}{se} by {pm['trace_method']} "
+                f"(exact {pm['trace_exact']:.6g})")
+    return out
 
 
 def suite_wplus(ctx: Context) -> list[Row]:

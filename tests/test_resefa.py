@@ -360,6 +360,13 @@ def test_lobpcg_explicit_matrices_and_soft_locking():
     np.testing.assert_allclose(r.eigenvalues[:5], lam[:5], rtol=1e-10)
     np.testing.assert_allclose(np.asarray(r.vectors.T @ r.vectors)[:5, :5], np.eye(5), atol=1e-9)
     assert float(r.b_ritz_min) == pytest.approx(1.0) and float(r.b_ritz_max) == pytest.approx(1.0)
+    # jitted and eager agree (a few iterations: the eager loop runs op by op)
+    r5 = jax.jit(lambda x: _lobpcg.lobpcg_top(apply, x, k=5, maxiter=4, tol=1e-7))(x0)
+    with jax.disable_jit():
+        e5 = _lobpcg.lobpcg_top(apply, x0, k=5, maxiter=4, tol=1e-7)
+    assert int(e5.iterations) == int(r5.iterations) == 4
+    np.testing.assert_allclose(e5.eigenvalues, r5.eigenvalues, rtol=1e-10)
+    np.testing.assert_allclose(e5.residuals, r5.residuals, rtol=1e-6)
 
 
 def test_singular_background_warns_and_raises():

@@ -314,6 +314,21 @@ def test_layer_factorization_against_a_finite_difference_jacobian(ada_gen, layer
         assert got.directions.shape == (4, 32)
 
 
+@pytest.mark.float32
+def test_spectra_float32_defaults(ada_gen):
+    """x64 off: float32 in and out, against float64 dense / finite-difference references."""
+    K = _kernel(3, seed=8)
+    want = _svals(_dense(lambda x: _corr(x, K), 6, 2))
+    got = jaxedit.conv_singular_values(K.astype(np.float32), (6, 6))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5 * want[0])
+    fd, _ = _fd_layer_gram(ada_gen, "b8.conv0", 8)          # float32 here: loose but independent
+    w, v = np.linalg.eigh(fd.astype(np.float64))
+    got = spectra.layer_factorization(ada_gen, "b8.conv0", k=3)
+    assert got.directions.dtype == np.float32
+    np.testing.assert_allclose(_abs_cos(got.directions, v[:, ::-1][:, :3].T), 1, atol=1e-3)
+
+
 def test_cli_sefa_edit_spectrum(tmp_path, ada_pkl, capsys):
     from PIL import Image
 
