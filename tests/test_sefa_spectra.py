@@ -286,9 +286,10 @@ def _fd_layer_gram(gen, layer, n_in, h=1.0):
     demodulation; linear in w, so central differences are exact up to rounding)."""
     lay = gen._layer(layer)
     w_dim, c_in = lay.affine.weight.shape
-    W = np.asarray(lay.weight[...], np.float64)
-    steps = np.concatenate([np.eye(w_dim), -np.eye(w_dim)]) * h        # [2 w_dim, w_dim]
-    x = np.zeros((2 * w_dim, n_in, n_in, c_in))
+    dt = np.float64 if jax.config.jax_enable_x64 else np.float32      # float32 session: no casts
+    W = np.asarray(lay.weight[...], dt)
+    steps = (np.concatenate([np.eye(w_dim), -np.eye(w_dim)]) * h).astype(dt)   # [2 w_dim, w_dim]
+    x = np.zeros((2 * w_dim, n_in, n_in, c_in), dt)
     x[:, n_in // 2, n_in // 2] = 1.0
     s = lay.affine(steps)                                               # batched: one call
     y = np.asarray(_ops.modulated_conv2d(x, W, s, demodulate=False, up=lay.up, padding=1,
