@@ -219,7 +219,7 @@ def suite_jacobian(ctx: Context) -> list[Row]:
 
 
 def _wplus_rows(ctx: Context, gen, p, cfg, ws, resize, *, k, box, label, tau=1e-3,
-                torch_chunk=32) -> list[Row]:
+                torch_chunk=32, suite="wplus") -> list[Row]:
     """W+ top-k directions of one sample, three ways, each with |cos| to a float64 dense solution.
 
     * ``pytorch-torch.func-full``: the full W+ Jacobian by forward mode in chunks + Cholesky /
@@ -278,7 +278,7 @@ def _wplus_rows(ctx: Context, gen, p, cfg, ws, resize, *, k, box, label, tau=1e-
                              dtype=jnp.float32, chunk=chunk)
         return J, jaxedit.resefa(J[0], mask, k=k, regularization=tau, solver=jaxedit.Dense())
 
-    row_d, (J32, res_d) = timed_row("wplus", workload, "jaxedit-dense", "fp32", jx_dense,
+    row_d, (J32, res_d) = timed_row(suite, workload, "jaxedit-dense", "fp32", jx_dense,
                                     repeats=reps)
     with jax.enable_x64(True):   # the reference: float64 solve of the same Jacobian
         ref = jaxedit.resefa(np.asarray(J32[0], np.float64), mask, k=k, regularization=tau,
@@ -287,7 +287,7 @@ def _wplus_rows(ctx: Context, gen, p, cfg, ws, resize, *, k, box, label, tau=1e-
     rows = []
     _set_torch_precision(torch, False)
     with torch.no_grad():
-        row_t, dt_ = timed_row("wplus", workload, "pytorch-torch.func-full", "fp32", torch_full,
+        row_t, dt_ = timed_row(suite, workload, "pytorch-torch.func-full", "fp32", torch_full,
                                repeats=reps, backend="torch")
     row_t.accuracy = _abs_cos_min(dt_.cpu().numpy(), ref_dirs)
     rows.append(row_t)
@@ -303,7 +303,7 @@ def _wplus_rows(ctx: Context, gen, p, cfg, ws, resize, *, k, box, label, tau=1e-
         return jaxedit.resefa(op, mask, k=k, regularization=tau, solver=jaxedit.MatrixFree(),
                               warn=False)
 
-    row_m, res_m = timed_row("wplus", workload, "jaxedit-matrix_free", "fp32", jx_mf,
+    row_m, res_m = timed_row(suite, workload, "jaxedit-matrix_free", "fp32", jx_mf,
                              repeats=reps)
     st = res_m.stats
     cos = np.abs(np.sum(res_m.directions / np.linalg.norm(res_m.directions, axis=1,
@@ -369,7 +369,7 @@ def suite_wplus_embedded(ctx: Context) -> list[Row]:
     z = np.random.RandomState(4).randn(1, cfg.z_dim).astype(np.float32)
     ws = np.asarray(gen.mapping(z, dtype=jnp.float32))
     return _wplus_rows(ctx, gen, p, cfg, ws, cfg.img_resolution, k=3 if ctx.smoke else 10,
-                       box=jaxedit.preset("ffhq/eyes"), label=label)
+                       box=jaxedit.preset("ffhq/eyes"), label=label, suite="wplus_embedded")
 
 
 # ------------------------------------------------------------------------------------------------
