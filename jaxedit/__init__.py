@@ -18,6 +18,7 @@ from converters.errors import (
     UnsupportedFormatError,
 )
 
+from . import eis
 from .checkpoint import convert_checkpoint, load_generator, read_config, save_generator
 from .default import default_generator
 from .editing import edit_latents, render_edits, save_edit_grid
@@ -62,6 +63,7 @@ __all__ = [
     "convert_checkpoint",
     "default_generator",
     "edit_latents",
+    "eis",
     "evaluate_direction",
     "jacobian",
     "load_generator",

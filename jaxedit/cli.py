@@ -17,6 +17,7 @@ from . import editing
 # Subcommand groups that live in their own modules (one concept per module): each module has
 # ``register(subparsers)`` adding its parsers with ``set_defaults(fn=...)``.
 PLUGIN_MODULES: tuple[str, ...] = (
+    "jaxedit._cli_eis",
 )
 
 
