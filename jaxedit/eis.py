@@ -224,11 +224,16 @@ def _lloyd(X: jax.Array, C0: jax.Array, max_iter: int, tol):
 
 def _minibatch(X: jax.Array, C0: jax.Array, key: jax.Array, *, batch_size: int, max_steps: int,
                max_no_improvement: int, reassignment_ratio: float, tol):
-    """Mini-batch spherical k-means (scikit-learn's MiniBatchKMeans step on unit rows, centroids
-    re-normalized after every update): per step a uniform batch is assigned, each centroid moves
-    to its count-weighted running mean and is normalized; low-count centroids are reassigned to
-    batch rows every ``10 + min(count)`` steps; early stop when the exponentially weighted batch
-    objective has not improved for ``max_no_improvement`` steps (or the centroid shift <= tol)."""
+    """Mini-batch spherical k-means (scikit-learn's MiniBatchKMeans step on unit rows): per step a
+    uniform batch is assigned to the most similar unit centroid; each cluster keeps the
+    count-weighted running mean of its rows and its centroid is that mean re-normalized after
+    every update. Low-count clusters are moved to batch rows every ``10 + min(count)`` steps;
+    early stop when the exponentially weighted batch objective has not improved for
+    ``max_no_improvement`` steps (or the centroid shift <= tol).
+
+    The running mean is kept un-normalized: the reference re-normalizes the mean itself and
+    weights it by the count, which over-weights the old centroid by ``1 / ‖mean‖`` (slow or stuck
+    updates on diffuse clusters)."""
     k = C0.shape[0]
     n = X.shape[0]
     alpha = min(1.0, 2.0 * batch_size / (n + 1))
@@ -237,36 +242,38 @@ def _minibatch(X: jax.Array, C0: jax.Array, key: jax.Array, *, batch_size: int, 
         key, k_batch, k_re = jax.random.split(s["key"], 3)
         idx = jax.random.randint(k_batch, (batch_size,), 0, n)
         xb = X[idx]
-        C, counts = s["C"], s["counts"]
+        C, mean, counts = s["C"], s["mean"], s["counts"]
         lab, best = _assign(xb, C)
         batch_obj = jnp.mean(1 - best)
-        # reassignment of nearly empty centroids (uniformly chosen batch rows, no repeats)
+        # reassignment of nearly empty clusters (uniformly chosen batch rows, no repeats)
         do_re = ((s["it"] + 1) % (10 + jnp.min(counts).astype(jnp.int32)) == 0) & (reassignment_ratio > 0)
         low = (counts < reassignment_ratio * jnp.max(counts)) & do_re
         rank_low = jnp.argsort(jnp.argsort(counts, stable=True), stable=True)
         low = low & (rank_low < batch_size // 2)
         perm = jax.random.permutation(k_re, batch_size)
         rank = jnp.clip(jnp.cumsum(low) - 1, 0, batch_size - 1)
-        C = jnp.where(low[:, None], xb[perm[rank % batch_size]], C)
+        mean = jnp.where(low[:, None], xb[perm[rank % batch_size]], mean)
         keep_min = jnp.min(jnp.where(low, jnp.inf, counts))
         counts = jnp.where(low, jnp.where(jnp.isfinite(keep_min), keep_min, 0), counts)
-        # count-weighted update, then back onto the sphere
+        # count-weighted running mean; the centroid is its direction
         sums = jax.ops.segment_sum(xb, lab, num_segments=k)
         nb = jnp.bincount(lab, length=k).astype(X.dtype)
         new_counts = counts + nb
-        upd = (C * counts[:, None] + sums) / jnp.where(new_counts > 0, new_counts, 1)[:, None]
-        newC = jnp.where((nb > 0)[:, None], _normalize_rows(upd), C)
-        shift = jnp.sum((newC - s["C"]) ** 2)
+        upd = (mean * counts[:, None] + sums) / jnp.where(new_counts > 0, new_counts, 1)[:, None]
+        mean = jnp.where((nb > 0)[:, None], upd, mean)
+        newC = jnp.where((jnp.linalg.norm(mean, axis=1) > 0)[:, None], _normalize_rows(mean), C)
+        shift = jnp.sum((newC - C) ** 2)
         ewa = jnp.where(s["it"] == 0, batch_obj, s["ewa"] * (1 - alpha) + batch_obj * alpha)
         improved = ewa < s["ewa_min"]
         no_imp = jnp.where(improved, 0, s["no_imp"] + 1)
         done = (no_imp >= max_no_improvement) | ((tol > 0) & (shift <= tol) & (s["it"] > 0))
-        return dict(C=newC, counts=new_counts, key=key, it=s["it"] + 1, ewa=ewa,
+        return dict(C=newC, mean=mean, counts=new_counts, key=key, it=s["it"] + 1, ewa=ewa,
                     ewa_min=jnp.minimum(ewa, s["ewa_min"]), no_imp=no_imp, done=done)
 
-    init = dict(C=C0, counts=jnp.zeros((k,), X.dtype), key=key, it=jnp.asarray(0, jnp.int32),
-                ewa=jnp.asarray(0, X.dtype), ewa_min=jnp.asarray(jnp.inf, X.dtype),
-                no_imp=jnp.asarray(0, jnp.int32), done=jnp.asarray(False))
+    init = dict(C=C0, mean=C0, counts=jnp.zeros((k,), X.dtype), key=key,
+                it=jnp.asarray(0, jnp.int32), ewa=jnp.asarray(0, X.dtype),
+                ewa_min=jnp.asarray(jnp.inf, X.dtype), no_imp=jnp.asarray(0, jnp.int32),
+                done=jnp.asarray(False))
     s = lax.while_loop(lambda s: (~s["done"]) & (s["it"] < max_steps), body, init)
     return s["C"], s["it"], s["done"]
 
