@@ -41,13 +41,6 @@ def _finite_float(text: str) -> float:
     return v
 
 
-def _nonneg_float(text: str) -> float:
-    v = _finite_float(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
-
-
 def _per_layer_floats(text: str):
     """``0.1`` or ``0.1,0.2,...`` (one value per style layer, in generator order)."""
     parts = [p for p in str(text).split(",") if p.strip()]
