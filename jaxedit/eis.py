@@ -51,6 +51,7 @@ import numpy as np
 from jax import lax
 
 from . import _ops
+from ._checks import check_finite
 
 QUERY_MODES = ("reference", "ratio", "simultaneous")
 RESIZE_MODES = ("nearest", "area")
@@ -71,10 +72,8 @@ def _is_tracer(x) -> bool:
 
 
 def _check_finite(x, name: str):
-    """Raise ValueError naming ``name`` when a concrete array has NaN/inf entries."""
-    if not _is_tracer(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
-        raise ValueError(f"{name} has non-finite values (NaN or inf)")
-    return x
+    """Raise ValueError naming ``name`` when a concrete array has NaN/inf entries (tracers pass)."""
+    return check_finite(name, x)
 
 
 def _float_dtype(x=None):
@@ -804,9 +803,9 @@ class Catalog:
                                                       if k not in labels})
 
     # ---- files ---------------------------------------------------------------------------------
-    def save(self, path) -> str:
+    def save(self, path, *, overwrite: bool = True) -> str:
         """Write ``.npz`` (centroids, latents) with the metadata as an embedded JSON string,
-        atomically. Returns the absolute path."""
+        atomically (``overwrite=False`` refuses an existing file). Returns the path written."""
         from ._io import save_npz
 
         meta = dict(format=CATALOG_FORMAT, layer=self.layer, resolution=int(self.resolution),
@@ -815,7 +814,7 @@ class Catalog:
         arrays = dict(centroids=np.asarray(self.centroids), meta=json.dumps(meta, sort_keys=True))
         if self.latents is not None:
             arrays["latents"] = np.asarray(self.latents)
-        return save_npz(path, **arrays)
+        return save_npz(path, overwrite=overwrite, **arrays)
 
     @classmethod
     def load(cls, path) -> "Catalog":
@@ -1328,7 +1327,7 @@ def in_out_mse(error, region, *, resize: str = "nearest") -> dict[str, Any]:
       ``"in_per_sample"``, ``"out_per_sample"`` (NaN where a sample's region or its complement is
       empty).
     """
-    e = np.asarray(error, np.float64)
+    e = np.asarray(_check_finite(error, "error"), np.float64)
     if e.ndim != 3:
         raise ValueError(f"error must be [N, H, W], got shape {e.shape}")
     m = jnp.asarray(region)

@@ -150,7 +150,7 @@ def test_kmeans_bad_input():
     X, _, _ = _vmf_data(0, per=10)
     Xbad = X.copy()
     Xbad[3, 2] = np.nan
-    with pytest.raises(ValueError, match="X has non-finite"):
+    with pytest.raises(ValueError, match="X contains 1 non-finite"):
         eis.spherical_kmeans(Xbad, 3)
     Xz = X.copy()
     Xz[4] = 0
@@ -218,7 +218,7 @@ def test_query_per_layer():
         eis.query(ms, [0.1, 0.2], 1.0)
     with pytest.raises(ValueError, match="needs eps"):
         eis.query(ms["a"], 0.1)
-    with pytest.raises(ValueError, match="m has non-finite"):
+    with pytest.raises(ValueError, match="m contains 1 non-finite"):
         eis.query(np.array([0.1, np.nan]), 0.1, 1.0)
     with pytest.raises(ValueError, match="mode must be"):
         eis.query(ms["a"], 0.1, 1.0, mode="greedy")
@@ -418,7 +418,7 @@ def test_catalog_checks(small_gen, ada_gen, small_catalog):
         small_catalog.predict(ada_gen, np.zeros((1, ada_gen.w_dim)))
     with pytest.raises(ValueError, match="latents must be ws"):
         small_catalog.predict(small_gen, np.zeros((1, 3)))
-    with pytest.raises(ValueError, match="latents has non-finite"):
+    with pytest.raises(ValueError, match="latents contains .* non-finite"):
         small_catalog.predict(small_gen, np.full((1, small_gen.w_dim), np.nan))
 
 
@@ -542,7 +542,7 @@ def test_in_out_mse_by_hand():
     assert up["in_mse"] == pytest.approx(r["in_mse"]) and up["out_mse"] == pytest.approx(r["out_mse"])
     with pytest.raises(ValueError, match="empty"):
         eis.in_out_mse(e, np.zeros((2, 2), bool))
-    with pytest.raises(ValueError, match="a has non-finite"):
+    with pytest.raises(ValueError, match="a contains 12 non-finite"):
         eis.lab_squared_error(np.full((1, 2, 2, 3), np.nan), np.zeros((1, 2, 2, 3)))
 
 
@@ -551,22 +551,32 @@ def test_in_out_mse_by_hand():
 # ------------------------------------------------------------------------------------------------
 
 
-def test_cli_catalog_annotate_transfer(tmp_path, ada_pkl, capsys):
+def test_cli_catalog_annotate_transfer(tmp_path, ada_pkl, capsys, monkeypatch):
     from PIL import Image
 
     from jaxedit.cli import main
 
-    cat, png = tmp_path / "cat.npz", tmp_path / "cat.png"
+    monkeypatch.chdir(tmp_path)
+    # default output names say what they hold
     args = ["eis", "catalog", str(ada_pkl), "--layer", "b16.conv1", "--k", "3", "--seeds", "0-3",
-            "--n-init", "1", "--batch-size", "2", "--preview-samples", "2", "--out", str(cat)]
+            "--n-init", "1", "--batch-size", "2", "--preview-samples", "2"]
     assert main(args) == 0
     out = capsys.readouterr().out
+    cat, png = tmp_path / "eis_catalog_b16.conv1_k3.npz", tmp_path / "eis_catalog_b16.conv1_k3_clusters.png"
     assert "objective" in out and cat.exists() and png.exists()
     sheet = np.asarray(Image.open(png))
     assert sheet.shape == (4 * 64, 64 + 2 * 64, 3)            # 32 px cells shown at 64 px
-    before = cat.read_bytes()
+    before, before_png = cat.read_bytes(), png.read_bytes()
     assert main(args) == 2                                     # no overwrite without --force
-    assert "exists" in capsys.readouterr().err and cat.read_bytes() == before
+    assert "already exists" in capsys.readouterr().err and cat.read_bytes() == before
+    # an existing preview alone also blocks the run, before any work, and nothing is written
+    other = tmp_path / "c2.npz"
+    (tmp_path / "c2_clusters.png").write_bytes(b"keep")
+    assert main(args + ["--out", str(other)]) == 2
+    assert not other.exists() and (tmp_path / "c2_clusters.png").read_bytes() == b"keep"
+    assert main(args + ["--kmeans-seed", "1", "--force"]) == 0              # --force replaces both
+    capsys.readouterr()
+    assert png.read_bytes() != b"" and eis.Catalog.load(cat).k == 3
     assert main(["eis", "annotate", str(cat), "eyes=0,2", "mouth=1"]) == 0
     assert eis.Catalog.load(cat).annotations == {"eyes": (0, 2), "mouth": (1,)}
     other = tmp_path / "other.npz"
@@ -574,14 +584,18 @@ def test_cli_catalog_annotate_transfer(tmp_path, ada_pkl, capsys):
     assert eis.Catalog.load(other).labels == ("eyes",)
     assert eis.Catalog.load(cat).labels == ("eyes", "mouth")
     assert main(["eis", "annotate", str(cat), "nose=1", "--out", str(other)]) == 2
+    assert "already exists" in capsys.readouterr().err
     assert main(["eis", "annotate", str(cat), "nose=7"]) == 2
     assert "out of range" in capsys.readouterr().err
-    grid, js = tmp_path / "grid.png", tmp_path / "m.json"
+    assert main(["eis", "annotate", str(cat)]) == 0                        # lists the labels
+    assert "eyes = 0,2" in capsys.readouterr().out
+    js = tmp_path / "m.json"
     assert main(["eis", "transfer", str(ada_pkl), "--catalog", str(cat), "--label", "eyes",
                  "--target-seeds", "0-1", "--reference-seeds", "5", "--batch-size", "2",
-                 "--eps", "20", "--out", str(grid), "--json", str(js)]) == 0
+                 "--eps", "20", "--json", str(js)]) == 0
     out = capsys.readouterr().out
     assert "In-MSE" in out and "Out-MSE" in out
+    grid = tmp_path / "eis_transfer_eyes.png"
     img = np.asarray(Image.open(grid))
     assert img.shape == (3 * 32, 2 * 32, 3)
     doc = json.loads(js.read_text())
@@ -590,7 +604,7 @@ def test_cli_catalog_annotate_transfer(tmp_path, ada_pkl, capsys):
                  "--out", str(tmp_path / "g2.png")]) == 2
     assert "hair" in capsys.readouterr().err
     assert main(["eis", "catalog", str(ada_pkl), "--layer", "b16.torgb", "--out",
-                 str(tmp_path / "c2.npz")]) == 2
+                 str(tmp_path / "c3.npz")]) == 2
     assert "conv layer" in capsys.readouterr().err
 
 
