@@ -679,8 +679,7 @@ def _toyfaces_setup(n):
     z = np.asarray(tf.sample_z(0, n))
     ws = gen.mapping(z)
     parts = tf.part_masks(tf.factors_from_z(z))          # {part: [N, 64, 64] bool}
-    members = getattr(tf, "GROUPS", {}).get("eyes", ("eyes",))
-    eyes = np.any(np.stack([np.asarray(parts[p], bool) for p in members]), axis=0)
+    eyes = np.any(np.stack([np.asarray(parts[p], bool) for p in tf.GROUPS["eyes"]]), axis=0)
     return tf, gen, ws, ["eyes"], eyes[:, None].astype(np.float64)
 
 
@@ -693,8 +692,11 @@ def _eyes_locality(gen, ws, masks, names, qs_source, **query):
     return eis.lab_locality(original, edited, region)
 
 
+@pytest.mark.float32
 def test_toyfaces_eyes_transfer_is_local_ground_truth_masks():
-    """Contributions from the ground-truth part masks (catalog = the renderer's parts)."""
+    """Contributions from the ground-truth part masks (catalog = the renderer's parts): the
+    eyes of reference i moved onto target i change the eyes region (of either) far more than the
+    rest (CIELAB Out-MSE / In-MSE <= 0.2; both sessions)."""
     tf, gen, ws, names, masks = _toyfaces_setup(48)
     contribs = eis.contributions(gen, ws[16:], masks[16:], names=names)
     res = _eyes_locality(gen, ws, masks, names, contribs, rho=1.0, eps=20.0, mode="ratio")
@@ -716,4 +718,5 @@ def test_toyfaces_eyes_transfer_is_local_kmeans_catalog():
     cat = cat.annotate({"eyes": ids})
     res = _eyes_locality(gen, ws, masks, names, eis.contributions(gen, None, cat),
                          rho=1.0, eps=20.0, mode="ratio")
+    assert res["in_mse"] > 0, f"no channel was transferred: {res}"
     assert res["out_mse"] / res["in_mse"] <= 0.2, res
