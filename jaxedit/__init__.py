@@ -7,6 +7,9 @@ Public API::
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
     res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
+
+    gen = jaxedit.default_generator()    # the embedded StyleGAN2 trained on jaxedit.toyfaces
+    res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
 """
 
 from converters.errors import (
@@ -18,8 +21,9 @@ from converters.errors import (
     UnsupportedFormatError,
 )
 
+from . import toyfaces
 from .checkpoint import convert_checkpoint, load_generator, read_config, save_generator
-from .default import default_generator
+from .default import default_generator, random_generator
 from .editing import edit_latents, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, jacobian
@@ -32,7 +36,7 @@ from .region_factorization import (
     SingularBackgroundWarning,
     resefa,
 )
-from .regions import Box, center_box, preset, region_mask
+from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sefa import SefaResult, sefa
 from .spectra import conv_factorization, conv_singular_values
 
@@ -47,6 +51,7 @@ __all__ = [
     "CorruptCheckpointError",
     "JacobianOperator",
     "KeyMismatchError",
+    "MaskPreset",
     "ResefaResult",
     "SefaResult",
     "ShapeMismatchError",
@@ -68,6 +73,7 @@ __all__ = [
     "locality",
     "one_hot",
     "preset",
+    "random_generator",
     "read_config",
     "region_mask",
     "render_edits",
@@ -78,5 +84,6 @@ __all__ = [
     "seed_to_z",
     "sefa",
     "to_uint8",
+    "toyfaces",
     "truncated_noise_sample",
 ]
