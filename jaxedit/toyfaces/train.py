@@ -39,6 +39,7 @@ LOG_FILE = "log.jsonl"
 STATE_FILE = "state.npz"
 SUMMARY_FILE = "summary.json"
 GENERATOR_DIR = "generator"
+LOSSES = ("l1", "l1+l2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +54,13 @@ class TrainConfig:
       channels: ``((resolution, channels), ...)`` of the synthesis network (64 px).
       w_dim, mapping_layers, mapping_lr_multiplier: the mapping network.
       eval_every, save_every, log_every: in steps.
+      loss: ``"l1"`` (mean absolute error) or ``"l1+l2"`` (plus the mean squared error).
     """
 
-    steps: int = 7000
+    steps: int = 10000
     batch: int = 16
-    lr: float = 2e-3
-    warmup: int = 300
+    lr: float = 1e-2
+    warmup: int = 100
     final_lr_fraction: float = 0.02
     b1: float = 0.9
     b2: float = 0.99
@@ -66,11 +68,18 @@ class TrainConfig:
     seed: int = 0
     channels: tuple[tuple[int, int], ...] = ((4, 128), (8, 128), (16, 64), (32, 32), (64, 16))
     w_dim: int = 32
-    mapping_layers: int = 4
-    mapping_lr_multiplier: float = 0.1
+    mapping_layers: int = 2
+    mapping_lr_multiplier: float = 1.0
     eval_every: int = 500
     save_every: int = 250
     log_every: int = 50
+    loss: str = "l1"
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError(f"steps and batch must be >= 1, got {self.steps}, {self.batch}")
 
     def model_config(self) -> StyleGAN2Config:
         return StyleGAN2Config.create(dict(self.channels), z_dim=Z_DIM, w_dim=self.w_dim, c_dim=0,
@@ -122,11 +131,15 @@ def target(z):
     return _render_batch(_factors_from_z(z))
 
 
-def make_step(graphdef, tx: optax.GradientTransformation, batch: int):
+def make_step(graphdef, tx: optax.GradientTransformation, batch: int, loss: str = "l1"):
     """The jitted training step ``(params, rest, opt_state, key) -> (params, opt_state, loss)``."""
 
     def loss_fn(params, rest, z):
-        return jnp.mean(jnp.abs(forward(graphdef, params, rest, z) - target(z)))
+        err = forward(graphdef, params, rest, z) - target(z)
+        out = jnp.mean(jnp.abs(err))
+        if loss == "l1+l2":
+            out = out + jnp.mean(jnp.square(err))
+        return out
 
     @jax.jit
     def step(params, rest, opt_state, key):
@@ -221,7 +234,7 @@ def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False
         log_rows = _read_log(out_dir, start)
         if log_rows:
             prior_wall, prior_cpu = log_rows[-1]["wall_s"], log_rows[-1]["cpu_s"]
-    step_fn = make_step(graphdef, tx, tc.batch)
+    step_fn = make_step(graphdef, tx, tc.batch, tc.loss)
     mae_fn = make_eval(graphdef)
     z_eval = eval_latents()
     stop = tc.steps if max_steps_this_call is None else min(tc.steps, start + max_steps_this_call)
@@ -284,7 +297,7 @@ def pilot(tc: TrainConfig, steps: int = 20) -> dict[str, float]:
     graphdef, params, rest = nnx.split(gen, nnx.Param, ...)
     tx = optimizer(tc)
     opt_state = tx.init(params)
-    step_fn = make_step(graphdef, tx, tc.batch)
+    step_fn = make_step(graphdef, tx, tc.batch, tc.loss)
     t0 = time.perf_counter()
     params, opt_state, loss = step_fn(params, rest, opt_state, step_key(tc.seed, 0))
     loss.block_until_ready()
@@ -301,3 +314,18 @@ def pilot(tc: TrainConfig, steps: int = 20) -> dict[str, float]:
 
 def fmt_minutes(s: float) -> str:
     return f"{s / 60:.1f} min" if math.isfinite(s) else "?"
+
+
+def generator_from_state(out_dir: str) -> StyleGAN2Generator:
+    """The generator saved in ``out_dir/state.npz`` by a (possibly unfinished) run, with
+    ``w_avg`` estimated as at the end of a run (for inspecting a run while it trains)."""
+    path = os.path.join(os.path.abspath(out_dir), STATE_FILE)
+    data = load_npz(path, ("step", "config"), "toyfaces training state")
+    tc = TrainConfig.from_dict(json.loads(str(data["config"])))
+    gen = init_generator(tc)
+    graphdef, params, rest = nnx.split(gen, nnx.Param, ...)
+    tx = optimizer(tc)
+    _, (params, _) = _load_state(out_dir, (params, tx.init(params)), tc)
+    gen = nnx.merge(graphdef, params, rest)
+    gen.set_w_avg(gen.estimate_w_avg(jax.random.key(tc.seed + 1), 10000))
+    return gen
