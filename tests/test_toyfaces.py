@@ -1,5 +1,7 @@
 """jaxedit.toyfaces: the renderer, the latent map, the region presets, training, shipped weights."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,7 +103,7 @@ def test_factors_from_z_ranges_and_formula():
     np.testing.assert_allclose(f, lo + (hi - lo) * norm.cdf(u[:, :tf.NUM_FACTORS]), atol=1e-12)
     # only the direction of z matters (the generator's mapping normalizes z first)
     np.testing.assert_allclose(np.asarray(tf.factors_from_z(3 * z[:5])), f[:5], atol=1e-12)
-    with pytest.raises(ValueError, match=r"\[N, 32\]"):
+    with pytest.raises(ValueError, match=rf"\[N, {tf.Z_DIM}\]"):
         tf.factors_from_z(np.zeros((2, 17)))
 
 
@@ -162,3 +164,41 @@ def test_resefa_accepts_toyfaces_regions():
     J = np.random.default_rng(0).standard_normal((16, 16, 1, 6))
     res = jaxedit.resefa(J, "toyfaces/eyes", k=2)
     np.testing.assert_array_equal(res.mask, region_mask("toyfaces/eyes", 16))
+
+
+# ---- training ---------------------------------------------------------------------------------
+TINY = dict(steps=8, batch=2, lr=1e-2, warmup=1, channels=((4, 16), (8, 16), (16, 8), (32, 8),
+                                                          (64, 8)), w_dim=8, mapping_layers=1,
+            log_every=2, eval_every=4, save_every=4)
+
+
+def test_tiny_training_lowers_the_loss(tmp_path):
+    from jaxedit.toyfaces import train as T
+
+    tc = T.TrainConfig(**TINY)
+    full = T.train(str(tmp_path / "a"), tc, show_progress=False)
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 6, 8]
+    assert log[-1]["loss"] < log[0]["loss"]
+    assert "eval_mae" in log[1] and full["eval_mae"] == pytest.approx(log[-1]["eval_mae"])
+    assert full["cpu_s"] > 0 and full["wall_s"] > 0
+    gen = jaxedit.load_generator(full["generator"])
+    assert gen.z_dim == tf.Z_DIM and gen.resolution == 64 and not gen.config.use_noise
+    with pytest.raises(FileExistsError, match="--resume"):
+        T.train(str(tmp_path / "a"), tc, show_progress=False)
+
+
+@pytest.mark.slow
+def test_tiny_training_resumes_to_the_same_parameters(tmp_path):
+    from jaxedit.toyfaces import train as T
+
+    tc = T.TrainConfig(**TINY)
+    T.train(str(tmp_path / "a"), tc, show_progress=False)
+    T.train(str(tmp_path / "b"), tc, show_progress=False, max_steps_this_call=4)
+    T.train(str(tmp_path / "b"), tc, show_progress=False, resume=True)
+    a, b = (np.load(tmp_path / d / "state.npz") for d in ("a", "b"))
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k])
+    with pytest.raises(ValueError, match="different configuration"):
+        T.train(str(tmp_path / "b"), T.TrainConfig(**{**TINY, "lr": 0.5}), resume=True,
+                show_progress=False)

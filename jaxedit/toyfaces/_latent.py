@@ -17,7 +17,7 @@ from jax.scipy.special import ndtr, ndtri
 
 from ._render import FACTORS, factor_index
 
-Z_DIM = 32
+Z_DIM = 64
 NUM_FACTORS = len(FACTORS)
 _EPS = 1e-8   # the mapping network's normalize_2nd_moment epsilon
 

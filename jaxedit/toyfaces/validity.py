@@ -115,7 +115,13 @@ def factor_z_edits(gen, z, name: str, region: RegionLike, deltas, *, base=None,
     if base is None:
         base = np.asarray(gen(z, dtype=dtype))
     i = factor_index(name)
-    imgs = np.stack([np.asarray(gen(_edit_u(z, i, d), dtype=dtype)) for d in deltas])
+    edited = [_edit_u(z, i, d) for d in deltas]
+    for d, e in zip(deltas, edited):
+        if not bool(jnp.all(jnp.isfinite(e))):
+            raise ValueError(f"moving {name} by {d} is not representable for some samples (the "
+                             f"factors would need more than the whole norm of z); use a smaller "
+                             f"delta")
+    imgs = np.stack([np.asarray(gen(e, dtype=dtype)) for e in edited])
     out = _collect(base, imgs, region, deltas)
     out["deltas"] = out.pop("alphas")
     return out
