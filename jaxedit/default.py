@@ -22,9 +22,16 @@ RANDOM_SEED = 2024
 
 
 def default_generator() -> StyleGAN2Generator:
-    """For now the untrained :func:`random_generator`; becomes the trained toy-face model once
-    its weights ship."""
-    return random_generator()
+    """The trained toy-face StyleGAN2 (64 px, z_dim = ``toyfaces.Z_DIM``, c_dim = 0, no noise
+    inputs), loaded from the package's shipped weights. Every call returns a fresh module."""
+    from converters.errors import CheckpointError
+
+    from .checkpoint import load_generator
+
+    if not os.path.isdir(WEIGHTS_DIR):
+        raise CheckpointError(f"the shipped toy-face weights are missing ({WEIGHTS_DIR}); "
+                              f"reinstall jaxedit or run `python -m jaxedit.toyfaces export`")
+    return load_generator(WEIGHTS_DIR)
 
 
 def random_config() -> StyleGAN2Config:

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import jaxedit
 from jaxedit import toyfaces as tf
@@ -202,3 +203,70 @@ def test_tiny_training_resumes_to_the_same_parameters(tmp_path):
     with pytest.raises(ValueError, match="different configuration"):
         T.train(str(tmp_path / "b"), T.TrainConfig(**{**TINY, "lr": 0.5}), resume=True,
                 show_progress=False)
+
+
+# ---- the shipped model --------------------------------------------------------------------------
+SHIPPED_MAE_BOUND = 0.03        # on 64 held-out latents (the README states the 256-latent figure)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return jaxedit.default_generator()
+
+
+def test_shipped_weights_reproduce_the_renderer(shipped):
+    from jaxedit.toyfaces.train import eval_latents
+
+    gen = shipped
+    assert isinstance(gen, jaxedit.StyleGAN2Generator)
+    assert (gen.z_dim, gen.c_dim, gen.resolution) == (tf.Z_DIM, 0, 64)
+    assert not gen.config.use_noise and gen.config.has_w_avg
+    z = np.asarray(eval_latents(64), np.float64)           # never seen in training
+    img = np.asarray(gen(z))
+    mae = np.abs(img - np.asarray(tf.render(tf.factors_from_z(z)))).mean()
+    assert mae < SHIPPED_MAE_BOUND, mae
+    # a fresh module per call, same weights
+    again = jaxedit.default_generator()
+    assert again is not gen
+    for a, b in zip(jax.tree.leaves(nnx.state(again)),
+                    jax.tree.leaves(nnx.state(gen))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_top_resefa_direction_for_eyes_is_local(shipped):
+    """On the shipped model the top ReSeFa direction for toyfaces/eyes has ROIR <= 0.3x the
+    median ROIR of random directions (4 seeds, moments averaged)."""
+    from jaxedit.toyfaces import validity
+
+    gen = shipped
+    z = np.asarray(tf.sample_z(11, 4))
+    ws = np.asarray(gen.mapping(z))
+    J = jaxedit.jacobian(gen, ws, space="w", batch=4)
+    res = jaxedit.resefa(J, "toyfaces/eyes", k=1, aggregate="mean")
+    base = np.asarray(gen.synthesis(ws))
+    alphas = (-1.0, 1.0)
+    top = validity.direction_locality(gen, ws, res.directions[0], "toyfaces/eyes", alphas,
+                                      base=base)["roir_mean"]
+    rng = np.random.default_rng(0)
+    rand = [validity.direction_locality(gen, ws, rng.standard_normal(gen.w_dim),
+                                        "toyfaces/eyes", alphas, base=base)["roir_mean"]
+            for _ in range(8)]
+    assert top <= 0.3 * np.median(rand), (top, np.median(rand))
+
+
+@pytest.mark.float32
+def test_default_generator_float32():
+    from jaxedit.toyfaces.train import eval_latents
+
+    gen = jaxedit.default_generator()
+    z = np.asarray(eval_latents(16))
+    assert z.dtype == np.float32
+    ws = gen.mapping(z)
+    img = gen.synthesis(ws)
+    assert ws.dtype == jnp.float32 and img.dtype == jnp.float32
+    assert img.shape == (16, 64, 64, 3)
+    truth = tf.render(tf.factors_from_z(z))
+    assert truth.dtype == jnp.float32
+    assert float(jnp.abs(img - truth).mean()) < SHIPPED_MAE_BOUND
+    assert jaxedit.region_mask("toyfaces/mouth", (64, 64)).sum() == int(
+        (jaxedit.regions.toyfaces_preset("mouth").frequency >= TOYFACES_THRESHOLD).sum())
