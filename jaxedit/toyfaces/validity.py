@@ -127,6 +127,25 @@ def factor_z_edits(gen, z, name: str, region: RegionLike, deltas, *, base=None,
     return out
 
 
+def factor_edit_fidelity(gen, z, name: str, delta: float = 1.0, *, dtype=None) -> dict:
+    """How faithfully the generator reproduces one factor's edit: with ``z' = edit_factor(z,
+    name, delta)``, ``d_G = G(z') - G(z)`` and ``d_R = render(z') - render(z)`` (all samples
+    together), ``{"cosine": <d_G, d_R> / (|d_G| |d_R|), "energy_ratio": |d_G| / |d_R|}``
+    (1 and 1 for a perfect fit)."""
+    from ._latent import _factors_from_z
+    from ._render import _render_batch
+
+    _check_gen(gen)
+    z = jnp.asarray(z, dtype or jax.dtypes.canonicalize_dtype(jnp.float64))
+    z1 = _edit_u(z, factor_index(name), float(delta))
+    d_g = np.asarray(gen(z1, dtype=dtype), np.float64) - np.asarray(gen(z, dtype=dtype), np.float64)
+    d_r = (np.asarray(_render_batch(_factors_from_z(z1)), np.float64)
+           - np.asarray(_render_batch(_factors_from_z(z)), np.float64))
+    ng, nr = np.linalg.norm(d_g), np.linalg.norm(d_r)
+    return {"cosine": float(np.sum(d_g * d_r) / max(ng * nr, 1e-300)),
+            "energy_ratio": float(ng / max(nr, 1e-300))}
+
+
 def _orth(a: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
     """Orthonormal basis of the column space of a [rows, k] (rank-revealing SVD)."""
     u, s, _ = np.linalg.svd(a, full_matrices=False)
@@ -143,7 +162,8 @@ def subspace_agreement(J, directions_a, directions_b) -> dict:
     Returns:
       ``{"cosines": [N, min(k_a, k_b)]`` principal cosines per sample (descending),
       ``"overlap"``: mean over samples of ``Σ cos² / min(k_a, k_b)`` (1: one subspace contains
-      the other; a random k-subspace of the n-pixel image space scores about ``k_b / n``),
+      the other, 0: orthogonal; the chance level is that of random W directions, well above
+      ``k / D`` because ``J`` concentrates image changes on its dominant singular directions),
       ``"top_cosine"``: mean over samples of the largest cosine}.
     """
     J = np.asarray(J, np.float64)
@@ -162,5 +182,5 @@ def subspace_agreement(J, directions_a, directions_b) -> dict:
             "top_cosine": float(np.mean(cos[:, 0]))}
 
 
-__all__ = ["direction_locality", "edited_images", "factor_w_directions", "factor_z_edits",
-           "subspace_agreement"]
+__all__ = ["direction_locality", "edited_images", "factor_edit_fidelity", "factor_w_directions",
+           "factor_z_edits", "subspace_agreement"]
