@@ -7,6 +7,7 @@ Public API::
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
     res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
+    res = jaxedit.resefa(op, box, solver=jaxedit.MatrixFree(tol=1e-6))   # .stats: SolverStats
 
     gen = jaxedit.default_generator()    # the embedded StyleGAN2 trained on jaxedit.toyfaces
     res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
@@ -40,14 +41,19 @@ from .jacobians import JacobianOperator, jacobian
 from .metrics import evaluate_direction, locality
 from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
-from .region_factorization import (
-    ComplexEigenpairsWarning,
-    ResefaResult,
-    SingularBackgroundWarning,
-    resefa,
-)
+from .region_factorization import ResefaResult, resefa
 from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sefa import SefaResult, sefa
+from .solvers import (
+    ComplexEigenpairsWarning,
+    ConvergenceWarning,
+    Dense,
+    MatrixFree,
+    ReferenceEig,
+    SingularBackgroundWarning,
+    SolverStats,
+    Woodbury,
+)
 from .spectra import conv_factorization, conv_singular_values
 
 __version__ = "0.1.0"
@@ -59,23 +65,29 @@ __all__ = [
     "CheckpointError",
     "CheckpointInfo",
     "ComplexEigenpairsWarning",
+    "ConvergenceWarning",
     "CorruptCheckpointError",
+    "Dense",
     "DirectionSet",
     "JacobianOperator",
     "KeyMismatchError",
     "MaskPreset",
+    "MatrixFree",
     "NonFiniteParameterError",
     "OutputError",
     "OutputExistsError",
+    "ReferenceEig",
     "ResefaResult",
     "SefaResult",
     "ShapeMismatchError",
     "SingularBackgroundWarning",
+    "SolverStats",
     "StyleGAN2Config",
     "StyleGAN2Generator",
     "SynthesisState",
     "UnsafePickleError",
     "UnsupportedFormatError",
+    "Woodbury",
     "center_box",
     "conv_factorization",
     "conv_singular_values",
