@@ -8,6 +8,9 @@ Public API::
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
     res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
     res = jaxedit.resefa(op, box, solver=jaxedit.MatrixFree(tol=1e-6))   # .stats: SolverStats
+
+    gen = jaxedit.default_generator()    # the embedded StyleGAN2 trained on jaxedit.toyfaces
+    res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
 """
 
 from converters.errors import (
@@ -20,7 +23,9 @@ from converters.errors import (
     UnsupportedFormatError,
 )
 
+from . import eis
 from . import panda
+from . import toyfaces
 from ._io import OutputError, OutputExistsError
 from .checkpoint import (
     CheckpointInfo,
@@ -31,7 +36,7 @@ from .checkpoint import (
     save_generator,
     verify_checkpoint,
 )
-from .default import default_generator
+from .default import default_generator, random_generator
 from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, jacobian
@@ -39,7 +44,7 @@ from .metrics import evaluate_direction, locality
 from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
 from .region_factorization import ResefaResult, resefa
-from .regions import Box, center_box, preset, region_mask
+from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sefa import SefaResult, sefa
 from .solvers import (
     ComplexEigenpairsWarning,
@@ -68,6 +73,7 @@ __all__ = [
     "DirectionSet",
     "JacobianOperator",
     "KeyMismatchError",
+    "MaskPreset",
     "MatrixFree",
     "NonFiniteParameterError",
     "OutputError",
@@ -90,6 +96,7 @@ __all__ = [
     "convert_checkpoint",
     "default_generator",
     "edit_latents",
+    "eis",
     "evaluate_direction",
     "inspect_checkpoint",
     "jacobian",
@@ -99,6 +106,7 @@ __all__ = [
     "one_hot",
     "panda",
     "preset",
+    "random_generator",
     "read_config",
     "region_mask",
     "render_edits",
@@ -109,6 +117,7 @@ __all__ = [
     "seed_to_z",
     "sefa",
     "to_uint8",
+    "toyfaces",
     "truncated_noise_sample",
     "verify_checkpoint",
 ]

@@ -40,6 +40,7 @@ from ._cli_common import (
 # ``register(subparsers)`` adding its parsers with ``set_defaults(fn=...)``.
 PLUGIN_MODULES: tuple[str, ...] = (
     "jaxedit._cli_panda",
+    "jaxedit._cli_eis",
 )
 
 #: Checkpoint argument naming the embedded default generator (when no such file exists).
@@ -49,7 +50,7 @@ MAX_GRID_BYTES = 2 << 30
 
 _CKPT_HELP = ("checkpoint: a directory written by 'jaxedit convert', an NVIDIA .pkl, a rosinality "
               ".pt, a BigGAN directory (pytorch_model.bin + config.json), or 'default' (the "
-              "embedded default generator)")
+              "embedded default generator: the trained 64 px toy-face StyleGAN2)")
 
 
 # ---- generators, latents, classes --------------------------------------------------------------
