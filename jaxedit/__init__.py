@@ -24,6 +24,7 @@ from converters.errors import (
 )
 
 from . import eis
+from . import panda
 from . import toyfaces
 from ._io import OutputError, OutputExistsError
 from .checkpoint import (
@@ -103,6 +104,7 @@ __all__ = [
     "load_generator",
     "locality",
     "one_hot",
+    "panda",
     "preset",
     "random_generator",
     "read_config",

@@ -39,6 +39,7 @@ from ._cli_common import (
 # Subcommand groups that live in their own modules (one concept per module): each module has
 # ``register(subparsers)`` adding its parsers with ``set_defaults(fn=...)``.
 PLUGIN_MODULES: tuple[str, ...] = (
+    "jaxedit._cli_panda",
     "jaxedit._cli_eis",
 )
 

@@ -36,6 +36,12 @@ def work(tmp_path_factory, ada_pkl):
     np.save(d / "ws.npy", np.zeros((2, 8, 32)))
     np.save(d / "ws_nan.npy", np.full((2, 8, 32), np.nan))
     np.save(d / "ws_bad.npy", np.zeros((2, 5, 32)))
+    from jaxedit import panda
+
+    parts = np.random.RandomState(0).uniform(size=(8, 8, 3))
+    for name, p in (("factors", parts), ("factors4x4", parts[:4, :4])):
+        panda.save(panda.PandaResult(np.eye(64)[:, :4], p, np.zeros(1), 1.0, layer="b8.conv1"),
+                   d / f"{name}.npz")
     from jaxedit import eis
     from jaxedit.checkpoint import load_generator
 
@@ -129,6 +135,36 @@ CASES = [
     (["resefa", "--jacobian", "{J}", "--region", "eyes", "--sample", "7"], "--sample 7 out of range"),
     (["resefa", "--jacobian", "{tmp}/J_nan.npz", "--region", "1,1,3,3"], "non-finite"),
     (["resefa", "--jacobian", "{tmp}", "--region", "eyes"], "is a directory, not a Jacobian file"),
+    # panda
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--ranks", "0,2"], "--ranks: must be R_C,R_S"),
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--ranks", "8"], "--ranks: must be R_C,R_S"),
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--steps", "0"],
+     "--steps: must be a positive integer"),
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--lr", "nan"], "--lr: must be a finite"),
+    (["panda", "fit", "{ckpt}", "--layer", "0"], "layer index must be >= 1"),
+    (["panda", "fit", "{ckpt}", "--layer", "b99.conv1"], "--layer: unknown layer 'b99.conv1'"),
+    (["panda", "fit", "{ckpt}", "--layer", "9"], "layer index 9 out of range"),
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--optimizer", "pgd"],
+     "--optimizer pgd needs --lr"),
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--ranks", "99,2"],
+     "R_C = 99 is more than the 64 channels of b8.conv1"),
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--seeds", "0-3", "--batch-size", "9"],
+     "--batch-size 9 is more than the 4 samples"),
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--latents", "{tmp}/ws_nan.npy"], "non-finite"),
+    (["panda", "fit", "{ckpt}", "--layer", "b8.conv1", "--out", "{tmp}/fifo"], "FIFO"),
+    (["panda", "edit", "{ckpt}", "--factors", "{tmp}/factors.npz", "--parts", "7", "--appearance",
+      "0", "--strength", "1"], "part indices must be in [0, R_S = 3)"),
+    (["panda", "edit", "{ckpt}", "--factors", "{tmp}/factors.npz", "--parts", "0", "--appearance",
+      "0", "--strength", "inf"], "--strength: alphas must be finite"),
+    (["panda", "edit", "{ckpt}", "--factors", "{J}", "--parts", "0", "--appearance", "0",
+      "--strength", "1"], "not a jaxedit PandA factors file"),
+    (["panda", "edit", "{ckpt}", "--factors", "{tmp}/factors4x4.npz", "--parts", "0",
+      "--appearance", "0", "--strength", "1", "--seeds", "0"], "the factors were learned on"),
+    (["panda", "saliency", "{ckpt}", "--factors", "{tmp}/factors.npz", "--concept", "9"],
+     "--concept 9 out of range"),
+    (["panda", "parts", "--factors", "{tmp}/missing.npz"], "PandA factors file not found"),
+    (["panda", "parts", "--factors", "{tmp}/factors.npz", "--ckpt", "{tmp}/missing.pkl"],
+     "no such checkpoint"),
     # Editing in Style
     (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--k", "0"], "--k: must be a positive integer"),
     (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--seeds", "3-1"], "descending range"),
@@ -230,6 +266,7 @@ OUTPUT_COMMANDS = {
     "evaluate": ["evaluate", "{ckpt}", "--directions", "{dirs}", "--seeds", "0", "--random", "0",
                  "--alpha", "1"],
     "jacobian": ["jacobian", "{ckpt}", "--seeds", "0", "--resize", "4"],
+    "panda parts": ["panda", "parts", "--factors", "{tmp}/factors.npz", "--size", "16"],
 }
 
 
