@@ -7,6 +7,8 @@ Public API::
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
     res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
+    m   = jaxedit.region_moments(gen, seeds, {"eyes": box})  # many samples, sharded, mergeable
+    res = jaxedit.resefa(m["eyes"], k=10)                # = resefa(J, box, aggregate="mean")
 """
 
 from converters.errors import (
@@ -26,6 +28,13 @@ from .jacobians import JacobianOperator, jacobian
 from .metrics import evaluate_direction, locality
 from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
+from .moments import (
+    Moments,
+    load_moments,
+    merge_moments,
+    region_moments,
+    save_moments,
+)
 from .region_factorization import (
     ComplexEigenpairsWarning,
     ResefaResult,
@@ -47,6 +56,7 @@ __all__ = [
     "CorruptCheckpointError",
     "JacobianOperator",
     "KeyMismatchError",
+    "Moments",
     "ResefaResult",
     "SefaResult",
     "ShapeMismatchError",
@@ -65,16 +75,20 @@ __all__ = [
     "evaluate_direction",
     "jacobian",
     "load_generator",
+    "load_moments",
     "locality",
+    "merge_moments",
     "one_hot",
     "preset",
     "read_config",
     "region_mask",
+    "region_moments",
     "render_edits",
     "resefa",
     "save_edit_grid",
     "save_generator",
     "save_image_grid",
+    "save_moments",
     "seed_to_z",
     "sefa",
     "to_uint8",

@@ -17,6 +17,7 @@ from . import editing
 # Subcommand groups that live in their own modules (one concept per module): each module has
 # ``register(subparsers)`` adding its parsers with ``set_defaults(fn=...)``.
 PLUGIN_MODULES: tuple[str, ...] = (
+    "jaxedit._cli_moments",
 )
 
 
@@ -150,6 +151,12 @@ def _cmd_resefa(args) -> int:
     from .region_factorization import resefa
     from .regions import parse_region
 
+    if args.moments is not None or args.jacobian is None:   # many-sample moments (issue 16)
+        if args.moments is None:
+            raise ValueError("give --jacobian J.npz or --moments moments.npz")
+        from ._cli_moments import cmd_resefa_moments
+
+        return cmd_resefa_moments(args)
     data = load_npz(args.jacobian, ("jacobian", "space"), "Jacobian")
     J = data["jacobian"]
     if J.ndim != 5:
@@ -420,8 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--out", default="J.npz")
     j.set_defaults(fn=_cmd_jacobian)
 
-    r = sub.add_parser("resefa", help="ReSeFa directions for a region from J.npz -> dirs.npz")
-    r.add_argument("--jacobian", required=True)
+    r = sub.add_parser("resefa", help="ReSeFa directions for a region from J.npz (or from "
+                                      "moments.npz of 'jaxedit moments') -> dirs.npz")
+    r.add_argument("--jacobian", default=None, help="J.npz from 'jaxedit jacobian'")
+    r.add_argument("--moments", default=None,
+                   help="moments.npz from 'jaxedit moments' (--region names one of its regions; "
+                        "solver dense or reference)")
     r.add_argument("--region", required=True, help="preset (eyes, ffhq/mouth, biggan/head0...) or y0,x0,y1,x1 on the Jacobian grid")
     r.add_argument("--k", type=int, default=10)
     r.add_argument("--solver", choices=("auto", "dense", "woodbury", "matrix_free", "reference"), default="auto")

@@ -118,7 +118,7 @@ def _check_k(k: int, d: int) -> int:
     return int(k)
 
 
-def resefa(J, region: RegionLike, *, regularization: float = 0.0, k: int = 10,
+def resefa(J, region: RegionLike | None = None, *, regularization: float = 0.0, k: int = 10,
            solver: str = "auto", aggregate: str = "none", rank: int | None = None,
            block_size: int | None = None, maxiter: int = 300, tol: float | None = None,
            sketch_size: int | None = None,
@@ -129,7 +129,9 @@ def resefa(J, region: RegionLike, *, regularization: float = 0.0, k: int = 10,
     Args:
       J: Jacobian ``[H, W, C, D]`` or ``[N, H, W, C, D]`` (from :func:`jaxedit.jacobian`; a
         ``[H, W, D]`` array is read as C = 1), or a :class:`~jaxedit.JacobianOperator` (one
-        sample, matrix-free; solver ``"matrix_free"``).
+        sample, matrix-free; solver ``"matrix_free"``), or :class:`~jaxedit.Moments` (many
+        samples, from :func:`jaxedit.region_moments`; the region is optional, or names the entry
+        of a dict of them; see :func:`jaxedit.moments.resefa_moments`).
       region: bool mask ``[H, W]`` (any size; resampled), a :class:`~jaxedit.regions.Box`, a
         preset name, or ``(y0, x0, y1, x1)`` on the Jacobian grid.
       regularization: ``tau`` of ``M_b += tau * trace(M_b) * I`` (reference: off; 1e-3 when on).
@@ -149,6 +151,13 @@ def resefa(J, region: RegionLike, *, regularization: float = 0.0, k: int = 10,
     Returns:
       :class:`ResefaResult`.
     """
+    from . import moments as _moments   # lazy: moments imports this module
+    if _moments.is_moments(J):
+        return _moments.resefa_moments(J, region, regularization=regularization, k=k,
+                                       solver=solver, aggregate=aggregate, precision=precision,
+                                       warn=warn)
+    if region is None:
+        raise TypeError("resefa() needs a region for a Jacobian")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     if aggregate not in ("none", "mean"):
