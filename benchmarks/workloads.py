@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 import time
 
@@ -27,6 +28,7 @@ TARGETS = {
     "sefa": "≤ 20 ms",
     "spectrum": "≤ 2 s",
     "biggan": "≥ 1.5×",
+    "moments_rss": "peak RSS flat in N (8 vs 64 samples)",
 }
 
 
@@ -477,6 +479,125 @@ def suite_biggan(ctx: Context) -> list[Row]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------------
+def _worker(args: list[str], timeout: float = 1800) -> dict:
+    """Run ``benchmarks.moments_worker`` in a fresh process (its own device count)."""
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("XLA_FLAGS", None)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.moments_worker", *args], env=env,
+                       capture_output=True, text=True, timeout=timeout, cwd=root)
+    if r.returncode != 0:
+        raise RuntimeError(f"moments_worker {args} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def suite_moments(ctx: Context) -> list[Row]:
+    """Many-sample region moments (issue 16): samples/s of ``region_moments`` against the
+    in-memory path (every sample's Jacobian, then the moments), 1 -> 4 CPU devices, and peak RSS
+    at 8 vs 64 samples.
+
+    Model: GPU full = 1024 px config-f (W, nearest 256², channel sum, 3 regions); CPU full = the
+    embedded default generator (64 px, D = 64, RGB rows); smoke = a 32 px toy.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    import jaxedit
+    from jaxedit.region_factorization import region_moments as dense_moments
+
+    gpu = jax.devices()[0].platform != "cpu"
+    regions = ["eyes", "mouth", "nose"]
+    if ctx.smoke:
+        from flax import nnx
+
+        from jaxedit.models.stylegan2 import StyleGAN2Generator
+
+        gen = StyleGAN2Generator(_sg2_config(True), rngs=nnx.Rngs(0))
+        kw, n, label = dict(resize=8, channels="sum", chunk=8), 4, "toy 32 px"
+    elif gpu:
+        from flax import nnx
+
+        from jaxedit.models.stylegan2 import StyleGAN2Generator
+
+        gen = StyleGAN2Generator(_sg2_config(False), rngs=nnx.Rngs(0))
+        kw, n, label = dict(resize=256, channels="sum", chunk=32), 16, "1024 px config-f"
+    else:
+        gen = jaxedit.default_generator()
+        kw, n, label = dict(resize=None, channels="rgb", chunk=32), 16, "CPU: default 64 px"
+    seeds = list(range(n))
+    f32 = jnp.float32
+    name = f"region_moments, {label}, W, {n} samples, 3 regions"
+    reps = max(1, min(ctx.repeats, 3))
+    rows = []
+
+    def baseline():   # the in-memory path: every Jacobian, then per-sample moments, averaged
+        z = np.concatenate([jaxedit.seed_to_z(s, gen.z_dim) for s in seeds])
+        J = jaxedit.jacobian(gen, gen.mapping(z, dtype=f32), space="w", dtype=f32, **kw)
+        out = {}
+        for r in regions:
+            mf, mb = zip(*(dense_moments(j, r) for j in J))
+            out[r] = (np.mean(np.stack(mf), 0), np.mean(np.stack(mb), 0))
+        return out
+
+    row_b, ref = timed_row("moments", name, "jaxedit.jacobian-in-memory", "fp32", baseline,
+                           repeats=reps)
+    row_b.params = {"samples": n, "samples_per_s": n / row_b.median_s}
+    row_b.notes = "all N Jacobians in memory, then resefa's per-sample moments"
+
+    def ours():
+        return jaxedit.region_moments(gen, seeds, regions, space="w", dtype=f32, **kw)
+
+    row_j, m = timed_row("moments", name, "jaxedit", "fp32", ours, repeats=reps)
+    row_j.accuracy = max(max(_rel(m[r].M_f, ref[r][0]), _rel(m[r].M_b, ref[r][1]))
+                         for r in regions)
+    row_j.accuracy_metric = "max rel. err. of M_f, M_b vs in-memory"
+    row_j.params = {"samples": n, "samples_per_s": n / row_j.median_s,
+                    "devices": jax.device_count()}
+    row_j.notes = (f"{jax.device_count()} device(s), batch 1 per device, one psum per step"
+                   + ("" if gpu or ctx.smoke else "; CPU row (no GPU lent)"))
+    rows += [row_b, row_j]
+
+    # scaling over fake CPU devices (subprocesses): the same seeds, the same model. Smoke: one
+    # subprocess of each kind only (they cost a JAX start-up and a compile each)
+    smoke = ["--smoke"] if ctx.smoke else []
+    n_scale = 4 if ctx.smoke else 16
+    base = None
+    for k in ((2,) if ctx.smoke else (1, 2, 4)):
+        out = _worker(["scaling", "--devices", str(k), "--samples", str(n_scale), "--repeats",
+                       str(reps), *smoke])
+        row = Row("moments", f"region_moments scaling, CPU fake devices, {n_scale} samples, "
+                  f"{out['resolution']} px", f"jaxedit-{k}dev", "fp32", **stats(out["times"]))
+        if k == 1:
+            base = row.median_s
+        row.params = {"devices": k, "samples_per_s": n_scale / row.median_s,
+                      "speedup_vs_1": None if base is None else base / row.median_s}
+        row.notes = (f"XLA_FLAGS=--xla_force_host_platform_device_count={k}, "
+                     f"{os.cpu_count()} host cores")
+        rows.append(row)
+
+    # peak RSS at few vs many samples (fresh process each): streaming vs in-memory
+    runs = [("moments", 2)] if ctx.smoke else [(i, k) for i in ("moments", "jacobian")
+                                               for k in (8, 64)]
+    for impl, n_rss in runs:
+        out = _worker(["rss", "--samples", str(n_rss), "--impl", impl, *smoke])
+        row = Row("moments", f"peak RSS, {out['resolution']} px, W, RGB rows",
+                  "jaxedit" if impl == "moments" else "jaxedit.jacobian-in-memory", "fp32",
+                  out["seconds"], out["seconds"], out["seconds"], 1,
+                  peak_mem_bytes=out["peak_rss_bytes"])
+        row.params = {"samples": n_rss, "peak_rss_mib": out["peak_rss_bytes"] / 2**20}
+        row.notes = (f"{n_rss} samples; peak_mem = process peak RSS (ru_maxrss); time: one run "
+                     f"including JAX start-up work and compilation")
+        if impl == "moments":
+            row.target = TARGETS["moments_rss"]
+        rows.append(row)
+    return rows
+
+
 SUITES = {"forward": suite_forward, "jacobian": suite_jacobian, "wplus": suite_wplus,
           "solvers": suite_solvers, "sefa": suite_sefa, "spectra": suite_spectra,
-          "biggan": suite_biggan}
+          "biggan": suite_biggan, "moments": suite_moments}

@@ -122,6 +122,9 @@ def register(sub) -> None:
                    help="samples per device per step (memory: batch Jacobians per device)")
     p.add_argument("--chunk", type=_positive_int, default=32,
                    help="tangents per vmap in the forward-mode Jacobian (memory bound)")
+    p.add_argument("--gram", choices=("dense", "stream"), default="dense",
+                   help="dense (fastest: forms each step's Jacobians) or stream (never forms a "
+                        "Jacobian: memory batch x rows x chunk, 2 x regions VJPs per column)")
     p.add_argument("--precision", choices=("highest", "default"), default="highest",
                    help="generator matmul precision (default: TF32 on GPUs)")
     p.add_argument("--x64", action="store_true", help="compute in float64")
@@ -274,7 +277,7 @@ def cmd_moments(args) -> int:
 
     rest = samples[done0:]
     res = region_moments(gen, rest, args.regions, c=c, batch=args.batch, chunk=args.chunk,
-                         dtype=None, progress=args.progress, callback=checkpoint,
+                         gram=args.gram, progress=args.progress, callback=checkpoint,
                          initial=initial, **kw)
     write(res, True)
     if leader:

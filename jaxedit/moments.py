@@ -10,9 +10,11 @@ of Jacobians (the forward-mode machinery of :mod:`jaxedit.jacobians`), forms eve
 Grams ``Σ J_fᵀJ_f`` and ``Σ J_bᵀJ_b`` (``precision=HIGHEST``; accumulated in float64 when x64 is
 on) and drops the Jacobians. Several regions share one Jacobian pass.
 
-Memory per device: ``batch`` Jacobians ``[H', W', C', D]`` of the current step, the forward-mode
-working set of ``batch x chunk`` tangents, and ``regions x 2 x D²`` accumulators - independent of
-the number of samples.
+Memory per device: the forward-mode working set of ``batch x chunk`` tangents, ``regions x 2 x
+D²`` accumulators and, by default (``gram="dense"``, fastest), the step's ``batch`` Jacobians
+``[H', W', C', D]``; ``gram="stream"`` never forms a Jacobian (``Jᵀ W J_c`` for blocks ``J_c`` of
+``chunk`` columns, by transposed products: O(batch x H' W' C' x chunk), at the cost of 2 x regions
+VJPs per column). Either way independent of the number of samples.
 
 Devices and hosts: samples are sharded over a :class:`jax.sharding.Mesh` (default: every device,
 ``jax.devices()``, which spans all processes after ``jax.distributed.initialize``) with
@@ -245,16 +247,11 @@ def generator_fingerprint(gen) -> str:
 TRACES = {"step": 0}   # incremented when the step is traced (tests guard against recompiles)
 
 
-def _step_body(graphdef, opts, chunk: int, axes: tuple, acc_dtype, state, base, x0, valid,
-               weights, acc):
-    """One device's part of a step.
+GRAMS = ("dense", "stream")
 
-    base, x0: this device's samples ([b, ...], [b, D]); valid [b] (0 for padding);
-    weights [2R, rows] (region / background indicators); acc [2R, D, D] (replicated).
-    Returns acc + psum over the mesh of Σ_samples Jᵀ diag(weights_k) J.
-    """
-    TRACES["step"] += 1
-    gen = nnx.merge(graphdef, state)
+
+def _grams_dense(gen, opts, chunk: int, base, x0, valid, weights, acc_dtype):
+    """Σ_samples Jᵀ diag(weights_k) J from the batch's full Jacobians: [2R, D, D]."""
     J = jax.vmap(lambda b, x: jacobians._jacobian_one(gen, opts, chunk, b, x))(base, x0)
     d = J.shape[-1]
     J2 = (J * valid.astype(J.dtype).reshape((-1,) + (1,) * (J.ndim - 1))).reshape(-1, d)
@@ -265,14 +262,56 @@ def _step_body(graphdef, opts, chunk: int, axes: tuple, acc_dtype, state, base, 
         w = jnp.tile(weights[k].astype(J.dtype), J2.shape[0] // nrows)
         grams.append(jax.lax.dot_general(J2 * w[:, None], J2, (((0,), (0,)), ((), ())),
                                          precision=hp, preferred_element_type=acc_dtype))
-    g = jnp.stack(grams).astype(acc_dtype)
+    return jnp.stack(grams).astype(acc_dtype)
+
+
+def _grams_stream_one(gen, opts, chunk: int, base, x0, weights):
+    """One sample's ``[2R, D, D]`` Grams without its Jacobian: for each block of ``chunk``
+    columns ``J_c = J E_c`` (JVPs), ``Jᵀ diag(w_k) J_c`` by transposed products (VJPs) - memory
+    O(rows x chunk), at the cost of 2R VJPs per column."""
+    def f(x):
+        return jacobians._render(gen, opts, base, x).reshape(-1)
+
+    _, f_lin = jax.linearize(f, x0)
+    f_t = jax.linear_transpose(f_lin, x0)
+    d = x0.shape[0]
+    n_chunks = -(-d // chunk)
+
+    def block(i):
+        jc = jax.vmap(f_lin)(jacobians._basis_chunk(i, chunk, d, x0.dtype))   # [chunk, rows]
+        return jax.lax.map(lambda w: jax.vmap(lambda u: f_t(u)[0])(jc * w[None]),
+                           weights.astype(x0.dtype))                          # [2R, chunk, D]
+
+    cols = jax.lax.map(block, jnp.arange(n_chunks))                # [n_chunks, 2R, chunk, D]
+    g = jnp.moveaxis(cols, 1, 0).reshape(weights.shape[0], n_chunks * chunk, d)[:, :d]
+    return g                                    # row j of G_k = (Jᵀ W_k J e_j)ᵀ, G_k symmetric
+
+
+def _grams_stream(gen, opts, chunk: int, base, x0, valid, weights, acc_dtype):
+    g = jax.vmap(lambda b, x: _grams_stream_one(gen, opts, chunk, b, x, weights))(base, x0)
+    return jnp.einsum("n,nkde->kde", valid.astype(g.dtype), g,
+                      precision=jax.lax.Precision.HIGHEST).astype(acc_dtype)
+
+
+def _step_body(graphdef, opts, chunk: int, gram: str, axes: tuple, acc_dtype, state, base, x0,
+               valid, weights, acc):
+    """One device's part of a step.
+
+    base, x0: this device's samples ([b, ...], [b, D]); valid [b] (0 for padding);
+    weights [2R, rows] (region / background indicators); acc [2R, D, D] (replicated).
+    Returns acc + psum over the mesh of Σ_samples Jᵀ diag(weights_k) J.
+    """
+    TRACES["step"] += 1
+    gen = nnx.merge(graphdef, state)
+    fn = _grams_dense if gram == "dense" else _grams_stream
+    g = fn(gen, opts, chunk, base, x0, valid, weights, acc_dtype)
     return acc + jax.lax.psum(g, axes)
 
 
 @functools.lru_cache(maxsize=32)
-def _step_fn(graphdef, opts, chunk: int, mesh: Mesh, acc_dtype: str, donate: bool):
+def _step_fn(graphdef, opts, chunk: int, gram: str, mesh: Mesh, acc_dtype: str, donate: bool):
     axes = tuple(mesh.axis_names)
-    body = functools.partial(_step_body, graphdef, opts, chunk, axes, jnp.dtype(acc_dtype))
+    body = functools.partial(_step_body, graphdef, opts, chunk, gram, axes, jnp.dtype(acc_dtype))
     spec = P(axes)
     sm = jax.shard_map(body, mesh=mesh, in_specs=(P(), spec, spec, spec, P(), P()),
                        out_specs=P(), check_vma=False)
@@ -388,7 +427,7 @@ def _normalize_regions(regions) -> dict[str, RegionLike]:
 # ---------------------------------------------------------------------------------------------
 def region_moments(gen, samples, regions, *, space: str = "w", resize: int | None = None,
                    resize_mode: str = "nearest", channels: str = "rgb", batch: int = 1,
-                   chunk: int = 32, mesh: Mesh | None = None, c=None,
+                   chunk: int = 32, gram: str = "dense", mesh: Mesh | None = None, c=None,
                    truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                    noise_mode: str = "const", dtype=None,
                    precision: _ops.Precision = "highest", progress: bool | Callable = False,
@@ -412,6 +451,11 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
       batch: samples per device per step; a step processes ``batch x devices`` samples (the last
         one is padded with zero-weight samples, so every step has the same shape).
       chunk: tangents per ``vmap`` in the forward-mode Jacobian (memory bound).
+      gram: ``"dense"`` (default: the step's Jacobians ``[batch, H', W', C', D]`` are formed,
+        then the Grams by matmuls - fastest) or ``"stream"`` (no Jacobian is formed: for each
+        block of ``chunk`` columns, ``Jᵀ W J_c`` by transposed products; memory
+        O(batch x H' W' C' x chunk), for grids where one Jacobian does not fit, at the cost of
+        2 x regions VJPs per column).
       mesh: a :class:`jax.sharding.Mesh`; samples are sharded over all its axes. Default: every
         device (:func:`default_mesh`). Under ``jax.distributed`` every process passes the same
         ``samples`` and prepares only the rows its devices hold.
@@ -427,8 +471,10 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
     Returns:
       ``{name: Moments}`` with ``M_f``, ``M_b`` ``[D, D]``, ``n_f``, ``n_b``, ``n_samples``.
 
-    Memory: ``batch`` Jacobians ``[H', W', C', D]`` plus the ``batch x chunk`` forward-mode
-    working set per device, and ``2 x regions x D²`` accumulators: independent of N.
+    Memory per device: the forward-mode working set of ``batch x chunk`` tangents, ``2 x
+    regions x D²`` accumulators, and with ``gram="dense"`` the step's ``batch`` Jacobians
+    ``[H', W', C', D]`` (``"stream"``: ``batch x chunk`` Jacobian columns instead) - independent
+    of N.
     """
     settings, masks, opts = moment_settings(
         gen, regions, space=space, resize=resize, resize_mode=resize_mode, channels=channels,
@@ -437,6 +483,8 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
     if int(batch) != batch or batch < 1 or int(chunk) != chunk or chunk < 1:
         raise ValueError(f"batch and chunk must be integers >= 1, got batch={batch}, chunk={chunk}")
     batch, chunk = int(batch), int(chunk)
+    if gram not in GRAMS:
+        raise ValueError(f"gram must be one of {GRAMS}, got {gram!r}")
     mesh = default_mesh() if mesh is None else mesh
     if not isinstance(mesh, Mesh):
         raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
@@ -470,7 +518,7 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
     w_dev = jax.device_put(weights, repl)
     acc = jax.device_put(acc0, repl)
     platform = mesh.devices.flat[0].platform
-    step = _step_fn(graphdef, opts, chunk, mesh, acc_dtype.name, platform != "cpu")
+    step = _step_fn(graphdef, opts, chunk, gram, mesh, acc_dtype.name, platform != "cpu")
 
     n_dev = mesh.devices.size
     gbatch = batch * n_dev

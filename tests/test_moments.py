@@ -55,13 +55,13 @@ def _abs_cos(a, b):
 
 
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("space,resize,channels,batch", [
-    ("w", 8, "rgb", 2), ("s", None, "sum", 3)])
-def test_matches_full_jacobians(gen, space, resize, channels, batch):
+@pytest.mark.parametrize("space,resize,channels,batch,gram", [
+    ("w", 8, "rgb", 2, "dense"), ("w", 8, "rgb", 2, "stream"), ("s", None, "sum", 3, "dense")])
+def test_matches_full_jacobians(gen, space, resize, channels, batch, gram):
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
     regions = {"box": _mask(), "eyes": "eyes"}
     m = jaxedit.region_moments(gen, ws, regions, space=space, resize=resize, channels=channels,
-                               batch=batch, chunk=3)
+                               batch=batch, chunk=3, gram=gram)
     J = jaxedit.jacobian(gen, ws, space=space, resize=resize, channels=channels)
     grid = J.shape[1:3]
     for name, region in regions.items():
@@ -223,6 +223,8 @@ def test_errors(gen):
         jaxedit.region_moments(gen, ws[:, :3], ["eyes"])
     with pytest.raises(ValueError, match="space"):
         jaxedit.region_moments(gen, ws, ["eyes"], space="q")
+    with pytest.raises(ValueError, match="gram"):
+        jaxedit.region_moments(gen, ws, ["eyes"], gram="sparse")
 
 
 @pytest.mark.float32
