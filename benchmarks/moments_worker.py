@@ -3,8 +3,10 @@
 ``python -m benchmarks.moments_worker scaling --devices K --samples N --repeats R [--smoke]``
     region_moments over N seeds on K (fake CPU) devices: one warm-up run, then R timed runs.
 ``python -m benchmarks.moments_worker rss --samples N --impl moments|jacobian [--smoke]``
-    one run, then the process's peak resident memory (``ru_maxrss``): ``moments`` streams,
-    ``jacobian`` is the in-memory path (every sample's Jacobian, then the moments).
+    a 1-sample warm-up (compilation), then one run over N samples with the process's resident
+    memory sampled every 2 ms: peak during the run and its growth over the RSS before it.
+    ``moments`` streams, ``jacobian`` is the in-memory path (every sample's Jacobian, then the
+    moments).
 
 Prints one JSON object on the last line of stdout.
 """
@@ -12,17 +14,20 @@ Prints one JSON object on the last line of stdout.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
 import sys
+import threading
 import time
 
 
 def _setup(devices: int) -> None:
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
              if not f.startswith("--xla_force_host_platform_device_count")]
-    os.environ["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
+    flags.append(f"--xla_force_host_platform_device_count={devices}")
+    os.environ["XLA_FLAGS"] = " ".join(flags)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
@@ -41,6 +46,34 @@ def _model(smoke: bool):
 
 
 REGIONS = ("eyes", "mouth", "nose")
+
+
+def _rss() -> int:
+    """Current resident set size in bytes (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _PeakRSS:
+    """Peak current RSS while the block runs (sampled every 2 ms by a thread)."""
+
+    def __enter__(self):
+        self.value, self._stop = _rss(), threading.Event()
+
+        def watch():
+            while not self._stop.is_set():
+                self.value = max(self.value, _rss())
+                time.sleep(0.002)
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.value = max(self.value, _rss())
+        return False
 SETTINGS = dict(space="w", channels="rgb", chunk=32)
 
 
@@ -77,18 +110,28 @@ def main(argv=None) -> int:
             times.append(time.perf_counter() - t0)
         out["times"] = times
     else:
-        t0 = time.perf_counter()
-        if args.impl == "moments":
-            m = jaxedit.region_moments(gen, seeds, list(REGIONS), **SETTINGS)
-            np.asarray(m["eyes"].M_f)
-        else:
-            z = np.concatenate([jaxedit.seed_to_z(s, gen.z_dim) for s in seeds])
+        def run(n):
+            if args.impl == "moments":
+                m = jaxedit.region_moments(gen, seeds[:n], list(REGIONS), **SETTINGS)
+                np.asarray(m["eyes"].M_f)
+                return
+            z = np.concatenate([jaxedit.seed_to_z(s, gen.z_dim) for s in seeds[:n]])
             J = jaxedit.jacobian(gen, gen.mapping(z), space="w", channels="rgb", chunk=32)
             for r in REGIONS:
                 mf, mb = zip(*(dense_moments(j, r) for j in J))
                 np.asarray(sum(mf))
-        out["seconds"] = time.perf_counter() - t0
-        out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+        run(1)                     # compile first: its memory is not what is measured
+        gc.collect()
+        before = _rss()
+        with _PeakRSS() as peak:
+            t0 = time.perf_counter()
+            run(args.samples)
+            out["seconds"] = time.perf_counter() - t0
+        out["rss_before_bytes"] = before
+        out["peak_rss_bytes"] = peak.value
+        out["growth_bytes"] = peak.value - before
+        out["lifetime_max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps(out))
     return 0
 

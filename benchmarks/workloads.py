@@ -589,9 +589,12 @@ def suite_moments(ctx: Context) -> list[Row]:
                   "jaxedit" if impl == "moments" else "jaxedit.jacobian-in-memory", "fp32",
                   out["seconds"], out["seconds"], out["seconds"], 1,
                   peak_mem_bytes=out["peak_rss_bytes"])
-        row.params = {"samples": n_rss, "peak_rss_mib": out["peak_rss_bytes"] / 2**20}
-        row.notes = (f"{n_rss} samples; peak_mem = process peak RSS (ru_maxrss); time: one run "
-                     f"including JAX start-up work and compilation")
+        row.params = {"samples": n_rss, "peak_rss_mib": out["peak_rss_bytes"] / 2**20,
+                      "growth_mib": out["growth_bytes"] / 2**20,
+                      "rss_before_mib": out["rss_before_bytes"] / 2**20}
+        row.notes = (f"{n_rss} samples, after a 1-sample warm-up (compiled); peak mem = peak "
+                     f"process RSS during the run, growth over the RSS before it "
+                     f"{out['growth_bytes'] / 2**20:.0f} MiB; one run")
         if impl == "moments":
             row.target = TARGETS["moments_rss"]
         rows.append(row)

@@ -35,7 +35,7 @@ import dataclasses
 import functools
 import hashlib
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -169,8 +169,9 @@ class Moments:
             both = set(self.seeds) & set(other.seeds)
             if both:
                 shown = sorted(both)[:5]
-                raise ValueError(f"cannot merge moments of region {self.name!r}: {len(both)} seed(s) "
-                                 f"were summed in both (e.g. {shown}); each sample may count once")
+                raise ValueError(f"cannot merge moments of region {self.name!r}: {len(both)} "
+                                 f"seed(s) were summed in both (e.g. {shown}); each sample may "
+                                 f"count once")
             seeds = self.seeds + other.seeds
         return Moments(_add(self.gram_f, other.gram_f), _add(self.gram_b, other.gram_b),
                        int(self.n_samples) + int(other.n_samples), self.name, self.n_f, self.n_b,
@@ -524,6 +525,9 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
     gbatch = batch * n_dev
     n = src.n
     local = _local_rows(rows_sh, gbatch)
+    if local.size == 0:
+        raise ValueError(f"process {jax.process_index()} holds no device of the mesh: under "
+                         f"jax.distributed the mesh must span every process")
     show = None
     bar = None
     if progress is True:

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import jax
@@ -56,7 +55,8 @@ def _abs_cos(a, b):
 
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("space,resize,channels,batch,gram", [
-    ("w", 8, "rgb", 2, "dense"), ("w", 8, "rgb", 2, "stream"), ("s", None, "sum", 3, "dense")])
+    ("w", 8, "rgb", 2, "dense"), ("w", 8, "rgb", 2, "stream"),
+    pytest.param("s", None, "sum", 3, "dense", marks=pytest.mark.slow)])
 def test_matches_full_jacobians(gen, space, resize, channels, batch, gram):
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
     regions = {"box": _mask(), "eyes": "eyes"}
@@ -257,7 +257,7 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
     common = base + ["--seeds", "0-4", "--resize", "8"]
     full, part = tmp_path / "full.npz", tmp_path / "part.npz"
     assert _cli("moments", *common, "--out", full) == 0
-    assert _cli("moments", *common, "--out", full) == 2          # exists: neither --resume nor --force
+    assert _cli("moments", *common, "--out", full) == 2   # exists: neither --resume nor --force
     assert "pass --resume" in capsys.readouterr().err
 
     class Stop(Exception):
@@ -315,8 +315,10 @@ def test_cli_merge_and_validation(tmp_path, ada_pkl, capsys):
     assert _cli("moments-merge", tmp_path / "a.npz", tmp_path / "all.npz", "--out",
                 tmp_path / "x.npz") == 2
     assert "summed in both" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
-    for argv, msg in [(["--batch", "0"], "must be >= 1"), (["--regions", "nope"], "unknown region"),
-                      (["--checkpoint-every", "-1"], ">= 0"), (["--resume", "--force"], "not allowed")]:
+    for argv, msg in [(["--batch", "0"], "must be >= 1"),
+                      (["--regions", "nope"], "unknown region"),
+                      (["--checkpoint-every", "-1"], ">= 0"),
+                      (["--resume", "--force"], "not allowed")]:
         with pytest.raises(SystemExit):
             _cli("moments", ada_pkl, "--seeds", "0", "--regions", "eyes", *argv)
         assert msg in capsys.readouterr().err
@@ -357,7 +359,8 @@ if mode == "devices":
     mesh = jax.make_mesh((4,), ("s",))
     sharded = jax.device_put(ws[:4], NamedSharding(mesh, P("s")))
     J = jaxedit.jacobian(gen, sharded, resize=8)
-    np.savez(out, **{{f"{{n}}_{{k}}": np.asarray(getattr(m4[n], k)) for n in m4 for k in ("M_f", "M_b")}},
+    moments = {{f"{{n}}_{{k}}": np.asarray(getattr(m4[n], k)) for n in m4 for k in ("M_f", "M_b")}}
+    np.savez(out, **moments,
              J=np.asarray(J), spec=str(J.sharding.spec),
              n_shards=len({{s.device for s in J.addressable_shards}}))
 else:
@@ -429,3 +432,33 @@ def test_two_processes_equal_one_process(gen, tmp_path):
         assert got[name].settings == ref[name].settings
         assert _rel(got[name].M_f, ref[name].M_f) < 1e-13
         assert _rel(got[name].M_b, ref[name].M_b) < 1e-13
+
+
+@pytest.mark.slow
+def test_cli_killed_run_resumes_to_the_same_file(tmp_path, ada_pkl):
+    """A real interruption: SIGKILL right after the first checkpoint appears."""
+    import time
+
+    common = [ada_pkl, "--seeds", "0-23", "--regions", "eyes", "--resize", "8", "--x64",
+              "--no-progress"]
+    part = tmp_path / "part.npz"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "jaxedit.cli", "moments", *map(str, common),
+                             "--checkpoint-every", "0", "--out", str(part)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.time()
+        while not part.exists() and proc.poll() is None and time.time() - t0 < 600:
+            time.sleep(0.02)
+        proc.kill()
+    finally:
+        proc.wait(timeout=60)
+    done = int(np.load(part)["n_samples"])
+    assert 1 <= done < 24, "the run was not interrupted"
+    assert _cli("moments", *common, "--out", part, "--resume") == 0
+    full = tmp_path / "full.npz"
+    assert _cli("moments", *common, "--out", full) == 0
+    a, b = np.load(full), np.load(part)
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
