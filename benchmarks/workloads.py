@@ -559,7 +559,8 @@ def suite_moments(ctx: Context) -> list[Row]:
     row_j.params = {"samples": n, "samples_per_s": n / row_j.median_s,
                     "devices": jax.device_count()}
     row_j.notes = (f"{jax.device_count()} device(s), batch 1 per device, one psum per step"
-                   + ("" if gpu or ctx.smoke else "; CPU row (no GPU lent)"))
+                   + ("" if gpu or ctx.smoke else "; CPU row (no GPU lent)")
+                   + f"; host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     rows += [row_b, row_j]
 
     # scaling over fake CPU devices (subprocesses): the same seeds, the same model. Smoke: one
@@ -577,7 +578,7 @@ def suite_moments(ctx: Context) -> list[Row]:
         row.params = {"devices": k, "samples_per_s": n_scale / row.median_s,
                       "speedup_vs_1": None if base is None else base / row.median_s}
         row.notes = (f"XLA_FLAGS=--xla_force_host_platform_device_count={k}, "
-                     f"{os.cpu_count()} host cores")
+                     f"{os.cpu_count()} host cores, load average {os.getloadavg()[0]:.1f}")
         rows.append(row)
 
     # peak RSS at few vs many samples (fresh process each): streaming vs in-memory
@@ -585,7 +586,7 @@ def suite_moments(ctx: Context) -> list[Row]:
                                                for k in (8, 64)]
     for impl, n_rss in runs:
         out = _worker(["rss", "--samples", str(n_rss), "--impl", impl, *smoke])
-        row = Row("moments", f"peak RSS, {out['resolution']} px, W, RGB rows",
+        row = Row("moments", f"peak RSS, {out['resolution']} px, W, RGB rows, {n_rss} samples",
                   "jaxedit" if impl == "moments" else "jaxedit.jacobian-in-memory", "fp32",
                   out["seconds"], out["seconds"], out["seconds"], 1,
                   peak_mem_bytes=out["peak_rss_bytes"])

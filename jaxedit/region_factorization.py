@@ -151,7 +151,7 @@ def resefa(J, region: RegionLike | None = None, *, regularization: float = 0.0, 
     Returns:
       :class:`ResefaResult`.
     """
-    from . import moments as _moments   # lazy: moments imports this module
+    from . import moments as _moments   # many-sample moments (issue 16); lazy, a one-line hook
     if _moments.is_moments(J):
         return _moments.resefa_moments(J, region, regularization=regularization, k=k,
                                        solver=solver, aggregate=aggregate, precision=precision,
