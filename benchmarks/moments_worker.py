@@ -1,7 +1,9 @@
 """Subprocess worker of the ``moments`` suite (the device count is fixed when JAX starts).
 
-``python -m benchmarks.moments_worker scaling --devices K --samples N --repeats R [--smoke]``
-    region_moments over N seeds on K (fake CPU) devices: one warm-up run, then R timed runs.
+``python -m benchmarks.moments_worker scaling --devices K --samples N --repeats R [--one] [--smoke]``
+    region_moments over N seeds on K (fake CPU) devices: one warm-up run, then R timed runs;
+    ``--one``: also R runs on a mesh of the first device only, in the same process (the
+    1-device baseline without another JAX start-up).
 ``python -m benchmarks.moments_worker rss --samples N --impl moments|jacobian [--smoke]``
     a 1-sample warm-up (compilation), then one run over N samples with the process's resident
     memory sampled every 2 ms: peak during the run and its growth over the RSS before it.
@@ -74,6 +76,8 @@ class _PeakRSS:
         self._thread.join()
         self.value = max(self.value, _rss())
         return False
+
+
 SETTINGS = dict(space="w", channels="rgb", chunk=32)
 
 
@@ -84,6 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, required=True)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--impl", choices=("moments", "jacobian"), default="moments")
+    p.add_argument("--one", action="store_true", help="scaling: also time a 1-device mesh")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     _setup(args.devices)
@@ -98,17 +103,24 @@ def main(argv=None) -> int:
     out: dict = {"mode": args.mode, "devices": jax.device_count(), "samples": args.samples,
                  "impl": args.impl, "resolution": gen.resolution, "dim": gen.w_dim}
     if args.mode == "scaling":
-        def run():
-            m = jaxedit.region_moments(gen, seeds, list(REGIONS), **SETTINGS)
-            return jax.block_until_ready(m["eyes"].gram_f)
+        from jax.sharding import Mesh
 
-        run()
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
+        def timed(mesh):
+            def run():
+                m = jaxedit.region_moments(gen, seeds, list(REGIONS), mesh=mesh, **SETTINGS)
+                return jax.block_until_ready(m["eyes"].gram_f)
+
             run()
-            times.append(time.perf_counter() - t0)
-        out["times"] = times
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - t0)
+            return times
+
+        out["times"] = timed(None)
+        if args.one:
+            out["times_1dev"] = timed(Mesh(np.asarray(jax.devices()[:1]), ("samples",)))
     else:
         def run(n):
             if args.impl == "moments":

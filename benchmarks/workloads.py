@@ -563,23 +563,34 @@ def suite_moments(ctx: Context) -> list[Row]:
                    + f"; host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     rows += [row_b, row_j]
 
-    # scaling over fake CPU devices (subprocesses): the same seeds, the same model. Smoke: one
-    # subprocess of each kind only (they cost a JAX start-up and a compile each)
+    # scaling over fake CPU devices (subprocesses): the same seeds, the same model. Full: one
+    # process per device count (1, 2, 4). Smoke: one 2-device process that also times a mesh of
+    # its first device (the 1-device baseline without another JAX start-up and compile)
     smoke = ["--smoke"] if ctx.smoke else []
     n_scale = 4 if ctx.smoke else 16
     base = None
-    for k in ((2,) if ctx.smoke else (1, 2, 4)):
-        out = _worker(["scaling", "--devices", str(k), "--samples", str(n_scale), "--repeats",
-                       str(reps), *smoke])
-        row = Row("moments", f"region_moments scaling, CPU fake devices, {n_scale} samples, "
-                  f"{out['resolution']} px", f"jaxedit-{k}dev", "fp32", **stats(out["times"]))
-        if k == 1:
-            base = row.median_s
+    label = f"region_moments scaling, CPU fake devices, {n_scale} samples"
+
+    def scaling_row(k, times, out, how):
+        row = Row("moments", f"{label}, {out['resolution']} px", f"jaxedit-{k}dev", "fp32",
+                  **stats(times))
         row.params = {"devices": k, "samples_per_s": n_scale / row.median_s,
                       "speedup_vs_1": None if base is None else base / row.median_s}
-        row.notes = (f"XLA_FLAGS=--xla_force_host_platform_device_count={k}, "
-                     f"{os.cpu_count()} host cores, load average {os.getloadavg()[0]:.1f}")
-        rows.append(row)
+        row.notes = (f"{how}, {os.cpu_count()} host cores, load average "
+                     f"{os.getloadavg()[0]:.1f}")
+        return row
+
+    for k in ((2,) if ctx.smoke else (1, 2, 4)):
+        out = _worker(["scaling", "--devices", str(k), "--samples", str(n_scale), "--repeats",
+                       str(reps), *smoke, *(["--one"] if ctx.smoke else [])])
+        flag = f"XLA_FLAGS=--xla_force_host_platform_device_count={k}"
+        if "times_1dev" in out:
+            base = stats(out["times_1dev"])["median_s"]
+            rows.append(scaling_row(1, out["times_1dev"], out,
+                                    f"{flag}, a mesh of its first device (same process)"))
+        if k == 1:
+            base = stats(out["times"])["median_s"]
+        rows.append(scaling_row(k, out["times"], out, flag))
 
     # peak RSS at few vs many samples (fresh process each): streaming vs in-memory
     runs = [("moments", 2)] if ctx.smoke else [(i, k) for i in ("moments", "jacobian")

@@ -336,9 +336,7 @@ import os, sys, json
 sys.path[:0] = [{root!r}, {tests!r}]
 import jax
 mode = sys.argv[1]
-if mode == "devices":
-    jax.config.update("jax_num_cpu_devices", 4)
-else:
+if mode != "devices":   # devices: XLA_FLAGS=--xla_force_host_platform_device_count=4
     pid, port = int(sys.argv[2]), sys.argv[3]
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_num_cpu_devices", 2)
@@ -372,16 +370,18 @@ else:
 '''
 
 
-def _worker(tmp_path):
+def _worker(tmp_path, devices: int | None = None):
     script = tmp_path / "worker.py"
     script.write_text(_WORKER.format(root=str(ROOT), tests=str(TESTS)))
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     env["JAX_PLATFORMS"] = "cpu"
+    if devices is not None:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return script, env
 
 
 def test_four_devices_equal_one_device_and_full_jacobians(gen, tmp_path):
-    script, env = _worker(tmp_path)
+    script, env = _worker(tmp_path, devices=4)
     out = tmp_path / "dev.npz"
     r = subprocess.run([sys.executable, str(script), "devices", str(out)], env=env,
                        capture_output=True, text=True, timeout=300)
