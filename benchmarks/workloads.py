@@ -443,6 +443,9 @@ def suite_biggan(ctx: Context) -> list[Row]:
     torch.manual_seed(0)
     cfg = BigGANConfig(**kw)
     model = BigGAN(cfg)
+    with torch.no_grad():   # the final BN's weight / bias are torch.Tensor(n): uninitialized memory
+        model.generator.bn.weight.fill_(1.0)
+        model.generator.bn.bias.zero_()
     with torch.no_grad():   # a few train-mode passes converge the spectral-norm u, v
         zc = torch.randn(2, cfg.z_dim), torch.softmax(torch.randn(2, cfg.num_classes), 1)
         for _ in range(3 if not ctx.smoke else 10):

@@ -5,41 +5,58 @@
 from a file: pickles go through an allowlisting unpickler.
 
 Formats: NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 ``.pkl`` (``"nvidia-pkl"``),
-rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``) and pytorch-pretrained-BigGAN
-``pytorch_model.bin`` + ``config.json`` (``"biggan-bin"``; pass the directory or the .bin).
+NVIDIA's TensorFlow StyleGAN2 ``.pkl`` (the official config-f releases; ``"nvidia-tf-pkl"``),
+rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``), Hammer / ReSeFa ``.pth``
+(``"hammer-pth"``) and pytorch-pretrained-BigGAN ``pytorch_model.bin`` + ``config.json``
+(``"biggan-bin"``; pass the directory or the .bin).
 """
 
 from __future__ import annotations
 
 import os
 
-from . import biggan, nvidia, rosinality
-from ._common import ConvertedCheckpoint, sha256_file
-from ._unpickle import load_pickle, load_torch_file, sniff
+from . import biggan, hammer, nvidia, nvidia_tf, rosinality
+from ._common import ConvertedCheckpoint, check_finite, sha256_file
+from ._unpickle import DEFAULT_LIMITS, Limits, load_pickle, load_torch_file, sniff
 from .errors import (
     CheckpointError,
     CorruptCheckpointError,
     KeyMismatchError,
+    NonFiniteParameterError,
     ShapeMismatchError,
     UnsafePickleError,
     UnsupportedFormatError,
 )
 
-FORMATS = (nvidia.FORMAT, rosinality.FORMAT, biggan.FORMAT)
+FORMATS = (nvidia.FORMAT, nvidia_tf.FORMAT, rosinality.FORMAT, hammer.FORMAT, biggan.FORMAT)
 
 
 def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     """(format, the loaded torch object or None) from a file's contents (not its suffix)."""
     source = os.fspath(path)
-    if os.path.isdir(source) and os.path.isfile(os.path.join(source, biggan.WEIGHTS_NAME)):
+    if os.path.isdir(source):
+        if not os.path.isfile(os.path.join(source, biggan.WEIGHTS_NAME)):
+            has_cfg = os.path.isfile(os.path.join(source, "config.json"))
+            has_params = os.path.isdir(os.path.join(source, "params"))
+            if has_cfg and has_params:
+                raise UnsupportedFormatError(
+                    f"{source}: this is a converted jaxedit checkpoint, not a source checkpoint "
+                    "file (load it with jaxedit.load_generator)")
+            raise UnsupportedFormatError(
+                f"{source}: a directory, but not a jaxedit checkpoint (no config.json + params/) "
+                f"nor a BigGAN one (no {biggan.WEIGHTS_NAME})")
         source = os.path.join(source, biggan.WEIGHTS_NAME)
-    if not os.path.isfile(source):
+    if not os.path.exists(source):
         raise FileNotFoundError(f"{source}: no such checkpoint file")
+    if not os.path.isfile(source):
+        raise UnsupportedFormatError(f"{source}: not a regular file")
     kind = sniff(source)
     if kind == "pickle":
         with open(source, "rb") as f:
-            head = f.read(64)
-        if _LEGACY_MAGIC_BYTES not in head:
+            head = f.read(_SNIFF_BYTES)
+        if _LEGACY_MAGIC_BYTES not in head[:64]:
+            if nvidia_tf.looks_like_tf_pickle(head):
+                return nvidia_tf.FORMAT, None
             return nvidia.FORMAT, None
     elif kind != "zip":
         raise UnsupportedFormatError(
@@ -47,12 +64,15 @@ def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     obj = load_torch_file(source)
     if rosinality.is_rosinality(obj):
         return rosinality.FORMAT, obj
+    if hammer.is_hammer(obj):
+        return hammer.FORMAT, obj
     if biggan.is_biggan(obj):
         return biggan.FORMAT, obj
     raise UnsupportedFormatError(f"{source}: a torch.save file, but not a known GAN checkpoint")
 
 
 _LEGACY_MAGIC_BYTES = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled legacy torch.save magic
+_SNIFF_BYTES = 1024  # a TF network pickle names its class within its first bytes
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -60,21 +80,51 @@ def detect_format(path: str | os.PathLike) -> str:
     return _classify(path)[0]
 
 
-def read_checkpoint(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoint:
+# What a malformed (but safely loaded) object tree can still provoke in a format reader; turned
+# into one CorruptCheckpointError line naming the file. The readers check types and shapes
+# explicitly first, with better messages; this is the net under them.
+_MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError,
+              ZeroDivisionError, RecursionError)
+
+
+def read_checkpoint(path: str | os.PathLike, which: str | None = None, *,
+                    allow_nonfinite: bool = False) -> ConvertedCheckpoint:
     """Read a checkpoint file into jaxedit's layout.
 
     Args:
-      path: NVIDIA ``.pkl``, rosinality ``.pt``, or a BigGAN ``pytorch_model.bin`` (or its
-        directory; ``config.json`` must sit beside it).
+      path: NVIDIA ``.pkl`` (PyTorch or TensorFlow), rosinality ``.pt``, Hammer ``.pth``, or a
+        BigGAN ``pytorch_model.bin`` (or its directory; ``config.json`` must sit beside it).
       which: the network to take from a multi-network file (NVIDIA ``G_ema`` default / ``G``;
-        rosinality ``g_ema`` default / ``g``).
+        TF ``Gs`` default / ``G``; rosinality ``g_ema`` default / ``g``; Hammer
+        ``generator_smooth`` if present, else ``generator``).
+      allow_nonfinite: accept parameters holding NaN or infinity (refused by default).
+
+    Raises:
+      UnsafePickleError, CorruptCheckpointError (NonFiniteParameterError), KeyMismatchError,
+      ShapeMismatchError, UnsupportedFormatError: one line naming the file and the key.
+      FileNotFoundError: no such file.
     """
-    fmt, obj = _classify(path)
-    if fmt == nvidia.FORMAT:
-        return nvidia.read(path, which)
-    if fmt == biggan.FORMAT:
-        return biggan.read(path, which, obj=obj)
-    return rosinality.read(path, which, obj=obj)
+    try:
+        fmt, obj = _classify(path)
+        if fmt == nvidia.FORMAT:
+            conv = nvidia.read(path, which)
+        elif fmt == nvidia_tf.FORMAT:
+            conv = nvidia_tf.read(path, which)
+        elif fmt == hammer.FORMAT:
+            conv = hammer.read(path, which, obj=obj)
+        elif fmt == biggan.FORMAT:
+            conv = biggan.read(path, which, obj=obj)
+        else:
+            conv = rosinality.read(path, which, obj=obj)
+    except CheckpointError:
+        raise
+    except _MALFORMED as e:
+        text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise CorruptCheckpointError(
+            f"{os.fspath(path)}: malformed checkpoint ({type(e).__name__}: {text})") from e
+    if not allow_nonfinite:
+        check_finite(conv.source_path, conv.params, conv.sources)
+    return conv
 
 
 __all__ = [
@@ -82,7 +132,10 @@ __all__ = [
     "CheckpointError",
     "ConvertedCheckpoint",
     "CorruptCheckpointError",
+    "DEFAULT_LIMITS",
     "KeyMismatchError",
+    "Limits",
+    "NonFiniteParameterError",
     "ShapeMismatchError",
     "UnsafePickleError",
     "UnsupportedFormatError",

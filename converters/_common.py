@@ -9,7 +9,13 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .errors import KeyMismatchError, UnsupportedFormatError
+from .errors import (
+    CorruptCheckpointError,
+    KeyMismatchError,
+    NonFiniteParameterError,
+    ShapeMismatchError,
+    UnsupportedFormatError,
+)
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -81,9 +87,86 @@ def apply_table(
     for key, check in ignored.items():
         if key in state:
             check(state[key])
-    params = {t: np.asarray(fn(*(np.asarray(state[k]) for k in keys(s))))
-              for t, (s, fn) in table.items()}
+    params = {}
+    for t, (s, fn) in table.items():
+        args = [np.asarray(state[k]) for k in keys(s)]
+        try:
+            params[t] = np.asarray(fn(*args))
+        except (ValueError, IndexError, TypeError) as e:
+            if isinstance(e, CorruptCheckpointError):
+                raise
+            shapes = ", ".join(f"{k} {tuple(a.shape)}" for k, a in zip(keys(s), args))
+            raise ShapeMismatchError(
+                f"{source}: {shapes} cannot be converted to {t} ({e})") from None
     return params, {t: "+".join(keys(s)) for t, (s, _) in table.items()}
+
+
+def check_finite(source: str, params: Mapping[str, np.ndarray], sources: Mapping[str, str]) -> None:
+    """Raise NonFiniteParameterError naming the first parameter that holds NaN or infinity."""
+    for target, a in params.items():
+        a = np.asarray(a)
+        if a.dtype.kind not in "fc" or np.isfinite(a).all():
+            continue
+        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+        src = sources.get(target, target)
+        raise NonFiniteParameterError(
+            f"{source}: {src} (jaxedit {target}, shape {tuple(a.shape)}) holds {n_nan} NaN and "
+            f"{n_inf} infinite values; pass allow_nonfinite=True (CLI: --allow-nonfinite) to "
+            "convert it anyway")
+
+
+_MISSING = object()
+
+
+def typed_int(d: Mapping[str, Any], key: str, where: str, *, lo: int = 0, hi: int = 1 << 20,
+              default: Any = _MISSING) -> int:
+    """``d[key]`` as an int (a real int, not a bool, a float or a string) within [lo, hi]."""
+    v = d.get(key, _MISSING) if isinstance(d, Mapping) else _MISSING
+    if v is _MISSING:
+        if default is _MISSING:
+            raise CorruptCheckpointError(f"{where}{key} is missing")
+        return default
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise CorruptCheckpointError(f"{where}{key} is {describe(v)}, not an integer")
+    if not lo <= int(v) <= hi:
+        raise CorruptCheckpointError(f"{where}{key} = {describe(v)} is outside {lo}..{hi}")
+    return int(v)
+
+
+def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = 0.0,
+               hi: float = 1e30, default: Any = _MISSING, allow_none: bool = False):
+    """``d[key]`` as a finite real number within [lo, hi] (or None when allowed)."""
+    v = d.get(key, _MISSING) if isinstance(d, Mapping) else _MISSING
+    if v is _MISSING:
+        if default is _MISSING:
+            raise CorruptCheckpointError(f"{where}{key} is missing")
+        return default
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise CorruptCheckpointError(f"{where}{key} is {describe(v)}, not a number")
+    if not (np.isfinite(float(v)) and lo <= float(v) <= hi):
+        raise CorruptCheckpointError(f"{where}{key} = {describe(v)} is outside {lo:g}..{hi:g}")
+    return float(v)
+
+
+def typed_str(d: Mapping[str, Any], key: str, where: str, choices: tuple[str, ...],
+              default: Any = _MISSING):
+    v = d.get(key, _MISSING) if isinstance(d, Mapping) else _MISSING
+    if v is _MISSING:
+        if default is _MISSING:
+            raise CorruptCheckpointError(f"{where}{key} is missing")
+        return default
+    if not isinstance(v, str) or v not in choices:
+        raise CorruptCheckpointError(f"{where}{key} is {describe(v)}, expected one of {choices}")
+    return v
+
+
+def describe(v: Any) -> str:
+    """A short, safe description of an untrusted value for error messages."""
+    from ._unpickle import _describe
+
+    return _describe(v)
 
 
 def kernel_1d_from_2d(f2d: np.ndarray, source: str, key: str, scale: float = 1.0) -> list[float]:
@@ -92,7 +175,9 @@ def kernel_1d_from_2d(f2d: np.ndarray, source: str, key: str, scale: float = 1.0
     Taps are returned scaled so that the smallest is 1 (``[1, 3, 3, 1]``).
     """
     f = np.asarray(f2d, np.float64) / scale
-    if f.ndim != 2 or f.shape[0] != f.shape[1]:
+    if not np.isfinite(f).all():
+        raise CorruptCheckpointError(f"{source}: {key} holds NaN or infinite values")
+    if f.ndim != 2 or f.shape[0] != f.shape[1] or f.shape[0] > 64:
         raise UnsupportedFormatError(f"{source}: {key} has shape {f.shape}, expected a square FIR")
     a = f.sum(axis=1)
     if not np.isclose(a.sum(), 1.0, atol=1e-5) or not np.allclose(np.outer(a, a), f, atol=1e-6):
@@ -108,6 +193,8 @@ def check_fir(expected_1d, source: str, key: str, scale: float = 1.0) -> Callabl
     want = np.outer(k, k) / k.sum() ** 2 * scale
 
     def check(arr: np.ndarray) -> None:
+        if not np.isfinite(np.asarray(arr, np.float64)).all():
+            raise CorruptCheckpointError(f"{source}: {key} holds NaN or infinite values")
         if arr.shape != want.shape or not np.allclose(arr, want, rtol=1e-5, atol=1e-7):
             raise UnsupportedFormatError(
                 f"{source}: {key} differs from the FIR of the other layers ({list(expected_1d)})")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _unpickle
-from ._common import ConvertedCheckpoint, apply_table, sha256_file
+from ._common import ConvertedCheckpoint, apply_table, describe, sha256_file, typed_int, typed_real
 from .errors import CorruptCheckpointError, UnsupportedFormatError
 
 FORMAT = "biggan-bin"
@@ -45,19 +45,43 @@ def resolve(path: str | os.PathLike) -> tuple[str, str]:
 
 
 def read_config(config_path: str) -> dict[str, Any]:
+    """The fields of a BigGAN ``config.json``, each of the right type and in range."""
     try:
-        with open(config_path) as f:
+        if os.path.getsize(config_path) > 1 << 20:
+            raise CorruptCheckpointError(f"{config_path}: larger than 1 MiB; not a BigGAN config")
+        with open(config_path, encoding="utf-8") as f:
             raw = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CorruptCheckpointError(f"{config_path}: not valid JSON ({e})") from None
     if not isinstance(raw, dict):
         raise CorruptCheckpointError(f"{config_path}: expected a JSON object")
     missing = [k for k in CONFIG_FIELDS if k not in raw]
     if missing:
         raise CorruptCheckpointError(f"{config_path}: missing field(s) {missing}")
-    cfg = {k: raw[k] for k in CONFIG_FIELDS}
-    cfg["layers"] = [[bool(u), int(i), int(o)] for u, i, o in cfg["layers"]]
-    return cfg
+    at = f"{config_path}: "
+    cfg: dict[str, Any] = {
+        "output_dim": typed_int(raw, "output_dim", at, lo=4, hi=1 << 13),
+        "z_dim": typed_int(raw, "z_dim", at, lo=1, hi=1 << 16),
+        "class_embed_dim": typed_int(raw, "class_embed_dim", at, lo=0, hi=1 << 16),
+        "channel_width": typed_int(raw, "channel_width", at, lo=1, hi=1 << 12),
+        "num_classes": typed_int(raw, "num_classes", at, lo=1, hi=1 << 20),
+        "attention_layer_position": typed_int(raw, "attention_layer_position", at, lo=0, hi=64),
+        "eps": typed_real(raw, "eps", at, lo=0.0, hi=1.0),
+        "n_stats": typed_int(raw, "n_stats", at, lo=2, hi=1 << 12),
+    }
+    layers = raw["layers"]
+    if not isinstance(layers, list) or not 1 <= len(layers) <= 64:
+        raise CorruptCheckpointError(f"{at}layers is {describe(layers)}, expected a list of "
+                                     "[up, in_mult, out_mult]")
+    cfg["layers"] = []
+    for k, layer in enumerate(layers):
+        if (not isinstance(layer, list) or len(layer) != 3 or not isinstance(layer[0], bool)
+                or any(isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 1 << 10
+                       for m in layer[1:])):
+            raise CorruptCheckpointError(f"{at}layers[{k}] is {describe(layer)}, expected "
+                                         "[true|false, in_mult, out_mult]")
+        cfg["layers"].append([layer[0], layer[1], layer[2]])
+    return {k: cfg[k] for k in CONFIG_FIELDS}
 
 
 def _fold(source: str, prefix: str):
@@ -137,8 +161,9 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
         raise UnsupportedFormatError(f"{weights}: not a pytorch-pretrained-BigGAN state dict "
                                      f"(no generator.gen_z.weight_orig)")
     for k, v in sd.items():
-        if not isinstance(v, np.ndarray):
-            raise CorruptCheckpointError(f"{weights}: {k} is a {type(v).__name__}, not a tensor")
+        if not isinstance(k, str) or not isinstance(v, np.ndarray):
+            raise CorruptCheckpointError(f"{weights}: {k!s:.80} is a {type(v).__name__}, not a "
+                                         "tensor")
     cfg = read_config(config_path)
     params, sources = apply_table(weights, sd, build_table(cfg, weights), {})
     return ConvertedCheckpoint(

@@ -19,6 +19,10 @@ class CorruptCheckpointError(CheckpointError):
     """The file is truncated, damaged or internally inconsistent."""
 
 
+class NonFiniteParameterError(CorruptCheckpointError):
+    """A parameter holds NaN or infinite values (``allow_nonfinite=True`` accepts them)."""
+
+
 class UnsupportedFormatError(CheckpointError):
     """The file is readable but is not a format (or network) jaxedit can convert."""
 

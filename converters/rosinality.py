@@ -17,8 +17,21 @@ from typing import Any
 import numpy as np
 
 from . import _unpickle
-from ._common import ConvertedCheckpoint, apply_table, check_fir, kernel_1d_from_2d, sha256_file
-from .errors import CorruptCheckpointError, UnsupportedFormatError
+from ._common import (
+    ConvertedCheckpoint,
+    apply_table,
+    check_fir,
+    kernel_1d_from_2d,
+    sha256_file,
+    typed_int,
+    typed_real,
+)
+from .errors import (
+    CorruptCheckpointError,
+    KeyMismatchError,
+    ShapeMismatchError,
+    UnsupportedFormatError,
+)
 
 FORMAT = "rosinality-pt"
 
@@ -28,40 +41,68 @@ def is_rosinality(obj: Any) -> bool:
         isinstance(obj.get(k), dict) and "input.input" in obj[k] for k in ("g_ema", "g"))
 
 
+def _shape(sd: dict, key: str, ndim: int, source: str) -> tuple[int, ...]:
+    if key not in sd:
+        raise KeyMismatchError(f"{source}: missing keys [{key!r}]")
+    shape = tuple(sd[key].shape)
+    if len(shape) != ndim:
+        raise ShapeMismatchError(f"{source}: {key} has shape {shape}, expected {ndim} dimensions")
+    return shape
+
+
 def infer_config(sd: dict, top: dict, source: str) -> dict[str, Any]:
     args = top.get("args")
-    args = vars(args) if isinstance(args, _unpickle.Namespace) else (args if isinstance(args, dict) else {})
+    if isinstance(args, _unpickle.Namespace):
+        args = vars(args)
+    elif not isinstance(args, dict):
+        args = {}
+    at = f"{source}: args."
     n_mlp = len([k for k in sd if re.fullmatch(r"style\.\d+\.weight", k)])
     if n_mlp == 0 or "style.1.weight" not in sd:
-        raise CorruptCheckpointError(f"{source}: no mapping layers (style.1.weight) in g_ema")
+        raise KeyMismatchError(f"{source}: no mapping layers (style.1.weight) in g_ema")
     n_rgbs = len([k for k in sd if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k)])
+    if n_rgbs > 11:
+        raise CorruptCheckpointError(f"{source}: {n_rgbs} to_rgbs layers ({2 ** (n_rgbs + 2)} px)")
     res = 2 ** (n_rgbs + 2)
-    if "size" in args and int(args["size"]) != res:
+    size = typed_int(args, "size", at, lo=4, hi=1 << 13, default=None)
+    if size is not None and size != res:
         raise CorruptCheckpointError(
-            f"{source}: args.size={args['size']} but the state dict has {n_rgbs} to_rgbs ({res}px)")
-    w_dim = int(sd["style.1.weight"].shape[1])
+            f"{source}: args.size = {size} but the state dict has {n_rgbs} to_rgbs ({res}px)")
+    n_mlp_arg = typed_int(args, "n_mlp", at, lo=1, hi=64, default=None)
+    if n_mlp_arg is not None and n_mlp_arg != n_mlp:
+        raise CorruptCheckpointError(
+            f"{source}: args.n_mlp = {n_mlp_arg} but the state dict has {n_mlp} style layers")
+    w_dim = _shape(sd, "style.1.weight", 2, source)[1]
     z_dim = w_dim
-    layer_features = int(sd["style.1.weight"].shape[0]) if n_mlp > 1 else w_dim
-    last = sd.get(f"style.{n_mlp}.weight")
-    if last is None:
-        raise CorruptCheckpointError(f"{source}: style.{n_mlp}.weight is missing")
-    channels = {4: int(sd["input.input"].shape[1])}
+    latent = typed_int(args, "latent", at, lo=1, hi=1 << 16, default=None)
+    if latent is not None and latent != w_dim:
+        raise CorruptCheckpointError(
+            f"{source}: args.latent = {latent} but style.1.weight has {w_dim} inputs")
+    typed_int(args, "channel_multiplier", at, lo=1, hi=1 << 10, default=None)
+    layer_features = _shape(sd, "style.1.weight", 2, source)[0] if n_mlp > 1 else w_dim
+    last = _shape(sd, f"style.{n_mlp}.weight", 2, source)
+    channels = {4: _shape(sd, "input.input", 4, source)[1]}
     for j in range(n_rgbs):
-        key = f"convs.{2 * j + 1}.conv.weight"
-        if key not in sd:
-            raise CorruptCheckpointError(f"{source}: {key} is missing")
-        channels[2 ** (j + 3)] = int(sd[key].shape[1])
+        channels[2 ** (j + 3)] = _shape(sd, f"convs.{2 * j + 1}.conv.weight", 5, source)[1]
     kern_key = "convs.0.conv.blur.kernel" if n_rgbs else None
     kernel = (kernel_1d_from_2d(sd[kern_key], source, kern_key, scale=4.0)
               if kern_key in sd else [1.0, 3.0, 3.0, 1.0])
-    img_channels = int(sd["to_rgb1.conv.weight"].shape[1])
+    img_channels = _shape(sd, "to_rgb1.conv.weight", 5, source)[1]
+    lr_mlp = typed_real(args, "lr_mlp", at, lo=1e-8, hi=1e4, default=0.01)
+    latent_avg = top.get("latent_avg")
+    if latent_avg is not None and not isinstance(latent_avg, np.ndarray):
+        raise CorruptCheckpointError(f"{source}: latent_avg is a {type(latent_avg).__name__}, "
+                                     "not a tensor")
+    if isinstance(latent_avg, np.ndarray) and latent_avg.size != last[0]:
+        raise ShapeMismatchError(f"{source}: latent_avg has shape {latent_avg.shape}, w_dim is "
+                                 f"{last[0]}")
     return {
-        "z_dim": z_dim, "c_dim": 0, "w_dim": int(last.shape[0]), "img_resolution": res,
+        "z_dim": z_dim, "c_dim": 0, "w_dim": int(last[0]), "img_resolution": res,
         "img_channels": img_channels, "channels": {str(r): c for r, c in channels.items()},
-        "mapping_layers": n_mlp, "mapping_lr_multiplier": float(args.get("lr_mlp", 0.01)),
+        "mapping_layers": n_mlp, "mapping_lr_multiplier": lr_mlp,
         "embed_features": 0, "layer_features": layer_features, "architecture": "skip",
         "conv_clamp": None, "resample_kernel": kernel, "use_noise": True,
-        "has_w_avg": isinstance(top.get("latent_avg"), np.ndarray), "num_fp16_res": 0,
+        "has_w_avg": isinstance(latent_avg, np.ndarray), "num_fp16_res": 0,
     }
 
 
@@ -145,11 +186,12 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
     which = which or "g_ema"
     sd = top.get(which)
     if not isinstance(sd, dict):
-        nets = [k for k, v in top.items() if isinstance(v, dict)]
+        nets = [str(k)[:80] for k, v in top.items() if isinstance(v, dict)]
         raise UnsupportedFormatError(f"{source}: no state dict {which!r}; it holds {sorted(nets)}")
     for k, v in sd.items():
-        if not isinstance(v, np.ndarray):
-            raise CorruptCheckpointError(f"{source}: {which}.{k} is a {type(v).__name__}, not a tensor")
+        if not isinstance(k, str) or not isinstance(v, np.ndarray):
+            raise CorruptCheckpointError(f"{source}: {which}.{k!s:.80} is a {type(v).__name__}, "
+                                         "not a tensor")
     cfg = infer_config(sd, top, source)
     table, ignored = build_table(cfg, source)
     params, sources = apply_table(source, sd, table, ignored)

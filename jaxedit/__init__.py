@@ -2,7 +2,7 @@
 
 Public API::
 
-    gen = jaxedit.load_generator(path)   # converted dir, NVIDIA .pkl, rosinality .pt
+    gen = jaxedit.load_generator(path)   # converted dir, NVIDIA .pkl (PyTorch/TF), rosinality .pt, Hammer .pth
     ws  = gen.mapping(z, c, truncation_psi=0.7)          # [N, num_ws, w_dim]
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
@@ -15,14 +15,24 @@ from converters.errors import (
     CheckpointError,
     CorruptCheckpointError,
     KeyMismatchError,
+    NonFiniteParameterError,
     ShapeMismatchError,
     UnsafePickleError,
     UnsupportedFormatError,
 )
 
-from .checkpoint import convert_checkpoint, load_generator, read_config, save_generator
+from ._io import OutputError, OutputExistsError
+from .checkpoint import (
+    CheckpointInfo,
+    convert_checkpoint,
+    inspect_checkpoint,
+    load_generator,
+    read_config,
+    save_generator,
+    verify_checkpoint,
+)
 from .default import default_generator
-from .editing import edit_latents, render_edits, save_edit_grid
+from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, jacobian
 from .metrics import evaluate_direction, locality
@@ -52,11 +62,16 @@ __all__ = [
     "BigGANGenerator",
     "Box",
     "CheckpointError",
+    "CheckpointInfo",
     "ComplexEigenpairsWarning",
     "CorruptCheckpointError",
+    "DirectionSet",
     "JacobianOperator",
     "KeyMismatchError",
     "Moments",
+    "NonFiniteParameterError",
+    "OutputError",
+    "OutputExistsError",
     "ResefaResult",
     "SefaResult",
     "ShapeMismatchError",
@@ -73,7 +88,9 @@ __all__ = [
     "default_generator",
     "edit_latents",
     "evaluate_direction",
+    "inspect_checkpoint",
     "jacobian",
+    "load_directions",
     "load_generator",
     "load_moments",
     "locality",
@@ -93,4 +110,5 @@ __all__ = [
     "sefa",
     "to_uint8",
     "truncated_noise_sample",
+    "verify_checkpoint",
 ]

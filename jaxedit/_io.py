@@ -1,13 +1,49 @@
-"""Host-side I/O helpers: atomic file output (temp file + ``os.replace``), checked .npz reading, a progress bar."""
+"""Host-side I/O helpers: one output policy for every file jaxedit writes, checked .npz / .npy
+reading, a progress bar.
+
+Output policy (:func:`prepare_output`, used by :func:`save_npz`, :func:`save_json`,
+:func:`jaxedit.images.save_png` and the command line):
+
+* a symlink is followed: its target is written, the link stays a link;
+* only a regular file (or a missing path) is ever replaced; a directory, device, FIFO or socket
+  is refused with :class:`OutputError` (``--out /dev/null`` never replaces the device node);
+* an existing file is replaced only with ``overwrite=True`` (the command line's ``--force``),
+  else :class:`OutputExistsError`;
+* the parent directory must exist and be writable (one clear :class:`OutputError` otherwise);
+* the data goes to a temporary file in the target's directory, which is then renamed onto the
+  target (atomic: a reader sees the old file or the new one, never a partial one; a failure leaves
+  the target untouched and no temporary file behind). Without ``overwrite`` the rename cannot
+  clobber a file that appeared meanwhile (hard link + unlink where the filesystem allows it).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import stat
 import sys
 import tempfile
 
 import numpy as np
+
+
+class OutputError(OSError):
+    """An output path jaxedit will not write: a directory, a special file, a missing or
+    unwritable parent directory, or (:class:`OutputExistsError`) an existing file."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output file exists and overwriting was not asked for (``overwrite=True`` / ``--force``)."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "directory")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _umask() -> int:
@@ -16,25 +52,124 @@ def _umask() -> int:
     return mask
 
 
-def replace_file(tmp: str, path: str) -> None:
-    """Give a finished temp file the usual permissions (0666 & ~umask) and move it to ``path``."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
-def save_npz(path, **arrays) -> str:
-    """Write ``arrays`` to ``path`` (.npz) atomically; non-array metadata goes in as 0-d strings."""
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(path))
-    os.close(fd)
+def _target_mode(real: str) -> int:
+    """Permissions for the new file: the replaced file's, else ``0666 & ~umask``."""
     try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-        replace_file(tmp, path)
+        return stat.S_IMODE(os.stat(real).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def prepare_output(path, *, overwrite: bool) -> str:
+    """Check that ``path`` may be written under the output policy; return the path to write.
+
+    Call it before any expensive work (the command line does), and the writers call it again
+    just before writing. Symlinks are resolved: the returned path is the link's final target.
+
+    Raises:
+      OutputExistsError: ``path`` is an existing regular file and ``overwrite`` is False.
+      OutputError: ``path`` is (or points to) a directory or a special file, its parent
+        directory is missing or not a directory, or it is not writable.
+    """
+    given = os.fspath(path)
+    if not given:
+        raise OutputError("empty output path")
+    if given.endswith(("/", os.sep)) or os.path.isdir(given):
+        raise OutputError(f"{given} is a directory: give a file name for the output")
+    real = os.path.realpath(given)
+    try:
+        st = os.stat(real)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    except OSError as e:   # symlink loop, name too long, ...
+        raise OutputError(f"cannot write {given}: {e.strerror or e}") from None
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputError(f"{given} is a {_kind(st.st_mode)}, not a regular file: refusing to "
+                              "replace it (give a file name for the output)")
+        if not overwrite:
+            raise OutputExistsError(f"{given} already exists (pass --force / overwrite=True to "
+                                    "replace it)")
+    parent = os.path.dirname(real)
+    if not os.path.isdir(parent):
+        what = "is not a directory" if os.path.exists(parent) else "does not exist"
+        raise OutputError(f"cannot write {given}: the directory {parent} {what}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {given}: permission denied (directory {parent})")
+    return real
+
+
+def _commit(tmp: str, real: str, given: str, overwrite: bool) -> None:
+    """Move the finished temp file onto ``real`` under the policy (re-checked now)."""
+    prepare_output(real, overwrite=overwrite)
+    os.chmod(tmp, _target_mode(real))
+    if overwrite:
+        os.replace(tmp, real)
+        return
+    try:                      # no-clobber: link fails if the target appeared meanwhile
+        os.link(tmp, real)
+    except FileExistsError:
+        raise OutputExistsError(f"{given} already exists (pass --force / overwrite=True to "
+                                "replace it)") from None
+    except OSError as e:      # filesystem without hard links: checked rename
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
+                           errno.ENOSYS):
+            raise
+        os.replace(tmp, real)
+        return
+    os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(path, *, overwrite: bool, suffix: str = "", text: bool = False):
+    """``with atomic_output(path, overwrite=...) as f: f.write(...)``: write a file under the
+    output policy (temp file in the target's directory, renamed on success). Yields a binary
+    (or text) file object; the final path is ``f.jaxedit_path`` after the block."""
+    given = os.fspath(path)
+    real = prepare_output(given, overwrite=overwrite)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".jaxedit-", suffix=suffix + ".part",
+                                   dir=os.path.dirname(real))
+    except PermissionError:
+        raise OutputError(f"cannot write {given}: permission denied (directory "
+                          f"{os.path.dirname(real)})") from None
+    try:
+        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        _commit(tmp, real, given, overwrite)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
+
+
+def save_npz(path, *, overwrite: bool = True, **arrays) -> str:
+    """Write ``arrays`` to ``path`` (.npz) under the output policy; non-array metadata goes in as
+    0-d strings. ``overwrite=False`` refuses an existing file. Returns the path written (a
+    symlink's target)."""
+    with atomic_output(path, overwrite=overwrite, suffix=".npz") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+    return os.path.realpath(os.fspath(path))
+
+
+def save_json(path, obj, *, overwrite: bool = True) -> str:
+    """Write ``obj`` as indented JSON under the output policy. Returns the path written."""
+    text = json.dumps(obj, indent=2)
+    with atomic_output(path, overwrite=overwrite, suffix=".json", text=True) as f:
+        f.write(text + "\n")
+    return os.path.realpath(os.fspath(path))
+
+
+def _check_input(path, what: str) -> str:
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a {what} file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"cannot read {what} file {path}: permission denied")
     return path
 
 
@@ -43,33 +178,41 @@ def load_npz(path, required: tuple[str, ...], what: str) -> dict:
 
     No pickles are loaded (``allow_pickle=False``).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} file not found: {path}")
+    path = _check_input(path, what)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise ValueError("a single array (.npy), not an .npz archive")
+        with z:
             data = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path}: not a readable {what} .npz ({e})") from None
+    except Exception as e:  # zipfile.BadZipFile and friends: a damaged archive
+        raise ValueError(f"{path}: not a readable {what} .npz ({type(e).__name__}: {e})") from None
     missing = [k for k in required if k not in data]
     if missing:
         raise ValueError(f"{path}: not a jaxedit {what} file, missing key(s) {missing}")
     return data
 
 
-def save_json(path, obj) -> str:
-    """Write ``obj`` as indented JSON atomically."""
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=os.path.dirname(path))
+def load_array(path, what: str) -> np.ndarray:
+    """Read one numeric array from a ``.npy`` (or a single-array ``.npz``); no pickles."""
+    path = _check_input(path, what)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-        replace_file(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+        data = np.load(path, allow_pickle=False)
+        if hasattr(data, "files"):
+            with data:
+                if len(data.files) != 1:
+                    raise ValueError(f"an .npz with {len(data.files)} arrays {data.files}; "
+                                     "pass a .npy or an .npz holding one array")
+                data = data[data.files[0]]
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable {what} array ({e})") from None
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable {what} array ({type(e).__name__}: {e})") from None
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: {what} must be a real numeric array, got dtype {data.dtype}")
+    return data
 
 
 class _LineStream:
@@ -78,11 +221,13 @@ class _LineStream:
 
     def __init__(self, stream):
         self._stream = stream
+        self._last = None
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").strip()
-        if text:
+        if text and text != self._last:     # close() repeats the last refresh: print it once
             self._stream.write(text + "\n")
+            self._last = text
 
     def flush(self) -> None:
         self._stream.flush()

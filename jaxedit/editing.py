@@ -6,6 +6,8 @@ psi 0.7 on the first 8 slots, the direction added to W+ slots 4-7, alphas ``lins
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Sequence
 
 import jax
@@ -13,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _ops
+from ._checks import check_finite
 from .images import save_png, to_uint8
 from .regions import RegionLike, mask_box, region_mask
 
@@ -20,6 +23,9 @@ REFERENCE_SLOTS = (4, 5, 6, 7)
 REFERENCE_ALPHAS = tuple(np.linspace(-10.0, 10.0, 7))
 REFERENCE_PSI = 0.7
 REFERENCE_CUTOFF = 8
+
+# every latent space a direction can live in (StyleGAN2 w/wplus/z/s, BigGAN z/embed/cond)
+SPACES = ("w", "wplus", "z", "s", "embed", "cond")
 
 
 def _slots(num_ws: int, slots: Sequence[int] | None) -> np.ndarray:
@@ -43,7 +49,12 @@ def edit_latents(latents, direction, alphas, *, space: str = "w", num_ws: int | 
       slots: W+ slots that move (``"w"``/``"wplus"``; None = all).
     Returns:
       ``[A, *latents.shape]``.
+
+    Non-finite latents, direction or alphas raise ValueError naming the argument.
     """
+    check_finite("latents", latents)
+    check_finite("direction", direction)
+    check_finite("alphas", alphas)
     lat = jnp.asarray(latents)
     d = jnp.asarray(direction, lat.dtype)
     a = jnp.asarray(alphas, lat.dtype).reshape(-1)
@@ -120,6 +131,8 @@ def render_edits(gen, latents, direction, alphas, *, space: str = "w",
 
 
 def _render_biggan(gen, z, direction, alphas, space, c, truncation, dtype, precision):
+    check_finite("direction", direction)
+    check_finite("alphas", alphas)
     if c is None:
         raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {gen.num_classes}]")
     cond = gen.cond(z, c, dtype=dtype, precision=precision)
@@ -156,8 +169,10 @@ def draw_box(images_u8: np.ndarray, region: RegionLike | None, color=(255, 0, 0)
     return img
 
 
-def save_edit_grid(images, path, region: RegionLike | None = None) -> str:
-    """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha."""
+def save_edit_grid(images, path, region: RegionLike | None = None, *,
+                   overwrite: bool = True) -> str:
+    """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha
+    (written as :func:`jaxedit.images.save_png`; ``overwrite=False`` refuses an existing file)."""
     from .images import image_grid
 
     images = np.asarray(images)
@@ -165,8 +180,122 @@ def save_edit_grid(images, path, region: RegionLike | None = None) -> str:
         raise ValueError(f"edit images must be [A, N, H, W, C], got shape {images.shape}")
     a, n = images.shape[:2]
     u8 = draw_box(to_uint8(images), region)
-    return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path)
+    return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path,
+                    overwrite=overwrite)
 
 
-__all__ = ["REFERENCE_ALPHAS", "REFERENCE_CUTOFF", "REFERENCE_PSI", "REFERENCE_SLOTS", "draw_box",
-           "edit_latents", "flatten_styles", "render_edits", "save_edit_grid"]
+@dataclasses.dataclass(frozen=True)
+class DirectionSet:
+    """Directions read by :func:`load_directions`.
+
+    Attributes:
+      directions: ``[S, K, D]`` float array: S sets (one per Jacobian sample) of K directions.
+      space: the latent space they live in (``"w"``, ``"wplus"``, ``"z"``, ``"s"``...).
+      mask: ``[H, W]`` region mask stored with them, or None.
+      slots: W+ slots stored with them (SeFa), or None.
+      path: the file read.
+      kind: ``"jaxedit-npz"`` or ``"npy"`` (ReSeFa / LowRankGAN direction files).
+    """
+
+    directions: np.ndarray
+    space: str
+    mask: np.ndarray | None
+    slots: tuple[int, ...] | None
+    path: str
+    kind: str
+
+    def pick(self, index: int = 0, set_index: int = 0) -> np.ndarray:
+        """Direction ``index`` of set ``set_index`` -> ``[D]``; out-of-range raises ValueError."""
+        s, k = self.directions.shape[:2]
+        if not 0 <= int(set_index) < s:
+            raise ValueError(f"direction set {set_index} out of range: {self.path} has {s} set(s)")
+        if not 0 <= int(index) < k:
+            raise ValueError(f"direction index {index} out of range: {self.path} has {k} directions")
+        return self.directions[int(set_index), int(index)]
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _check_directions(d: np.ndarray, path: str) -> np.ndarray:
+    if d.dtype.kind not in "fiu" or d.dtype == np.bool_:
+        raise ValueError(f"{path}: directions have dtype {d.dtype}, expected real numbers")
+    if d.size == 0:
+        raise ValueError(f"{path}: directions are empty (shape {d.shape})")
+    d = np.asarray(d, np.float64 if d.dtype == np.float64 else np.float32)
+    if not np.all(np.isfinite(d)):
+        raise ValueError(f"{path}: directions contain non-finite values")
+    return d
+
+
+def load_directions(path) -> DirectionSet:
+    """Read directions for editing from jaxedit's ``.npz`` or a ``.npy`` of W directions.
+
+    * jaxedit ``.npz`` (``jaxedit resefa`` / ``sefa``): ``directions`` ``[S, K, D]`` or
+      ``[K, D]``, ``space``, optional ``mask`` and ``slots``.
+    * ``.npy`` (ReSeFa's shipped ``directions/ffhq/stylegan2/*.npy``, LowRankGAN's files, or
+      ReSeFa's full ``[512, 512]`` output): ``[D]`` or ``[K, D]`` rows of **W** directions
+      (space ``"w"``); one set. Apply them on W+ slots 4-7 (8-11 for eyebrows / lipstick)
+      with psi 0.7 on the first 8 slots, ReSeFa's ``manipulate.py`` defaults.
+
+    The format is told from the file's contents (not its suffix); nothing is unpickled.
+    Shapes, dtype and finiteness are checked; the direction length is checked against the
+    generator when it is applied (:func:`edit_latents`).
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: an unreadable file, missing keys, a bad shape or dtype, non-finite values.
+    """
+    from ._io import load_npz
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"directions file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_NPY_MAGIC):
+        try:
+            d = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path}: not a readable .npy of directions ({e})") from None
+        if d.ndim == 1:
+            d = d[None]
+        if d.ndim != 2:
+            raise ValueError(f"{path}: a .npy of directions must be [D] or [K, D], got shape {d.shape}")
+        return DirectionSet(_check_directions(d, path)[None], "w", None, None, path, "npy")
+    if not head.startswith(_ZIP_MAGIC):
+        raise ValueError(f"{path}: not a directions file (neither a jaxedit .npz nor a .npy)")
+    data = load_npz(path, (), "directions")
+    if "jacobian" in data and "directions" not in data:
+        raise ValueError(f"{path} holds a Jacobian, not directions: make them with 'jaxedit "
+                         f"resefa --jacobian {path} --region ...'")
+    missing = [k for k in ("directions", "space") if k not in data]
+    if missing:
+        raise ValueError(f"{path}: not a jaxedit directions file, missing key(s) {missing}")
+    d = data["directions"]
+    if d.ndim == 1:
+        d = d[None]
+    if d.ndim == 2:
+        d = d[None]
+    if d.ndim != 3:
+        raise ValueError(f"{path}: 'directions' must be [D], [K, D] or [S, K, D], got shape "
+                         f"{d.shape}")
+    space = str(data["space"])
+    if space not in SPACES:
+        raise ValueError(f"{path}: unknown space {space!r} (expected one of {', '.join(SPACES)})")
+    mask = data.get("mask")
+    if mask is not None and (mask.ndim != 2 or mask.size == 0 or mask.dtype.kind not in "biu"):
+        raise ValueError(f"{path}: 'mask' must be a 2-D boolean array [H, W], got shape "
+                         f"{mask.shape} {mask.dtype}")
+    slots = None
+    if "slots" in data and data["slots"].size:
+        if data["slots"].dtype.kind not in "iu" or data["slots"].ndim != 1:
+            raise ValueError(f"{path}: 'slots' must be a 1-D integer array")
+        slots = tuple(int(v) for v in data["slots"])
+    return DirectionSet(_check_directions(d, path), space, mask, slots, path, "jaxedit-npz")
+
+
+__all__ = ["REFERENCE_ALPHAS", "REFERENCE_CUTOFF", "REFERENCE_PSI", "REFERENCE_SLOTS",
+           "DirectionSet", "draw_box", "edit_latents", "flatten_styles", "load_directions",
+           "render_edits", "save_edit_grid"]

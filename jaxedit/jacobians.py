@@ -39,6 +39,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from . import _io, _ops
+from ._checks import check_finite, finite_scalar
 
 SPACES = ("w", "wplus", "z", "s")
 BIGGAN_SPACES = ("z", "embed", "cond")
@@ -172,6 +173,8 @@ def _prepare(gen, latents, space: str, c, dtype, precision, truncation_psi, trun
              ) -> tuple[dict, jax.Array]:
     """Batched linearization points: (base pytree with leading N, x0 [N, D])."""
     dt = jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
+    check_finite("latents", latents)
+    check_finite("c", c)
     lat = jnp.asarray(latents, dt)
     if _is_biggan(gen):
         if c is None:
@@ -264,6 +267,8 @@ def _options(gen, space, resize, resize_mode, channels, noise_mode, precision, t
         stat_weights(truncation_psi, gen.config.n_stats)
     elif space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    else:
+        finite_scalar("truncation_psi", truncation_psi)
     out = OutputSpec(resize, resize_mode, channels)
     out.out_shape(gen.resolution, gen.img_channels)  # validates resize against the generator
     if noise_mode not in ("const", "none"):

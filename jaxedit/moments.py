@@ -179,9 +179,9 @@ class Moments:
 
     __radd__ = __add__
 
-    def save(self, path) -> str:
+    def save(self, path, *, overwrite: bool = True) -> str:
         """Write this region alone to ``path`` (.npz, atomically); see :func:`save_moments`."""
-        return save_moments(path, {self.name: self})
+        return save_moments(path, {self.name: self}, overwrite=overwrite)
 
 
 jax.tree_util.register_dataclass(
@@ -658,9 +658,11 @@ def _common(moments: Mapping[str, Moments]) -> Moments:
     return first
 
 
-def save_moments(path, moments: Mapping[str, Moments], **extra) -> str:
+def save_moments(path, moments: Mapping[str, Moments], *, overwrite: bool = True,
+                 **extra) -> str:
     """Write ``{name: Moments}`` (one run: same settings and samples) to ``path`` atomically.
 
+    ``overwrite``: replace an existing file (else :class:`~jaxedit.OutputExistsError`).
     ``extra``: further arrays / strings stored alongside (e.g. a run's bookkeeping); keys must
     not collide with the format's own. Returns the absolute path.
     """
@@ -683,7 +685,7 @@ def save_moments(path, moments: Mapping[str, Moments], **extra) -> str:
     clash = sorted(set(extra) & set(arrays))
     if clash:
         raise ValueError(f"extra keys {clash} collide with the moments format")
-    return _io.save_npz(path, **arrays, **extra)
+    return _io.save_npz(path, overwrite=overwrite, **arrays, **extra)
 
 
 _REQUIRED = ("format", "version", "regions", "gram_f", "gram_b", "masks", "n_f", "n_b",

@@ -61,8 +61,20 @@ class Box:
     grid: int | None = None  # None: the grid of whatever it is applied to
 
     def __post_init__(self):
+        for field in ("y0", "x0", "y1", "x1", "grid"):
+            v = getattr(self, field)
+            if field == "grid" and v is None:
+                continue
+            try:
+                ok = float(v).is_integer()      # False for NaN / inf / 2.5
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"box coordinates must be finite integers, got {field}={v!r}")
+            object.__setattr__(self, field, int(v))
         if not (self.y1 > self.y0 and self.x1 > self.x0):
-            raise ValueError(f"empty box (y0, x0, y1, x1) = {self.as_tuple()}")
+            raise ValueError(f"the box (y0, x0, y1, x1) = {self.as_tuple()} is empty: it needs "
+                             "y1 > y0 and x1 > x0 (end-exclusive)")
         if self.grid is not None and self.grid < 1:
             raise ValueError(f"grid must be positive, got {self.grid}")
 
@@ -87,6 +99,9 @@ class Box:
 def center_box(center_row: int, center_col: int, height: int, width: int,
                grid: int = REFERENCE_GRID) -> Box:
     """The reference's ``[center_row, center_col, height, width]`` box as a :class:`Box`."""
+    vals = (center_row, center_col, height, width)
+    if not all(np.isfinite(float(v)) for v in vals):
+        raise ValueError(f"center box values must be finite, got {vals}")
     y0, x0 = int(center_row) - int(height) // 2, int(center_col) - int(width) // 2
     return Box(y0, x0, y0 + int(height), x0 + int(width), grid)
 
@@ -118,9 +133,13 @@ def parse_region(text: str) -> Box:
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) == 4:
         try:
-            return Box(*(int(p) for p in parts))
+            vals = [int(p) for p in parts]
         except ValueError:
-            pass
+            raise ValueError(f"a box region is 4 integers y0,x0,y1,x1, got {text!r}") from None
+        if not (vals[2] > vals[0] and vals[3] > vals[1]):
+            raise ValueError(f"the box {text!r} is empty: y0,x0,y1,x1 needs y1 > y0 and x1 > x0 "
+                             "(end-exclusive)")
+        return Box(*vals)
     if len(parts) == 1:
         return preset(parts[0])
     raise ValueError(f"region must be a preset name ({', '.join(preset_names())}) or "
@@ -137,7 +156,7 @@ def region_mask(region: RegionLike, size: int | tuple[int, int]) -> np.ndarray:
     if isinstance(region, str):
         region = parse_region(region)
     if isinstance(region, (tuple, list)) and len(region) == 4 and not isinstance(region[0], (list, tuple, np.ndarray)):
-        region = Box(*(int(v) for v in region))
+        region = Box(*region)
     if isinstance(region, Box):
         if h != w:
             raise ValueError(f"boxes apply to square grids, got {h}x{w}")
@@ -146,6 +165,8 @@ def region_mask(region: RegionLike, size: int | tuple[int, int]) -> np.ndarray:
         m = np.asarray(region)
         if m.ndim != 2:
             raise ValueError(f"a region mask must be 2-D [H, W], got shape {m.shape}")
+        if m.dtype.kind in "fc" and not np.isfinite(m).all():
+            raise ValueError("the region mask contains non-finite values (NaN or inf)")
         if m.dtype != bool:
             if not np.isin(m, (0, 1)).all():
                 raise ValueError("a region mask must be boolean (or 0/1)")

@@ -224,10 +224,10 @@ def test_cli_synth_biggan(pair, tmp_path):
     assert main(["synth", str(d), "--class", "3", "--truncation", "0.4", "--seeds", "0-1",
                  "--out", str(png)]) == 0
     assert np.asarray(Image.open(png)).shape == (32, 64, 3)
-    assert main(["synth", str(d), "--seeds", "0"]) == 2      # conditional: --class required
+    assert main(["synth", str(d), "--seeds", "0", "--out", str(tmp_path / "x.png")]) == 2  # needs --class
     assert main(["inspect", str(d)]) == 0
     assert main(["convert", str(d), str(tmp_path / "ck")]) == 0
-    assert main(["synth", str(tmp_path / "ck"), "--class", "1", "--out", str(png)]) == 0
+    assert main(["synth", str(tmp_path / "ck"), "--class", "1", "--out", str(png), "--force"]) == 0
 
 
 def test_sefa_and_chain_factorization(small_biggan):

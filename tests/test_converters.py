@@ -222,14 +222,6 @@ def test_stylegan3_network_is_refused(tmp_path, monkeypatch):
         converters.read_checkpoint(path)
 
 
-def test_tensorflow_pickle_is_refused_with_advice(tmp_path):
-    data = b"\x80\x02cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01}q\x02b."
-    path = tmp_path / "tf.pkl"
-    path.write_bytes(data)
-    with pytest.raises(UnsupportedFormatError, match="legacy.py"):
-        converters.read_checkpoint(path)
-
-
 def test_converted_checkpoint_roundtrip(tmp_path, ada_pkl, ada_ref):
     out = jaxedit.convert_checkpoint(ada_pkl, tmp_path / "ckpt")
     meta = jaxedit.read_config(out)

@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from .. import _ops
+from .._checks import check_finite, finite_scalar
 from .._ops import Precision
 from .stylegan2 import Buffer, _cast, _jit_method
 
@@ -299,6 +300,7 @@ class BigGANGenerator(nnx.Module):
         return jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
 
     def _check(self, name: str, x, width: int, dt):
+        check_finite(name, x)
         x = jnp.asarray(x, dt)
         if x.ndim != 2 or x.shape[1] != width:
             raise ValueError(f"{name} must have shape [N, {width}], got {tuple(x.shape)}")
@@ -354,6 +356,7 @@ def truncated_noise_sample(batch_size: int = 1, z_dim: int = 128, truncation: fl
     Needs scipy (the reference's own dependency); without it, a NumPy rejection sampler with the
     same distribution (not the same numbers) is used.
     """
+    truncation = finite_scalar("truncation", truncation)
     state = np.random.RandomState(seed)
     try:
         from scipy.stats import truncnorm

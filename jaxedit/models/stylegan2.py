@@ -28,6 +28,7 @@ import numpy as np
 from flax import nnx, struct
 
 from .. import _ops
+from .._checks import check_finite, finite_scalar
 from .._ops import Precision
 
 ARCHITECTURES = ("orig", "skip", "resnet")
@@ -407,8 +408,13 @@ class StyleGAN2Generator(nnx.Module):
         """z: [N, z_dim], c: [N, c_dim] or None -> ws: [N, num_ws, w_dim].
 
         Truncation ``w_avg + psi * (w - w_avg)`` on all slots, or on ``ws[:, :truncation_cutoff]``.
+        Non-finite z, c or psi raise ValueError (checked on concrete inputs, not under a trace).
         """
         dt = self._dtype(dtype)
+        if self.z_dim > 0:
+            check_finite("z", z)
+        check_finite("c", c)
+        finite_scalar("truncation_psi", truncation_psi)
         z = jnp.asarray(z, dt) if self.z_dim > 0 else None
         if z is not None and (z.ndim != 2 or z.shape[1] != self.z_dim):
             raise ValueError(f"z must have shape [N, {self.z_dim}], got {tuple(z.shape)}")
@@ -426,6 +432,8 @@ class StyleGAN2Generator(nnx.Module):
                              "with gen.set_w_avg(gen.estimate_w_avg(key)) first")
         if truncation_cutoff is not None:
             truncation_cutoff = int(truncation_cutoff)
+            if truncation_cutoff < 0:
+                raise ValueError(f"truncation_cutoff must be >= 0 (or None), got {truncation_cutoff}")
         return self._mapping(z, c, jnp.asarray(truncation_psi, dt), truncate=truncate,
                              truncation_cutoff=truncation_cutoff, precision=precision, jit=jit)
 
@@ -450,6 +458,7 @@ class StyleGAN2Generator(nnx.Module):
 
     def set_w_avg(self, w_avg) -> None:
         """Replace ``w_avg`` ([w_dim]) and mark it valid for truncation."""
+        check_finite("w_avg", w_avg)
         w_avg = jnp.asarray(w_avg, jnp.float32)
         if w_avg.shape != (self.w_dim,):
             raise ValueError(f"w_avg must have shape [{self.w_dim}], got {tuple(w_avg.shape)}")
@@ -458,6 +467,7 @@ class StyleGAN2Generator(nnx.Module):
 
     # ---- styles --------------------------------------------------------------------------------
     def _check_ws(self, ws, dt) -> jax.Array:
+        check_finite("ws", ws)
         ws = jnp.asarray(ws, dt)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(
@@ -486,6 +496,7 @@ class StyleGAN2Generator(nnx.Module):
             raise ValueError(f"styles keys do not match the layers: missing {missing}, unexpected {extra}")
         out = {}
         for n in names:
+            check_finite(f"styles[{n!r}]", styles[n])
             s = jnp.asarray(styles[n], dt)
             c_in = self._layer(n).affine.weight.shape[1]
             if s.ndim != 2 or s.shape[1] != c_in:
@@ -618,6 +629,8 @@ class StyleGAN2Generator(nnx.Module):
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
         dt = ws.dtype if ws is not None else next(iter(styles.values())).dtype
         start = self._op_index_after(state.layer)
+        for part in ("x", "img", "residual"):
+            check_finite(f"state.{part}", getattr(state, part))
         feats = {"x": jnp.asarray(state.x, dt),
                  "img": None if state.img is None else jnp.asarray(state.img, dt),
                  "residual": None if state.residual is None else jnp.asarray(state.residual, dt)}
