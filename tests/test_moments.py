@@ -21,8 +21,10 @@ TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
-def gen(small_gen):
-    return small_gen
+def gen(make_small_generator):
+    """A fresh tiny generator: the subprocess workers build the same one (the session's shared
+    ``small_gen`` may have been modified by other tests)."""
+    return make_small_generator()
 
 
 def _mask(h=16, w=16):
