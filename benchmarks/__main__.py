@@ -39,6 +39,7 @@ def _run(args) -> int:
         RESULTS, f"{harness.today()}-{(info.get('torch_cuda') or info['jax_device']).replace(' ', '_')}"
         f"{'-smoke' if args.smoke else ''}.json")
     rows, failures = [], {}
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     for name in names:
         print(f"== {name}", flush=True)
         try:
@@ -52,7 +53,10 @@ def _run(args) -> int:
                   f"{harness._fmt_s(r.median_s):>10}  acc {r.accuracy}", flush=True)
         rows += new
     meta = {"date": harness.today(), "device": info, "smoke": args.smoke, "suites": names,
-            "repeats": ctx.repeats, "failures": failures}
+            "repeats": ctx.repeats, "failures": failures,
+            # other processes on a shared machine slow every row: say how busy it was
+            "loadavg_start": load_start,
+            "loadavg_end": os.getloadavg() if hasattr(os, "getloadavg") else None}
     print(f"wrote {harness.write_results(out, rows, meta)}")
     return 1 if failures else 0
 

@@ -220,23 +220,30 @@ def suite_jacobian(ctx: Context) -> list[Row]:
     return out
 
 
-def suite_wplus(ctx: Context) -> list[Row]:
-    """W+ top-10 directions: torch.func full Jacobian + dense solve vs jaxedit matrix-free."""
+def _wplus_rows(ctx: Context, gen, p, cfg, ws, resize, *, k, box, label, tau=1e-3,
+                torch_chunk=32, suite="wplus") -> list[Row]:
+    """W+ top-k directions of one sample, three ways, each with |cos| to a float64 dense solution.
+
+    * ``pytorch-torch.func-full``: the full W+ Jacobian by forward mode in chunks + Cholesky /
+      eigh (fp32);
+    * ``jaxedit-dense``: ``jaxedit.jacobian(space="wplus")`` + ``resefa(solver=Dense())`` (fp32);
+    * ``jaxedit-matrix_free``: ``JacobianOperator`` + ``resefa(solver=MatrixFree())`` (fp32):
+      iterations, residuals, convergence, the condition-number lower bound and the trace
+      (exact or Hutch++ with its standard error) go into ``params``.
+
+    The reference is the float64 dense solve of jaxedit's fp32 Jacobian (solver error only).
+    """
+    import jax
     import jax.numpy as jnp
     import torch
+    import torch.nn.functional as F
 
     import jaxedit
 
-    gen, p, cfg, ws, resize = _jacobian_setup(ctx)
-    k = 3 if ctx.smoke else 10
-    chunk = 16 if ctx.smoke else 32
-    box = jaxedit.preset("ffhq/eyes")
-    mask = jaxedit.region_mask(box, resize)
-    tau = 1e-3
-    import torch.nn.functional as F
-
     from .torch_ref import stylegan2 as tr
 
+    mask = jaxedit.region_mask(box, resize)
+    d = cfg.num_ws * cfg.w_dim
     wst = torch.tensor(ws[0], device=ctx.torch_device)
 
     def f(x):
@@ -245,42 +252,126 @@ def suite_wplus(ctx: Context) -> list[Row]:
             img = F.interpolate(img, scale_factor=resize / img.shape[-1])
         return img.sum(1)[0]
 
-    d = cfg.num_ws * cfg.w_dim
     m = torch.tensor(mask.reshape(-1), device=ctx.torch_device)
 
     def torch_full():
         x0 = torch.zeros(d, device=wst.device)
         eye = torch.eye(d, device=wst.device)
-        cols = [torch.func.vmap(lambda t: torch.func.jvp(f, (x0,), (t,))[1].reshape(-1))(eye[i:i + chunk])
-                for i in range(0, d, chunk)]
+        cols = [torch.func.vmap(lambda t: torch.func.jvp(f, (x0,), (t,))[1].reshape(-1))(
+            eye[i:i + torch_chunk]) for i in range(0, d, torch_chunk)]
         J = torch.cat(cols).T                                   # [rows, D]
         jf, jb = J[m], J[~m]
         a = jf.T @ jf / jf.shape[0]
         b = jb.T @ jb / jb.shape[0]
         b = b + tau * torch.trace(b) * torch.eye(d, device=b.device)
         lc = torch.linalg.cholesky(b)
-        kmat = torch.linalg.solve_triangular(lc, torch.linalg.solve_triangular(lc, a, upper=False).T, upper=False)
-        lam, u = torch.linalg.eigh((kmat + kmat.T) / 2)
+        kmat = torch.linalg.solve_triangular(
+            lc, torch.linalg.solve_triangular(lc, a, upper=False).T, upper=False)
+        _, u = torch.linalg.eigh((kmat + kmat.T) / 2)
         v = torch.linalg.solve_triangular(lc.T, u[:, -k:].flip(1), upper=True)
         return (v / v.norm(dim=0)).T
 
+    reps = 1 if not ctx.smoke else ctx.repeats
+    chunk = 16 if ctx.smoke else 32
+    workload = f"W+ top-{k} ({d}-d), {label}"
+
+    def jx_dense():
+        J = jaxedit.jacobian(gen, ws, space="wplus", resize=resize, channels="sum",
+                             dtype=jnp.float32, chunk=chunk)
+        return J, jaxedit.resefa(J[0], mask, k=k, regularization=tau, solver=jaxedit.Dense())
+
+    row_d, (J32, res_d) = timed_row(suite, workload, "jaxedit-dense", "fp32", jx_dense,
+                                    repeats=reps)
+    with jax.enable_x64(True):   # the reference: float64 solve of the same Jacobian
+        ref = jaxedit.resefa(np.asarray(J32[0], np.float64), mask, k=k, regularization=tau,
+                             solver=jaxedit.Dense())
+    ref_dirs = ref.directions
+    rows = []
     _set_torch_precision(torch, False)
     with torch.no_grad():
-        row_t, dt_ = timed_row("wplus", f"W+ top-{k} ({d}-d)", "pytorch-torch.func-full", "fp32",
-                               torch_full, repeats=1 if not ctx.smoke else ctx.repeats,
-                               backend="torch")
+        row_t, dt_ = timed_row(suite, workload, "pytorch-torch.func-full", "fp32", torch_full,
+                               repeats=reps, backend="torch")
+    row_t.accuracy = _abs_cos_min(dt_.cpu().numpy(), ref_dirs)
+    rows.append(row_t)
+    row_d.accuracy = _abs_cos_min(res_d.directions, ref_dirs)
+    row_d.params = {"condition_number": res_d.stats.condition_number,
+                    "max_residual": res_d.stats.max_residual}
+    row_d.notes = "Jacobian + Cholesky/eigh"
+    rows.append(row_d)
 
-    def jx():
+    def jx_mf():
         op = jaxedit.JacobianOperator(gen, ws[0], space="wplus", resize=resize, channels="sum",
                                       dtype=jnp.float32)
-        return jaxedit.resefa(op, mask, k=k, regularization=tau).directions
+        return jaxedit.resefa(op, mask, k=k, regularization=tau, solver=jaxedit.MatrixFree(),
+                              warn=False)
 
-    row_j, dj = timed_row("wplus", f"W+ top-{k} ({d}-d)", "jaxedit-matrix_free", "fp32", jx,
-                          repeats=1 if not ctx.smoke else ctx.repeats)
-    row_j.accuracy = _abs_cos_min(dj, dt_.cpu().numpy())
-    row_j.accuracy_metric = "top-k |cos| vs torch dense"
-    row_j.target = TARGETS["wplus"]
-    return [row_t, row_j]
+    row_m, res_m = timed_row(suite, workload, "jaxedit-matrix_free", "fp32", jx_mf,
+                             repeats=reps)
+    st = res_m.stats
+    cos = np.abs(np.sum(res_m.directions / np.linalg.norm(res_m.directions, axis=1,
+                                                          keepdims=True) * ref_dirs, 1))
+    row_m.accuracy = float(np.min(cos))
+    row_m.params = {"iterations": st.iterations, "converged": st.converged, "tol": st.tol,
+                    "max_residual": st.max_residual,
+                    "residuals": [float(r) for r in st.residuals],
+                    "abs_cos": [float(c) for c in cos],
+                    "condition_lower_bound": st.condition_number,
+                    "condition_exact_dense": float(ref.stats.condition_number),
+                    "trace_method": st.trace_method, "trace": st.trace,
+                    "trace_stderr": st.trace_stderr,
+                    "trace_exact": float(ref.stats.trace)}
+    row_m.notes = _wplus_mf_notes(row_m.params)
+    row_m.target = TARGETS["wplus"] if "1024" in label else ""
+    rows.append(row_m)
+    for r in rows:
+        r.accuracy_metric = f"top-{k} min |cos| vs float64 dense"
+    return rows
+
+
+def _wplus_mf_notes(pm: dict) -> str:
+    """The matrix-free row's diagnostics in one line (from its ``params``)."""
+    out = (f"LOBPCG {pm['iterations']} it, {'converged' if pm['converged'] else 'NOT converged'}, "
+           f"max residual {pm['max_residual']:.2g} (tol {pm['tol']:g}); cond(M_b) >= "
+           f"{pm['condition_lower_bound']:.3g} (exact {pm['condition_exact_dense']:.3g})")
+    if pm.get("trace_method"):
+        se = f" ± {pm['trace_stderr']:.2g}" if pm["trace_method"] == "hutch++" else ""
+        out += (f"; trace(M_b) {pm['trace']:.6g}{se} by {pm['trace_method']} "
+                f"(exact {pm['trace_exact']:.6g})")
+    return out
+
+
+def suite_wplus(ctx: Context) -> list[Row]:
+    """W+ top-10 directions at 1024 px (a GPU row: the Jacobian has 65,536 x 9,216 entries)."""
+    import jaxedit
+
+    gen, p, cfg, ws, resize = _jacobian_setup(ctx)
+    return _wplus_rows(ctx, gen, p, cfg, ws, resize, k=3 if ctx.smoke else 10,
+                       box=jaxedit.preset("ffhq/eyes"),
+                       label=f"{cfg.img_resolution}px random weights")
+
+
+def suite_wplus_embedded(ctx: Context) -> list[Row]:
+    """W+ top-10 directions on the embedded default generator (``jaxedit.default_generator()``,
+    64 px, D = num_ws * w_dim) at full resolution: a size that runs on a CPU."""
+    import jax.numpy as jnp
+    import torch
+
+    import jaxedit
+
+    from .torch_ref.stylegan2 import params_from_jaxedit
+
+    if ctx.smoke:
+        gen, p, cfg = _sg2_pair(ctx)
+        label = f"{cfg.img_resolution}px toy"
+    else:
+        gen = jaxedit.default_generator()
+        cfg = gen.config
+        p = params_from_jaxedit(gen, device=ctx.torch_device, dtype=torch.float32)
+        label = f"jaxedit.default_generator() {cfg.img_resolution}px"
+    z = np.random.RandomState(4).randn(1, cfg.z_dim).astype(np.float32)
+    ws = np.asarray(gen.mapping(z, dtype=jnp.float32))
+    return _wplus_rows(ctx, gen, p, cfg, ws, cfg.img_resolution, k=3 if ctx.smoke else 10,
+                       box=jaxedit.preset("ffhq/eyes"), label=label, suite="wplus_embedded")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -323,7 +414,7 @@ def suite_solvers(ctx: Context) -> list[Row]:
                                                            jnp.asarray(b, jnp.float64), k=k)[1])
         name = f"generalized eig, D = {d}"
         reps = ctx.repeats if (ctx.smoke or d <= 2048) else 1
-        row, (_, dirs, _) = timed_row("solvers", name, "numpy-reference", "fp32",
+        row, (_, dirs, _, _) = timed_row("solvers", name, "numpy-reference", "fp32",
                                       lambda: rayleigh.reference_eig(a, b, k=k), repeats=reps,
                                       backend="none")
         row.accuracy, row.accuracy_metric = _abs_cos_min(dirs, ref), f"top-{k} |cos| vs {w_ref}"
@@ -359,12 +450,18 @@ def suite_solvers(ctx: Context) -> list[Row]:
         rows.append(row)
         rows_all = jnp.concatenate([jfs, jbs])
         wf = jnp.concatenate([jnp.ones(len(jfs)), jnp.zeros(len(jbs))])
+        tau = ridge / float(np.trace(b - ridge * np.eye(d, dtype=np.float32)))
         row, out = timed_row(
             "solvers", name, "jaxedit-matrix_free", "fp32",
-            lambda: rows_lobpcg(rows_all, wf, 1.0 - wf, ridge, k=k)["directions"],
+            lambda: rows_lobpcg(rows_all, wf, 1.0 - wf, k=k, regularization=tau),
             repeats=ctx.repeats)
-        row.accuracy, row.accuracy_metric = _abs_cos_min(out, ref), f"top-{k} |cos| vs {w_ref}"
-        row.notes = "preconditioned block LOBPCG on products with the rows"
+        row.accuracy, row.accuracy_metric = (_abs_cos_min(out.directions, ref),
+                                             f"top-{k} |cos| vs {w_ref}")
+        row.params = {"iterations": out.stats["iterations"],
+                      "max_residual": out.stats["max_residual"],
+                      "converged": out.stats["converged"]}
+        row.notes = (f"preconditioned block LOBPCG on products with the rows: "
+                     f"{out.stats['iterations']} it")
         rows.append(row)
     return rows
 
@@ -617,5 +714,5 @@ def suite_moments(ctx: Context) -> list[Row]:
 
 
 SUITES = {"forward": suite_forward, "jacobian": suite_jacobian, "wplus": suite_wplus,
-          "solvers": suite_solvers, "sefa": suite_sefa, "spectra": suite_spectra,
+          "wplus_embedded": suite_wplus_embedded, "solvers": suite_solvers, "sefa": suite_sefa, "spectra": suite_spectra,
           "biggan": suite_biggan, "moments": suite_moments}

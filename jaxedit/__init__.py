@@ -7,6 +7,7 @@ Public API::
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
     res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
+    res = jaxedit.resefa(op, box, solver=jaxedit.MatrixFree(tol=1e-6))   # .stats: SolverStats
     m   = jaxedit.region_moments(gen, seeds, {"eyes": box})  # many samples, sharded, mergeable
     res = jaxedit.resefa(m["eyes"], k=10)                # = resefa(J, box, aggregate="mean")
 """
@@ -45,14 +46,19 @@ from .moments import (
     region_moments,
     save_moments,
 )
-from .region_factorization import (
-    ComplexEigenpairsWarning,
-    ResefaResult,
-    SingularBackgroundWarning,
-    resefa,
-)
+from .region_factorization import ResefaResult, resefa
 from .regions import Box, center_box, preset, region_mask
 from .sefa import SefaResult, sefa
+from .solvers import (
+    ComplexEigenpairsWarning,
+    ConvergenceWarning,
+    Dense,
+    MatrixFree,
+    ReferenceEig,
+    SingularBackgroundWarning,
+    SolverStats,
+    Woodbury,
+)
 from .spectra import conv_factorization, conv_singular_values
 
 __version__ = "0.1.0"
@@ -64,23 +70,29 @@ __all__ = [
     "CheckpointError",
     "CheckpointInfo",
     "ComplexEigenpairsWarning",
+    "ConvergenceWarning",
     "CorruptCheckpointError",
+    "Dense",
     "DirectionSet",
     "JacobianOperator",
     "KeyMismatchError",
+    "MatrixFree",
     "Moments",
     "NonFiniteParameterError",
     "OutputError",
     "OutputExistsError",
+    "ReferenceEig",
     "ResefaResult",
     "SefaResult",
     "ShapeMismatchError",
     "SingularBackgroundWarning",
+    "SolverStats",
     "StyleGAN2Config",
     "StyleGAN2Generator",
     "SynthesisState",
     "UnsafePickleError",
     "UnsupportedFormatError",
+    "Woodbury",
     "center_box",
     "conv_factorization",
     "conv_singular_values",

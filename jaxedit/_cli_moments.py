@@ -353,8 +353,9 @@ def cmd_merge(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-def cmd_resefa_moments(args) -> int:
-    """``jaxedit resefa --moments FILE --region NAME``: directions from stored moments."""
+def cmd_resefa_moments(args, solver) -> int:
+    """``jaxedit resefa --moments FILE --region NAME``: directions from stored moments
+    (``solver``: the name or options object that ``jaxedit resefa`` built)."""
     import warnings
 
     from ._io import save_npz
@@ -381,18 +382,22 @@ def cmd_resefa_moments(args) -> int:
               f"{int(data['run_samples'])} samples)", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        res = resefa(m, regularization=args.regularization, k=args.k, solver=args.solver)
+        res = resefa(m, regularization=args.regularization, k=args.k, solver=solver)
     dirs, lams = np.asarray(res.directions)[None], np.asarray(res.eigenvalues)[None]
     if not (np.isfinite(dirs).all() and np.isfinite(lams).all()):
         raise ValueError("the solver returned non-finite directions or eigenvalues; nothing "
                          "written (try --regularization 1e-3 or --x64)")
     print("eigenvalues " + " ".join(f"{v:.4g}" for v in lams[0]))
-    cond = res.condition_number
+    cond, st = res.condition_number, res.stats
     out = save_npz(out, overwrite=args.force, directions=dirs, eigenvalues=lams,
                    space=m.settings.space, mask=res.mask, region=args.region, solver=res.solver,
                    condition_number=np.asarray(np.nan if cond is None else cond, np.float64),
                    regularization=res.regularization, moments=os.path.abspath(args.moments),
-                   aggregate="mean", n_samples=np.int64(m.n_samples))
+                   aggregate="mean", n_samples=np.int64(m.n_samples),
+                   converged=np.asarray(st.converged, bool),
+                   iterations=np.asarray(st.iterations, np.int64),
+                   max_residual=np.asarray(st.max_residual, np.float64),
+                   condition_method=st.condition_method)
     print(f"wrote {out}: directions {list(dirs.shape)} (space {m.settings.space!r}, "
           f"{m.n_samples} samples, solver {res.solver}"
           + ("" if cond is None else f", cond(M_b) {cond:.3g}") + ")")

@@ -320,10 +320,18 @@ def _cmd_resefa(args) -> int:
     from .region_factorization import resefa
     from .regions import parse_region
 
+    solver = args.solver
+    if args.tol is not None or args.maxiter is not None:
+        if solver != "matrix_free":
+            raise CLIError("--tol and --maxiter apply to --solver matrix_free only (the other "
+                           "solvers are direct)")
+        from .solvers import MatrixFree
+
+        solver = MatrixFree(tol=args.tol, maxiter=args.maxiter or MatrixFree.maxiter)
     if args.moments is not None:     # many-sample moments from 'jaxedit moments' (issue 16)
         from ._cli_moments import cmd_resefa_moments
 
-        return cmd_resefa_moments(args)
+        return cmd_resefa_moments(args, solver)
     region = parse_region(args.region)      # syntax errors before any loading
     if args.out is None:
         args.out = f"resefa_{_slug(args.region)}.npz"
@@ -347,7 +355,7 @@ def _cmd_resefa(args) -> int:
                        f"{args.jacobian}")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        res = resefa(J, region, regularization=args.regularization, k=args.k, solver=args.solver,
+        res = resefa(J, region, regularization=args.regularization, k=args.k, solver=solver,
                      aggregate=args.aggregate)
     dirs = np.asarray(res.directions)
     lams = np.asarray(res.eigenvalues)
@@ -358,12 +366,16 @@ def _cmd_resefa(args) -> int:
                          "written (try --regularization 1e-3 or --x64)")
     for i, row in enumerate(lams):
         print(f"set {i}: eigenvalues " + " ".join(f"{v:.4g}" for v in row))
+    st = res.stats
     out = save_npz(args.out, overwrite=args.force, directions=dirs, eigenvalues=lams,
                    space=str(data["space"]), mask=res.mask, region=args.region, solver=res.solver,
                    condition_number=np.asarray(np.nan if res.condition_number is None
                                                else res.condition_number, np.float64),
                    regularization=res.regularization, jacobian=os.path.abspath(args.jacobian),
-                   aggregate=args.aggregate)
+                   aggregate=args.aggregate, converged=np.asarray(st.converged, bool),
+                   iterations=np.asarray(st.iterations, np.int64),
+                   max_residual=np.asarray(st.max_residual, np.float64),
+                   condition_method=st.condition_method)
     print(f"wrote {out}: directions {list(dirs.shape)} (space {str(data['space'])!r}, "
           f"solver {res.solver}" + ("" if res.condition_number is None else
                                     f", cond(M_b) {np.max(res.condition_number):.3g}") + ")")
@@ -419,7 +431,12 @@ def _edit_inputs(args):
     if args.slots is not None and space not in ("w", "wplus"):
         raise CLIError(f"--slots applies to W / W+ directions only; {args.directions} is in "
                        f"space {space!r}")
-    slots = args.slots if args.slots is not None else (file_slots or list(editing.REFERENCE_SLOTS))
+    if args.slots is not None:
+        slots = args.slots
+    elif space == "wplus":
+        slots = None     # a slot-major W+ direction has a block for every slot: edit all of them
+    else:
+        slots = file_slots or list(editing.REFERENCE_SLOTS)
     slots = slots if space in ("w", "wplus") else None
     if slots is not None and max(slots) >= gen.num_ws:
         raise CLIError(f"--slots {','.join(map(str, slots))} out of range: the generator has "
@@ -809,13 +826,19 @@ def build_parser() -> ArgumentParser:
     src.add_argument("--jacobian", default=None, metavar="FILE", help="a file written by 'jaxedit jacobian'")
     src.add_argument("--moments", default=None, metavar="FILE",
                    help="instead of --jacobian: a file written by 'jaxedit moments' (many samples; "
-                        "--region names one of its regions; solver auto, dense or reference)")
+                        "--region names one of its regions; solver auto, dense, matrix_free or "
+                        "reference)")
     r.add_argument("--region", required=True,
                    help="preset (eyes, ffhq/mouth, biggan/head0, ...: see 'jaxedit regions') or "
                         "y0,x0,y1,x1 on the Jacobian grid")
     r.add_argument("--k", type=positive_int, default=10, help="number of directions")
     r.add_argument("--solver", choices=("auto", "dense", "woodbury", "matrix_free", "reference"),
-                   default="auto", help="generalized eigensolver")
+                   default="auto", help="generalized eigensolver (auto: dense)")
+    r.add_argument("--tol", type=positive_float, default=None,
+                   help="matrix_free: residual tolerance (default: 1e-6 in float64, 1e-3 in "
+                        "float32)")
+    r.add_argument("--maxiter", type=positive_int, default=None,
+                   help="matrix_free: LOBPCG iteration limit (default: 500)")
     r.add_argument("--regularization", type=nonneg_float, default=0.0,
                    help="tau of tau*trace(M_b)*I (the reference's full_rank: 1e-3)")
     r.add_argument("--aggregate", choices=("none", "mean"), default="none",
@@ -843,8 +866,9 @@ def build_parser() -> ArgumentParser:
         e.add_argument("--set", type=nonneg_int, default=0, help="direction set (sample) index")
         _latent_args(e)
         e.add_argument("--slots", type=parse_int_list, default=None,
-                       help="W+ slots to edit (default: the file's SeFa slots, else the ReSeFa "
-                            "reference 4-7; 8-11 for eyebrows/lipstick)")
+                       help="W+ slots to edit (default: every slot for a W+ direction, else "
+                            "the file's SeFa slots, else the ReSeFa reference 4-7; 8-11 for "
+                            "eyebrows/lipstick)")
         _truncation_args(e, f"{editing.REFERENCE_PSI}, the reference",
                          f"{editing.REFERENCE_CUTOFF}, the reference")
         if name == "edit":

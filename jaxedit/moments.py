@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import warnings
 from typing import Any, Callable, Mapping
 
 import jax
@@ -44,7 +43,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _io, _ops, jacobians, rayleigh
+from . import _io, _ops, jacobians
 from .regions import RegionLike, region_mask
 
 FORMAT = "jaxedit.moments"
@@ -755,19 +754,21 @@ def load_moments(path) -> dict[str, Moments]:
 # ---------------------------------------------------------------------------------------------
 # ReSeFa from moments (dispatched to by jaxedit.resefa)
 # ---------------------------------------------------------------------------------------------
-def resefa_moments(moments, region=None, *, regularization: float = 0.0, k: int = 10,
-                   solver: str = "auto", aggregate: str = "mean",
-                   precision: _ops.Precision = "highest", warn: bool = True):
+def resefa_moments(moments, region=None, *, k: int = 10, regularization: float = 0.0,
+                   solver="auto", aggregate: str = "mean", warn: bool = True):
     """ReSeFa directions from :class:`Moments` (what ``jaxedit.resefa(moments, ...)`` runs).
 
     The moments are already averaged over their samples, so this equals
     ``resefa(J, mask, aggregate="mean")`` on the same samples (``aggregate`` is accepted and
-    ignored). ``moments`` may be a dict of
-    moments, with ``region`` naming the entry; with a single :class:`Moments`, ``region`` is
-    optional and, if given, must resolve to the stored mask. Solvers: ``"dense"`` (``"auto"``)
-    and ``"reference"`` (the others need the Jacobian rows).
+    ignored). ``moments`` may be a dict of moments, with ``region`` naming the entry; with a
+    single :class:`Moments`, ``region`` is optional and, if given, must resolve to the stored
+    mask. Solvers: ``Dense`` (``"auto"``), ``ReferenceEig`` and ``MatrixFree`` (products with
+    M_f, M_b); ``Woodbury`` needs the Jacobian rows. The solve is
+    :func:`jaxedit.region_factorization.solve_moments`, with the same diagnostics and warnings
+    as ``resefa`` on a Jacobian.
     """
     from . import region_factorization as rf
+    from .solvers import Woodbury, as_solver
 
     if isinstance(moments, Mapping):
         if region is None and len(moments) == 1:
@@ -786,48 +787,16 @@ def resefa_moments(moments, region=None, *, regularization: float = 0.0, k: int 
                                      f"computed for ({m.name!r}, {int(m.mask.sum())} pixels)")
     if aggregate not in ("none", "mean"):   # moments are averaged over their samples already
         raise ValueError(f"aggregate must be 'none' or 'mean', got {aggregate!r}")
-    if solver not in ("auto", "dense", "reference"):
-        raise ValueError(f"moments hold M_f and M_b only: solver must be 'dense' or 'reference' "
-                         f"(got {solver!r}; woodbury / matrix_free need the Jacobian rows)")
-    if regularization < 0:
-        raise ValueError(f"regularization must be >= 0, got {regularization}")
+    opts = as_solver(solver, operator=False)
+    if isinstance(opts, Woodbury):
+        raise ValueError("moments hold M_f and M_b only: Woodbury needs the Jacobian rows; use "
+                         "Dense() ('auto'), ReferenceEig() or MatrixFree()")
     if int(m.n_samples) < 1:
         raise ValueError(f"the moments of region {m.name!r} hold no samples")
-    d = m.dim
-    k = rf._check_k(k, d)
-    solver = "dense" if solver == "auto" else solver
+    tau = rf._check_regularization(regularization)
     mf = m.M_f
-    mb = rayleigh.regularize(m.M_b, regularization)
-    imag = None
-    if solver == "reference":
-        lam, dirs, imag = rayleigh.reference_eig(np.asarray(mf), np.asarray(mb), k=k)
-        cond = float(np.linalg.cond(np.asarray(mb)))
-        lam_j, dirs_j = jnp.asarray(lam), jnp.asarray(dirs)
-    else:
-        lam_j, dirs_j, cond = rayleigh.generalized_eigh(mf, mb, k=k, precision=precision)
-        lam, dirs, cond = np.asarray(lam_j), np.asarray(dirs_j), float(cond)
-    res = np.asarray(rf._residuals(mf, mb, lam_j, dirs_j))
-    singular = bool(np.isinf(cond) or cond > rf._sing_threshold(mf.dtype))
-    if warn and singular:
-        warnings.warn(
-            f"M_b (background of region {m.name!r}, {m.n_b} rows x {int(m.n_samples)} samples, "
-            f"D={d}) is numerically singular (condition number {cond:.3g}); the directions are "
-            f"unreliable - pass regularization > 0 (the reference's full_rank option uses 1e-3)",
-            rf.SingularBackgroundWarning, stacklevel=3)
-    if not np.all(np.isfinite(dirs)):
-        raise np.linalg.LinAlgError(
-            f"solver {solver!r} produced non-finite directions: M_b is singular (condition number "
-            f"{cond:.3g}); pass regularization > 0")
-    if warn and imag is not None and imag > 1e3 * float(jnp.finfo(mf.dtype).eps):
-        warnings.warn(
-            f"the reference eig(inv(M_b) @ M_f) returned complex eigenvalues (max |Im|/|λ| = "
-            f"{imag:.3g}); their real parts were kept as the reference does - use a symmetric "
-            f"solver ('dense') or regularization", rf.ComplexEigenpairsWarning, stacklevel=3)
-    return rf.ResefaResult(directions=dirs, eigenvalues=lam, solver=solver,
-                           condition_number=cond, residuals=res, singular=singular,
-                           max_imag=None if imag is None else float(imag), mask=m.mask,
-                           n_foreground=m.n_f, n_background=m.n_b,
-                           regularization=float(regularization))
+    sol = rf.solve_moments(mf, m.M_b, k=k, regularization=tau, solver=opts)
+    return rf._finish([sol], opts, True, m.mask, m.n_f, m.n_b, tau, m.dim, mf.dtype, warn)
 
 
 __all__ = ["MomentSettings", "Moments", "default_mesh", "generator_fingerprint", "is_moments",

@@ -15,8 +15,10 @@ Pure, jittable functions on matrices (except :func:`reference_eig`, which is Num
   (D x D). ``form="rows"`` uses that the non-zero eigenpairs of ``GᵀG`` with ``G = J_f B^-1/2``
   are those of ``G Gᵀ = J_f B⁻¹ J_fᵀ`` (n_f x n_f): for ``J_f B⁻¹ J_fᵀ y = λ y`` the direction
   ``n = B⁻¹ J_fᵀ y`` satisfies ``A n = J_fᵀ (J_f B⁻¹ J_fᵀ y) = λ J_fᵀ y = λ B n``.
-* :func:`lobpcg` (module :mod:`jaxedit._lobpcg`) - matrix-free top-k from products.
+* :func:`jaxedit._lobpcg.lobpcg_top` - matrix-free top-k from products.
 * :func:`reference_eig` - ``np.linalg.eig(inv(B) @ A)``, real parts, as the ReSeFa code.
+
+:func:`condition_number` is exact (eigenvalues), used by the dense path.
 
 Directions are returned as rows ``[k, D]`` of unit L2 norm with a canonical sign (the entry of
 largest magnitude positive), eigenvalues descending.
@@ -51,28 +53,6 @@ def _sym(m):
     return (m + m.T) / 2
 
 
-def _power_extremes(l_chol, precision, iters: int = 40):
-    """(lambda_max, lambda_min) of ``B = L Lᵀ`` by power / inverse power iteration (estimates)."""
-    d = l_chol.shape[0]
-    v0 = jnp.ones((d,), l_chol.dtype) / jnp.sqrt(d) + jnp.arange(d, dtype=l_chol.dtype) * 1e-3 / d
-
-    def bmul(v):
-        return jnp.matmul(l_chol, jnp.matmul(l_chol.T, v, precision=precision), precision=precision)
-
-    def binv(v):
-        y = solve_triangular(l_chol, v, lower=True)
-        return solve_triangular(l_chol.T, y, lower=False)
-
-    def run(op):
-        def body(_, v):
-            w = op(v)
-            return w / jnp.linalg.norm(w)
-        v = jax.lax.fori_loop(0, iters, body, v0 / jnp.linalg.norm(v0))
-        return jnp.dot(v, op(v), precision=precision)
-
-    return run(bmul), 1.0 / run(binv)
-
-
 @functools.partial(jax.jit, static_argnames=("k", "precision"))
 def generalized_eigh(a: jax.Array, b: jax.Array, *, k: int, precision: _ops.Precision = "highest"):
     """Dense top-k of the pencil (A, B) by Cholesky whitening + ``eigh``.
@@ -80,11 +60,14 @@ def generalized_eigh(a: jax.Array, b: jax.Array, *, k: int, precision: _ops.Prec
     Args:
       a, b: [D, D] symmetric; B positive definite (regularize first if it is not).
       k: number of pairs.
+      precision: accepted for a uniform interface (Cholesky, triangular solves and ``eigh`` have
+        no precision setting).
     Returns:
-      (eigenvalues [k] descending, directions [k, D] unit-norm canonical,
-      condition-number estimate of B (inf if the Cholesky factorization failed)).
+      (eigenvalues [k] descending, directions [k, D] unit-norm canonical, the exact condition
+      number of B from its eigenvalues (``inf`` when the smallest is <= 0); the directions are
+      NaN when the Cholesky factorization fails).
     """
-    prec = _ops.as_precision(precision)
+    _ops.as_precision(precision)     # validated; this path has triangular solves, no matmuls
     a, b = _sym(a), _sym(b)
     l_chol = jnp.linalg.cholesky(b)
     x = solve_triangular(l_chol, a, lower=True)                 # L⁻¹ A
@@ -92,23 +75,32 @@ def generalized_eigh(a: jax.Array, b: jax.Array, *, k: int, precision: _ops.Prec
     lam, u = jnp.linalg.eigh(kmat)
     lam, u = lam[::-1][:k], u[:, ::-1][:, :k]
     dirs = solve_triangular(l_chol.T, u, lower=False).T         # rows L⁻ᵀ u
-    ok = jnp.all(jnp.isfinite(l_chol))
-    hi, lo = _power_extremes(jnp.where(ok, l_chol, jnp.eye(b.shape[0], dtype=b.dtype)), prec)
-    cond = jnp.where(ok & (lo > 0), hi / jnp.where(lo > 0, lo, 1.0), jnp.inf)
-    return lam, canonical_rows(dirs), cond
+    return lam, canonical_rows(dirs), condition_number(b)
 
 
-def reference_eig(a, b, *, k: int | None = None):
+def condition_number(b: jax.Array) -> jax.Array:
+    """Exact 2-norm condition number of a symmetric [D, D] matrix from its eigenvalues
+    (``inf`` unless it is positive definite)."""
+    ev = jnp.linalg.eigvalsh(_sym(b))
+    return jnp.where(ev[0] > 0, ev[-1] / jnp.where(ev[0] > 0, ev[0], 1.0), jnp.inf)
+
+
+def reference_eig(a, b, *, k: int | None = None, regularization: float = 0.0):
     """The ReSeFa reference, exactly: ``eig(inv(B) @ A)``, real parts, sorted descending.
 
-    NumPy (float64 unless the inputs are float32, as the reference). Directions are numpy's unit
-    eigenvectors with their imaginary parts dropped (not renormalized, arbitrary sign).
+    NumPy in the inputs' dtype. ``regularization > 0`` adds the reference's full-rank term as it
+    does, ``B + tau * np.trace(B) * np.eye(D)``: ``np.eye`` is float64, so float32 inputs are
+    promoted to float64 (the reference's ``--full_rank`` runs in float64). Directions are
+    numpy's unit eigenvectors with their imaginary parts dropped (not renormalized, arbitrary
+    sign).
 
     Returns:
       (eigenvalues [k], directions [k, D], largest |imaginary part| among the kept eigenvalues
-      relative to the largest |eigenvalue|).
+      relative to the largest |eigenvalue|, the (regularized) B that was inverted).
     """
     a, b = np.asarray(a), np.asarray(b)
+    if regularization:
+        b = b + regularization * np.trace(b) * np.eye(b.shape[0])
     t = np.linalg.inv(b) @ a
     val, vec = np.linalg.eig(t)
     order = np.argsort(-np.real(val))
@@ -116,7 +108,7 @@ def reference_eig(a, b, *, k: int | None = None):
         order = order[:k]
     imag = float(np.max(np.abs(np.imag(val[order])), initial=0.0)
                  / max(float(np.max(np.abs(val))), np.finfo(float).tiny))
-    return np.real(val)[order], np.real(vec).T[order], imag
+    return np.real(val)[order], np.real(vec).T[order], imag, b
 
 
 def _wb_apply(v, s2, a, y, power: float, precision):
@@ -173,4 +165,5 @@ def woodbury_eigh(jf: jax.Array, jb: jax.Array, a, *, k: int, rank: int | None =
     return lam, canonical_rows(dirs), cond
 
 
-__all__ = ["canonical_rows", "generalized_eigh", "reference_eig", "regularize", "woodbury_eigh"]
+__all__ = ["canonical_rows", "condition_number", "generalized_eigh", "reference_eig", "regularize",
+           "woodbury_eigh"]

@@ -4,7 +4,12 @@ For weight blocks ``A_l`` (``latent_dim x units``) concatenated along columns, t
 the top eigenvectors of ``A Aᵀ`` (they maximize ``Σ ‖A_lᵀ n‖²`` over unit n). ``normalize="column"``
 gives every column (style channel) unit length first, as ``genforce/sefa``'s
 ``factorize_weight``; ``None`` keeps raw weights (rosinality's ``closed_form_factorization``).
-The reference's general ``eig`` is replaced by ``eigh`` (sorted descending, canonical signs).
+The reference's general ``eig`` is replaced by ``eigh``, sorted descending with canonical signs.
+``genforce`` does not sort: its ``boundaries[i]`` is the i-th eigenvector in LAPACK ``geev``'s
+order, which is usually but not always descending - compare by eigenvalue, not by index.
+
+Precision: the Gram and ``eigh`` run in float64 under ``jax_enable_x64`` (else float32);
+``dtype=np.float32`` reproduces genforce's float32 computation explicitly.
 
 StyleGAN2 blocks: the modulation affine of the conv layer at each W+ slot ``0 .. num_ws - 2`` and
 the *final* ToRGB affine for slot ``num_ws - 1`` (the reference never uses intermediate ToRGBs),
@@ -25,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _ops
 from .rayleigh import canonical_rows
 
 
@@ -107,6 +113,8 @@ def sefa(gen, layers: str | Sequence[int] = "all", k: int = 5,
         or a list of W+ slots; BigGAN: ``"gen_z"`` or ``"all"`` (gen_z + conditional BN linears).
       k: number of directions.
       normalize: ``"column"`` (reference) or None.
+      dtype: compute dtype (default: float64 under x64, else float32); ``np.float32`` is the
+        genforce reference's precision.
     Returns:
       :class:`SefaResult` with ``directions [k, w_dim]`` (BigGAN: ``[k, z_dim]``).
     """
@@ -117,7 +125,7 @@ def sefa(gen, layers: str | Sequence[int] = "all", k: int = 5,
     w = np.concatenate(blocks, axis=1)
     if not 1 <= k <= w.shape[0]:
         raise ValueError(f"k must be in [1, {w.shape[0]}], got {k}")
-    dt = jnp.dtype(dtype) if dtype is not None else jnp.float32
+    dt = jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
     lam, dirs = factorize(jnp.asarray(w, dt), k=int(k), normalize=normalize)
     return SefaResult(directions=np.asarray(dirs), eigenvalues=np.asarray(lam), slots=slots)
 

@@ -3,27 +3,41 @@
 **Singular values** (Sedghi, Gupta & Long, ICLR 2019). A stride-1 2-D convolution with circular
 padding on an ``n x n`` input is block-diagonalized by the 2-D DFT: its singular values are those
 of the ``C_in x C_out`` blocks ``P(u, v) = FFT2_n(K)[u, v]``, one batched SVD over ``n²``
-frequencies. Variants reduce to that form by polyphase decomposition (``s`` = factor):
+frequencies. Variants reduce to that form by polyphase decomposition (``s`` = stride / factor).
 
-* stride s (n divisible by s): input phases stacked on ``C_in`` -> blocks ``C_in s² x C_out``
-  at size n / s;
-* transposed conv with stride s: the adjoint of the stride-s conv, same singular values;
+``input_shape`` is always the layer's **input** grid ``(n, n)``; the output grid follows:
+
+====================================== ============ ======================================
+layer                                  output grid  per-frequency blocks
+====================================== ============ ======================================
+stride 1                               n            ``[n, n, C_in, C_out]``
+stride s (s divides n)                 n / s        ``[n/s, n/s, C_in s², C_out]``
+transposed, stride s                   s n          ``[n, n, C_out s², C_in]``
+``upsample="nearest"`` / ``"zeros"``   s n          ``[n, n, C_in, C_out s²]``
+====================================== ============ ======================================
+
+* stride s: input phases stacked on ``C_in`` (space-to-depth of the input);
+* transposed conv with stride s (input n, output s·n, kernel ``[k, k, C_in, C_out]`` scattered
+  as ``y[s i + a] += x[i] K[a]``): the adjoint of the stride-s conv from C_out to C_in on the
+  s·n grid, whose blocks live on the n grid - same singular values;
 * ``upsample="nearest"`` then conv, and ``upsample="zeros"`` (zero insertion, i.e. a transposed
-  conv) then conv: output phases stacked on ``C_out`` -> blocks ``C_in x C_out s²`` at the input
-  size ``n``;
+  conv) then conv: output phases stacked on ``C_out``;
 * StyleGAN2's up-conv (:func:`stylegan2_upconv_kernel`): zero insertion, the flipped kernel, then
   the separable FIR with gain 4, folded into one kernel on the upsampled grid.
 
-Kernels larger than the grid are wrapped (taps summed modulo n), not cropped as ``fft2(s=...)``
-would. Everything is correlation (torch / ``lax.conv``) with circular padding; circular shifts
-do not change singular values, so padding offsets do not matter.
+Kernels larger than the grid are wrapped (taps summed modulo n), not cropped as
+``fft2(s=...)`` would. Everything is correlation (torch / ``lax.conv``) with circular padding;
+circular shifts do not change singular values, so padding offsets do not matter.
 
 **The generalized closed form** (Wang, Wang & Zhang, ICME 2022, Algorithm 1 as published):
 FFT of each kernel padded to the input size, reshape to ``A (C_out·H·W, C_in)``, eigendecompose
 ``AᵀA``. A is complex: with the plain transpose the Gram collapses to the corner tap
 (``Σ_f P(f)ᵀP(f) = HW Σ_t K_tᵀ K_{-t}``). With the conjugate transpose, Parseval gives
-``AᴴA = HW · K̃ᵀK̃`` for the spatially unrolled kernel ``K̃ (k·k·C_out, C_in)``, so no FFT is
-needed for the Gram at all.
+``AᴴA = HW · K̃ᵀK̃`` for the spatially unrolled (and wrapped) kernel ``K̃ (k·k·C_out, C_in)``,
+so no FFT is needed for the Gram at all. That Gram is the spatial trace of ``TᵀT`` for the
+layer's operator T: ``Σ_p T_pᵀT_p`` over the input pixels p, ``T_p`` the response to
+unit activations at p. Upsampling layers use their polyphase kernels (``upsample=``), so a
+StyleGAN2 up-conv is factorized with its zero insertion and FIR.
 """
 
 from __future__ import annotations
@@ -40,14 +54,16 @@ from . import _ops
 from .rayleigh import canonical_rows
 
 
-def _wrap(kernel: jax.Array, n: int) -> jax.Array:
-    """[k, k, I, O] -> [n, n, I, O] with taps summed modulo n (exact for circular convolution)."""
-    k = kernel.shape[0]
-    if k <= n:
-        return jnp.pad(kernel, ((0, n - k), (0, n - kernel.shape[1]), (0, 0), (0, 0)))
-    out = jnp.zeros((n, n) + kernel.shape[2:], kernel.dtype)
-    idx = jnp.arange(k) % n
-    jdx = jnp.arange(kernel.shape[1]) % n
+def _wrap(kernel: jax.Array, n0: int, n1: int | None = None) -> jax.Array:
+    """[k0, k1, I, O] -> [n0, n1, I, O] with taps summed modulo the grid (exact for circular
+    convolution; ``fft2(s=...)`` would crop instead)."""
+    n1 = n0 if n1 is None else n1
+    k0, k1 = kernel.shape[:2]
+    if k0 <= n0 and k1 <= n1:
+        return jnp.pad(kernel, ((0, n0 - k0), (0, n1 - k1), (0, 0), (0, 0)))
+    out = jnp.zeros((n0, n1) + kernel.shape[2:], kernel.dtype)
+    idx = jnp.arange(k0) % n0
+    jdx = jnp.arange(k1) % n1
     return out.at[idx[:, None], jdx[None, :]].add(kernel)
 
 
@@ -101,23 +117,30 @@ def conv_blocks(kernel_hwio, input_shape: Sequence[int], stride: int = 1, *,
                 transpose: bool = False, upsample: str | None = None, factor: int = 2) -> jax.Array:
     """Per-frequency blocks ``[n', n', rows, cols]`` whose singular values are the layer's.
 
-    See :func:`conv_singular_values` for the arguments.
+    ``input_shape`` is the layer's input grid for every variant (see the module docstring for
+    the output grids). See :func:`conv_singular_values` for the arguments.
     """
     k = jnp.asarray(kernel_hwio)
     if k.ndim != 4 or k.shape[0] != k.shape[1]:
         raise ValueError(f"kernel must be [k, k, C_in, C_out] (HWIO), got shape {tuple(k.shape)}")
     n0, n1 = (int(v) for v in input_shape)
-    if n0 != n1:
-        raise ValueError(f"square inputs only, got {input_shape}")
+    if n0 != n1 or n0 < 1:
+        raise ValueError(f"square inputs only, got input_shape {tuple(input_shape)}")
     n = n0
     if upsample is not None:
         if stride != 1 or transpose:
             raise ValueError("upsample combines with stride=1, transpose=False only")
         return _blocks(_upsample_phases(k, int(factor), upsample), n)
-    if stride < 1 or n % stride:
-        raise ValueError(f"the input size {n} must be divisible by stride {stride}")
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    stride = int(stride)
     if transpose:
-        k = jnp.swapaxes(k, 2, 3)   # the adjoint of the strided conv from C_out to C_in
+        # input n -> output s n: the adjoint of the stride-s conv C_out -> C_in on the s n grid,
+        # whose polyphase blocks live on the n grid
+        kt = jnp.swapaxes(k, 2, 3)
+        return _blocks(kt if stride == 1 else _stride_phases(kt, stride), n)
+    if n % stride:
+        raise ValueError(f"the input size {n} must be divisible by stride {stride}")
     if stride == 1:
         return _blocks(k, n)
     return _blocks(_stride_phases(k, stride), n // stride)
@@ -136,14 +159,18 @@ def conv_singular_values(kernel_hwio, input_shape: Sequence[int], stride: int = 
     """Every singular value (descending) of a circular 2-D convolution layer.
 
     Args:
-      kernel_hwio: [k, k, C_in, C_out] correlation kernel (torch OIHW -> ``transpose(2, 3, 1, 0)``).
-      input_shape: (n, n) input size.
-      stride: stride s of the conv (n divisible by s).
-      transpose: a transposed conv with this stride (the adjoint: same singular values).
-      upsample: ``"nearest"`` or ``"zeros"``: upsample the n x n input by ``factor`` first.
+      kernel_hwio: [k, k, C_in, C_out] correlation kernel (torch Conv2d OIHW ->
+        ``transpose(2, 3, 1, 0)``; torch ConvTranspose2d IOHW -> ``transpose(2, 3, 0, 1)``).
+      input_shape: (n, n), the layer's **input** grid (for every variant).
+      stride: stride s: a conv (n divisible by s; output n / s) or, with ``transpose=True``, a
+        transposed conv (output s·n).
+      transpose: a transposed conv with this stride (the adjoint of a strided conv: same
+        singular values).
+      upsample: ``"nearest"`` or ``"zeros"``: upsample the n x n input by ``factor`` first
+        (output factor·n).
       top_k: keep the k largest (still computed per frequency).
     Returns:
-      [n_total] or [top_k] singular values.
+      ``[min(C_in·n_in², C_out·n_out²)]`` or ``[top_k]`` singular values.
     """
     return _svals(conv_blocks(kernel_hwio, input_shape, stride, transpose=transpose,
                               upsample=upsample, factor=factor), top_k)
@@ -179,13 +206,24 @@ class ConvFactorization:
     imag_max: float
 
 
-def fft_gram(kernel_hwio, input_shape: Sequence[int], transpose: str = "conjugate") -> jax.Array:
-    """The paper's Gram: ``A = FFT2(K padded to n x n)`` reshaped to ``(C_out·n·n, C_in)`` (C_in
-    moved last first), ``AᴴA`` (``"conjugate"``) or ``AᵀA`` (``"plain"``, as published). Complex."""
-    n0, n1 = (int(v) for v in input_shape)
+def _closed_form_kernel(kernel_hwio, upsample, factor):
+    """The stride-1 kernel of the layer on its input grid: ``[k, k, C_in, C_out']`` (the
+    polyphase kernel, C_out' = C_out·factor², when the layer upsamples)."""
     k = jnp.asarray(kernel_hwio)
-    f = jnp.fft.fft2(jnp.pad(k, ((0, n0 - k.shape[0]), (0, n1 - k.shape[1]), (0, 0), (0, 0))),
-                     axes=(0, 1)) if k.shape[0] <= n0 else jnp.fft.fft2(_wrap(k, n0), axes=(0, 1))
+    if k.ndim != 4:
+        raise ValueError(f"kernel must be [k, k, C_in, C_out] (HWIO), got shape {tuple(k.shape)}")
+    return k if upsample is None else _upsample_phases(k, int(factor), upsample)
+
+
+def fft_gram(kernel_hwio, input_shape: Sequence[int], transpose: str = "conjugate", *,
+             upsample: str | None = None, factor: int = 2) -> jax.Array:
+    """The paper's Gram: ``A = FFT2(K wrapped to n0 x n1)`` reshaped to ``(C_out·n0·n1, C_in)``
+    (C_in moved last first), ``AᴴA`` (``"conjugate"``) or ``AᵀA`` (``"plain"``, as published).
+    Complex ``[C_in, C_in]``. Kernels larger than the grid are wrapped (exact for circular
+    convolution). ``upsample``: the layer upsamples its input first (polyphase kernel)."""
+    n0, n1 = (int(v) for v in input_shape)
+    k = _closed_form_kernel(kernel_hwio, upsample, factor)
+    f = jnp.fft.fft2(_wrap(k, n0, n1), axes=(0, 1))
     a = jnp.transpose(f, (3, 0, 1, 2)).reshape(-1, k.shape[2])        # (O, H, W, I) -> (O·H·W, I)
     hp = jax.lax.Precision.HIGHEST
     if transpose == "conjugate":
@@ -195,18 +233,22 @@ def fft_gram(kernel_hwio, input_shape: Sequence[int], transpose: str = "conjugat
     raise ValueError(f"transpose must be 'conjugate' or 'plain', got {transpose!r}")
 
 
-def parseval_gram(kernel_hwio, input_shape: Sequence[int]) -> jax.Array:
-    """``HW · K̃ᵀK̃`` with ``K̃ = K`` reshaped to ``(k·k·C_out, C_in)``: equals the conjugate FFT Gram
-    (real arithmetic, no FFT)."""
-    k = jnp.asarray(kernel_hwio)
+def parseval_gram(kernel_hwio, input_shape: Sequence[int], *, upsample: str | None = None,
+                  factor: int = 2) -> jax.Array:
+    """``n0·n1 · K̃ᵀK̃`` with ``K̃`` the kernel wrapped to the grid (taps summed modulo n, as the
+    FFT path does for kernels larger than the grid) and reshaped to ``(k·k·C_out, C_in)``: equals
+    the conjugate FFT Gram, in real arithmetic and without an FFT."""
+    n0, n1 = (int(v) for v in input_shape)
+    k = _closed_form_kernel(kernel_hwio, upsample, factor)
+    if k.shape[0] > n0 or k.shape[1] > n1:
+        k = _wrap(k, n0, n1)
     kt = jnp.transpose(k, (0, 1, 3, 2)).reshape(-1, k.shape[2])
-    hw = int(input_shape[0]) * int(input_shape[1])
-    return hw * jnp.matmul(kt.T, kt, precision=jax.lax.Precision.HIGHEST)
+    return n0 * n1 * jnp.matmul(kt.T, kt, precision=jax.lax.Precision.HIGHEST)
 
 
 def conv_factorization(kernel_hwio, input_shape: Sequence[int], *, k: int = 5,
-                       transpose: str = "conjugate", method: str = "fft", affine=None
-                       ) -> ConvFactorization:
+                       transpose: str = "conjugate", method: str = "fft", affine=None,
+                       upsample: str | None = None, factor: int = 2) -> ConvFactorization:
     """Closed-form directions of a conv layer (ICME 2022, Algorithm 1), optionally pulled back
     through the style affine that feeds it.
 
@@ -223,13 +265,15 @@ def conv_factorization(kernel_hwio, input_shape: Sequence[int], *, k: int = 5,
         it collapses to the corner tap).
       method: ``"fft"`` (the paper's route) or ``"parseval"`` (same Gram for ``"conjugate"``).
       affine: optional ``[D, C_in]`` style affine (jaxedit layout: w_dim x C_in).
+      upsample, factor: the layer upsamples its input by ``factor`` first (``"zeros"``: zero
+        insertion, e.g. with :func:`stylegan2_upconv_kernel`; ``"nearest"``).
     """
     if method == "parseval":
         if transpose != "conjugate":
             raise ValueError("method='parseval' is the conjugate-transpose Gram")
-        g, imag = parseval_gram(kernel_hwio, input_shape), 0.0
+        g, imag = parseval_gram(kernel_hwio, input_shape, upsample=upsample, factor=factor), 0.0
     elif method == "fft":
-        gc = fft_gram(kernel_hwio, input_shape, transpose)
+        gc = fft_gram(kernel_hwio, input_shape, transpose, upsample=upsample, factor=factor)
         imag = float(jnp.max(jnp.abs(gc.imag)))
         g = gc.real
     else:
@@ -282,7 +326,11 @@ def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
     """Closed-form directions of one generator conv layer, in the generator's latent space.
 
     StyleGAN2 (``layer`` a conv name, e.g. ``"b16.conv1"``): :func:`conv_factorization` of the
-    layer's weight at its input size composed with its style affine -> directions in w.
+    layer's weight at its input size composed with its style affine -> directions in w. An
+    up-conv (``"b16.conv0"``) is factorized as what it computes: zero insertion, the flipped
+    kernel and the FIR (:func:`stylegan2_upconv_kernel`), i.e. its polyphase kernel on the input
+    grid. The Gram is ``Σ_p J_pᵀJ_p`` over input pixels p, ``J_p`` the Jacobian in w of the
+    layer's (unnormalized) output for unit activations at p.
 
     BigGAN (``layer`` one of ``"gen_z"``, ``"block0.conv_0"``, ``"block0.conv_1"``): the linear
     chain z -> ``gen_z`` (z columns) -> block0's BN normalization at ``truncation`` (the
@@ -298,8 +346,13 @@ def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
     lay = gen._layer(layer)
     dt = _ops.default_float_dtype()
     n = lay.resolution // lay.up
-    return conv_factorization(jnp.asarray(lay.weight[...], dt), (n, n), k=k, transpose=transpose,
-                              method=method, affine=jnp.asarray(lay.affine.weight[...], dt))
+    w = jnp.asarray(lay.weight[...], dt)
+    kw = {}
+    if lay.up > 1:   # zero insertion, flipped kernel, FIR: the up-conv's polyphase kernel
+        w = stylegan2_upconv_kernel(w, gen.config.resample_kernel)
+        kw = dict(upsample="zeros", factor=lay.up)
+    return conv_factorization(w, (n, n), k=k, transpose=transpose, method=method,
+                              affine=jnp.asarray(lay.affine.weight[...], dt), **kw)
 
 
 def _biggan_chain_factorization(gen, layer, k, truncation) -> ConvFactorization:

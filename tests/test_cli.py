@@ -59,9 +59,13 @@ def test_resefa_workflow(tmp_path, ada_pkl, capsys):
     assert d["directions"].shape == (2, 4, 32)
     assert d["mask"].shape == (16, 16) and d["mask"].sum() == 3 * 8   # eyes: rows 110..130, cols 71..186 of 256 -> 6..9, 4..12
     assert main(["resefa", "--jacobian", str(J), "--region", "2,2,8,8", "--k", "3",
-                 "--solver", "matrix_free", "--sample", "0", "--x64", "--out", str(dirs),
-                 "--force"]) == 0
-    assert np.isnan(np.load(dirs)["condition_number"])
+                 "--solver", "matrix_free", "--tol", "1e-8", "--sample", "0", "--x64",
+                 "--out", str(dirs), "--force"]) == 0
+    saved = np.load(dirs)
+    cond = saved["condition_number"]                    # the matrix-free lower bound
+    assert np.all(np.isfinite(cond)) and np.all(cond > 1)
+    assert str(saved["condition_method"]) == "lower bound" and saved["converged"].all()
+    assert np.all(saved["max_residual"] <= 1e-8) and np.all(saved["iterations"] > 0)
     assert main(["resefa", "--jacobian", str(J), "--region", "2,2,8,8", "--k", "3",
                  "--aggregate", "mean", "--solver", "woodbury", "--out", str(dirs), "--force"]) == 0
     assert np.load(dirs)["directions"].shape == (1, 3, 32)
@@ -75,7 +79,57 @@ def test_resefa_workflow(tmp_path, ada_pkl, capsys):
                  "--random", "2", "--alpha", "1", "--out", str(out)]) == 0
     assert "ROIR" in capsys.readouterr().out
     m = json.loads(out.read_text())
-    assert m["samples"] == 4 and len(m["random"]) == 2 and m["direction"]["roir"] > 0
+    assert m["samples"] == 4 and len(m["random"]) == 2
+    # the ROIR recomputed here: reference latents (psi 0.7, 8 slots), the W direction on the
+    # reference slots 4-7, the file's mask on the image grid
+    d = np.load(dirs)
+    want = _manual_roir(ada_pkl, range(4), d["directions"][0, 0], (4, 5, 6, 7), 1.0, d["mask"])
+    assert m["direction"]["roir"] == pytest.approx(want, rel=1e-6)
+
+
+def _manual_roir(ckpt, seeds, direction, slots, alpha, mask):
+    """mean_n ‖Δ_n outside‖ / ‖Δ_n inside‖ for ws + alpha * d on ``slots`` (d a W direction
+    [w_dim] or a slot-major W+ direction [num_ws * w_dim]); written out with NumPy."""
+    import jaxedit
+
+    gen = jaxedit.load_generator(ckpt)
+    z = np.concatenate([jaxedit.seed_to_z(s, gen.z_dim) for s in seeds])
+    ws = np.asarray(gen.mapping(z, None, 0.7, 8), np.float64)
+    d = np.asarray(direction, np.float64)
+    d = d / np.linalg.norm(d)
+    step = np.broadcast_to(d, (gen.num_ws, gen.w_dim)) if d.size == gen.w_dim else \
+        d.reshape(gen.num_ws, gen.w_dim)
+    edited = ws.copy()
+    edited[:, list(slots)] += alpha * step[list(slots)]
+    delta = np.asarray(gen.synthesis(edited)) - np.asarray(gen.synthesis(ws))
+    m = jaxedit.region_mask(mask, delta.shape[1:3])[None, :, :, None]
+    inside = np.sqrt((delta ** 2 * m).sum(axis=(1, 2, 3)))
+    outside = np.sqrt((delta ** 2 * ~m).sum(axis=(1, 2, 3)))
+    return float(np.mean(outside / inside))
+
+
+def test_wplus_directions_edit_every_slot_by_default(tmp_path, ada_pkl):
+    """A slot-major W+ direction has a block per slot: edit/evaluate move all of them unless
+    --slots says otherwise."""
+    import jaxedit
+
+    gen = jaxedit.load_generator(ada_pkl)
+    d = np.random.default_rng(0).standard_normal((1, 2, gen.num_ws * gen.w_dim))
+    mask = jaxedit.region_mask((8, 8, 20, 24), 32)
+    path = tmp_path / "wplus.npz"
+    np.savez(path, directions=d, space="wplus", mask=mask)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(ada_pkl), "--directions", str(path), "--seeds", "0-1",
+                 "--random", "0", "--alpha", "2", "--x64", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())["direction"]["roir"]
+    assert got == pytest.approx(_manual_roir(ada_pkl, range(2), d[0, 0], range(gen.num_ws), 2.0,
+                                             mask), rel=1e-6)
+    assert main(["evaluate", str(ada_pkl), "--directions", str(path), "--seeds", "0-1",
+                 "--random", "0", "--alpha", "2", "--slots", "4-7", "--x64",
+                 "--out", str(out), "--force"]) == 0
+    got = json.loads(out.read_text())["direction"]["roir"]
+    assert got == pytest.approx(_manual_roir(ada_pkl, range(2), d[0, 0], range(4, 8), 2.0, mask),
+                                rel=1e-6)
 
 
 def test_workflow_errors(tmp_path, ada_pkl, capsys):
@@ -336,3 +390,24 @@ def test_cli_workflow_float32(tmp_path, ada_pkl, capsys):
                  "--random", "1", "--alpha", "2"]) == 0
     assert "nan" not in capsys.readouterr().out.lower()
     assert main(["edit", str(ada_pkl), "--directions", str(dirs), "--alphas", "nan,1"]) == 2
+
+
+def test_resefa_solver_options_and_non_convergence(tmp_path, capsys):
+    """--tol/--maxiter reach MatrixFree; a run that stops above its tolerance still writes the
+    directions, with converged=False in the file and the warning on stderr; the options are refused
+    for the direct solvers (one line, exit 2)."""
+    rng = np.random.default_rng(0)
+    J = rng.standard_normal((1, 24, 24, 1, 96)) * np.exp(-np.linspace(0, 4, 96))  # cond(M_b) 4.6e3
+    jpath, out = tmp_path / "J.npz", tmp_path / "d.npz"
+    np.savez(jpath, jacobian=J, space="w")
+    args = ["resefa", "--jacobian", str(jpath), "--region", "6,6,14,16", "--k", "4", "--x64",
+            "--out", str(out)]
+    assert main(args + ["--solver", "matrix_free", "--maxiter", "3"]) == 0
+    saved = np.load(out)
+    assert not saved["converged"].any() and saved["iterations"].tolist() == [3]
+    assert saved["max_residual"][0] > 1e-6
+    err = capsys.readouterr().err
+    assert "warning: the matrix-free solver stopped after 3 iterations" in err
+    assert main(args + ["--solver", "dense", "--tol", "1e-6", "--force"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--tol and --maxiter apply to --solver matrix_free" in err[0]

@@ -84,8 +84,8 @@ def test_params_are_arguments_not_constants(small_gen):
     assert biggest_const < 16 * 16  # no weight tensor baked into the program
 
 
-def test_noise_modes(small_gen):
-    gen = small_gen
+def test_noise_modes(make_small_generator):
+    gen = make_small_generator()       # its own generator: the noise strengths are changed below
     ws = gen.mapping(np.zeros((1, 8)))
     for layer in ("b4.conv1", "b8.conv0"):
         gen._layer(layer).noise_strength[...] = jnp.asarray(0.5)

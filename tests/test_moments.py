@@ -118,6 +118,11 @@ def test_resefa_from_moments_equals_mean_aggregate(gen, solver):
         jaxedit.resefa(m, "nose", k=4)
     with pytest.raises(ValueError, match="Jacobian rows"):
         jaxedit.resefa(m["r"], k=2, solver="woodbury")
+    # matrix-free (products with M_f, M_b) against the dense solve on the Jacobians
+    mfree = jaxedit.resefa(m["r"], k=2, solver=jaxedit.MatrixFree(block_size=2, tol=1e-10))
+    assert mfree.solver == "matrix_free" and bool(np.all(mfree.stats.converged))
+    np.testing.assert_allclose(mfree.eigenvalues, ref.eigenvalues[:2], rtol=1e-8)
+    assert np.all(_abs_cos(mfree.directions, ref.directions[:2]) > 1 - 1e-8)
     with pytest.raises(TypeError, match="needs a region"):
         jaxedit.resefa(J)
 
@@ -297,7 +302,15 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
     ref = jaxedit.resefa(J, "eyes", aggregate="mean", k=3)
     d = np.load(dirs)
     assert d["directions"].shape == (1, 3, 32) and int(d["n_samples"]) == 5
+    assert bool(d["converged"]) and str(d["solver"]) == "dense"
     np.testing.assert_allclose(d["eigenvalues"][0], ref.eigenvalues, rtol=1e-9)
+    # the matrix-free solver on the stored moments, --tol reaching it
+    mfree = tmp_path / "dirs_mf.npz"
+    assert _cli("resefa", "--moments", full, "--region", "eyes", "--k", "3", "--x64",
+                "--solver", "matrix_free", "--tol", "1e-9", "--out", mfree) == 0
+    e = np.load(mfree)
+    assert str(e["solver"]) == "matrix_free" and bool(e["converged"])
+    np.testing.assert_allclose(e["eigenvalues"][0], ref.eigenvalues, rtol=1e-7)
     assert _cli("resefa", "--moments", full, "--region", "nose", "--out",
                 tmp_path / "nose.npz") == 2
     assert "no region 'nose'" in capsys.readouterr().err
