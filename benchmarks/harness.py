@@ -181,6 +181,9 @@ def render_markdown(docs: list[tuple[str, dict]]) -> str:
         for r in doc["rows"]:
             groups.setdefault((r["suite"], r["workload"]), []).append(r)
         for (suite, workload), rows in groups.items():
+            if suite == "validity":
+                lines += _validity_table(workload, rows)
+                continue
             lines += [f"### {suite}: {workload}", "",
                       "| impl | precision | median | min | max | peak mem | ratio | accuracy | target | notes |",
                       "|---|---|---|---|---|---|---|---|---|---|"]
@@ -203,6 +206,28 @@ def render_markdown(docs: list[tuple[str, dict]]) -> str:
                 lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _validity_table(workload: str, rows: list[dict]) -> list[str]:
+    """Locality and ground-truth agreement of each method for one region (suite ``validity``)."""
+    def f(v, fmt=".3f"):
+        return "-" if v is None else format(v, fmt)
+
+    p0 = rows[0].get("params", {})
+    lines = [f"### validity: {workload}", "",
+             f"{p0.get('seeds')} seeds; ROIR of the top direction at alphas {p0.get('steps')} "
+             f"(W units; z edits: normal-score deltas), median over seeds; overlap = mean cos² "
+             f"of the principal angles between the image-change subspaces of the top-k "
+             f"directions and of the part's k factor directions (1 = same subspace).", "",
+             "| method | ROIR median | ROIR mean | MSE inside | MSE outside | overlap (k) | "
+             "top cos | time | notes |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = r.get("params", {})
+        ov = "-" if p.get("overlap") is None else f"{p['overlap']:.3f} ({p.get('k')})"
+        lines.append(f"| {r['impl']} | {f(p.get('roir_median'))} | {f(p.get('roir_mean'))} | "
+                     f"{f(p.get('mse_inside'), '.3g')} | {f(p.get('mse_outside'), '.3g')} | {ov} | "
+                     f"{f(p.get('top_cosine'))} | {_fmt_s(r['median_s'])} | {r.get('notes') or ''} |")
+    return lines + [""]
 
 
 def today() -> str:

@@ -602,7 +602,8 @@ def suite_moments(ctx: Context) -> list[Row]:
     at 8 vs 64 samples.
 
     Model: GPU full = 1024 px config-f (W, nearest 256², channel sum, 3 regions); CPU full = the
-    embedded default generator (64 px, D = 64, RGB rows); smoke = a 32 px toy.
+    embedded default generator (its full resolution, D = its w_dim, RGB rows); smoke = a 32 px
+    toy.
     """
     import jax
     import jax.numpy as jnp
@@ -628,7 +629,7 @@ def suite_moments(ctx: Context) -> list[Row]:
         kw, n, label = dict(resize=256, channels="sum", chunk=32), 16, "1024 px config-f"
     else:
         gen = jaxedit.default_generator()
-        kw, n, label = dict(resize=None, channels="rgb", chunk=32), 16, "CPU: default 64 px"
+        kw, n, label = dict(resize=None, channels="rgb", chunk=32), 16, f"CPU: default {gen.resolution} px"
     seeds = list(range(n))
     f32 = jnp.float32
     name = f"region_moments, {label}, W, {n} samples, 3 regions"
@@ -713,6 +714,125 @@ def suite_moments(ctx: Context) -> list[Row]:
     return rows
 
 
+VALIDITY_PARTS = ("eyes", "left_eye", "right_eye", "eyebrows", "nose", "mouth", "hair")
+VALIDITY_ALPHAS = (-0.2, -0.1, 0.1, 0.2)
+VALIDITY_DELTAS = (-1.0, -0.5, 0.5, 1.0)
+VALIDITY_SEED = 4242
+
+
+def suite_validity(ctx: Context) -> list[Row]:
+    """Directions of the embedded toy-face generator against its ground truth (issue 12).
+
+    Per part region (``toyfaces/<part>``) and method: ROIR and masked MSE of the top direction
+    (median over the seeds, mean over the alphas), and the agreement of the top-k directions
+    (k = the part's number of factors) with the part's ground-truth factor directions, measured
+    by principal angles between image-change subspaces (``jaxedit.toyfaces.validity``). Methods:
+    ReSeFa per sample with every solver, ReSeFa with moments averaged over the seeds, SeFa
+    (global), random directions, and the ground truth itself (factor W directions; exact factor
+    z edits). Times: seconds to compute one sample's (or the averaged) directions.
+    """
+    import jax
+
+    import jaxedit
+    from jaxedit import toyfaces
+    from jaxedit.region_factorization import resefa
+    from jaxedit.regions import preset
+    from jaxedit.toyfaces import validity
+
+    n = 4 if ctx.smoke else 32
+    parts = ("eyes", "mouth") if ctx.smoke else VALIDITY_PARTS
+    solvers = ("dense", "matrix_free") if ctx.smoke else ("dense", "woodbury", "matrix_free",
+                                                          "reference")
+    gen = jaxedit.default_generator()
+    z = np.asarray(toyfaces.sample_z(VALIDITY_SEED, n, np.float32))
+    ws = np.asarray(gen.mapping(z))
+    base = np.asarray(gen.synthesis(ws))
+    t0 = time.perf_counter()
+    J = np.asarray(jaxedit.jacobian(gen, ws, space="w", channels="rgb", batch=min(n, 8)))
+    t_jac = time.perf_counter() - t0
+    rng = np.random.default_rng(VALIDITY_SEED)
+    rows = []
+
+    def add(part, impl, dirs, seconds, region, gt, note="", per_sample=True, loc=None,
+            steps=VALIDITY_ALPHAS):
+        """dirs: [N, k, D] (per sample), [k, D] or None; loc: a locality dict already measured
+        (else the top direction's at the alphas)."""
+        if loc is None:
+            top = dirs[:, 0] if per_sample else dirs[0]
+            loc = validity.direction_locality(gen, ws, top, region, steps, base=base)
+        per_seed = np.mean(np.asarray(loc["roir_per_sample"]), axis=0)       # [N]
+        params = {"roir_median": float(np.median(per_seed)),
+                  "roir_mean": float(np.mean(per_seed)),
+                  "mse_inside": float(np.mean(loc["mse_inside"])),
+                  "mse_outside": float(np.mean(loc["mse_outside"])), "seeds": n,
+                  "steps": list(steps)}
+        if dirs is not None:
+            agree = validity.subspace_agreement(J, dirs[:, :gt.shape[1]] if per_sample
+                                                else dirs[:gt.shape[1]], gt)
+            params.update(overlap=agree["overlap"], top_cosine=agree["top_cosine"],
+                          k=int(gt.shape[1]))
+        seconds = max(float(seconds), 1e-9)
+        rows.append(Row("validity", f"toyfaces/{part}", impl, "fp32", seconds, seconds, seconds,
+                        1, accuracy=params["roir_median"],
+                        accuracy_metric=f"ROIR, median over {n} seeds", notes=note,
+                        params=params))
+
+    for part in parts:
+        name = f"toyfaces/{part}"
+        region = preset(name)
+        factors = toyfaces.factors_of_part(part)
+        k = len(factors)
+        t0 = time.perf_counter()
+        gt = validity.factor_w_directions(gen, z, factors)                    # [N, k, D]
+        t_gt = (time.perf_counter() - t0) / n
+        for solver in solvers:
+            t0 = time.perf_counter()
+            res = resefa(J, region, k=k, solver=solver, warn=False)
+            dirs = np.asarray(res.directions)
+            add(part, f"resefa-{solver} (per sample)", dirs, (time.perf_counter() - t0) / n,
+                region, gt, note=f"k={k}")
+        t0 = time.perf_counter()
+        res = resefa(J, region, k=k, aggregate="mean", warn=False)
+        add(part, "resefa-dense (moments averaged)", np.asarray(res.directions),
+            time.perf_counter() - t0, region, gt, per_sample=False, note=f"k={k}")
+        t0 = time.perf_counter()
+        sefa_dirs = np.asarray(jaxedit.sefa(gen, "all", k=k).directions)
+        add(part, "sefa (global, all layers)", sefa_dirs, time.perf_counter() - t0, region, gt,
+            per_sample=False, note="region-blind")
+        t0 = time.perf_counter()
+        rand = rng.standard_normal((n, k, gen.w_dim))
+        rand /= np.linalg.norm(rand, axis=-1, keepdims=True)
+        add(part, "random", rand, (time.perf_counter() - t0) / n, region, gt,
+            note="Gaussian directions, one set per seed")
+        # ground truth: each factor's own W direction; the row reports the most local factor
+        best = None
+        for j, f in enumerate(factors):
+            loc = validity.direction_locality(gen, ws, gt[:, j], region, VALIDITY_ALPHAS,
+                                              base=base)
+            med = float(np.median(np.mean(np.asarray(loc["roir_per_sample"]), axis=0)))
+            if best is None or med < best[0]:
+                best = (med, j, loc)
+        order = [best[1]] + [j for j in range(k) if j != best[1]]
+        add(part, "ground truth: factor W directions", gt[:, order], t_gt, region, gt,
+            note=f"top = {factors[best[1]]} (its most local factor); dw/du through the mapping",
+            loc=best[2])
+        for f in factors:
+            t0 = time.perf_counter()
+            loc = validity.factor_z_edits(gen, z, f, region, VALIDITY_DELTAS, base=base)
+            seconds = (time.perf_counter() - t0) / n
+            fid = validity.factor_edit_fidelity(gen, z, f, 1.0)
+            add(part, f"ground truth: {f} (z edit)", None, seconds, region, gt,
+                note=f"exact factor edit in z, every other factor fixed; vs the renderer's edit: "
+                     f"cos {fid['cosine']:.3f}, energy ratio {fid['energy_ratio']:.3f}", loc=loc,
+                steps=VALIDITY_DELTAS)
+            rows[-1].params.update(fidelity_cosine=fid["cosine"],
+                                   fidelity_energy_ratio=fid["energy_ratio"])
+    for r in rows:
+        r.params["jacobian_seconds"] = round(t_jac, 2)
+    return rows
+
+
 SUITES = {"forward": suite_forward, "jacobian": suite_jacobian, "wplus": suite_wplus,
-          "wplus_embedded": suite_wplus_embedded, "solvers": suite_solvers, "sefa": suite_sefa, "spectra": suite_spectra,
-          "biggan": suite_biggan, "moments": suite_moments}
+          "wplus_embedded": suite_wplus_embedded, "solvers": suite_solvers, "sefa": suite_sefa,
+          "spectra": suite_spectra, "biggan": suite_biggan, "validity": suite_validity,
+          "moments": suite_moments}

@@ -10,6 +10,9 @@ Public API::
     res = jaxedit.resefa(op, box, solver=jaxedit.MatrixFree(tol=1e-6))   # .stats: SolverStats
     m   = jaxedit.region_moments(gen, seeds, {"eyes": box})  # many samples, sharded, mergeable
     res = jaxedit.resefa(m["eyes"], k=10)                # = resefa(J, box, aggregate="mean")
+
+    gen = jaxedit.default_generator()    # the embedded StyleGAN2 trained on jaxedit.toyfaces
+    res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
 """
 
 from converters.errors import (
@@ -22,6 +25,7 @@ from converters.errors import (
     UnsupportedFormatError,
 )
 
+from . import toyfaces
 from ._io import OutputError, OutputExistsError
 from .checkpoint import (
     CheckpointInfo,
@@ -32,7 +36,7 @@ from .checkpoint import (
     save_generator,
     verify_checkpoint,
 )
-from .default import default_generator
+from .default import default_generator, random_generator
 from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, jacobian
@@ -47,7 +51,7 @@ from .moments import (
     save_moments,
 )
 from .region_factorization import ResefaResult, resefa
-from .regions import Box, center_box, preset, region_mask
+from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sefa import SefaResult, sefa
 from .solvers import (
     ComplexEigenpairsWarning,
@@ -76,6 +80,7 @@ __all__ = [
     "DirectionSet",
     "JacobianOperator",
     "KeyMismatchError",
+    "MaskPreset",
     "MatrixFree",
     "Moments",
     "NonFiniteParameterError",
@@ -109,6 +114,7 @@ __all__ = [
     "merge_moments",
     "one_hot",
     "preset",
+    "random_generator",
     "read_config",
     "region_mask",
     "region_moments",
@@ -121,6 +127,7 @@ __all__ = [
     "seed_to_z",
     "sefa",
     "to_uint8",
+    "toyfaces",
     "truncated_noise_sample",
     "verify_checkpoint",
 ]

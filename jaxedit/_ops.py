@@ -6,12 +6,14 @@ that parity runs can ask for ``HIGHEST`` (no TF32 on GPUs) and fast runs for ``D
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 Precision = lax.Precision | str | None
 
@@ -135,6 +137,79 @@ def conv2d(
     )
 
 
+def _up2_pads(kh: int, kw: int, f: int, padding: int, up: int = 2):
+    """The reference's upfirdn2d pads after the transposed conv, and the part of them folded
+    into the conv itself (``pxt``, ``pyt``: negative pads cropped there instead)."""
+    px0 = padding + (f + up - 1) // 2 - (kw - 1)
+    px1 = padding + (f - up) // 2 - (kw - up)
+    py0 = padding + (f + up - 1) // 2 - (kh - 1)
+    py1 = padding + (f - up) // 2 - (kh - up)
+    pxt = max(min(-px0, -px1), 0)
+    pyt = max(min(-py0, -py1), 0)
+    return px0, px1, py0, py1, pxt, pyt
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _transposed_conv2(x, w, crop: tuple[int, int], precision: Precision):
+    """Stride-2 transposed conv: the true convolution of the zero-inserted ``x`` with ``w``.
+
+    x: [N, h, w, I], w: [kh, kw, I, O] -> [N, 2h + kh - 2 - 2*pyt, 2w + kw - 2 - 2*pxt, O]
+    with ``crop = (pyt, pxt)``. Its JVP (hence its VJP) in ``w`` is written as ``kh * kw`` dense
+    products placed on the strided output grid, so that weight gradients transpose to GEMMs;
+    XLA's CPU weight gradient of an lhs-dilated conv is several times slower. Values and
+    x-derivatives are XLA's conv itself.
+    """
+    kh, kw = w.shape[0], w.shape[1]
+    pyt, pxt = crop
+    return lax.conv_general_dilated(
+        x,
+        w[::-1, ::-1],
+        window_strides=(1, 1),
+        padding=((kh - 1 - pyt, kh - 1 - pyt), (kw - 1 - pxt, kw - 1 - pxt)),
+        lhs_dilation=(2, 2),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=as_precision(precision),
+    )
+
+
+def _transposed_conv2_in_w(x, w_dot, crop, precision):
+    """``_transposed_conv2(x, w_dot)`` as a sum over taps of ``x @ w_dot[ky, kx]`` placed at
+    output rows ``2b + ky - pyt`` / columns ``2c + kx - pxt`` (linear in ``w_dot``)."""
+    kh, kw = w_dot.shape[0], w_dot.shape[1]
+    pyt, pxt = crop
+    n, h, wd, _ = x.shape
+    h_out, w_out = 2 * h + kh - 2 - 2 * pyt, 2 * wd + kw - 2 - 2 * pxt
+    zero = jnp.zeros((), x.dtype)
+    out = None
+    for ky in range(kh):
+        for kx in range(kw):
+            t = lax.dot_general(x, w_dot[ky, kx], (((3,), (0,)), ((), ())),
+                                precision=as_precision(precision))           # [N, h, w, O]
+            oy, ox = ky - pyt, kx - pxt
+            placed = lax.pad(t, zero, [(0, 0, 0), (oy, h_out - (2 * h - 1) - oy, 1),
+                                       (ox, w_out - (2 * wd - 1) - ox, 1), (0, 0, 0)])
+            out = placed if out is None else out + placed
+    return out
+
+
+@_transposed_conv2.defjvp
+def _transposed_conv2_jvp(crop, precision, primals, tangents):
+    x, w = primals
+    x_dot, w_dot = tangents
+    y = _transposed_conv2(x, w, crop, precision)
+    parts = []
+    if not isinstance(x_dot, SymbolicZero):
+        parts.append(_transposed_conv2(x_dot, w, crop, precision))
+    if not isinstance(w_dot, SymbolicZero):
+        parts.append(_transposed_conv2_in_w(x, w_dot, crop, precision))
+    if not parts:
+        return y, jnp.zeros_like(y)
+    return y, parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+
+_transposed_conv2.defjvp(_transposed_conv2_jvp, symbolic_zeros=True)
+
+
 def conv2d_up2(
     x: jax.Array, w: jax.Array, kernel_1d: Sequence[float], padding: int,
     precision: Precision = "highest",
@@ -147,25 +222,10 @@ def conv2d_up2(
     (for the 3x3, padding-1 layers of StyleGAN2).
     """
     kh, kw = w.shape[0], w.shape[1]
-    f = len(kernel_1d)
-    up = 2
-    px0 = padding + (f + up - 1) // 2 - (kw - 1)
-    px1 = padding + (f - up) // 2 - (kw - up)
-    py0 = padding + (f + up - 1) // 2 - (kh - 1)
-    py1 = padding + (f - up) // 2 - (kh - up)
-    pxt = max(min(-px0, -px1), 0)
-    pyt = max(min(-py0, -py1), 0)
-    y = lax.conv_general_dilated(
-        x,
-        w[::-1, ::-1],
-        window_strides=(1, 1),
-        padding=((kh - 1 - pyt, kh - 1 - pyt), (kw - 1 - pxt, kw - 1 - pxt)),
-        lhs_dilation=(up, up),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        precision=as_precision(precision),
-    )
+    px0, px1, py0, py1, pxt, pyt = _up2_pads(kh, kw, len(kernel_1d), padding)
+    y = _transposed_conv2(x, w, (pyt, pxt), precision)
     return upfirdn2d(
-        y, kernel_1d, up=1, pad=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), gain=up * up
+        y, kernel_1d, up=1, pad=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), gain=4
     )
 
 

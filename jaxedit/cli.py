@@ -49,7 +49,7 @@ MAX_GRID_BYTES = 2 << 30
 
 _CKPT_HELP = ("checkpoint: a directory written by 'jaxedit convert', an NVIDIA .pkl, a rosinality "
               ".pt, a BigGAN directory (pytorch_model.bin + config.json), or 'default' (the "
-              "embedded default generator)")
+              "embedded default generator: the trained 64 px toy-face StyleGAN2)")
 
 
 # ---- generators, latents, classes --------------------------------------------------------------

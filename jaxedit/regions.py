@@ -9,12 +9,19 @@ Conventions:
 * Every region is resampled to the grid it is used on (the Jacobian's ``H' x W'``, or the image):
   boxes scale their corners (start rounded down, end rounded up), masks are resampled by nearest
   neighbour at pixel centres.
+* ``toyfaces/<part>`` presets (``toyfaces/eyes``, ``toyfaces/mouth``, ...) are masks of the
+  embedded toy-face model (:mod:`jaxedit.toyfaces`): the pixels covered by the part in at least
+  :data:`TOYFACES_THRESHOLD` of a fixed sample of 4096 faces (the shipped
+  ``toyfaces/part_frequency.npz``, read with NumPy only). On another grid a cell belongs to the
+  region when at least half of its area does (exact box-filter resampling, any ``H x W``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import os
 from typing import Union
 
 import numpy as np
@@ -48,6 +55,12 @@ PRESETS: dict[str, dict[str, tuple[int, int, int, int]]] = {
         "head1": (93, 110, 48, 70),
     },
 }
+
+
+TOYFACES = "toyfaces"
+TOYFACES_THRESHOLD = 0.05
+_TOYFACES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyfaces",
+                              "part_frequency.npz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +109,61 @@ class Box:
         return m
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class MaskPreset:
+    """A named mask region on a ``grid x grid`` image (the ``toyfaces/...`` presets).
+
+    Attributes:
+      name: ``"toyfaces/eyes"``...
+      frequency: ``[grid, grid]`` float, fraction of the sample covered by the part per pixel.
+      threshold: pixels with ``frequency >= threshold`` form the region.
+    """
+
+    name: str
+    frequency: np.ndarray
+    threshold: float
+
+    @property
+    def grid(self) -> int:
+        return int(self.frequency.shape[0])
+
+    def mask(self, size: int | tuple[int, int]) -> np.ndarray:
+        """``[H, W]`` bool on a ``size`` grid: cells at least half covered by the region."""
+        h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+        m = (self.frequency >= self.threshold).astype(np.float64)
+        if m.shape == (h, w):
+            return m > 0.5
+        frac = _area_matrix(h, m.shape[0]) @ m @ _area_matrix(w, m.shape[1]).T
+        return frac >= 0.5 - 1e-9
+
+
+def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """``[n_out, n_in]``: the fraction of output cell i covered by input pixel j (rows sum to 1)."""
+    edges_out = np.arange(n_out + 1) * (n_in / n_out)
+    lo = np.maximum(edges_out[:-1, None], np.arange(n_in)[None, :])
+    hi = np.minimum(edges_out[1:, None], np.arange(n_in)[None, :] + 1)
+    return np.clip(hi - lo, 0, None) * (n_out / n_in)
+
+
+@functools.cache
+def _toyfaces_table() -> dict[str, np.ndarray]:
+    try:
+        with np.load(_TOYFACES_FILE, allow_pickle=False) as d:
+            names, counts, n = [str(x) for x in d["names"]], d["counts"], int(d["n"])
+    except (OSError, KeyError, ValueError) as e:
+        raise RuntimeError(f"the toyfaces region presets ({_TOYFACES_FILE}) are missing or "
+                           f"unreadable ({e}); reinstall jaxedit") from None
+    return {name: counts[i].astype(np.float64) / n for i, name in enumerate(names)}
+
+
+def toyfaces_preset(region: str) -> MaskPreset:
+    """The ``toyfaces/<region>`` preset (``region``: a part or ``eyes``)."""
+    table = _toyfaces_table()
+    if region not in table:
+        raise ValueError(f"unknown region preset {TOYFACES}/{region!r}; known: {preset_names()}")
+    return MaskPreset(f"{TOYFACES}/{region}", table[region], TOYFACES_THRESHOLD)
+
+
 def center_box(center_row: int, center_col: int, height: int, width: int,
                grid: int = REFERENCE_GRID) -> Box:
     """The reference's ``[center_row, center_col, height, width]`` box as a :class:`Box`."""
@@ -106,10 +174,13 @@ def center_box(center_row: int, center_col: int, height: int, width: int,
     return Box(y0, x0, y0 + int(height), x0 + int(width), grid)
 
 
-def preset(name: str) -> Box:
-    """A reference box by name: ``"eyes"``, ``"ffhq/eyes"``, ``"biggan/head0"`` ... (256 grid)."""
+def preset(name: str) -> Box | MaskPreset:
+    """A preset region by name: a reference box (``"eyes"``, ``"ffhq/eyes"``, ``"biggan/head0"``
+    ... on the 256 grid) or a toy-face mask (``"toyfaces/eyes"``, ``"toyfaces/mouth"`` ...)."""
     if "/" in name:
         data, region = name.split("/", 1)
+        if data == TOYFACES:
+            return toyfaces_preset(region)
         table = PRESETS.get(data)
         if table is None or region not in table:
             raise ValueError(f"unknown region preset {name!r}; known: {preset_names()}")
@@ -121,14 +192,19 @@ def preset(name: str) -> Box:
 
 
 def preset_names() -> list[str]:
-    """Every preset as ``"data/region"``."""
-    return [f"{d}/{r}" for d, t in PRESETS.items() for r in t]
+    """Every preset as ``"data/region"`` (boxes, then the ``toyfaces/...`` masks)."""
+    names = [f"{d}/{r}" for d, t in PRESETS.items() for r in t]
+    try:
+        names += [f"{TOYFACES}/{r}" for r in _toyfaces_table()]
+    except RuntimeError:
+        pass
+    return names
 
 
-RegionLike = Union[np.ndarray, Box, str, tuple, list]
+RegionLike = Union[np.ndarray, Box, MaskPreset, str, tuple, list]
 
 
-def parse_region(text: str) -> Box:
+def parse_region(text: str) -> Box | MaskPreset:
     """CLI form: a preset name or ``"y0,x0,y1,x1"`` (on the grid it is applied to)."""
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) == 4:
@@ -149,8 +225,9 @@ def parse_region(text: str) -> Box:
 def region_mask(region: RegionLike, size: int | tuple[int, int]) -> np.ndarray:
     """Resolve any region to a boolean mask ``[H, W]`` on a ``size`` grid.
 
-    ``region``: a bool array ``[h, w]`` (resampled by nearest neighbour), a :class:`Box`, a preset
-    name, or a 4-tuple ``(y0, x0, y1, x1)`` in pixels of the target grid.
+    ``region``: a bool array ``[h, w]`` (resampled by nearest neighbour), a :class:`Box`, a
+    :class:`MaskPreset`, a preset name (``"ffhq/eyes"``, ``"toyfaces/eyes"``...), or a 4-tuple
+    ``(y0, x0, y1, x1)`` in pixels of the target grid.
     """
     h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if isinstance(region, str):
@@ -161,6 +238,8 @@ def region_mask(region: RegionLike, size: int | tuple[int, int]) -> np.ndarray:
         if h != w:
             raise ValueError(f"boxes apply to square grids, got {h}x{w}")
         m = region.mask(h)
+    elif isinstance(region, MaskPreset):
+        m = region.mask((h, w))
     else:
         m = np.asarray(region)
         if m.ndim != 2:
@@ -189,5 +268,5 @@ def mask_box(mask: np.ndarray) -> Box:
                int(mask.shape[0]))
 
 
-__all__ = ["Box", "PRESETS", "REFERENCE_GRID", "center_box", "mask_box", "parse_region", "preset",
-           "preset_names", "region_mask"]
+__all__ = ["Box", "MaskPreset", "PRESETS", "REFERENCE_GRID", "TOYFACES_THRESHOLD", "center_box",
+           "mask_box", "parse_region", "preset", "preset_names", "region_mask", "toyfaces_preset"]

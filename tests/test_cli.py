@@ -147,11 +147,13 @@ def test_demo(tmp_path):
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert report["roundtrip_max_abs_error"] == 0.0
     assert np.asarray(Image.open(tmp_path / "demo" / "grid.png")).shape == (128, 256, 3)
-    assert np.asarray(Image.open(tmp_path / "demo" / "edit_grid.png")).shape == (4 * 64, 7 * 64, 3)
-    assert report["jacobian"]["shape"] == [4, 64, 64, 1, 64]
-    roir = report["roir"]
-    assert len(roir["random_directions"]) == 8
-    assert roir["top_direction"] < roir["random_mean"]
+    assert report["jacobian"]["shape"] == [4, 64, 64, 3, 32]
+    for region in ("eyes", "mouth"):
+        png = tmp_path / "demo" / f"edit_{region}.png"
+        assert np.asarray(Image.open(png)).shape == (4 * 64, 7 * 64, 3)
+        roir = report["regions"][f"toyfaces/{region}"]["roir"]
+        assert len(roir["random"]) == 20
+        assert roir["resefa_top"] < 0.5 * roir["random_median"]
 
 
 # ---- listing commands, version, python -m, pipes --------------------------------------------------

@@ -133,9 +133,9 @@ def test_truncation_without_w_avg_is_an_error(make_small_generator):
     assert gen.mapping(np.zeros((1, 8)), None, 0.7).shape == (1, gen.num_ws, 8)
 
 
-def test_default_generator_is_deterministic():
-    a = jaxedit.default_generator()
-    b = jaxedit.default_generator()
+def test_random_generator_is_deterministic():
+    a = jaxedit.random_generator()
+    b = jaxedit.random_generator()
     z = jaxedit.seed_to_z(3, a.z_dim)
     for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b))):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # same weights, bit for bit
