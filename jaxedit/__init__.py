@@ -25,6 +25,7 @@ from converters.errors import (
     UnsupportedFormatError,
 )
 
+from . import eis
 from . import toyfaces
 from ._io import OutputError, OutputExistsError
 from .checkpoint import (
@@ -104,6 +105,7 @@ __all__ = [
     "convert_checkpoint",
     "default_generator",
     "edit_latents",
+    "eis",
     "evaluate_direction",
     "inspect_checkpoint",
     "jacobian",

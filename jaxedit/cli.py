@@ -40,6 +40,7 @@ from ._cli_common import (
 # ``register(subparsers)`` adding its parsers with ``set_defaults(fn=...)``.
 PLUGIN_MODULES: tuple[str, ...] = (
     "jaxedit._cli_moments",
+    "jaxedit._cli_eis",
 )
 
 #: Checkpoint argument naming the embedded default generator (when no such file exists).

@@ -40,6 +40,12 @@ def work(tmp_path_factory, ada_pkl):
     np.save(d / "ws.npy", np.zeros((2, 8, 32)))
     np.save(d / "ws_nan.npy", np.full((2, 8, 32), np.nan))
     np.save(d / "ws_bad.npy", np.zeros((2, 5, 32)))
+    from jaxedit import eis
+    from jaxedit.checkpoint import load_generator
+
+    ch = int(load_generator(ckpt)._layer("b16.conv1").weight.shape[-1])
+    for name, c in (("eis_cat.npz", ch), ("eis_cat_other.npz", ch + 1)):   # no stored samples
+        eis.Catalog("b16.conv1", np.eye(3, c), 16, {"eyes": (0,)}).save(d / name)
     os.mkfifo(d / "fifo")
     (d / "emptydir").mkdir()
     (d / "ro").mkdir()
@@ -172,6 +178,37 @@ CASES = [
     (["moments-merge", "{M0}", "{M0}", "--out", "{tmp}/mm.npz"], "summed in both"),
     (["moments-merge", "{M0}", "{M1}", "--out", "{M1}", "--force"],
      "--out must not be one of the inputs"),
+    # Editing in Style
+    (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--k", "0"], "--k: must be a positive integer"),
+    (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--seeds", "3-1"], "descending range"),
+    (["eis", "catalog", "{ckpt}", "--layer", "b16.torgb", "--out", "{tmp}/c.npz"],
+     "--layer 'b16.torgb' is not a conv layer of this generator"),
+    (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--seeds", "0-1", "--k", "9999",
+      "--out", "{tmp}/c.npz"], "--k 9999 is more than the 512 pixels"),
+    (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--latents", "{tmp}/ws_nan.npy",
+      "--out", "{tmp}/c.npz"], "non-finite"),
+    (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--out", "{tmp}/c.npz",
+      "--preview", "{tmp}/c.npz"], "--preview must differ from --out"),
+    (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--out", "{tmp}/fifo"], "FIFO"),
+    (["eis", "annotate", "{tmp}/eis_cat.npz", "eyes"], "must be NAME=IDS"),
+    (["eis", "annotate", "{tmp}/eis_cat.npz", "eyes=7"], "cluster ids [7] out of range [0, 3)"),
+    (["eis", "annotate", "{J}", "eyes=1"], "not a jaxedit Editing in Style catalog file"),
+    (["eis", "transfer", "{ckpt}", "--catalog", "{tmp}/eis_cat.npz", "--label", "hair",
+      "--out", "{tmp}/g.png"], "--label 'hair' is not in"),
+    (["eis", "transfer", "{ckpt}", "--catalog", "{tmp}/eis_cat.npz", "--label", "eyes",
+      "--rho", "0.1,nan"], "--rho: must be a finite number"),
+    (["eis", "transfer", "{ckpt}", "--catalog", "{tmp}/eis_cat.npz", "--label", "eyes",
+      "--mode", "simultaneous", "--eps", "3", "--out", "{tmp}/g.png"], "--rho / --eps apply to"),
+    (["eis", "transfer", "{ckpt}", "--catalog", "{tmp}/eis_cat.npz", "--label", "eyes",
+      "--rho", "0.1,0.2", "--out", "{tmp}/g.png"], "--rho has 2 values for 11 style layers"),
+    (["eis", "transfer", "{ckpt}", "--catalog", "{tmp}/eis_cat.npz", "--label", "eyes",
+      "--layers", "b99.conv1", "--out", "{tmp}/g.png"], "--layers: unknown style layers"),
+    (["eis", "transfer", "{ckpt}", "--catalog", "{tmp}/eis_cat.npz", "--label", "eyes",
+      "--out", "{tmp}/g.png"], "stores no samples: pass --contribution-seeds"),
+    (["eis", "transfer", "{ckpt}", "--catalog", "{tmp}/eis_cat_other.npz", "--label", "eyes",
+      "--out", "{tmp}/g.png"], "fitted on another generator"),
+    (["eis", "transfer", "{ckpt}", "--catalog", "{tmp}/eis_cat.npz", "--label", "eyes",
+      "--out", "{tmp}/g.png", "--json", "{tmp}/g.png"], "--json must differ from --out"),
     # checkpoints
     (["synth", "{tmp}/missing.pkl"], "no such checkpoint file"),
     (["synth", "{tmp}/emptydir"], "not a jaxedit checkpoint (no config.json + params/)"),
