@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 import time
 
@@ -28,6 +29,7 @@ TARGETS = {
     "spectrum": "≤ 2 s",
     "biggan": "≥ 1.5×",
     "panda": "≥ 10× faster to the same loss",
+    "moments_rss": "peak RSS flat in N (8 vs 64 samples)",
 }
 
 
@@ -777,6 +779,137 @@ def suite_panda(ctx: Context) -> list[Row]:
                   "cpu_s": float(np.median(cpu)),
                   "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
     rows.append(row)
+def _worker(args: list[str], timeout: float = 1800) -> dict:
+    """Run ``benchmarks.moments_worker`` in a fresh process (its own device count)."""
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("XLA_FLAGS", None)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.moments_worker", *args], env=env,
+                       capture_output=True, text=True, timeout=timeout, cwd=root)
+    if r.returncode != 0:
+        raise RuntimeError(f"moments_worker {args} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def suite_moments(ctx: Context) -> list[Row]:
+    """Many-sample region moments (issue 16): samples/s of ``region_moments`` against the
+    in-memory path (every sample's Jacobian, then the moments), 1 -> 4 CPU devices, and peak RSS
+    at 8 vs 64 samples.
+
+    Model: GPU full = 1024 px config-f (W, nearest 256², channel sum, 3 regions); CPU full = the
+    embedded default generator (its full resolution, D = its w_dim, RGB rows); smoke = a 32 px
+    toy.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    import jaxedit
+    from jaxedit.region_factorization import region_moments as dense_moments
+
+    gpu = jax.devices()[0].platform != "cpu"
+    regions = ["eyes", "mouth", "nose"]
+    if ctx.smoke:
+        from flax import nnx
+
+        from jaxedit.models.stylegan2 import StyleGAN2Generator
+
+        gen = StyleGAN2Generator(_sg2_config(True), rngs=nnx.Rngs(0))
+        kw, n, label = dict(resize=8, channels="sum", chunk=8), 4, "toy 32 px"
+    elif gpu:
+        from flax import nnx
+
+        from jaxedit.models.stylegan2 import StyleGAN2Generator
+
+        gen = StyleGAN2Generator(_sg2_config(False), rngs=nnx.Rngs(0))
+        kw, n, label = dict(resize=256, channels="sum", chunk=32), 16, "1024 px config-f"
+    else:
+        gen = jaxedit.default_generator()
+        kw, n, label = dict(resize=None, channels="rgb", chunk=32), 16, f"CPU: default {gen.resolution} px"
+    seeds = list(range(n))
+    f32 = jnp.float32
+    name = f"region_moments, {label}, W, {n} samples, 3 regions"
+    reps = max(1, min(ctx.repeats, 3))
+    rows = []
+
+    def baseline():   # the in-memory path: every Jacobian, then per-sample moments, averaged
+        z = np.concatenate([jaxedit.seed_to_z(s, gen.z_dim) for s in seeds])
+        J = jaxedit.jacobian(gen, gen.mapping(z, dtype=f32), space="w", dtype=f32, **kw)
+        out = {}
+        for r in regions:
+            mf, mb = zip(*(dense_moments(j, r) for j in J))
+            out[r] = (np.mean(np.stack(mf), 0), np.mean(np.stack(mb), 0))
+        return out
+
+    row_b, ref = timed_row("moments", name, "jaxedit.jacobian-in-memory", "fp32", baseline,
+                           repeats=reps)
+    row_b.params = {"samples": n, "samples_per_s": n / row_b.median_s}
+    row_b.notes = "all N Jacobians in memory, then resefa's per-sample moments"
+
+    def ours():
+        return jaxedit.region_moments(gen, seeds, regions, space="w", dtype=f32, **kw)
+
+    row_j, m = timed_row("moments", name, "jaxedit", "fp32", ours, repeats=reps)
+    row_j.accuracy = max(max(_rel(m[r].M_f, ref[r][0]), _rel(m[r].M_b, ref[r][1]))
+                         for r in regions)
+    row_j.accuracy_metric = "max rel. err. of M_f, M_b vs in-memory"
+    row_j.params = {"samples": n, "samples_per_s": n / row_j.median_s,
+                    "devices": jax.device_count()}
+    row_j.notes = (f"{jax.device_count()} device(s), batch 1 per device, one psum per step"
+                   + ("" if gpu or ctx.smoke else "; CPU row (no GPU lent)")
+                   + f"; host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    rows += [row_b, row_j]
+
+    # scaling over fake CPU devices (subprocesses): the same seeds, the same model. Full: one
+    # process per device count (1, 2, 4). Smoke: one 2-device process that also times a mesh of
+    # its first device (the 1-device baseline without another JAX start-up and compile)
+    smoke = ["--smoke"] if ctx.smoke else []
+    n_scale = 4 if ctx.smoke else 16
+    base = None
+    label = f"region_moments scaling, CPU fake devices, {n_scale} samples"
+
+    def scaling_row(k, times, out, how):
+        row = Row("moments", f"{label}, {out['resolution']} px", f"jaxedit-{k}dev", "fp32",
+                  **stats(times))
+        row.params = {"devices": k, "samples_per_s": n_scale / row.median_s,
+                      "speedup_vs_1": None if base is None else base / row.median_s}
+        row.notes = (f"{how}, {os.cpu_count()} host cores, load average "
+                     f"{os.getloadavg()[0]:.1f}")
+        return row
+
+    for k in ((2,) if ctx.smoke else (1, 2, 4)):
+        out = _worker(["scaling", "--devices", str(k), "--samples", str(n_scale), "--repeats",
+                       str(reps), *smoke, *(["--one"] if ctx.smoke else [])])
+        flag = f"XLA_FLAGS=--xla_force_host_platform_device_count={k}"
+        if "times_1dev" in out:
+            base = stats(out["times_1dev"])["median_s"]
+            rows.append(scaling_row(1, out["times_1dev"], out,
+                                    f"{flag}, a mesh of its first device (same process)"))
+        if k == 1:
+            base = stats(out["times"])["median_s"]
+        rows.append(scaling_row(k, out["times"], out, flag))
+
+    # peak RSS at few vs many samples (fresh process each): streaming vs in-memory
+    runs = [("moments", 2)] if ctx.smoke else [(i, k) for i in ("moments", "jacobian")
+                                               for k in (8, 64)]
+    for impl, n_rss in runs:
+        out = _worker(["rss", "--samples", str(n_rss), "--impl", impl, *smoke])
+        row = Row("moments", f"peak RSS, {out['resolution']} px, W, RGB rows, {n_rss} samples",
+                  "jaxedit" if impl == "moments" else "jaxedit.jacobian-in-memory", "fp32",
+                  out["seconds"], out["seconds"], out["seconds"], 1,
+                  peak_mem_bytes=out["peak_rss_bytes"])
+        row.params = {"samples": n_rss, "peak_rss_mib": out["peak_rss_bytes"] / 2**20,
+                      "growth_mib": out["growth_bytes"] / 2**20,
+                      "rss_before_mib": out["rss_before_bytes"] / 2**20}
+        row.notes = (f"{n_rss} samples, after a 1-sample warm-up (compiled); peak mem = peak "
+                     f"process RSS during the run, growth over the RSS before it "
+                     f"{out['growth_bytes'] / 2**20:.0f} MiB; one run")
+        if impl == "moments":
+            row.target = TARGETS["moments_rss"]
+        rows.append(row)
     return rows
 
 
@@ -901,4 +1034,5 @@ def suite_validity(ctx: Context) -> list[Row]:
 SUITES = {"forward": suite_forward, "jacobian": suite_jacobian, "wplus": suite_wplus,
           "wplus_embedded": suite_wplus_embedded, "solvers": suite_solvers, "sefa": suite_sefa,
           "spectra": suite_spectra, "biggan": suite_biggan, "validity": suite_validity,
-          "panda": suite_panda}
+          "panda": suite_panda,
+          "moments": suite_moments}

@@ -8,6 +8,8 @@ Public API::
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
     res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
     res = jaxedit.resefa(op, box, solver=jaxedit.MatrixFree(tol=1e-6))   # .stats: SolverStats
+    m   = jaxedit.region_moments(gen, seeds, {"eyes": box})  # many samples, sharded, mergeable
+    res = jaxedit.resefa(m["eyes"], k=10)                # = resefa(J, box, aggregate="mean")
 
     gen = jaxedit.default_generator()    # the embedded StyleGAN2 trained on jaxedit.toyfaces
     res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
@@ -43,6 +45,13 @@ from .jacobians import JacobianOperator, jacobian
 from .metrics import evaluate_direction, locality
 from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
+from .moments import (
+    Moments,
+    load_moments,
+    merge_moments,
+    region_moments,
+    save_moments,
+)
 from .region_factorization import ResefaResult, resefa
 from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sefa import SefaResult, sefa
@@ -75,6 +84,7 @@ __all__ = [
     "KeyMismatchError",
     "MaskPreset",
     "MatrixFree",
+    "Moments",
     "NonFiniteParameterError",
     "OutputError",
     "OutputExistsError",
@@ -102,18 +112,22 @@ __all__ = [
     "jacobian",
     "load_directions",
     "load_generator",
+    "load_moments",
     "locality",
+    "merge_moments",
     "one_hot",
     "panda",
     "preset",
     "random_generator",
     "read_config",
     "region_mask",
+    "region_moments",
     "render_edits",
     "resefa",
     "save_edit_grid",
     "save_generator",
     "save_image_grid",
+    "save_moments",
     "seed_to_z",
     "sefa",
     "to_uint8",

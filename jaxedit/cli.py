@@ -40,6 +40,7 @@ from ._cli_common import (
 # ``register(subparsers)`` adding its parsers with ``set_defaults(fn=...)``.
 PLUGIN_MODULES: tuple[str, ...] = (
     "jaxedit._cli_panda",
+    "jaxedit._cli_moments",
     "jaxedit._cli_eis",
 )
 
@@ -321,7 +322,6 @@ def _cmd_resefa(args) -> int:
     from .region_factorization import resefa
     from .regions import parse_region
 
-    region = parse_region(args.region)      # syntax errors before any loading
     solver = args.solver
     if args.tol is not None or args.maxiter is not None:
         if solver != "matrix_free":
@@ -330,6 +330,11 @@ def _cmd_resefa(args) -> int:
         from .solvers import MatrixFree
 
         solver = MatrixFree(tol=args.tol, maxiter=args.maxiter or MatrixFree.maxiter)
+    if args.moments is not None:     # many-sample moments from 'jaxedit moments' (issue 16)
+        from ._cli_moments import cmd_resefa_moments
+
+        return cmd_resefa_moments(args, solver)
+    region = parse_region(args.region)      # syntax errors before any loading
     if args.out is None:
         args.out = f"resefa_{_slug(args.region)}.npz"
     check_output(args.out, args.force)
@@ -817,8 +822,14 @@ def build_parser() -> ArgumentParser:
                        epilog=examples(
                            "jaxedit resefa --jacobian jacobian.npz --region eyes --k 10",
                            "jaxedit resefa --jacobian jacobian.npz --region 100,60,140,200 --aggregate mean",
+                           "jaxedit resefa --moments moments.npz --region eyes   # from 'jaxedit moments'",
                            "jaxedit regions            # the presets"))
-    r.add_argument("--jacobian", required=True, metavar="FILE", help="a file written by 'jaxedit jacobian'")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--jacobian", default=None, metavar="FILE", help="a file written by 'jaxedit jacobian'")
+    src.add_argument("--moments", default=None, metavar="FILE",
+                   help="instead of --jacobian: a file written by 'jaxedit moments' (many samples; "
+                        "--region names one of its regions; solver auto, dense, matrix_free or "
+                        "reference)")
     r.add_argument("--region", required=True,
                    help="preset (eyes, ffhq/mouth, biggan/head0, ...: see 'jaxedit regions') or "
                         "y0,x0,y1,x1 on the Jacobian grid")

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from . import _io, _ops
 from ._checks import check_finite, finite_scalar
@@ -225,6 +227,34 @@ def _jacobian_batch(graphdef, state, base, x0, *, opts: _Render, chunk: int):
     return jax.vmap(lambda b, x: _jacobian_one(gen, opts, chunk, b, x))(base, x0)
 
 
+def _sample_sharding(latents) -> NamedSharding | None:
+    """The sharding of ``latents`` if its first (sample) axis is split over several devices."""
+    sh = getattr(latents, "sharding", None)
+    if (isinstance(sh, NamedSharding) and len(sh.device_set) > 1 and len(sh.spec) > 0
+            and sh.spec[0] is not None):
+        return sh
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _jacobian_sharded_fn(graphdef, opts: _Render, chunk: int, batch: int, mesh, spec):
+    def local(state, base, x0):   # this device's samples, ``batch`` at a time
+        gen = nnx.merge(graphdef, state)
+        return jax.lax.map(lambda bx: _jacobian_one(gen, opts, chunk, *bx), (base, x0),
+                           batch_size=batch)
+
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), spec, spec), out_specs=spec,
+                                 check_vma=False))
+
+
+def _jacobian_sharded(graphdef, state, base, x0, sharding: NamedSharding, opts, chunk, batch):
+    """J of sample-sharded linearization points, sharded like them over samples."""
+    mesh, spec = sharding.mesh, P(sharding.spec[0])
+    base, x0 = jax.device_put((base, x0), NamedSharding(mesh, spec))
+    state = jax.device_put(state, NamedSharding(mesh, P()))
+    return _jacobian_sharded_fn(graphdef, opts, chunk, batch, mesh, spec)(state, base, x0)
+
+
 def _slice(tree, lo: int, hi: int):
     return jax.tree.map(lambda a: a[lo:hi], tree)
 
@@ -273,6 +303,10 @@ def jacobian(gen, latents, *, space: str = "w", resize: int | None = None,
       dtype, precision: compute dtype (float64 under x64) and matmul/conv precision.
       progress: True for a progress bar on stderr, or a callable ``(done, total)``.
 
+    Latents sharded over samples (a ``jax.Array`` with a ``NamedSharding`` whose first axis is
+    split over several devices) are computed where they live (``shard_map``, ``batch`` samples
+    per device at a time) and J comes back sharded the same way over samples.
+
     Returns:
       J ``[N, H', W', C', D]``, rows in NHWC order, D as :func:`latent_dim`.
     """
@@ -285,6 +319,13 @@ def jacobian(gen, latents, *, space: str = "w", resize: int | None = None,
     graphdef, state = nnx.split(gen)
     n = x0.shape[0]
     show = _io.progress_printer("jacobian") if progress is True else (progress or None)
+    sharding = _sample_sharding(latents)
+    if sharding is not None:
+        out = _jacobian_sharded(graphdef, state, base, x0, sharding, opts, chunk, batch)
+        if show:
+            jax.block_until_ready(out)
+            show(n, n)
+        return out
     parts = []
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)

@@ -371,7 +371,7 @@ def rows_lobpcg(rows, wf, wb, *, k: int, regularization: float = 0.0,
 # ------------------------------------------------------------------------------------------------
 # resefa
 # ------------------------------------------------------------------------------------------------
-def resefa(J, region: RegionLike, *, k: int = 10, regularization: float = 0.0,
+def resefa(J, region: RegionLike | None = None, *, k: int = 10, regularization: float = 0.0,
            solver: SolverLike = "auto", aggregate: str = "none", warn: bool = True
            ) -> ResefaResult:
     """ReSeFa directions for a region.
@@ -379,7 +379,9 @@ def resefa(J, region: RegionLike, *, k: int = 10, regularization: float = 0.0,
     Args:
       J: Jacobian ``[H, W, C, D]`` or ``[N, H, W, C, D]`` (from :func:`jaxedit.jacobian`; a
         ``[H, W, D]`` array is read as C = 1), or a :class:`~jaxedit.JacobianOperator` (one
-        sample, matrix-free).
+        sample, matrix-free), or :class:`~jaxedit.Moments` (many samples, from
+        :func:`jaxedit.region_moments`; the region is optional, or names the entry of a dict of
+        them; solved by :func:`jaxedit.moments.resefa_moments`).
       region: bool mask ``[H, W]`` (any size; resampled), a :class:`~jaxedit.regions.Box`, a
         preset name, or ``(y0, x0, y1, x1)`` on the Jacobian grid.
       k: number of directions.
@@ -402,6 +404,12 @@ def resefa(J, region: RegionLike, *, k: int = 10, regularization: float = 0.0,
       ValueError: bad arguments, a non-finite Jacobian, a solver that does not fit the input.
       numpy.linalg.LinAlgError: M_b is singular and a direct solver produced no directions.
     """
+    from . import moments as _moments   # many-sample moments (issue 16); lazy, a one-line hook
+    if _moments.is_moments(J):
+        return _moments.resefa_moments(J, region, k=k, regularization=regularization,
+                                       solver=solver, aggregate=aggregate, warn=warn)
+    if region is None:
+        raise TypeError("resefa() needs a region for a Jacobian")
     if aggregate not in ("none", "mean"):
         raise ValueError(f"aggregate must be 'none' or 'mean', got {aggregate!r}")
     tau = _check_regularization(regularization)

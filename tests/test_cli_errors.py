@@ -27,6 +27,10 @@ def work(tmp_path_factory, ada_pkl):
     dirs = d / "dirs.npz"
     assert main(["resefa", "--jacobian", str(J), "--region", "2,2,6,6", "--k", "3",
                  "--out", str(dirs)]) == 0
+    m0, m1 = d / "m0.npz", d / "m1.npz"      # moments of seeds 0 and 1 ('jaxedit moments')
+    for path, seed in ((m0, "0"), (m1, "1")):
+        assert main(["moments", ckpt, "--seeds", seed, "--regions", "eyes", "--resize", "4",
+                     "--no-progress", "--out", str(path)]) == 0
     np.savez(d / "dirs64.npz", directions=np.ones((1, 2, 64)), space="w")
     np.savez(d / "dirs4d.npz", directions=np.ones((1, 1, 2, 32)), space="w")
     np.savez(d / "dirs_nan.npz", directions=np.full((1, 2, 32), np.nan), space="w")
@@ -59,7 +63,8 @@ def work(tmp_path_factory, ada_pkl):
             if os.path.getsize(p) > 64 and not f.endswith(".json"):
                 with open(p, "r+b") as fh:
                     fh.write(b"\x00garbage\xff" * 8)
-    return {"ckpt": ckpt, "J": str(J), "dirs": str(dirs), "tmp": str(d)}
+    return {"ckpt": ckpt, "J": str(J), "dirs": str(dirs), "tmp": str(d), "M0": str(m0),
+            "M1": str(m1)}
 
 
 def _one_error(capsys, argv, fragment):
@@ -95,7 +100,21 @@ CASES = [
     (["resefa", "--jacobian", "{J}", "--region", "eyes", "--k", "-3"], "--k: must be a positive integer"),
     (["resefa", "--jacobian", "{J}", "--region", "eyes", "--regularization", "-1"],
      "--regularization: must be a non-negative"),
-    (["resefa", "--region", "eyes"], "the following arguments are required: --jacobian"),
+    (["resefa", "--region", "eyes"], "one of the arguments --jacobian --moments is required"),
+    (["resefa", "--moments", "{M0}", "--jacobian", "{J}", "--region", "eyes"],
+     "argument --jacobian: not allowed with argument --moments"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--batch", "0"],
+     "--batch: must be a positive integer"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyz"],
+     "--regions: unknown region preset 'eyz'"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes,b=1:2:3"],
+     "--regions: region 'b=1:2:3': expected NAME=y0:x0:y1:x1"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--checkpoint-every", "nan"],
+     "--checkpoint-every: must be a finite number"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--coordinator", "node0"],
+     "--coordinator: expected HOST:PORT"),
+    (["moments", "{ckpt}", "--regions", "eyes"],
+     "one of the arguments --seeds --latents is required"),
     (["bogus"], "invalid choice: 'bogus'"),
     (["regions", "extra"], "unrecognized arguments: extra"),
     # combinations and ranges checked against the generator / the files
@@ -165,6 +184,36 @@ CASES = [
     (["panda", "parts", "--factors", "{tmp}/missing.npz"], "PandA factors file not found"),
     (["panda", "parts", "--factors", "{tmp}/factors.npz", "--ckpt", "{tmp}/missing.pkl"],
      "no such checkpoint"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--num-processes", "2"],
+     "--num-processes / --process-id need --distributed"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--resume", "--force"],
+     "--resume continues --out, --force replaces it"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--resume", "--out",
+      "{tmp}/none.npz"], "--resume: {tmp}/none.npz does not exist"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--resume", "--out", "{J}"],
+     "not a jaxedit moments file, missing key(s)"),
+    (["moments", "{ckpt}", "--seeds", "0-1", "--regions", "eyes", "--resize", "4", "--resume",
+      "--out", "{M0}"], "--resume: {M0} was made with other settings (seeds"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--out", "{M0}"],
+     "already exists (pass --force to replace it, or --resume"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--truncation", "0.5"],
+     "--truncation applies to BigGAN only"),
+    (["moments", "{ckpt}", "--seeds", "0", "--regions", "eyes", "--resize", "5"],
+     "must divide the image size"),
+    (["moments", "{ckpt}", "--latents", "{tmp}/ws_bad.npy", "--regions", "eyes"],
+     "expected ws [N, 8, 32] or w [N, 32]"),
+    (["moments", "{ckpt}", "--latents", "{tmp}/ws_nan.npy", "--regions", "eyes"], "non-finite"),
+    (["resefa", "--moments", "{M0}", "--region", "nose"], "has no region 'nose'"),
+    (["resefa", "--moments", "{M0}", "--region", "eyes", "--k", "500"],
+     "--k 500 is more than the 32 latent dimensions"),
+    (["resefa", "--moments", "{M0}", "--region", "eyes", "--sample", "0"],
+     "--sample needs --jacobian"),
+    (["resefa", "--moments", "{M0}", "--region", "eyes", "--solver", "woodbury"],
+     "Jacobian rows"),
+    (["resefa", "--moments", "{J}", "--region", "eyes"], "not a jaxedit moments file"),
+    (["moments-merge", "{M0}", "{M0}", "--out", "{tmp}/mm.npz"], "summed in both"),
+    (["moments-merge", "{M0}", "{M1}", "--out", "{M1}", "--force"],
+     "--out must not be one of the inputs"),
     # Editing in Style
     (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--k", "0"], "--k: must be a positive integer"),
     (["eis", "catalog", "{ckpt}", "--layer", "b16.conv1", "--seeds", "3-1"], "descending range"),
@@ -267,6 +316,11 @@ OUTPUT_COMMANDS = {
                  "--alpha", "1"],
     "jacobian": ["jacobian", "{ckpt}", "--seeds", "0", "--resize", "4"],
     "panda parts": ["panda", "parts", "--factors", "{tmp}/factors.npz", "--size", "16"],
+    "moments": ["moments", "{ckpt}", "--seeds", "2", "--regions", "eyes", "--resize", "4",
+                "--no-progress"],
+    "moments-merge": ["moments-merge", "{M0}", "{M1}"],
+    "resefa-moments": ["resefa", "--moments", "{M0}", "--region", "eyes", "--k", "2",
+                       "--regularization", "1e-3"],
 }
 
 
@@ -300,6 +354,19 @@ def test_default_output_names(work, capsys, tmp_path, monkeypatch):
                                             "resefa_ffhq-eyes.npz", "sefa.npz", "synth.png"]
     # a second run keeps the first result and says so
     _one_error(capsys, ["sefa", work["ckpt"], "--k", "2"], "sefa.npz already exists")
+
+
+def test_moments_default_output_names(work, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["moments", work["ckpt"], "--seeds", "0", "--regions", "eyes,b=0:0:2:2",
+                 "--resize", "4", "--no-progress"]) == 0
+    assert main(["resefa", "--moments", "moments_eyes-b.npz", "--region", "b", "--k", "2",
+                 "--regularization", "1e-3"]) == 0
+    assert main(["moments-merge", work["M0"], work["M1"]]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["moments_eyes-b.npz", "moments_merged.npz",
+                                            "resefa_b.npz"]
+    _one_error(capsys, ["moments-merge", work["M0"], work["M1"]],
+               "moments_merged.npz already exists")
 
 
 def _all_parsers():
