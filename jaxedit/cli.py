@@ -919,7 +919,10 @@ def build_parser() -> ArgumentParser:
 
     d = sub.add_parser("demo", help="run the main workflow on the embedded default generator",
                        epilog=examples("jaxedit demo", "jaxedit demo --out demo_run --seeds 0-3"))
-    d.add_argument("--out", default="jaxedit_demo", help="output directory")
+    d.add_argument("--out", default="jaxedit_demo",
+                   help="output directory (created if missing); a rerun replaces only the demo's "
+                        "own files in it (grid.png, edit_*.png, report.json, and default_ckpt/ "
+                        "only if it is a jaxedit checkpoint), atomically, and nothing else")
     d.add_argument("--seeds", type=seed_list, default="0-7", help="seeds of the samples")
     d.set_defaults(fn=_cmd_demo)
 
