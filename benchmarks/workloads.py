@@ -779,6 +779,9 @@ def suite_panda(ctx: Context) -> list[Row]:
                   "cpu_s": float(np.median(cpu)),
                   "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
     rows.append(row)
+    return rows
+
+
 def _worker(args: list[str], timeout: float = 1800) -> dict:
     """Run ``benchmarks.moments_worker`` in a fresh process (its own device count)."""
     import json

@@ -91,7 +91,13 @@ def test_cli_reports_hostile_files_in_one_line(corpus, name, tmp_path, capsys):
 
 
 def test_bombs_cost_a_small_multiple_of_their_size(corpus):
-    """Every bomb, read in its own forked child: RSS growth < 10x the file + 4 MiB."""
+    """Every bomb, read in its own forked child: RSS growth < 10x the file + 8 MiB.
+
+    The fixed allowance covers what RSS counts besides the read's own allocations: a forked
+    child faults in the pages of shared libraries (NumPy's, libpython's) that the code path
+    touches first, 2-4.5 MB depending on the installation (measured: 2.1 MB in one venv, 4.4 MB
+    in a fresh CI venv for a 128-byte file). ``test_bombs_traced_peak`` bounds the Python
+    allocations themselves with a 2 MiB allowance."""
     bombs = [c for c in corpus.values() if c.bomb]
     assert len(bombs) >= 25
     proc = subprocess.run([sys.executable, os.path.join(HERE, "measure_peak.py")]
@@ -103,7 +109,7 @@ def test_bombs_cost_a_small_multiple_of_their_size(corpus):
     for case, r in zip(bombs, results):
         assert "crash" not in r, (case.name, r)
         assert r["error"] == case.error.__name__, (case.name, r["error"], r["message"])
-        assert r["rss_growth"] < 10 * r["size"] + (4 << 20), (case.name, r)
+        assert r["rss_growth"] < 10 * r["size"] + (8 << 20), (case.name, r)
 
 
 @pytest.mark.slow
