@@ -59,3 +59,22 @@ def test_every_suite_runs_at_toy_size(tmp_path):
                             "--out", str(tmp_path / "README.md")]) == 0
     text = (tmp_path / "README.md").read_text()
     assert "### jacobian: W Jacobian (1 sample)" in text and "×" in text
+
+
+def test_torch_baseline_on_a_model_without_noise_inputs():
+    """The embedded toy-face generator has no noise inputs (use_noise=False): the PyTorch
+    baseline of the wplus_embedded suite must render it equal to jaxedit."""
+    import jax.numpy as jnp
+    import torch
+
+    import jaxedit
+
+    gen = jaxedit.default_generator()
+    assert not gen.config.use_noise
+    p = torch_sg2.params_from_jaxedit(gen, device="cpu", dtype=torch.float64)
+    z = np.random.RandomState(4).randn(2, gen.z_dim)
+    ws = np.asarray(gen.mapping(z, dtype=jnp.float64))
+    ref = np.asarray(gen.synthesis(ws, dtype=jnp.float64))
+    out = torch_sg2.synthesis(p, gen.config, torch.from_numpy(ws.copy())).numpy()
+    out = out.transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(out, ref, atol=1e-9 * np.abs(ref).max(), rtol=0)

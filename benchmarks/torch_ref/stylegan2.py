@@ -93,7 +93,8 @@ def synthesis(p, cfg, ws):
             lay = f"{b}/{name}"
             s = _fc(p, f"{lay}/affine", ws[:, slot])
             x = _modconv(x, p[f"{lay}/weight"], s, True, up, f2)
-            x = x + p[f"{lay}/noise_const"][None, None] * p[f"{lay}/noise_strength"]
+            if f"{lay}/noise_const" in p:      # models built with use_noise=False have none
+                x = x + p[f"{lay}/noise_const"][None, None] * p[f"{lay}/noise_strength"]
             x = F.leaky_relu(x + p[f"{lay}/bias"][None, :, None, None], 0.2) * math.sqrt(2)
             slot += 1
         if img is not None:
