@@ -47,7 +47,7 @@ FACTORS: tuple[Factor, ...] = (
     Factor("brow_raise", "eyebrows", 0.0, 2.5, "both brows moved up (px)"),
     Factor("brow_tilt", "eyebrows", -0.35, 0.35, "brow angle (rad; > 0: inner ends down)"),
     Factor("nose_length", "nose", 5.0, 10.0, "nose length (px)"),
-    Factor("nose_width", "nose", 1.8, 3.5, "nose half-width (px)"),
+    Factor("nose_width", "nose", 2.0, 4.0, "nose half-width (px)"),
     Factor("mouth_width", "mouth", 5.0, 9.0, "mouth half-width (px)"),
     Factor("mouth_open", "mouth", 0.0, 1.0, "opening: lips thicken and a dark inside appears"),
     Factor("mouth_smile", "mouth", -1.0, 1.0, "corner curvature: frown -> smile"),
@@ -71,7 +71,7 @@ HAIR_HALF_HEIGHT = 26.0
 HAIR_EXTRA_WIDTH = 4.5
 EYE_CENTERS = ((23.0, 29.0), (41.0, 29.0))   # left (image left), right
 EYE_HALF_WIDTH = 5.0
-IRIS_RADIUS = 2.3
+IRIS_RADIUS = 2.6
 BROW_CENTERS = ((23.0, 21.0), (41.0, 21.0))
 BROW_HALF_LENGTH = 4.5
 BROW_RADIUS = 1.1
@@ -89,7 +89,7 @@ PALETTES = {
 EYE_WHITE = (0.97, 0.97, 0.97)
 BROW_COLOUR = (0.22, 0.14, 0.10)
 MOUTH_INSIDE = (0.30, 0.05, 0.08)
-NOSE_SHADE = 0.82
+NOSE_SHADE = 0.62
 
 
 @dataclasses.dataclass(frozen=True)
