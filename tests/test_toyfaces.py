@@ -189,6 +189,28 @@ def test_tiny_training_lowers_the_loss(tmp_path):
         T.train(str(tmp_path / "a"), tc, show_progress=False)
 
 
+def test_loss_weights_and_part_weight_option(tmp_path):
+    """The L1 pixel weights: 1 + part_weight on the union of the eyes/eyebrows/nose/mouth presets,
+    1 elsewhere, mean 1; a bad part_weight is one clear error (library and CLI)."""
+    from jaxedit.toyfaces import train as T
+    from jaxedit.toyfaces.__main__ import main
+
+    w = T.loss_weights(4.0)[:, :, 0]
+    assert w.shape == (64, 64) and w.mean() == pytest.approx(1.0, rel=1e-6)
+    local = np.zeros((64, 64), bool)
+    for part in ("eyes", "eyebrows", "nose", "mouth"):
+        local |= region_mask(f"toyfaces/{part}", (64, 64))
+    assert 0 < local.mean() < 0.2
+    np.testing.assert_allclose(w[local] / w[~local].max(), 5.0, rtol=1e-6)
+    np.testing.assert_allclose(w[~local], w[~local].max(), rtol=1e-6)
+    np.testing.assert_array_equal(T.loss_weights(0.0), 1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="part_weight"):
+            T.TrainConfig(part_weight=bad)
+    assert main(["train", "--out", str(tmp_path / "r"), "--part-weight", "-1"]) == 2
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.slow
 def test_tiny_training_resumes_to_the_same_parameters(tmp_path):
     from jaxedit.toyfaces import train as T

@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     t.add_argument("--lr", type=float, help="peak Adam learning rate")
     t.add_argument("--warmup", type=int, help="linear warm-up steps")
     t.add_argument("--seed", type=int, help="initialization and latent-stream seed")
+    t.add_argument("--part-weight", dest="part_weight", type=float,
+                   help="extra L1 weight of the eyes/eyebrows/nose/mouth pixels (default 4: they "
+                        "weigh 5x)")
     t.add_argument("--eval-every", dest="eval_every", type=int, help="held-out MAE every N steps")
     t.add_argument("--save-every", dest="save_every", type=int, help="resumable state every N steps")
     t.add_argument("--log-every", dest="log_every", type=int, help="log line every N steps")

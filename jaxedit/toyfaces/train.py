@@ -3,7 +3,8 @@
 Regression, not a GAN: every step draws fresh latents ``z ~ N(0, I)`` (``jax.random.fold_in`` of
 the run's key and the step number, so a resumed run sees the same stream), renders the targets
 inside the same jitted program, and takes one optax Adam step on the L1 image error (the metric
-the run is judged by: the mean absolute pixel error, images in [-1, 1]). The generator is this
+the run is judged by: the mean absolute pixel error, images in [-1, 1]), in which the pixels of
+the eyes, eyebrows, nose and mouth presets weigh ``1 + part_weight`` (:func:`loss_weights`). The generator is this
 package's :class:`~jaxedit.models.stylegan2.StyleGAN2Generator` (c_dim 0, no noise inputs); its
 parameters are split once (``nnx.split``) and passed to the jitted step as an explicit pytree.
 
@@ -84,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"steps and batch must be >= 1, got {self.steps}, {self.batch}")
+        if not (math.isfinite(self.part_weight) and self.part_weight >= 0):
+            raise ValueError(f"part_weight must be finite and >= 0, got {self.part_weight}")
 
     def model_config(self) -> StyleGAN2Config:
         return StyleGAN2Config.create(dict(self.channels), z_dim=Z_DIM, w_dim=self.w_dim, c_dim=0,
@@ -108,18 +111,19 @@ def init_generator(tc: TrainConfig) -> StyleGAN2Generator:
     return StyleGAN2Generator(tc.model_config(), rngs=nnx.Rngs(tc.seed))
 
 
+def _schedule(tc: TrainConfig) -> optax.Schedule:
+    return optax.warmup_cosine_decay_schedule(0.0, tc.lr, tc.warmup, max(tc.steps, tc.warmup + 1),
+                                              end_value=tc.lr * tc.final_lr_fraction)
+
+
 def optimizer(tc: TrainConfig) -> optax.GradientTransformation:
     """Adam with a linear warm-up and cosine decay, after global-norm clipping."""
-    sched = optax.warmup_cosine_decay_schedule(0.0, tc.lr, tc.warmup, max(tc.steps, tc.warmup + 1),
-                                               end_value=tc.lr * tc.final_lr_fraction)
     return optax.chain(optax.clip_by_global_norm(tc.clip),
-                       optax.adam(sched, b1=tc.b1, b2=tc.b2))
+                       optax.adam(_schedule(tc), b1=tc.b1, b2=tc.b2))
 
 
 def schedule_value(tc: TrainConfig, step: int) -> float:
-    sched = optax.warmup_cosine_decay_schedule(0.0, tc.lr, tc.warmup, max(tc.steps, tc.warmup + 1),
-                                               end_value=tc.lr * tc.final_lr_fraction)
-    return float(sched(step))
+    return float(_schedule(tc)(step))
 
 
 def forward(graphdef, params, rest, z):
@@ -152,7 +156,8 @@ def loss_weights(part_weight: float) -> np.ndarray:
 
 def make_step(graphdef, tx: optax.GradientTransformation, batch: int, loss: str = "l1",
               part_weight: float = 0.0):
-    """The jitted training step ``(params, rest, opt_state, key) -> (params, opt_state, loss)``."""
+    """The jitted training step ``(params, rest, opt_state, key) -> (params, opt_state, loss)``;
+    the loss is the (optionally ``"l1+l2"``) image error weighted by :func:`loss_weights`."""
     weights = jnp.asarray(loss_weights(part_weight))
 
     def loss_fn(params, rest, z):
