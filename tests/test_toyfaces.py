@@ -315,13 +315,13 @@ def test_factor_edit_fidelity_against_exact_and_flipped_generators(shipped):
     fid = validity.factor_edit_fidelity(ex, z, "mouth_open", 1.0)
     np.testing.assert_allclose([fid["cosine"], fid["energy_ratio"]], [-1.0, 1.0], atol=1e-9)
     fid = validity.factor_edit_fidelity(shipped, z, "mouth_open", 1.0)
-    assert fid["cosine"] > 0.6 and 0.5 < fid["energy_ratio"] < 1.5, fid      # measured 0.73, 0.79
+    assert fid["cosine"] > 0.6 and 0.5 < fid["energy_ratio"] < 1.5, fid      # measured 0.81, 0.93
 
 
 # measured on the shipped model with these 8 latents (cosine, ROIR of the exact z edit):
 # eye opening 0.96/0.94 (0.21/0.17), brows 0.99/0.97 (0.11/0.18), nose length/width 0.93/0.89
 # (0.27/0.28), mouth width/open/smile 0.86/0.79/0.93 (0.23/0.15/0.21); colours: irises
-# 0.80/0.65 (0.24/0.38), lips 0.37 (0.16). Random W directions: ROIR 2-20 on these parts.
+# 0.80/0.65 (0.24/0.38), lips 0.37 (0.16). Random W directions: median ROIR 4-7 on these parts.
 GEOMETRY_COSINE, COLOUR_COSINE, FACTOR_ROIR = 0.7, 0.3, 0.5
 
 

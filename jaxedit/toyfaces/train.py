@@ -4,9 +4,10 @@ Regression, not a GAN: every step draws fresh latents ``z ~ N(0, I)`` (``jax.ran
 the run's key and the step number, so a resumed run sees the same stream), renders the targets
 inside the same jitted program, and takes one optax Adam step on the L1 image error (the metric
 the run is judged by: the mean absolute pixel error, images in [-1, 1]), in which the pixels of
-the eyes, eyebrows, nose and mouth presets weigh ``1 + part_weight`` (:func:`loss_weights`). The generator is this
-package's :class:`~jaxedit.models.stylegan2.StyleGAN2Generator` (c_dim 0, no noise inputs); its
-parameters are split once (``nnx.split``) and passed to the jitted step as an explicit pytree.
+the eyes, eyebrows, nose and mouth presets weigh ``1 + part_weight`` (:func:`loss_weights`). The
+generator is this package's :class:`~jaxedit.models.stylegan2.StyleGAN2Generator` (c_dim 0, no
+noise inputs); its parameters are split once (``nnx.split``) and passed to the jitted step as an
+explicit pytree.
 
 Outputs in ``out_dir``: ``log.jsonl`` (one line per logged step: loss, learning rate, wall and
 process CPU seconds, held-out MAE where evaluated), ``state.npz`` (parameters + optimizer state +
