@@ -216,7 +216,9 @@ def _validity_table(workload: str, rows: list[dict]) -> list[str]:
     p0 = rows[0].get("params", {})
     lines = [f"### validity: {workload}", "",
              f"{p0.get('seeds')} seeds; ROIR of the top direction at alphas {p0.get('steps')} "
-             f"(W units; z edits: normal-score deltas), median over seeds; overlap = mean cos² "
+             f"(W units; z edits: normal-score deltas; PandA: feature steps in units of the "
+             f"appearance's std in the part; Editing in Style: one transfer), median over seeds; "
+             f"overlap = mean cos² "
              f"of the principal angles between the image-change subspaces of the top-k "
              f"directions and of the part's k factor directions (1 = same subspace).", "",
              "| method | ROIR median | ROIR mean | MSE inside | MSE outside | overlap (k) | "

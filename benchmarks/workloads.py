@@ -920,6 +920,9 @@ VALIDITY_PARTS = ("eyes", "left_eye", "right_eye", "eyebrows", "nose", "mouth", 
 VALIDITY_ALPHAS = (-0.2, -0.1, 0.1, 0.2)
 VALIDITY_DELTAS = (-1.0, -0.5, 0.5, 1.0)
 VALIDITY_SEED = 4242
+VALIDITY_PANDA = ("b16.conv1", (64, 16), 300, 128)     # layer, ranks, Adam steps, latents
+VALIDITY_PANDA_STEPS = (-2.0, -1.0, 1.0, 2.0)           # x the appearance's std in the part
+VALIDITY_EIS = {"rho": 1.0, "eps": 20.0, "mode": "ratio"}
 
 
 def suite_validity(ctx: Context) -> list[Row]:
@@ -930,8 +933,18 @@ def suite_validity(ctx: Context) -> list[Row]:
     (k = the part's number of factors) with the part's ground-truth factor directions, measured
     by principal angles between image-change subspaces (``jaxedit.toyfaces.validity``). Methods:
     ReSeFa per sample with every solver, ReSeFa with moments averaged over the seeds, SeFa
-    (global), random directions, and the ground truth itself (factor W directions; exact factor
-    z edits). Times: seconds to compute one sample's (or the averaged) directions.
+    (global), random directions, PandA, Editing in Style, and the ground truth itself (factor W
+    directions; exact factor z edits). Times: seconds to compute one sample's (or the averaged)
+    directions.
+
+    PandA (not a W direction, so no subspace overlap): parts and appearances learned once at
+    ``VALIDITY_PANDA`` on other latents; per region the part, or union of two, whose map best
+    matches the region's preset (:func:`jaxedit.panda.part_iou`), with the appearance most
+    present there (largest mean ``|Aᵀ Z|`` over the seeds in the part's cells), added at
+    ``VALIDITY_PANDA_STEPS`` x that coordinate's standard deviation there. Editing in Style:
+    contributions from the renderer's exact part masks on other latents (the catalog is the
+    ground truth, so this measures the transfer, not the clustering), seed i's part taken from
+    seed i - 1 (``VALIDITY_EIS`` query).
     """
     import jax
 
@@ -954,6 +967,7 @@ def suite_validity(ctx: Context) -> list[Row]:
     t_jac = time.perf_counter() - t0
     rng = np.random.default_rng(VALIDITY_SEED)
     rows = []
+    panda_fit, eis_contribs = _validity_panda_eis(gen, ctx.smoke, parts)
 
     def add(part, impl, dirs, seconds, region, gt, note="", per_sample=True, loc=None,
             steps=VALIDITY_ALPHAS):
@@ -962,9 +976,15 @@ def suite_validity(ctx: Context) -> list[Row]:
         if loc is None:
             top = dirs[:, 0] if per_sample else dirs[0]
             loc = validity.direction_locality(gen, ws, top, region, steps, base=base)
-        per_seed = np.mean(np.asarray(loc["roir_per_sample"]), axis=0)       # [N]
-        params = {"roir_median": float(np.median(per_seed)),
-                  "roir_mean": float(np.mean(per_seed)),
+        per_seed = np.mean(np.asarray(loc["roir_per_sample"], np.float64), axis=0)   # [N]
+        changed = ~np.isnan(per_seed)          # NaN: the edit changed no pixel of that seed
+        if not changed.all():
+            note = (f"{note}; " if note else "") + (
+                f"{int((~changed).sum())} of {n} seeds unchanged (ROIR over the others)"
+                if changed.any() else "no pixel changed in any seed")
+        per_seed = per_seed[changed]
+        params = {"roir_median": float(np.median(per_seed)) if per_seed.size else None,
+                  "roir_mean": float(np.mean(per_seed)) if per_seed.size else None,
                   "mse_inside": float(np.mean(loc["mse_inside"])),
                   "mse_outside": float(np.mean(loc["mse_outside"])), "seeds": n,
                   "steps": list(steps)}
@@ -1018,6 +1038,9 @@ def suite_validity(ctx: Context) -> list[Row]:
         add(part, "ground truth: factor W directions", gt[:, order], t_gt, region, gt,
             note=f"top = {factors[best[1]]} (its most local factor); dw/du through the mapping",
             loc=best[2])
+        for impl, loc, seconds, note, steps in _validity_panda_eis_rows(
+                gen, ws, base, part, region, panda_fit, eis_contribs):
+            add(part, impl, None, seconds, region, gt, note=note, loc=loc, steps=steps)
         for f in factors:
             t0 = time.perf_counter()
             loc = validity.factor_z_edits(gen, z, f, region, VALIDITY_DELTAS, base=base)
@@ -1032,6 +1055,76 @@ def suite_validity(ctx: Context) -> list[Row]:
     for r in rows:
         r.params["jacobian_seconds"] = round(t_jac, 2)
     return rows
+
+
+def _validity_panda_eis(gen, smoke: bool, parts):
+    """PandA factors and Editing-in-Style contributions for :func:`suite_validity`, learned on
+    latents other than the evaluation seeds.
+
+    Returns ``((panda result, seconds), (contributions, seconds))``."""
+    from jaxedit import eis, panda, toyfaces
+
+    layer, ranks, steps, n_fit = VALIDITY_PANDA
+    if smoke:
+        ranks, steps, n_fit = (16, 8), 20, 16
+    z = np.asarray(toyfaces.sample_z(VALIDITY_SEED + 1, n_fit, np.float32))
+    ws = np.asarray(gen.mapping(z))
+    t0 = time.perf_counter()
+    res = panda.fit_generator(gen, layer, ranks, steps, latents=ws)
+    t_panda = time.perf_counter() - t0
+    n_eis = 8 if smoke else 32
+    masks = toyfaces.part_masks(toyfaces.factors_from_z(z[:n_eis]))
+    stacked = np.stack([np.any(np.stack([np.asarray(masks[q], bool)
+                                         for q in toyfaces.GROUPS.get(p, (p,))]), axis=0)
+                        for p in parts], axis=1).astype(np.float32)            # [N, P, 64, 64]
+    t0 = time.perf_counter()
+    contribs = eis.contributions(gen, ws[:n_eis], stacked, names=list(parts))
+    return (res, t_panda), (contribs, time.perf_counter() - t0)
+
+
+def _validity_panda_eis_rows(gen, ws, base, part, region, panda_fit, eis_contribs):
+    """The PandA and Editing-in-Style rows of one region: ``[(impl, locality, seconds, note,
+    steps)]`` with locality as :func:`jaxedit.toyfaces.validity.direction_locality` returns it."""
+    from jaxedit import eis, panda
+    from jaxedit.metrics import locality
+    from jaxedit.regions import region_mask
+
+    res, t_fit = panda_fit
+    mask = region_mask(region, base.shape[1:3])
+    match = panda.part_iou(res, {part: mask}, max_parts=2)[part]
+    ks = [int(k) for k in match["parts"]]
+    cells = panda.part_region(res, ks)                                          # [h, w]
+    sal = np.asarray(panda.saliency(res, gen.synthesis_split(ws, res.layer).x))[:, cells]
+    c = int(np.argmax(np.abs(sal).mean(axis=(0, 1))))
+    sigma = float(sal[..., c].std())
+    strengths = [s * sigma for s in VALIDITY_PANDA_STEPS]
+    t0 = time.perf_counter()
+    rows_ = [panda.evaluate_edit(gen, ws, res, [ks], [c], [lam], region=region)
+             for lam in strengths]
+    t_edit = (time.perf_counter() - t0) / len(ws)
+    loc = {"roir_per_sample": [r["roir_per_sample"] for r in rows_],
+           "mse_inside": [r["mse_inside"] for r in rows_],
+           "mse_outside": [r["mse_outside"] for r in rows_]}
+    layer, ranks = res.layer, res.ranks
+    out = [(f"panda ({layer}, ranks {ranks[0]}x{ranks[1]})", loc, t_fit + t_edit,
+            f"parts {ks} (IoU {match['union_iou']:.2f} with the preset), appearance {c}, "
+            f"strengths {list(VALIDITY_PANDA_STEPS)} x {sigma:.3g}; time = fit + one edit",
+            VALIDITY_PANDA_STEPS)]
+    contribs, t_contrib = eis_contribs
+    q = eis.label_queries(contribs, part, VALIDITY_EIS["rho"], VALIDITY_EIS["eps"],
+                          VALIDITY_EIS["mode"])
+    n_sel = int(sum(np.sum(np.asarray(v) > 0) for v in q.values()))
+    ref = np.roll(ws, 1, axis=0)
+    t0 = time.perf_counter()
+    edited = np.asarray(eis.transfer(gen, ws, ref, contribs, part, **VALIDITY_EIS))
+    t_transfer = (time.perf_counter() - t0) / len(ws)
+    r = locality(base, edited, region)
+    loc = {"roir_per_sample": [r["roir_per_sample"]], "mse_inside": [r["mse_inside"]],
+           "mse_outside": [r["mse_outside"]]}
+    out.append(("editing in style (ground-truth masks)", loc, t_contrib + t_transfer,
+                f"seed i's {part} from seed i-1; query {VALIDITY_EIS} selects {n_sel} style "
+                f"channels; time = contributions + one transfer", (1.0,)))
+    return out
 
 
 SUITES = {"forward": suite_forward, "jacobian": suite_jacobian, "wplus": suite_wplus,

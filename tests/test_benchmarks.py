@@ -55,6 +55,10 @@ def test_every_suite_runs_at_toy_size(tmp_path):
         assert r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"]
         if r["impl"] == "jaxedit" and r["accuracy"] is not None and "cos" in r["accuracy_metric"]:
             assert r["accuracy"] > 0.99, r
+    # the validity suite measures every method the library has (issue 12), PandA and EiS included
+    impls = {r["impl"].split(" (")[0].split("-")[0] for r in doc["rows"]
+             if r["suite"] == "validity"}
+    assert {"resefa", "sefa", "random", "panda", "editing in style"} <= impls, impls
     assert bench_main.main(["render", "--results", str(tmp_path), "--include-smoke",
                             "--out", str(tmp_path / "README.md")]) == 0
     text = (tmp_path / "README.md").read_text()
