@@ -725,7 +725,7 @@ def test_toyfaces_parts_match_ground_truth_masks():
 
     Measured on the shipped model (retrained for issue 12 so that it learned the nose and the
     mouth's factors): left eye 0.51, right eye 0.58, mouth 0.42, eyes union 0.55 (the model
-    before the retraining: 0.67 / 0.59 / 0.69). The mouth's part sits on the mouth (feature rows
+    before the retraining: 0.66 / 0.66 / 0.65). The mouth's part sits on the mouth (feature rows
     12-13, columns 6-9) but is two feature rows tall where the mouth covers about 1.5; the best
     fixed 16x16 map would reach 0.76. 0.38-0.42 over PandA seeds, ranks (64, 16..32) and
     300-3000 steps, so issue 13's >= 0.5 holds for the eyes only on this model."""
