@@ -192,7 +192,6 @@ def _transposed_conv2_in_w(x, w_dot, crop, precision):
     return out
 
 
-@_transposed_conv2.defjvp
 def _transposed_conv2_jvp(crop, precision, primals, tangents):
     x, w = primals
     x_dot, w_dot = tangents

@@ -720,6 +720,9 @@ def read_moments(path) -> tuple[dict[str, Moments], dict]:
         raise bad("masks", f"must be bool [{r}, {grid[0]}, {grid[1]}], got {masks.dtype} "
                            f"{masks.shape}")
     n_f, n_b = data["n_f"], data["n_b"]
+    for key, a in (("n_f", n_f), ("n_b", n_b)):
+        if a.shape != (r,):
+            raise bad(key, f"must have shape [{r}] (one count per region), got {a.shape}")
     for i, m in enumerate(masks):
         if int(n_f[i]) != int(m.sum()) * grid[2] or int(n_b[i]) != int((~m).sum()) * grid[2]:
             raise bad("n_f", f"does not match region {names[i]!r}'s mask")

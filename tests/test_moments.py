@@ -184,6 +184,7 @@ def test_save_load_roundtrip_and_bad_files(gen, tmp_path):
     for key, value, msg in [("gram_f", data["gram_f"][:, :3], "gram_f"),
                             ("masks", data["masks"][:, :4], "masks"),
                             ("n_f", data["n_f"] + 1, "n_f"),
+                            ("n_b", data["n_b"][:0], "n_b.*shape"),
                             ("format", np.asarray("other"), "format")]:
         bad = dict(data, **{key: value})
         np.savez(tmp_path / "bad.npz", **bad)

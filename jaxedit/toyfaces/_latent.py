@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-from ._render import FACTORS, factor_index
+from ._render import FACTORS, _check_factors, factor_index
 
 Z_DIM = 64
 NUM_FACTORS = len(FACTORS)
@@ -62,11 +62,18 @@ def z_from_factors(factors, nuisance) -> jax.Array:
     Raises ValueError where the factors alone already need more than the whole norm (a factor
     pinned within ~3e-5 of its range's end, for the default sizes).
     """
-    f = jnp.asarray(factors)
+    f = _check_factors(factors)
+    nuis = jnp.asarray(nuisance, f.dtype)
+    want = (f.shape[0], Z_DIM - len(FACTORS))
+    if nuis.shape != want:
+        raise ValueError(f"nuisance must have shape [N, Z_DIM - K] = {list(want)}, got "
+                         f"{list(nuis.shape)}")
+    if not bool(jnp.all(jnp.isfinite(nuis))):
+        raise ValueError("nuisance contains non-finite values")
     lo, hi = _lo_hi(f.dtype)
     t = jnp.clip((f - lo) / (hi - lo), 1e-12, 1 - 1e-12)
     u = ndtri(t)
-    return _with_norm(u, jnp.asarray(nuisance, f.dtype))
+    return _with_norm(u, nuis)
 
 
 def _with_norm(u_f, nuis):

@@ -11,7 +11,6 @@ right and y down. Everything is a pure ``jnp`` function of one factor vector, vm
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import NamedTuple
 
 import jax
@@ -277,7 +276,3 @@ def factors_of_part(part: str) -> tuple[str, ...]:
     return tuple(f.name for f in FACTORS if f.part in parts)
 
 
-@functools.cache
-def factor_ranges() -> tuple[np.ndarray, np.ndarray]:
-    """(lo [K], hi [K]) of the factor ranges."""
-    return (np.array([f.lo for f in FACTORS]), np.array([f.hi for f in FACTORS]))

@@ -238,7 +238,7 @@ def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False
     """Train (or resume) a run into ``out_dir``; returns the summary (also ``summary.json``).
 
     ``resume=True`` continues from ``out_dir/state.npz`` (same options required); without it an
-    existing ``state.npz`` is an error. ``max_steps_this_call`` stops early (for tests / pilots)
+    existing ``state.npz`` is an error. ``max_steps_this_call`` stops early (for tests)
     without writing the final generator.
     """
     from ..checkpoint import save_generator
@@ -301,7 +301,7 @@ def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False
             bar.update(1)
     wall, cpu = clock()
     summary = {"config": tc.to_dict(), "steps_done": stop, "wall_s": round(wall, 2),
-               "cpu_s": round(cpu, 2), "cpu_s_per_2_cores": round(cpu / 2, 2),
+               "cpu_s": round(cpu, 2),
                "final_loss": log_rows[-1]["loss"] if log_rows else None}
     if stop == tc.steps:
         per = np.asarray(mae_fn(params, rest, z_eval))
@@ -316,27 +316,6 @@ def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False
                     "eval_mae": summary["eval_mae"]})
     save_json(os.path.join(out_dir, SUMMARY_FILE), summary)
     return summary
-
-
-def pilot(tc: TrainConfig, steps: int = 20) -> dict[str, float]:
-    """Seconds (wall and CPU) per training step after compilation, for sizing a run."""
-    gen = init_generator(tc)
-    graphdef, params, rest = nnx.split(gen, nnx.Param, ...)
-    tx = optimizer(tc)
-    opt_state = tx.init(params)
-    step_fn = make_step(graphdef, tx, tc.batch, tc.loss, tc.part_weight)
-    t0 = time.perf_counter()
-    params, opt_state, loss = step_fn(params, rest, opt_state, step_key(tc.seed, 0))
-    loss.block_until_ready()
-    compile_s = time.perf_counter() - t0
-    w0, c0 = time.perf_counter(), time.process_time()
-    for t in range(1, steps + 1):
-        params, opt_state, loss = step_fn(params, rest, opt_state, step_key(tc.seed, t))
-    loss.block_until_ready()
-    n = steps
-    return {"compile_s": compile_s, "wall_per_step": (time.perf_counter() - w0) / n,
-            "cpu_per_step": (time.process_time() - c0) / n, "loss": float(loss),
-            "params": int(sum(x.size for x in jax.tree.leaves(params)))}
 
 
 def fmt_minutes(s: float) -> str:

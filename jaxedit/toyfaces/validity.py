@@ -44,6 +44,12 @@ def _edit_u(z, i: int, t):
     return jnp.concatenate([u_f, nuis * jnp.sqrt(room) / norm], axis=-1)
 
 
+def _check_representable(z_edited, name: str, delta) -> None:
+    if not bool(jnp.all(jnp.isfinite(z_edited))):
+        raise ValueError(f"moving {name} by {delta} is not representable for some samples (the "
+                         f"factors would need more than the whole norm of z); use a smaller delta")
+
+
 def _check_gen(gen):
     if getattr(gen, "z_dim", None) != Z_DIM or getattr(gen, "c_dim", 0) != 0:
         raise ValueError(f"expected the toy-face generator (z_dim {Z_DIM}, c_dim 0), got z_dim "
@@ -117,10 +123,7 @@ def factor_z_edits(gen, z, name: str, region: RegionLike, deltas, *, base=None,
     i = factor_index(name)
     edited = [_edit_u(z, i, d) for d in deltas]
     for d, e in zip(deltas, edited):
-        if not bool(jnp.all(jnp.isfinite(e))):
-            raise ValueError(f"moving {name} by {d} is not representable for some samples (the "
-                             f"factors would need more than the whole norm of z); use a smaller "
-                             f"delta")
+        _check_representable(e, name, d)
     imgs = np.stack([np.asarray(gen(e, dtype=dtype)) for e in edited])
     out = _collect(base, imgs, region, deltas)
     out["deltas"] = out.pop("alphas")
@@ -138,6 +141,7 @@ def factor_edit_fidelity(gen, z, name: str, delta: float = 1.0, *, dtype=None) -
     _check_gen(gen)
     z = jnp.asarray(z, dtype or jax.dtypes.canonicalize_dtype(jnp.float64))
     z1 = _edit_u(z, factor_index(name), float(delta))
+    _check_representable(z1, name, delta)
     d_g = np.asarray(gen(z1, dtype=dtype), np.float64) - np.asarray(gen(z, dtype=dtype), np.float64)
     d_r = (np.asarray(_render_batch(_factors_from_z(z1)), np.float64)
            - np.asarray(_render_batch(_factors_from_z(z)), np.float64))
