@@ -15,20 +15,24 @@ Public API::
     res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
 """
 
-from converters.errors import (
-    CheckpointError,
-    CorruptCheckpointError,
-    KeyMismatchError,
-    NonFiniteParameterError,
-    ShapeMismatchError,
-    UnsafePickleError,
-    UnsupportedFormatError,
-)
-
 from . import eis
 from . import panda
 from . import toyfaces
-from ._io import OutputError, OutputExistsError
+from .errors import (
+    CheckpointError,
+    ComplexEigenpairsWarning,
+    ConvergenceWarning,
+    CorruptCheckpointError,
+    JaxeditWarning,
+    KeyMismatchError,
+    NonFiniteParameterError,
+    OutputError,
+    OutputExistsError,
+    ShapeMismatchError,
+    SingularBackgroundWarning,
+    UnsafePickleError,
+    UnsupportedFormatError,
+)
 from .checkpoint import (
     CheckpointInfo,
     convert_checkpoint,
@@ -56,12 +60,9 @@ from .region_factorization import ResefaResult, resefa
 from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sefa import SefaResult, sefa
 from .solvers import (
-    ComplexEigenpairsWarning,
-    ConvergenceWarning,
     Dense,
     MatrixFree,
     ReferenceEig,
-    SingularBackgroundWarning,
     SolverStats,
     Woodbury,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "Dense",
     "DirectionSet",
     "JacobianOperator",
+    "JaxeditWarning",
     "KeyMismatchError",
     "MaskPreset",
     "MatrixFree",

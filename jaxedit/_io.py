@@ -29,13 +29,7 @@ import tempfile
 import numpy as np
 
 
-class OutputError(OSError):
-    """An output path jaxedit will not write: a directory, a special file, a missing or
-    unwritable parent directory, or (:class:`OutputExistsError`) an existing file."""
-
-
-class OutputExistsError(OutputError, FileExistsError):
-    """The output file exists and overwriting was not asked for (``overwrite=True`` / ``--force``)."""
+from .errors import OutputError, OutputExistsError
 
 
 def _kind(mode: int) -> str:

@@ -60,8 +60,7 @@ _HIGHEST = lax.Precision.HIGHEST
 _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
-class KMeansConvergenceWarning(UserWarning):
-    """Spherical k-means stopped at ``max_iter`` before its stopping rule was met."""
+from .errors import KMeansConvergenceWarning
 
 
 # ------------------------------------------------------------------------------------------------

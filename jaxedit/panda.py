@@ -98,8 +98,7 @@ _SGD = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
 _BUILTIN = (_ADAM, _SGD)
 
 
-class PandaConvergenceWarning(RuntimeWarning):
-    """The loss was still falling at the end of :func:`fit` (or became non-finite)."""
+from .errors import PandaConvergenceWarning
 
 
 # ------------------------------------------------------------------------------------------------

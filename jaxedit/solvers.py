@@ -29,16 +29,7 @@ import numpy as np
 from . import _ops
 
 
-class ConvergenceWarning(UserWarning):
-    """An iterative solver stopped before its residuals reached the tolerance."""
-
-
-class SingularBackgroundWarning(UserWarning):
-    """M_b is (numerically) singular: directions are unreliable without regularization."""
-
-
-class ComplexEigenpairsWarning(UserWarning):
-    """The reference ``eig(inv(M_b) @ M_f)`` returned complex eigenpairs (real parts were kept)."""
+from .errors import ComplexEigenpairsWarning, ConvergenceWarning, SingularBackgroundWarning
 
 
 def _check_precision(precision):

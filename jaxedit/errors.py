@@ -1,0 +1,83 @@
+"""Every error and warning jaxedit raises, in one place (the ground floor: imports nothing of
+jaxedit's but the NumPy-only ``converters.errors``).
+
+Hierarchy::
+
+    JaxeditWarning (UserWarning)
+    ├── ConvergenceWarning          an iterative solver stopped before its tolerance
+    ├── SingularBackgroundWarning   M_b is numerically singular
+    ├── ComplexEigenpairsWarning    the reference eig returned complex pairs
+    ├── KMeansConvergenceWarning    spherical k-means hit max_iter
+    └── PandaConvergenceWarning     PandA's loss still falling (or non-finite) at the end
+
+    OutputError (OSError)           an output path jaxedit will not write
+    └── OutputExistsError           ... because it exists and overwriting was not asked for
+
+    CheckpointError (ValueError)    from ``converters.errors``: UnsafePickleError,
+                                    CorruptCheckpointError, NonFiniteParameterError,
+                                    UnsupportedFormatError, KeyMismatchError, ShapeMismatchError
+"""
+
+from __future__ import annotations
+
+from converters.errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    KeyMismatchError,
+    NonFiniteParameterError,
+    ShapeMismatchError,
+    UnsafePickleError,
+    UnsupportedFormatError,
+)
+
+
+class JaxeditWarning(UserWarning):
+    """Base class of every warning jaxedit issues (filter them all with this one class)."""
+
+
+class ConvergenceWarning(JaxeditWarning):
+    """An iterative solver stopped before its residuals reached the tolerance."""
+
+
+class SingularBackgroundWarning(JaxeditWarning):
+    """M_b is (numerically) singular: directions are unreliable without regularization."""
+
+
+class ComplexEigenpairsWarning(JaxeditWarning):
+    """The reference ``eig(inv(M_b) @ M_f)`` returned complex eigenpairs (real parts were kept)."""
+
+
+class KMeansConvergenceWarning(JaxeditWarning):
+    """Spherical k-means stopped at ``max_iter`` before its stopping rule was met."""
+
+
+class PandaConvergenceWarning(JaxeditWarning, RuntimeWarning):
+    """The loss was still falling at the end of PandA's ``fit`` (or became non-finite)."""
+
+
+class OutputError(OSError):
+    """An output path jaxedit will not write: a directory, a special file, a missing or
+    unwritable parent directory, or (``OutputExistsError``) an existing file."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output file exists and overwriting was not asked for (``overwrite=True`` / ``--force``)."""
+
+
+__all__ = [
+    "CheckpointError",
+    "ComplexEigenpairsWarning",
+    "ConvergenceWarning",
+    "CorruptCheckpointError",
+    "JaxeditWarning",
+    "KMeansConvergenceWarning",
+    "KeyMismatchError",
+    "NonFiniteParameterError",
+    "OutputError",
+    "OutputExistsError",
+    "PandaConvergenceWarning",
+    "ShapeMismatchError",
+    "SingularBackgroundWarning",
+    "UnsafePickleError",
+    "UnsupportedFormatError",
+]
