@@ -15,9 +15,6 @@ from ._features import _BigGANFeatures, _class_rows, _require_generator, resolve
 from ._result import PandaResult, _check_result
 
 
-# ------------------------------------------------------------------------------------------------
-# Edits
-# ------------------------------------------------------------------------------------------------
 def _edit_spec(parts, appearances, strengths, r_s: int, r_c: int):
     """-> list of (part indices, appearance index, strength)."""
     def as_list(v):

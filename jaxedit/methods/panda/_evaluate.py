@@ -10,9 +10,6 @@ from ._resample import _nearest, lanczos_upsample
 from ._result import PandaResult, _check_result
 
 
-# ------------------------------------------------------------------------------------------------
-# Evaluation
-# ------------------------------------------------------------------------------------------------
 def part_region(result: PandaResult, parts, threshold: float = 0.5, *, parts_factors=None
                 ) -> np.ndarray:
     """A region from learned parts: ``minmax01(Σ_{k∈parts} P[:, :, k]) >= threshold``, ``[H, W]``

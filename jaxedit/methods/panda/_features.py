@@ -26,9 +26,6 @@ from ._loss import _hosvd_from_scatter, _scatter
 from ._result import PandaResult
 
 
-# ------------------------------------------------------------------------------------------------
-# Generators
-# ------------------------------------------------------------------------------------------------
 def _is_stylegan2(gen) -> bool:
     return hasattr(gen, "synthesis_split") and hasattr(gen, "conv_layer_names")
 

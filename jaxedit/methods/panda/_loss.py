@@ -14,9 +14,6 @@ from ._checks import _check_appearance, _check_features, _check_parts
 from ._result import PandaResult
 
 
-# ------------------------------------------------------------------------------------------------
-# Loss
-# ------------------------------------------------------------------------------------------------
 # Layout: a batch is held position-major, xt [S, B, C] (xt[:, b, :] = Z_bᵀ), so that every
 # product with P is one GEMM over all samples (XLA on CPU runs a vmapped batch of small matmuls
 # ~5x slower). The summed loss is expanded as

@@ -13,9 +13,6 @@ import numpy as np
 from ._checks import FORMAT_VERSION
 
 
-# ------------------------------------------------------------------------------------------------
-# Result
-# ------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, eq=False)
 class PandaResult:
     """Learned PandA factors.

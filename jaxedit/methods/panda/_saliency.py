@@ -16,9 +16,6 @@ from ._resample import lanczos_upsample
 from ._result import PandaResult, _check_result
 
 
-# ------------------------------------------------------------------------------------------------
-# Saliency
-# ------------------------------------------------------------------------------------------------
 @functools.partial(jax.jit, static_argnames=("precision",))
 def _coords(x, a, *, precision):
     return jnp.einsum("nhwc,cr->nhwr", x, a, precision=precision)

@@ -16,9 +16,6 @@ from ._checks import _ADAM, _BUILTIN, APPEARANCE_RATE, FINAL_FRACTION, WARMUP_FR
 from ._loss import _objective
 
 
-# ------------------------------------------------------------------------------------------------
-# Steps
-# ------------------------------------------------------------------------------------------------
 def natural_scales(shape, ranks) -> tuple[float, float]:
     """``(σ_A, σ_P) = (1/sqrt(C), sqrt(R_S / (H·W)))``: the entry scale of unit-norm appearance
     columns and of parts with ``PᵀP ≈ I`` and near-disjoint supports. The normalized modes
