@@ -15,8 +15,12 @@ Public API::
     res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
 """
 
+import sys
+
 from . import eis
-from . import panda
+from .methods import panda as panda
+
+sys.modules.setdefault("jaxedit.panda", panda)   # `import jaxedit.panda` keeps working
 from . import toyfaces
 from .errors import (
     CheckpointError,

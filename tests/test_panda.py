@@ -5,7 +5,6 @@ evaluation, files and the CLI."""
 import os
 import warnings
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +14,7 @@ from PIL import Image
 
 import jaxedit
 from jaxedit import panda
+from jaxedit.methods.panda import _loss
 from jaxedit.cli import main
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -95,10 +95,10 @@ def test_grad_equals_reference_hand_written_gradients(problem):
     e = jnp.asarray((Z ** 2).sum())
 
     def expanded(a, p):
-        return panda._objective(a, p, xt, e, HIGHEST)
+        return _loss._objective(a, p, xt, e, HIGHEST)
 
     def direct(a, p):
-        return sum(panda._direct_loss(a, p, jnp.asarray(Z[i].T), HIGHEST) for i in range(len(Z)))
+        return sum(_loss._direct_loss(a, p, jnp.asarray(Z[i].T), HIGHEST) for i in range(len(Z)))
 
     for f in (expanded, direct):
         np.testing.assert_allclose(float(f(A0, P0)), ref_loss(Z, A0, P0).sum(), rtol=1e-12)
@@ -225,27 +225,43 @@ def test_losses_are_before_each_step(problem):
     np.testing.assert_allclose(adam.losses[0], one.losses[0], rtol=1e-12)
 
 
+def test_module_spellings():
+    """``jaxedit.panda`` is the package ``jaxedit.methods.panda`` under both import spellings
+    (also in a fresh interpreter, where ``jaxedit.panda`` is imported first)."""
+    import subprocess
+    import sys
+
+    import jaxedit.methods.panda as pkg
+    import jaxedit.panda as alias
+    from jaxedit.panda import fit, part_map
+
+    assert alias is pkg is panda is jaxedit.panda is sys.modules["jaxedit.panda"]
+    assert fit is pkg.fit and part_map is pkg.part_map
+    assert set(panda.__all__) <= set(dir(panda))
+    code = ("from jaxedit.panda import fit; import jaxedit.panda, jaxedit.methods.panda as m; "
+            "assert jaxedit.panda is m and fit is m.fit")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
 def test_no_recompilation_for_new_values(problem):
     feats, A0, P0 = problem
-    orig = panda._fit_scan
-    guarded = jax.jit(chex.assert_max_traces(panda._fit_scan_impl, n=2), static_argnums=(0,),
-                      static_argnames=("steps", "batch_size", "precision"))
-    panda._fit_scan = guarded
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
-            for i, lr in enumerate((1e-3, 2e-3)):      # new data, init, learning rate and key
-                panda.fit(feats + i, (3, 2), 5, "pgd", lr, A0 + i, P0 * (i + 1),
-                          key=jax.random.key(i))
-            for lr in (0.05, 0.02):                     # one more trace: the Adam transformation
-                panda.fit(feats, (3, 2), 5, learning_rate=lr)
-    finally:
-        panda._fit_scan = orig
-        chex.clear_trace_counter()
+    before = panda.jit_cache_sizes()["fit_scan"]
+    sizes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
+        for i, lr in enumerate((1e-3, 2e-3)):      # new data, init, learning rate and key
+            panda.fit(feats + i, (3, 2), 5, "pgd", lr, A0 + i, P0 * (i + 1),
+                      key=jax.random.key(i))
+            sizes.append(panda.jit_cache_sizes()["fit_scan"])
+        for lr in (0.05, 0.02):                     # one more variant: the Adam transformation
+            panda.fit(feats, (3, 2), 5, learning_rate=lr)
+            sizes.append(panda.jit_cache_sizes()["fit_scan"])
+    assert sizes[1] == sizes[0] and sizes[3] == sizes[2]
+    assert sizes[3] <= before + 2
     panda.fit(feats, (3, 2), 5, learning_rate=0.03)
-    size = panda._fit_scan._cache_size()
+    size = panda.jit_cache_sizes()["fit_scan"]
     panda.fit(feats * 2, (3, 2), 5, learning_rate=0.04, key=jax.random.key(7))
-    assert panda._fit_scan._cache_size() == size
+    assert panda.jit_cache_sizes()["fit_scan"] == size
 
 
 def test_hosvd_init(problem):

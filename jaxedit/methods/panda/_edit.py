@@ -1,0 +1,172 @@
+"""Local PandA edits: `part_map`, `edit_direction` and `edit` (split the synthesis at the
+factors' layer, add the direction, resume)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..._ops import Precision
+from ._checks import _check_finite
+from ._features import _BigGANFeatures, _class_rows, _require_generator, resolve_layer
+from ._result import PandaResult, _check_result
+
+
+def _edit_spec(parts, appearances, strengths, r_s: int, r_c: int):
+    """-> list of (part indices, appearance index, strength)."""
+    def as_list(v):
+        return list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
+
+    if isinstance(parts, (int, np.integer)):
+        parts = [[parts]]
+    parts = [sorted({int(k) for k in as_list(ps)}) for ps in as_list(parts)]
+    apps = [int(j) for j in as_list(appearances)]
+    lams = [float(s) for s in as_list(strengths)]
+    if not (len(parts) == len(apps) == len(lams)) or not parts:
+        raise ValueError(f"parts, appearances and strengths need one entry per edit, got "
+                         f"{len(parts)}, {len(apps)} and {len(lams)}")
+    for ps in parts:
+        if not ps or min(ps) < 0 or max(ps) >= r_s:
+            raise ValueError(f"part indices must be in [0, R_S = {r_s}), got {ps}")
+    for j in apps:
+        if not 0 <= j < r_c:
+            raise ValueError(f"appearance indices must be in [0, R_C = {r_c}), got {j}")
+    for lam in lams:
+        if not math.isfinite(lam):
+            raise ValueError(f"strengths must be finite, got {lam}")
+    return list(zip(parts, apps, lams))
+
+
+def part_map(parts_factors, parts) -> np.ndarray:
+    """``minmax01(Σ_{k∈parts} P[..., k])``: ``[H, W, R_S]`` (or ``[N, H, W, R_S]``) -> ``[H, W]``
+    (``[N, H, W]``), each map rescaled to [0, 1] (the reference's ``mapRange``)."""
+    pf = np.asarray(parts_factors, np.float64)
+    idx = [int(k) for k in ([parts] if isinstance(parts, (int, np.integer)) else parts)]
+    m = pf[..., idx].sum(axis=-1)
+    lo = m.min(axis=(-2, -1), keepdims=True)
+    hi = m.max(axis=(-2, -1), keepdims=True)
+    if np.any(hi <= lo):
+        raise ValueError(f"part(s) {idx} are constant over the feature map (all zero?): there is "
+                         f"no region to edit; choose other parts")
+    return (m - lo) / (hi - lo)
+
+
+def edit_direction(result: PandaResult, parts, appearances, strengths, *, parts_factors=None
+                   ) -> jax.Array:
+    """The feature-space edit ``Σ_i λ_i · a_{app_i} ⊗ minmax01(Σ_{k∈parts_i} P[:, k])``.
+
+    Args:
+      parts: one entry per edit, each a part index or a list of part indices (summed), e.g.
+        ``[[0, 1], [2]]``; a bare int is one edit.
+      appearances: one appearance index per edit; strengths: one λ per edit.
+      parts_factors: parts to use instead of ``result.parts``: ``[H, W, R_S]`` or refined
+        per-sample parts ``[N, H, W, R_S]`` (from :func:`refine`).
+    Returns:
+      ``[H, W, C]`` (``[N, H, W, C]`` for per-sample parts), in the appearance's dtype.
+    """
+    _check_result(result)
+    pf = np.asarray(result.parts if parts_factors is None else parts_factors)
+    h, w, c = result.feature_shape
+    if pf.ndim not in (3, 4) or pf.shape[-3:] != (h, w, result.ranks[1]):
+        raise ValueError(f"parts_factors must be [{h}, {w}, {result.ranks[1]}] or "
+                         f"[N, {h}, {w}, {result.ranks[1]}], got {pf.shape}")
+    _check_finite(pf, "parts_factors")
+    spec = _edit_spec(parts, appearances, strengths, result.ranks[1], result.ranks[0])
+    a = jnp.asarray(result.appearance)
+    d = 0
+    for ps, j, lam in spec:
+        m = jnp.asarray(part_map(pf, ps), a.dtype)
+        d = d + lam * m[..., None] * a[:, j]
+    return d
+
+
+def _resume(gen, ws, state, x, drop_skip: bool, noise_mode, key, dtype, precision):
+    from ...models.stylegan2 import SynthesisState
+
+    if not drop_skip:
+        st = SynthesisState(x=x, img=state.img, residual=state.residual, layer=state.layer)
+        return gen.synthesis_resume(ws, st, noise_mode=noise_mode, key=key, dtype=dtype,
+                                    precision=precision)
+    # The reference's genforce port restarts the skip image at the split: every ToRGB output of
+    # the convs before the split is dropped, including the current block's when the split is its
+    # conv1 (that ToRGB ran with the *first* pass). Resume after the block's tail with no image.
+    ws, _ = gen._prepare(ws, None, dtype, noise_mode, key)
+    start = gen._op_index_after(state.layer)
+    if state.layer.endswith(".conv1"):
+        start += 1
+    n_ops = len(gen._ops_list())
+    if start >= n_ops:
+        raise ValueError(f"drop_skip=True at the last block ({state.layer}) leaves no ToRGB "
+                         "after the split: the image would be empty")
+    out, _ = gen._program(ws, None, {"x": jnp.asarray(x, ws.dtype), "img": None,
+                                     "residual": state.residual}, key, start=start, stop=n_ops,
+                          noise_mode=noise_mode, precision=precision, collect=False)
+    return out["img"]
+
+
+def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
+         parts_factors=None, layer: str | None = None, drop_skip: bool = False,
+         noise_mode: str = "const", key=None, c=None, truncation: float = 1.0, dtype=None,
+         precision: Precision = "highest", return_original: bool = False):
+    """Local PandA edit: split the synthesis at the factors' layer, add :func:`edit_direction` to
+    the features, resume.
+
+    StyleGAN2: the skip image accumulated before the split is carried across it (so zero
+    strength returns the unedited image, equal to ``gen.synthesis(latents)``).
+    ``drop_skip=True`` reproduces the reference (genforce port), which restarts the skip image
+    at the split in both the original and the edited image (every ToRGB contribution of the
+    layers before the split is lost). BigGAN-deep: the remaining layers and the output head run
+    with the same conditioning vector (zero strength returns ``gen(z, c, truncation)``).
+
+    Args:
+      gen: a StyleGAN2 or BigGAN-deep generator. latents: StyleGAN2 ws ``[N, num_ws, w_dim]``;
+        BigGAN z ``[N, z_dim]`` (with ``c``, class vectors ``[num_classes]`` or
+        ``[N, num_classes]``, and ``truncation``).
+      parts, appearances, strengths, parts_factors: as :func:`edit_direction`.
+      layer: override ``result.layer``.
+    Returns:
+      edited images ``[N, H, W, 3]``; with ``return_original``, ``(original, edited)`` computed
+      the same way.
+    """
+    from ... import _biggan_split
+
+    _check_result(result)
+    _require_generator(gen, "edit")
+    name = layer if layer is not None else result.layer
+    if name is None:
+        raise ValueError("the factors record no layer: pass layer=...")
+    name = resolve_layer(gen, name)
+    biggan = _biggan_split.is_biggan(gen)
+    if biggan:
+        if drop_skip:
+            raise ValueError("drop_skip applies to StyleGAN2 (BigGAN has no skip image)")
+        z = _BigGANFeatures(gen, name, truncation, dtype, precision).check_latents(latents)
+        x, cond = _biggan_split.split(gen, z, _class_rows(gen, c, z.shape[0]), name, truncation,
+                                      dtype=dtype, precision=precision)
+
+        def resume(feats):
+            return _biggan_split.resume(gen, feats, cond, name, truncation, precision=precision)
+    else:
+        if c is not None:
+            raise ValueError("c applies to BigGAN; StyleGAN2 latents (ws) already include it")
+        ws = jnp.asarray(latents)
+        state = gen.synthesis_split(ws, name, noise_mode=noise_mode, key=key, dtype=dtype,
+                                    precision=precision)
+        x = state.x
+
+        def resume(feats):
+            return _resume(gen, ws, state, feats, drop_skip, noise_mode, key, dtype, precision)
+    if tuple(x.shape[1:]) != result.feature_shape:
+        raise ValueError(f"layer {name} has features [H, W, C] = {tuple(x.shape[1:])} but "
+                         f"the factors were learned on {result.feature_shape}")
+    d = edit_direction(result, parts, appearances, strengths, parts_factors=parts_factors)
+    if d.ndim == 4 and d.shape[0] != x.shape[0]:
+        raise ValueError(f"per-sample parts_factors are for {d.shape[0]} samples, latents for "
+                         f"{x.shape[0]}")
+    edited = resume(x + jnp.asarray(d, x.dtype))
+    if not return_original:
+        return edited
+    return resume(x), edited

@@ -1,0 +1,126 @@
+"""Evaluation of learned parts and edits: `part_region`, `evaluate_edit` (ROIR / masked MSE) and
+`part_iou` against ground-truth part masks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._edit import _edit_spec, edit, part_map
+from ._resample import _nearest, lanczos_upsample
+from ._result import PandaResult, _check_result
+
+
+def part_region(result: PandaResult, parts, threshold: float = 0.5, *, parts_factors=None
+                ) -> np.ndarray:
+    """A region from learned parts: ``minmax01(Σ_{k∈parts} P[:, :, k]) >= threshold``, ``[H, W]``
+    bool at the feature resolution (``[N, H, W]`` for per-sample ``parts_factors``); regions
+    are resampled to the image by nearest neighbour wherever jaxedit uses them."""
+    _check_result(result)
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    pf = result.parts if parts_factors is None else parts_factors
+    idx = [parts] if isinstance(parts, (int, np.integer)) else list(parts)
+    _edit_spec([idx], [0], [0.0], result.ranks[1], result.ranks[0])
+    return part_map(pf, idx) >= threshold
+
+
+def evaluate_edit(gen, latents, result: PandaResult, parts, appearances, strengths, region=None,
+                  *, threshold: float = 0.5, **edit_kw) -> dict:
+    """ROIR and masked MSE (:func:`jaxedit.metrics.locality`) of a PandA edit against the same
+    latents unedited (both through :func:`edit`).
+
+    ``region``: any region :func:`jaxedit.regions.region_mask` accepts (bool mask, Box, preset,
+    4-tuple) or None: the learned parts of the edit, :func:`part_region` (union of every edit's
+    parts) at ``threshold``. The result records the region's provenance under ``"region"``.
+    """
+    from ...metrics import locality
+
+    spec = _edit_spec(parts, appearances, strengths, result.ranks[1], result.ranks[0])
+    if region is None:
+        union = sorted({k for ps, _, _ in spec for k in ps})
+        region = part_region(result, union, threshold)
+        how = f"panda parts {union} >= {threshold:g} (minmax-scaled, feature grid)"
+    else:
+        how = region if isinstance(region, str) else f"given {type(region).__name__}"
+    x0, x1 = edit(gen, latents, result, parts, appearances, strengths, return_original=True,
+                  **edit_kw)
+    out = locality(np.asarray(x0), np.asarray(x1), region)
+    out["region"] = how
+    out["edits"] = [{"parts": ps, "appearance": j, "strength": lam} for ps, j, lam in spec]
+    return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    inter = np.logical_and(a, b).sum(axis=(-2, -1))
+    union = np.logical_or(a, b).sum(axis=(-2, -1))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts_factors=None,
+             resample: str = "lanczos", max_parts: int = 1) -> dict[str, dict]:
+    """IoU of the best-matching learned part for every ground-truth part mask.
+
+    Each learned part k, ``minmax01(P_k)`` (:func:`part_map`), is brought to the ground truth's
+    grid and thresholded ``>= threshold``: ``resample="lanczos"`` (default) upsamples the soft
+    map with :func:`lanczos_upsample` first, as the reference's saliency masks do;
+    ``"nearest"`` thresholds at the feature grid (:func:`part_region`) and resamples the binary
+    mask by nearest neighbour. With per-sample masks ``[N, H', W']`` (or per-sample
+    ``parts_factors [N, H, W, R_S]`` from :func:`refine`) the IoU is averaged over the samples.
+
+    ``max_parts > 1`` also searches unions of up to that many parts for each mask (a region made
+    of several parts, e.g. both eyes): greedily, starting from the best part, adding the part
+    that raises the IoU of the union of the thresholded masks most, while it rises.
+
+    Args:
+      ground_truth: ``{name: [H', W'] or [N, H', W'] bool}`` (e.g. ``toyfaces.part_masks``).
+    Returns:
+      ``{name: {"part": best k, "iou": its IoU, "ious": [R_S] every part's IoU}}``; with
+      ``max_parts > 1`` also ``"parts"`` (the chosen union) and ``"union_iou"``.
+    """
+    _check_result(result)
+    if isinstance(max_parts, bool) or not isinstance(max_parts, (int, np.integer)) \
+            or max_parts < 1:
+        raise ValueError(f"max_parts must be a positive integer, got {max_parts!r}")
+    if resample not in ("lanczos", "nearest"):
+        raise ValueError(f"resample must be 'lanczos' or 'nearest', got {resample!r}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    pf = np.asarray(result.parts if parts_factors is None else parts_factors)
+    r_s = result.ranks[1]
+    maps = []
+    for k in range(r_s):
+        try:
+            maps.append(part_map(pf, [k]))
+        except ValueError:            # an all-zero part covers nothing
+            maps.append(None)
+    out = {}
+    cache: dict[tuple[int, int], list] = {}
+    for name, gt in dict(ground_truth).items():
+        g = np.asarray(gt).astype(bool)
+        if g.ndim not in (2, 3):
+            raise ValueError(f"ground_truth[{name!r}] must be [H, W] or [N, H, W], got {g.shape}")
+        hh, ww = g.shape[-2:]
+        if (hh, ww) not in cache:
+            masks = []
+            for m in maps:
+                if m is None:
+                    masks.append(np.zeros(pf.shape[:-3] + (hh, ww), bool))
+                elif resample == "lanczos":
+                    masks.append(lanczos_upsample(m, (hh, ww)) >= threshold)
+                else:
+                    masks.append(_nearest(m >= threshold, hh, ww))
+            cache[(hh, ww)] = masks
+        masks = cache[(hh, ww)]
+        ious = [float(np.mean(_iou(m, g))) for m in masks]
+        best = int(np.argmax(ious))
+        out[name] = {"part": best, "iou": ious[best], "ious": ious}
+        if max_parts > 1:
+            chosen, union, val = [best], masks[best], ious[best]
+            while len(chosen) < min(max_parts, r_s):
+                cand = [(float(np.mean(_iou(union | masks[k], g))), k)
+                        for k in range(r_s) if k not in chosen]
+                v, k = max(cand)
+                if v <= val:
+                    break
+                chosen, union, val = chosen + [k], union | masks[k], v
+            out[name].update(parts=chosen, union_iou=val)
+    return out
