@@ -15,7 +15,11 @@ Public API::
     res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
 """
 
-from . import eis
+import sys
+
+from .methods import eis as eis
+
+sys.modules.setdefault("jaxedit.eis", eis)
 from . import panda
 from . import toyfaces
 from .errors import (

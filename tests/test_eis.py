@@ -133,17 +133,19 @@ def test_kmeans_deterministic_no_recompile(monkeypatch):
     assert a.objective == b.objective
     assert len(a.restart_objectives) == 2 and a.objective == min(a.restart_objectives)
     # restarts and calls with new keys / new data of the same shape trace the core once
-    traced = jax.jit(chex.assert_max_traces(eis._kmeans_restart_impl, n=1),
-                     static_argnames=eis._KMEANS_STATIC)
-    monkeypatch.setattr(eis, "_kmeans_restart", traced)
+    from jaxedit.methods.eis import _kmeans
+
+    traced = jax.jit(chex.assert_max_traces(_kmeans._kmeans_restart_impl, n=1),
+                     static_argnames=_kmeans._KMEANS_STATIC)
+    monkeypatch.setattr(_kmeans, "_kmeans_restart", traced)
     eis.spherical_kmeans(X, 5, jax.random.key(0), n_init=3)
     eis.spherical_kmeans(X[::-1] * 2, 5, jax.random.key(1), n_init=3)
     monkeypatch.undo()
-    size = eis._kmeans_restart._cache_size()
+    size = _kmeans._kmeans_restart._cache_size()
     eis.spherical_kmeans(X + 0.01, 5, 5, n_init=3)
-    assert eis._kmeans_restart._cache_size() <= size + 1
+    assert _kmeans._kmeans_restart._cache_size() <= size + 1
     eis.spherical_kmeans(X - 0.01, 5, 6, n_init=3)
-    assert eis._kmeans_restart._cache_size() <= size + 1
+    assert _kmeans._kmeans_restart._cache_size() <= size + 1
 
 
 def test_kmeans_bad_input():
