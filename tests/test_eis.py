@@ -124,6 +124,24 @@ def test_minibatch_close_to_full_batch_on_diffuse_clusters():
         assert cos.max(1).min() >= 0.98
 
 
+def test_import_spellings_and_one_home():
+    """``jaxedit.eis`` is the package ``jaxedit.methods.eis``, reachable under both spellings;
+    the CIELAB metrics live in ``jaxedit.metrics`` and the resampling in ``jaxedit._resample``."""
+    import importlib
+
+    import jaxedit.eis
+    import jaxedit.methods.eis
+    from jaxedit import _resample, metrics
+    from jaxedit.eis import Catalog, resize_masks
+
+    assert jaxedit.eis is eis is jaxedit.methods.eis is importlib.import_module("jaxedit.eis")
+    assert Catalog is eis.Catalog and resize_masks is _resample.resize_masks
+    for name in ("rgb_to_lab", "lab_squared_error", "in_out_mse", "lab_locality"):
+        assert getattr(eis, name) is getattr(metrics, name)
+    assert eis.KMeansConvergenceWarning is jaxedit.errors.KMeansConvergenceWarning
+    assert all(hasattr(eis, n) for n in eis.__all__)
+
+
 def test_kmeans_deterministic_no_recompile(monkeypatch):
     X, _, _ = _vmf_data(3, per=40)
     a = eis.spherical_kmeans(X, 5, jax.random.key(7), n_init=2)
