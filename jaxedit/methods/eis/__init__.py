@@ -33,6 +33,8 @@ Shapes: ws ``[N, num_ws, w_dim]`` (``[N, w_dim]`` is broadcast to all slots), im
 ``[N, H, W, 3]`` in [-1, 1], features NHWC, masks / heatmaps ``[N, K, H, W]``.
 """
 
+from ..._resample import RESIZE_MODES as RESIZE_MODES
+from ..._resample import resize_masks as resize_masks
 from ...errors import KMeansConvergenceWarning as KMeansConvergenceWarning
 from ...metrics import D65_WHITE as D65_WHITE
 from ...metrics import SRGB_TO_XYZ as SRGB_TO_XYZ
@@ -40,8 +42,6 @@ from ...metrics import in_out_mse as in_out_mse
 from ...metrics import lab_locality as lab_locality
 from ...metrics import lab_squared_error as lab_squared_error
 from ...metrics import rgb_to_lab as rgb_to_lab
-from ..._resample import RESIZE_MODES as RESIZE_MODES
-from ..._resample import resize_masks as resize_masks
 from ._catalog import Catalog as Catalog
 from ._common import CATALOG_FORMAT as CATALOG_FORMAT
 from ._common import QUERY_MODES as QUERY_MODES

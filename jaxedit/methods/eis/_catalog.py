@@ -18,8 +18,15 @@ import numpy as np
 from ... import _ops
 from ..._checks import as_key, check_finite
 from ..._resample import resize_masks
-from ._common import (CATALOG_FORMAT, _HIGHEST, _as_ws, _check_gen, _check_ids, _check_label,
-                      _normalize_rows)
+from ._common import (
+    _HIGHEST,
+    CATALOG_FORMAT,
+    _as_ws,
+    _check_gen,
+    _check_ids,
+    _check_label,
+    _normalize_rows,
+)
 from ._features import _feature_batches, input_resolution
 from ._kmeans import spherical_kmeans
 
