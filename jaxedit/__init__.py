@@ -17,10 +17,8 @@ Public API::
 
 import sys
 
-from . import eis
+from .methods import eis as eis
 from .methods import panda as panda
-
-sys.modules.setdefault("jaxedit.panda", panda)   # `import jaxedit.panda` keeps working
 from . import toyfaces
 from .errors import (
     CheckpointError,
@@ -71,6 +69,10 @@ from .solvers import (
     Woodbury,
 )
 from .spectra import conv_factorization, conv_singular_values
+
+# `import jaxedit.panda` / `from jaxedit.eis import Catalog` keep working after the move
+sys.modules.setdefault("jaxedit.eis", eis)
+sys.modules.setdefault("jaxedit.panda", panda)
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _ops
+
+RESIZE_MODES = ("nearest", "area")
+
 
 def check_finite(name: str, x):
     """Raise ValueError naming ``name`` if the concrete array ``x`` holds NaN or inf.
@@ -42,4 +46,57 @@ def finite_scalar(name: str, v) -> float:
     return f
 
 
-__all__ = ["check_finite", "finite_scalar"]
+def is_tracer(x) -> bool:
+    """Whether ``x`` is a JAX tracer (a value inside ``jit`` / ``grad``, not inspectable)."""
+    return isinstance(x, jax.core.Tracer)
+
+
+def float_dtype(x=None):
+    """The dtype of ``x`` if it is a real floating array, else the default float dtype (float64
+    with x64 enabled, float32 otherwise)."""
+    if x is not None and jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating):
+        return jnp.asarray(x).dtype
+    return _ops.default_float_dtype()
+
+
+def as_float_array(x) -> jax.Array:
+    """``jnp.asarray(x)``, cast to the default float dtype unless it is already real floating.
+
+    Args:
+      x: an array-like of any shape.
+
+    Returns:
+      the array, same shape (no finiteness check: callers check after their shape checks).
+    """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(_ops.default_float_dtype())
+    return x
+
+
+def as_key(key):
+    """A ``jax.random`` key from None (seed 0), an int seed, or a key (returned as is)."""
+    if key is None:
+        return jax.random.key(0)
+    if isinstance(key, (int, np.integer)):
+        return jax.random.key(int(key))
+    return key
+
+
+def pair(size) -> tuple[int, int]:
+    """``h`` or ``(h, w)`` -> ``(h, w)`` as Python ints."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def check_resize(resize: str) -> str:
+    """``resize`` if it is one of `RESIZE_MODES` (``"nearest"``, ``"area"``), else ValueError."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+    return resize
+
+
+__all__ = ["RESIZE_MODES", "as_float_array", "as_key", "check_finite", "check_resize",
+           "finite_scalar", "float_dtype", "is_tracer", "pair"]

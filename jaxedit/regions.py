@@ -26,6 +26,8 @@ from typing import Union
 
 import numpy as np
 
+from ._resample import coverage_matrix
+
 REFERENCE_GRID = 256
 
 # [center_row, center_col, height, width] on the 256 grid (resefa coordinate.py).
@@ -133,16 +135,8 @@ class MaskPreset:
         m = (self.frequency >= self.threshold).astype(np.float64)
         if m.shape == (h, w):
             return m > 0.5
-        frac = _area_matrix(h, m.shape[0]) @ m @ _area_matrix(w, m.shape[1]).T
+        frac = coverage_matrix(m.shape[0], h) @ m @ coverage_matrix(m.shape[1], w).T
         return frac >= 0.5 - 1e-9
-
-
-def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """``[n_out, n_in]``: the fraction of output cell i covered by input pixel j (rows sum to 1)."""
-    edges_out = np.arange(n_out + 1) * (n_in / n_out)
-    lo = np.maximum(edges_out[:-1, None], np.arange(n_in)[None, :])
-    hi = np.minimum(edges_out[1:, None], np.arange(n_in)[None, :] + 1)
-    return np.clip(hi - lo, 0, None) * (n_out / n_in)
 
 
 @functools.cache

@@ -124,6 +124,24 @@ def test_minibatch_close_to_full_batch_on_diffuse_clusters():
         assert cos.max(1).min() >= 0.98
 
 
+def test_import_spellings_and_one_home():
+    """``jaxedit.eis`` is the package ``jaxedit.methods.eis``, reachable under both spellings;
+    the CIELAB metrics live in ``jaxedit.metrics`` and the resampling in ``jaxedit._resample``."""
+    import importlib
+
+    import jaxedit.eis
+    import jaxedit.methods.eis
+    from jaxedit import _resample, metrics
+    from jaxedit.eis import Catalog, resize_masks
+
+    assert jaxedit.eis is eis is jaxedit.methods.eis is importlib.import_module("jaxedit.eis")
+    assert Catalog is eis.Catalog and resize_masks is _resample.resize_masks
+    for name in ("rgb_to_lab", "lab_squared_error", "in_out_mse", "lab_locality"):
+        assert getattr(eis, name) is getattr(metrics, name)
+    assert eis.KMeansConvergenceWarning is jaxedit.errors.KMeansConvergenceWarning
+    assert all(hasattr(eis, n) for n in eis.__all__)
+
+
 def test_kmeans_deterministic_no_recompile(monkeypatch):
     X, _, _ = _vmf_data(3, per=40)
     a = eis.spherical_kmeans(X, 5, jax.random.key(7), n_init=2)
@@ -133,17 +151,19 @@ def test_kmeans_deterministic_no_recompile(monkeypatch):
     assert a.objective == b.objective
     assert len(a.restart_objectives) == 2 and a.objective == min(a.restart_objectives)
     # restarts and calls with new keys / new data of the same shape trace the core once
-    traced = jax.jit(chex.assert_max_traces(eis._kmeans_restart_impl, n=1),
-                     static_argnames=eis._KMEANS_STATIC)
-    monkeypatch.setattr(eis, "_kmeans_restart", traced)
+    from jaxedit.methods.eis import _kmeans
+
+    traced = jax.jit(chex.assert_max_traces(_kmeans._kmeans_restart_impl, n=1),
+                     static_argnames=_kmeans._KMEANS_STATIC)
+    monkeypatch.setattr(_kmeans, "_kmeans_restart", traced)
     eis.spherical_kmeans(X, 5, jax.random.key(0), n_init=3)
     eis.spherical_kmeans(X[::-1] * 2, 5, jax.random.key(1), n_init=3)
     monkeypatch.undo()
-    size = eis._kmeans_restart._cache_size()
+    size = _kmeans._kmeans_restart._cache_size()
     eis.spherical_kmeans(X + 0.01, 5, 5, n_init=3)
-    assert eis._kmeans_restart._cache_size() <= size + 1
+    assert _kmeans._kmeans_restart._cache_size() <= size + 1
     eis.spherical_kmeans(X - 0.01, 5, 6, n_init=3)
-    assert eis._kmeans_restart._cache_size() <= size + 1
+    assert _kmeans._kmeans_restart._cache_size() <= size + 1
 
 
 def test_kmeans_bad_input():

@@ -43,6 +43,44 @@ def test_regions_resample_to_the_grid():
         jaxedit.region_mask((3, 3, 2, 5), 8)
 
 
+def test_resample_rules_one_home():
+    """jaxedit._resample holds the three 1-D rules (input size first, ``[n_out, n_in]``): both
+    averaging matrices are NumPy block means when one size divides the other, and differ (as
+    before the move) only on non-integer ratios; the toyfaces presets use the exact coverage."""
+    from jaxedit import _resample
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 12)
+    for n_out in (1, 2, 3, 4, 6, 12):                   # down: block means
+        block = x.reshape(n_out, 12 // n_out).mean(1)
+        for f in (_resample.area_matrix, _resample.coverage_matrix):
+            P = f(12, n_out)
+            assert P.shape == (n_out, 12)
+            np.testing.assert_allclose(P @ x, block, rtol=1e-14)
+    for n_out in (24, 36):                              # up: repeat (= nearest)
+        for f in (_resample.area_matrix, _resample.coverage_matrix):
+            np.testing.assert_allclose(f(12, n_out) @ x, np.repeat(x, n_out // 12), rtol=1e-14)
+        np.testing.assert_array_equal(_resample.nearest_index(12, n_out),
+                                      np.repeat(np.arange(12), n_out // 12))
+    np.testing.assert_array_equal(_resample.nearest_index(5, 3), [0, 1, 3])
+    # 5 -> 3: adaptive pooling averages whole pixels, coverage weighs partial ones
+    np.testing.assert_allclose(_resample.area_matrix(5, 3), [[1 / 2, 1 / 2, 0, 0, 0],
+                                                             [0, 1 / 3, 1 / 3, 1 / 3, 0],
+                                                             [0, 0, 0, 1 / 2, 1 / 2]], rtol=1e-14)
+    np.testing.assert_allclose(_resample.coverage_matrix(5, 3), [[0.6, 0.4, 0, 0, 0],
+                                                                 [0, 0.2, 0.6, 0.2, 0],
+                                                                 [0, 0, 0, 0.4, 0.6]], atol=1e-14)
+    # 2-D masks: resize_masks "area" is the block mean; a preset at half a cell's coverage
+    m = rng.uniform(0, 1, (2, 8, 12))
+    np.testing.assert_allclose(np.asarray(_resample.resize_masks(m, (4, 3), "area")),
+                               m.reshape(2, 4, 2, 3, 4).mean((2, 4)), rtol=1e-12)
+    toy = regions.preset("toyfaces/eyes")
+    full = (toy.frequency >= toy.threshold).astype(np.float64)
+    g = full.shape[0]
+    half = full.reshape(g // 2, 2, g // 2, 2).mean((1, 3)) >= 0.5 - 1e-9
+    np.testing.assert_array_equal(toy.mask(g // 2), half)
+
+
 def test_edit_latents_slots_and_spaces():
     ws = np.zeros((2, 6, 4))
     d = np.arange(4.0)

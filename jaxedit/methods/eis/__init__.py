@@ -1,0 +1,85 @@
+"""Editing in Style (Collins et al., CVPR 2020) on StyleGAN2: local style transfer between images.
+
+Pipeline (``IVRL/GANLocalEditing``, StyleGAN1 there; reimplemented, not ported):
+
+1. **Catalog.** Every pixel of every sample's feature map at one conv layer (``[N·H·W, C]``) is
+   clustered with :func:`spherical_kmeans` (rows L2-normalized, unit centroids). Each cluster is a
+   part (eyes, mouth...); :meth:`Catalog.annotate` names groups of clusters.
+2. **Contributions.** For every style layer l and part k,
+   ``M_l[k, c] = Σ_{n,h,w} A²[n,h,w,c]·U_k[n,h,w] / Σ_{n,h,w} A²[n,h,w,c]``: the share of channel
+   c's energy that falls inside part k. ``A`` is the **input** of the modulated conv that style
+   ``s_l`` scales, ``U_k`` the part mask resized to A's resolution (nearest, as the reference;
+   ``"area"`` averages instead). Rows sum to 1 over parts that cover the image.
+3. **Query.** Per layer, which channels to transfer: :func:`query` (the reference's sequential
+   rule, the paper's in/out ratio reading of rho, or the simultaneous ``min(1, λM)``).
+4. **Transfer.** ``s_l = (1 − q_l)·s_T + q_l·s_R`` per style layer (exact at q = 0 and q = 1),
+   then synthesis from the mixed styles.
+5. **Locality.** :func:`lab_squared_error` (the reference's CIELAB error) and :func:`in_out_mse`.
+
+What changes for StyleGAN2 (the reference is StyleGAN1-only):
+
+* A StyleGAN2 style ``s_l`` (``gen.styles``) multiplies the **input** channels of layer l's
+  modulated 3x3 conv (or ToRGB 1x1 conv), then the weights are demodulated. So the features
+  whose energy defines ``M_l`` are the conv's *input*: for ``bR.conv0`` (the upsampling conv) the
+  previous block's output at R/2, for ``bR.conv1`` the output of ``bR.conv0``, for ``bR.torgb``
+  the output of ``bR.conv1``, for ``b4.conv1`` the learned constant (see :func:`layer_inputs`).
+* There is no instance norm, so channel energies are not unit: ``M`` divides by ``Σ A²``
+  explicitly (the paper's ``1/(NHW)`` normalization relies on AdaIN's unit variance).
+* ToRGB layers have styles too; they are interpolated like the others (``layers=`` restricts).
+* Styles are one vector per layer (no separate AdaIN bias), so the whole vector is interpolated,
+  as the reference does for 2-D styles.
+
+Shapes: ws ``[N, num_ws, w_dim]`` (``[N, w_dim]`` is broadcast to all slots), images
+``[N, H, W, 3]`` in [-1, 1], features NHWC, masks / heatmaps ``[N, K, H, W]``.
+"""
+
+from ..._resample import RESIZE_MODES as RESIZE_MODES
+from ..._resample import resize_masks as resize_masks
+from ...errors import KMeansConvergenceWarning as KMeansConvergenceWarning
+from ...metrics import D65_WHITE as D65_WHITE
+from ...metrics import SRGB_TO_XYZ as SRGB_TO_XYZ
+from ...metrics import in_out_mse as in_out_mse
+from ...metrics import lab_locality as lab_locality
+from ...metrics import lab_squared_error as lab_squared_error
+from ...metrics import rgb_to_lab as rgb_to_lab
+from ._catalog import Catalog as Catalog
+from ._common import CATALOG_FORMAT as CATALOG_FORMAT
+from ._common import QUERY_MODES as QUERY_MODES
+from ._common import _as_ws as _as_ws  # used by the CLI (jaxedit eis catalog)
+from ._contributions import Contributions as Contributions
+from ._contributions import contributions as contributions
+from ._contributions import contributions_from_features as contributions_from_features
+from ._features import input_resolution as input_resolution
+from ._features import input_source as input_source
+from ._features import layer_inputs as layer_inputs
+from ._kmeans import SphericalKMeansResult as SphericalKMeansResult
+from ._kmeans import spherical_kmeans as spherical_kmeans
+from ._transfer import label_queries as label_queries
+from ._transfer import query as query
+from ._transfer import transfer as transfer
+from ._transfer import transfer_styles as transfer_styles
+
+__all__ = [
+    "CATALOG_FORMAT",
+    "Catalog",
+    "Contributions",
+    "KMeansConvergenceWarning",
+    "QUERY_MODES",
+    "RESIZE_MODES",
+    "SphericalKMeansResult",
+    "contributions",
+    "contributions_from_features",
+    "in_out_mse",
+    "input_resolution",
+    "input_source",
+    "lab_locality",
+    "lab_squared_error",
+    "label_queries",
+    "layer_inputs",
+    "query",
+    "resize_masks",
+    "rgb_to_lab",
+    "spherical_kmeans",
+    "transfer",
+    "transfer_styles",
+]
