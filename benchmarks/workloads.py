@@ -684,7 +684,7 @@ def suite_panda(ctx: Context) -> list[Row]:
         return _panda_pool_loss(feats, res.appearance, res.parts)
 
     def pgd(lr, steps):
-        return panda.fit(feats, ranks, steps, "pgd", lr, a0, p0, batch_size=1)
+        return panda.fit(feats, ranks, steps, "pgd", lr, a0, p0, minibatch_size=1)
 
     rows = []
     with warnings.catch_warnings():
@@ -758,13 +758,13 @@ def suite_panda(ctx: Context) -> list[Row]:
         reached = None
         for steps in ladder:
             res = panda.fit(feats, ranks, steps, init_appearance=a0, init_parts=p0,
-                            batch_size=batch)
+                            minibatch_size=batch)
             if rel(res) <= target:
                 reached = steps
                 break
         wall, cpu, res = _timed_cpu(
             lambda: panda.fit(feats, ranks, steps, init_appearance=a0, init_parts=p0,
-                              batch_size=batch), repeats=3 if not ctx.smoke else ctx.repeats)
+                              minibatch_size=batch), repeats=3 if not ctx.smoke else ctx.repeats)
         row = Row("panda", work, "jaxedit", "fp32", **stats(wall))
     row.accuracy, row.accuracy_metric = rel(res), metric
     row.target = TARGETS["panda"]

@@ -16,6 +16,7 @@ import jaxedit
 from jaxedit import panda
 from jaxedit.methods.panda import _loss
 from jaxedit.cli import main
+from jaxedit.sampling import Compute, Sampling
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -148,19 +149,20 @@ def test_pgd_streaming_matches_the_reference_stochastic_loop(problem):
 
 
 def test_minibatch_pgd_uses_the_drawn_batches(problem):
-    """batch_size draws without replacement from fold_in(key, t); replaying the draws in NumPy
+    """minibatch_size draws without replacement from fold_in(key, t); replaying the draws in NumPy
     gives the same trajectory; chunked (progress) and single-scan runs agree."""
     feats, A0, P0 = problem
     T, lr, b = 10, 2e-3, 2
     key = jax.random.key(3)
-    res = panda.fit(feats, (3, 2), T, "pgd", lr, A0, P0, batch_size=b, key=key)
+    res = panda.fit(feats, (3, 2), T, "pgd", lr, A0, P0, minibatch_size=b, key=key)
     _, k_data = jax.random.split(key)
     Zs = [unfold(feats[np.asarray(jax.random.choice(jax.random.fold_in(k_data, t), 3, (b,),
                                                       replace=False))]) for t in range(T)]
     A_ref, P_ref, l_ref, _ = ref_pgd(Zs, A0, P0, lr)
     np.testing.assert_allclose(res.losses, l_ref, rtol=1e-10)
     np.testing.assert_allclose(res.appearance, A_ref, rtol=1e-9, atol=1e-12)
-    res_p = panda.fit(feats, (3, 2), T, "pgd", lr, A0, P0, batch_size=b, key=key, progress=True)
+    res_p = panda.fit(feats, (3, 2), T, "pgd", lr, A0, P0, minibatch_size=b, key=key,
+                      progress=True)
     np.testing.assert_allclose(res_p.losses, res.losses, rtol=1e-12)
 
 
@@ -295,8 +297,8 @@ def test_bad_inputs_raise(problem):
         panda.fit(feats, (3, 2), 2, init_appearance=np.ones((4, 3)))
     with pytest.raises(ValueError, match="NHWC"):
         panda.fit(feats[0], (3, 2), 2)
-    with pytest.raises(ValueError, match="batch_size"):
-        panda.fit(feats, (3, 2), 2, batch_size=9)
+    with pytest.raises(ValueError, match="minibatch_size must be None"):
+        panda.fit(feats, (3, 2), 2, minibatch_size=9)
     with pytest.raises(ValueError, match="learning_rate applies"):
         panda.fit(feats, (3, 2), 2, optimizer=optax.adam(1e-3), learning_rate=1e-3)
     with pytest.raises(ValueError, match="steps"):
@@ -518,15 +520,16 @@ def test_biggan_split_resume_is_the_forward_pass(tiny_biggan):
     x = _biggan_split.split(gen, z, c, "block1", 0.5)[0]
     res = panda.PandaResult(np.eye(x.shape[-1])[:, :2], np.random.RandomState(0).uniform(
         size=x.shape[1:3] + (2,)), np.zeros(1), 1.0, layer="block1")
-    x0, x1 = panda.edit(gen, z, res, [0], [1], [3.0], c=c, truncation=0.5, return_original=True)
+    s = Sampling(c=c, truncation_psi=0.5)
+    x0, x1 = panda.edit(gen, z, res, [0], [1], [3.0], sampling=s, return_original=True)
     np.testing.assert_allclose(np.asarray(x0), img, rtol=0, atol=1e-12)
     assert np.abs(np.asarray(x1) - img).max() > 1e-4
-    zero = panda.edit(gen, z, res, [0], [1], [0.0], c=c, truncation=0.5)
+    zero = panda.edit(gen, z, res, [0], [1], [0.0], sampling=s)
     np.testing.assert_array_equal(np.asarray(zero), np.asarray(x0))
     with pytest.raises(ValueError, match="conditional: pass c"):
         panda.edit(gen, z, res, [0], [1], [1.0])
     with pytest.raises(ValueError, match="no skip image"):
-        panda.edit(gen, z, res, [0], [1], [1.0], c=c, drop_skip=True)
+        panda.edit(gen, z, res, [0], [1], [1.0], sampling=Sampling(c=c), drop_skip=True)
 
 
 def test_biggan_fit_generator(tiny_biggan):
@@ -540,9 +543,10 @@ def test_biggan_fit_generator(tiny_biggan):
     P0 = np.random.RandomState(1).uniform(0, 0.01, (256, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
-        res = panda.fit_generator(gen, "block2", (16, 3), 4, seeds=range(5), c=c,
-                                  truncation_psi=0.5, init_parts=P0)
-        streamed = panda.fit_generator(gen, 3, (16, 3), 3, c=c, hosvd_samples=20)
+        res = panda.fit_generator(gen, "block2", (16, 3), 4, seeds=range(5),
+                                  sampling=Sampling(c=c, truncation_psi=0.5), init_parts=P0)
+        streamed = panda.fit_generator(gen, 3, (16, 3), 3, sampling=Sampling(c=c),
+                                       hosvd_samples=20)
     assert res.layer == "block2" and res.parts.shape == (16, 16, 3) and streamed.layer == "block2"
     assert res.settings["family"] == "biggan" and res.settings["truncation"] == 0.5
     z = np.concatenate([truncated_noise_sample(1, 8, 0.5, seed=s) for s in range(5)])
@@ -553,10 +557,15 @@ def test_biggan_fit_generator(tiny_biggan):
     np.testing.assert_allclose(res.losses[0], ref_loss(Z, A0, P0).mean(), rtol=1e-8)
     with pytest.raises(ValueError, match="conditional: pass c"):
         panda.fit_generator(gen, "block2", (16, 3), 2, seeds=range(2))
-    with pytest.raises(ValueError, match="truncation must be in"):
-        panda.fit_generator(gen, "block2", (16, 3), 2, seeds=range(2), c=c, truncation_psi=1.5)
+    with pytest.raises(ValueError, match=r"truncation_psi \(BigGAN's truncation\) must be in"):
+        panda.fit_generator(gen, "block2", (16, 3), 2, seeds=range(2),
+                            sampling=Sampling(c=c, truncation_psi=1.5))
     with pytest.raises(ValueError, match="latents must be z"):
-        panda.fit_generator(gen, "block2", (16, 3), 2, latents=np.zeros((2, 3, 8)), c=c)
+        panda.fit_generator(gen, "block2", (16, 3), 2, latents=np.zeros((2, 3, 8)),
+                            sampling=Sampling(c=c))
+    with pytest.raises(ValueError, match="sampling.truncation_cutoff applies to StyleGAN2"):
+        panda.fit_generator(gen, "block2", (16, 3), 2, seeds=range(2),
+                            sampling=Sampling(c=c, truncation_cutoff=2))
 
 
 def test_refined_parts_edit(small_gen, gen_fit):
@@ -617,7 +626,7 @@ def test_fit_generator_modes(small_gen):
         warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
         cached = panda.fit_generator(small_gen, "b8.conv1", (8, 2), 5, seeds=range(6))
         streamed = panda.fit_generator(small_gen, "b8.conv1", (8, 2), 5, seeds=range(6),
-                                       batch_size=2, max_cache_bytes=0, hosvd_samples=6)
+                                       minibatch_size=2, max_cache_bytes=0, hosvd_samples=6)
         ref_mode = panda.fit_generator(small_gen, 3, (8, 2), 4, hosvd_samples=20)
     for r in (cached, streamed, ref_mode):
         assert r.layer == "b8.conv1" and r.parts.shape == (8, 8, 2) and r.losses.shape[0] in (4, 5)
@@ -641,6 +650,95 @@ def test_fit_generator_modes(small_gen):
     np.testing.assert_allclose(r.losses[0], float(expect), rtol=1e-9)
     with pytest.raises(ValueError, match="max_cache_bytes"):
         panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, seeds=range(6), max_cache_bytes=0)
+
+
+def test_fit_generator_sampling_and_compute(small_gen):
+    """sampling= carries the truncation to the mapping network (checked against features computed
+    directly from gen.mapping(..., truncation_psi=0.7) and the layer); compute= carries the dtype
+    to the generator and compute.batch_size is the generator's samples per step, which leaves
+    cached features unchanged."""
+    from jaxedit.models.stylegan2 import seed_to_z
+
+    P0 = np.random.RandomState(5).uniform(0, 0.01, (64, 2))
+    z = np.concatenate([seed_to_z(s, 8) for s in range(6)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
+        fits = {(psi, cut): panda.fit_generator(
+            small_gen, "b8.conv1", (8, 2), 3, seeds=range(6), init_parts=P0,
+            sampling=Sampling(truncation_psi=psi, truncation_cutoff=cut))
+            for psi, cut in ((1.0, None), (0.7, None), (0.7, 2))}
+        one_step = panda.fit_generator(small_gen, "b8.conv1", (8, 2), 3, seeds=range(6),
+                                       init_parts=P0, sampling=Sampling(truncation_psi=0.7),
+                                       compute=Compute(batch_size=1))
+    for (psi, cut), res in fits.items():
+        feats = small_gen.synthesis_split(small_gen.mapping(z, None, truncation_psi=psi,
+                                                            truncation_cutoff=cut), "b8.conv1").x
+        expect = panda.loss(panda.hosvd(feats, 8), feats, P0).mean()
+        np.testing.assert_allclose(res.losses[0], float(expect), rtol=1e-9)
+        assert res.settings["truncation_psi"] == psi and res.settings["truncation_cutoff"] == cut
+    assert len({float(r.losses[0]) for r in fits.values()}) == 3       # each sampling mattered
+    np.testing.assert_allclose(one_step.losses, fits[(0.7, None)].losses, rtol=1e-10)
+    np.testing.assert_allclose(one_step.appearance, fits[(0.7, None)].appearance, rtol=1e-8,
+                               atol=1e-12)
+    # streamed pool: the HOSVD reads the pool compute.batch_size samples at a time (>= 3 here)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
+        kw = dict(seeds=range(6), minibatch_size=2, max_cache_bytes=0, hosvd_samples=3)
+        by2 = panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, compute=Compute(batch_size=2),
+                                  **kw)
+        default = panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, **kw)
+        f32 = panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, seeds=range(2),
+                                  compute=Compute(dtype=jnp.float32))
+    assert by2.settings["hosvd_samples"] == 4 and default.settings["hosvd_samples"] == 6
+    assert f32.appearance.dtype == np.float32 and f32.parts.dtype == np.float32
+
+
+def test_option_objects_are_type_checked(small_gen, gen_fit):
+    """Every PandA function taking sampling= / compute= refuses other types naming the argument,
+    and refuses the fields it cannot use."""
+    ws, feats, res = gen_fit
+    want_s = "sampling must be a jaxedit.Sampling, got dict"
+    want_c = "compute must be a jaxedit.Compute, got "
+    with pytest.raises(TypeError, match=want_s):
+        panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, seeds=range(2),
+                            sampling={"truncation_psi": 0.7})
+    with pytest.raises(TypeError, match=want_c + "dict"):
+        panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, seeds=range(2),
+                            compute={"batch_size": 2})
+    with pytest.raises(TypeError, match=want_c + "Sampling"):      # swapped
+        panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, seeds=range(2),
+                            compute=Sampling())
+    with pytest.raises(TypeError, match=want_s):
+        panda.edit(small_gen, ws, res, [0], [0], [1.0], sampling={"noise_mode": "none"})
+    with pytest.raises(TypeError, match=want_c + "str"):
+        panda.edit(small_gen, ws, res, [0], [0], [1.0], compute="highest")
+    with pytest.raises(TypeError, match=want_s):
+        panda.evaluate_edit(small_gen, ws, res, [0], [0], [1.0], sampling={})
+    for call in (lambda: panda.fit(feats, (8, 3), 2, compute={"precision": "high"}),
+                 lambda: panda.refine(res, feats, 2, compute={}),
+                 lambda: panda.loss(res, feats, compute={}),
+                 lambda: panda.hosvd(feats, 2, compute={}),
+                 lambda: panda.saliency(res, feats, compute={})):
+        with pytest.raises(TypeError, match=want_c + "dict"):
+            call()
+    with pytest.raises(ValueError, match="sampling.noise_mode='random' is not supported"):
+        panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, seeds=range(2),
+                            sampling=Sampling(noise_mode="random"))
+    with pytest.raises(ValueError, match="sampling.c was given but this generator is uncond"):
+        panda.fit_generator(small_gen, "b8.conv1", (8, 2), 2, seeds=range(2),
+                            sampling=Sampling(c=np.ones(3)))
+    with pytest.raises(ValueError, match="sampling.c applies to BigGAN"):
+        panda.edit(small_gen, ws, res, [0], [0], [1.0], sampling=Sampling(c=np.ones(3)))
+    with pytest.raises(ValueError, match="noise_mode='random' needs an explicit PRNG key"):
+        panda.edit(small_gen, ws, res, [0], [0], [1.0], sampling=Sampling(noise_mode="random"))
+    # sampling.noise_mode reaches the generator: zero strength is gen.synthesis with that noise
+    zero = panda.edit(small_gen, ws, res, [0], [0], [0.0], sampling=Sampling(noise_mode="none"))
+    np.testing.assert_allclose(np.asarray(zero),
+                               np.asarray(small_gen.synthesis(ws, noise_mode="none")), rtol=0,
+                               atol=1e-13)
+    # precision: the same numbers through compute= as by default ("highest")
+    np.testing.assert_array_equal(np.asarray(panda.saliency(res, feats)), np.asarray(
+        panda.saliency(res, feats, compute=Compute(precision="highest"))))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ def jit_cache_sizes() -> dict[str, int]:
     """The number of compiled variants each of PandA's jitted functions holds (a debug hook).
 
     Calling `fit`, `refine`, `loss`, `hosvd` or `saliency` again with new values of the same
-    shapes, dtypes and static settings (the same optimizer object, number of steps, batch size and
-    precision) must not add a variant; compare the counts before and after a call to check that a
-    workload does not recompile. The counts are process-wide and only grow.
+    shapes, dtypes and static settings (the same optimizer object, number of steps, minibatch
+    size and precision) must not add a variant; compare the counts before and after a call to
+    check that a workload does not recompile. The counts are process-wide and only grow.
 
     Returns:
       ``{name: count}`` for ``"fit_scan"`` (the scanned full-data steps of `fit`),

@@ -9,9 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._ops import Precision
+from ...sampling import Compute, Sampling, as_compute
 from ._checks import _check_finite
-from ._features import _BigGANFeatures, _class_rows, _require_generator, resolve_layer
+from ._features import (
+    _BigGANFeatures,
+    _class_rows,
+    _require_generator,
+    _sampling_for,
+    resolve_layer,
+)
 from ._result import PandaResult, _check_result
 
 
@@ -109,8 +115,8 @@ def _resume(gen, ws, state, x, drop_skip: bool, noise_mode, key, dtype, precisio
 
 def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
          parts_factors=None, layer: str | None = None, drop_skip: bool = False,
-         noise_mode: str = "const", key=None, c=None, truncation: float = 1.0, dtype=None,
-         precision: Precision = "highest", return_original: bool = False):
+         sampling: Sampling | None = None, compute: Compute | None = None, key=None,
+         return_original: bool = False):
     """Local PandA edit: split the synthesis at the factors' layer, add :func:`edit_direction` to
     the features, resume.
 
@@ -119,22 +125,36 @@ def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
     ``drop_skip=True`` reproduces the reference (genforce port), which restarts the skip image
     at the split in both the original and the edited image (every ToRGB contribution of the
     layers before the split is lost). BigGAN-deep: the remaining layers and the output head run
-    with the same conditioning vector (zero strength returns ``gen(z, c, truncation)``).
+    with the same conditioning vector (zero strength returns ``gen(z, c, truncation_psi)``).
 
     Args:
       gen: a StyleGAN2 or BigGAN-deep generator. latents: StyleGAN2 ws ``[N, num_ws, w_dim]``;
-        BigGAN z ``[N, z_dim]`` (with ``c``, class vectors ``[num_classes]`` or
-        ``[N, num_classes]``, and ``truncation``).
+        BigGAN z ``[N, z_dim]``.
       parts, appearances, strengths, parts_factors: as :func:`edit_direction`.
       layer: override ``result.layer``.
+      sampling: a `jaxedit.Sampling` (None = ``Sampling()``). StyleGAN2: ``noise_mode`` is
+        read (``"random"`` needs ``key``); ws already carry the class and the truncation, so
+        ``truncation_psi`` and ``truncation_cutoff`` are not read and ``c`` is refused.
+        BigGAN: ``c`` (class vectors ``[num_classes]`` or ``[N, num_classes]``, required) and
+        ``truncation_psi`` (BigGAN's truncation in (0, 1]); ``truncation_cutoff`` is refused.
+      compute: a `jaxedit.Compute` (None = ``Compute()``): ``dtype`` and ``precision`` are read;
+        all N latents run in one pass.
+      key: PRNG key for ``sampling.noise_mode="random"`` (StyleGAN2).
     Returns:
       edited images ``[N, H, W, 3]``; with ``return_original``, ``(original, edited)`` computed
       the same way.
+    Raises:
+      TypeError: ``sampling`` or ``compute`` is not a `jaxedit.Sampling` / `jaxedit.Compute`.
+      ValueError: no layer, features that do not match the factors, bad edit indices, or a
+        ``sampling`` field this generator cannot use.
     """
     from ... import _biggan_split
 
     _check_result(result)
     _require_generator(gen, "edit")
+    sampling = _sampling_for(gen, sampling, "edit")
+    compute = as_compute(compute, "compute")
+    dtype, precision = compute.dtype, compute.precision
     name = layer if layer is not None else result.layer
     if name is None:
         raise ValueError("the factors record no layer: pass layer=...")
@@ -143,15 +163,18 @@ def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
     if biggan:
         if drop_skip:
             raise ValueError("drop_skip applies to StyleGAN2 (BigGAN has no skip image)")
-        z = _BigGANFeatures(gen, name, truncation, dtype, precision).check_latents(latents)
-        x, cond = _biggan_split.split(gen, z, _class_rows(gen, c, z.shape[0]), name, truncation,
-                                      dtype=dtype, precision=precision)
+        bf = _BigGANFeatures(gen, name, sampling, compute)
+        z, truncation = bf.check_latents(latents), bf.truncation
+        x, cond = _biggan_split.split(gen, z, _class_rows(gen, sampling.c, z.shape[0]), name,
+                                      truncation, dtype=dtype, precision=precision)
 
         def resume(feats):
             return _biggan_split.resume(gen, feats, cond, name, truncation, precision=precision)
     else:
-        if c is not None:
-            raise ValueError("c applies to BigGAN; StyleGAN2 latents (ws) already include it")
+        if sampling.c is not None:
+            raise ValueError("sampling.c applies to BigGAN; StyleGAN2 latents (ws) already "
+                             "include it")
+        noise_mode = sampling.noise_mode
         ws = jnp.asarray(latents)
         state = gen.synthesis_split(ws, name, noise_mode=noise_mode, key=key, dtype=dtype,
                                     precision=precision)

@@ -32,6 +32,7 @@ def evaluate_edit(gen, latents, result: PandaResult, parts, appearances, strengt
     ``region``: any region :func:`jaxedit.regions.region_mask` accepts (bool mask, Box, preset,
     4-tuple) or None: the learned parts of the edit, :func:`part_region` (union of every edit's
     parts) at ``threshold``. The result records the region's provenance under ``"region"``.
+    ``edit_kw`` go to :func:`edit` (``sampling=``, ``compute=``, ``key=``, ``drop_skip=`` ...).
     """
     from ...metrics import locality
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import _ops
-from ..._ops import Precision
+from ...sampling import Compute, Sampling, as_compute, as_sampling
 from ._checks import (
     APPEARANCE_RATE,
     REFERENCE_RANKS,
@@ -64,6 +64,20 @@ def resolve_layer(gen, layer) -> str:
     return str(layer)
 
 
+_FEATURE_COMPUTE = Compute(batch_size=32)     # fit_generator's compute=None: 32 samples a step
+
+
+def _sampling_for(gen, sampling, what: str) -> Sampling:
+    """``sampling`` checked (TypeError naming it) and refused where a field cannot apply."""
+    from ... import _biggan_split
+
+    sampling = as_sampling(sampling, "sampling")
+    if _biggan_split.is_biggan(gen) and sampling.truncation_cutoff is not None:
+        raise ValueError(f"panda.{what}: sampling.truncation_cutoff applies to StyleGAN2 (W+ "
+                         f"slots); BigGAN has none, got {sampling.truncation_cutoff!r}")
+    return sampling
+
+
 def _num_classes(gen) -> int:
     from ... import _biggan_split
 
@@ -74,11 +88,12 @@ def _class_rows(gen, c, n: int):
     classes = _num_classes(gen)
     if classes == 0:
         if c is not None:
-            raise ValueError("c was given but this generator is unconditional")
+            raise ValueError("sampling.c was given but this generator is unconditional")
         return None
     if c is None:
         raise ValueError(f"this generator is conditional: pass c of shape [{classes}] or "
-                         f"[N, {classes}] (e.g. jaxedit.one_hot([k], {classes})[0])")
+                         f"[N, {classes}] as sampling=Sampling(c=...) (e.g. "
+                         f"jaxedit.one_hot([k], {classes})[0])")
     c = np.asarray(c, np.float64)
     if c.ndim == 1:
         c = c[None]
@@ -95,11 +110,11 @@ class _LayerFeatures:
 
     latents_shape = "ws [N, num_ws, w_dim]"
 
-    def __init__(self, gen, layer, truncation_psi, truncation_cutoff, noise_mode, dtype,
-                 precision):
+    def __init__(self, gen, layer, sampling: Sampling, compute: Compute):
         self.gen, self.layer = gen, layer
-        self.kw = dict(noise_mode=noise_mode, dtype=dtype, precision=precision)
-        self.psi, self.cutoff = truncation_psi, truncation_cutoff
+        self.kw = dict(noise_mode=sampling.noise_mode, dtype=compute.dtype,
+                       precision=compute.precision)
+        self.psi, self.cutoff = sampling.truncation_psi, sampling.truncation_cutoff
 
     def seed_z(self, seed: int) -> np.ndarray:
         """NVIDIA generate.py's z for a seed: [1, z_dim]."""
@@ -134,11 +149,13 @@ class _BigGANFeatures:
 
     latents_shape = "z [N, z_dim]"
 
-    def __init__(self, gen, layer, truncation, dtype, precision):
+    def __init__(self, gen, layer, sampling: Sampling, compute: Compute):
+        truncation = sampling.truncation_psi
         if not 0 < truncation <= 1:
-            raise ValueError(f"truncation must be in (0, 1] for BigGAN, got {truncation}")
+            raise ValueError(f"sampling.truncation_psi (BigGAN's truncation) must be in (0, 1] "
+                             f"for BigGAN, got {truncation}")
         self.gen, self.layer, self.truncation = gen, layer, float(truncation)
-        self.dtype, self.precision = dtype, precision
+        self.dtype, self.precision = compute.dtype, compute.precision
 
     def seed_z(self, seed: int) -> np.ndarray:
         """jaxedit synth's BigGAN z for a seed: ``truncated_noise_sample(1, z_dim, truncation,
@@ -177,61 +194,99 @@ def reference_z(seed: int, n: int, z_dim: int) -> np.ndarray:
 
 
 def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds=None,
-                  latents=None, batch_size: int | None = None, truncation_psi: float = 1.0,
-                  truncation_cutoff: int | None = None, c=None, noise_mode: str = "const",
+                  latents=None, minibatch_size: int | None = None,
+                  sampling: Sampling | None = None, compute: Compute | None = None,
                   optimizer=None, learning_rate: float | None = None, init_appearance="hosvd",
                   init_parts=None, hosvd_samples: int = 1000, key=None, progress: bool = False,
-                  max_cache_bytes: int = 2**30, feature_batch: int = 32, dtype=None,
-                  precision: Precision = "highest") -> PandaResult:
+                  max_cache_bytes: int = 2**30) -> PandaResult:
     """:func:`fit` on a generator layer's features, drawn from the generator batch by batch.
 
     Generators: StyleGAN2 (layers ``"b16.conv1"`` ...) and BigGAN-deep (``"block3"``,
-    ``"attention"`` ...; ``c`` is required, ``truncation_psi`` is BigGAN's truncation in (0, 1],
-    which scales z and picks the BN statistics); either also by the reference's index L
-    (:func:`resolve_layer`).
+    ``"attention"`` ...; ``sampling.c`` is required, ``sampling.truncation_psi`` is BigGAN's
+    truncation in (0, 1], which scales z and picks the BN statistics); either also by the
+    reference's index L (:func:`resolve_layer`).
 
     Samples:
       * ``seeds`` (StyleGAN2: NVIDIA ``generate.py`` latents, ``RandomState(seed).randn(1,
         z_dim)``; BigGAN: ``truncated_noise_sample(1, z_dim, truncation, seed)`` as ``jaxedit
         synth``) or ``latents`` (StyleGAN2 ws ``[N, num_ws, w_dim]``, BigGAN z ``[N, z_dim]``):
         a fixed pool of N samples. If its features fit in ``max_cache_bytes`` (default 1 GiB)
-        they are computed once (``feature_batch`` at a time) and fitted as an array
-        (``batch_size`` None = full gradient); otherwise each step computes the features of
-        ``batch_size`` pool samples (needs ``batch_size``).
+        they are computed once (``compute.batch_size`` at a time) and fitted as an array
+        (``minibatch_size`` None = full gradient); otherwise each step computes the features of
+        ``minibatch_size`` pool samples (needs ``minibatch_size``) and the HOSVD init reads the
+        pool ``compute.batch_size`` samples at a time until it has at least ``hosvd_samples``.
       * neither: the reference's stochastic mode, a fresh batch every step: step t uses
-        ``z = RandomState(t).randn(batch_size or 1, z_dim)`` (BigGAN: truncated normal with seed
-        t); the HOSVD init uses the reference's 10 samples of seed i for ``i < hosvd_samples / 10``.
+        ``z = RandomState(t).randn(minibatch_size or 1, z_dim)`` (BigGAN: truncated normal with
+        seed t); the HOSVD init uses the reference's 10 samples of seed i for
+        ``i < hosvd_samples / 10``.
 
-    Memory is bounded by ``max(max_cache_bytes, feature_batch · H·W·C)`` feature values.
-    ``truncation_psi`` (reference: 1.0), ``truncation_cutoff``, ``c`` (conditional generators:
-    ``[c_dim]`` or ``[N, c_dim]``; BigGAN: class vectors ``[num_classes]`` or
-    ``[N, num_classes]``) and ``noise_mode`` (StyleGAN2; reference: const noise) apply to every
-    sample. Other arguments as :func:`fit`. Returns a :class:`PandaResult` with ``layer`` set.
+    Memory is bounded by ``max(max_cache_bytes, compute.batch_size · H·W·C)`` feature values.
+    Other arguments as :func:`fit`.
+
+    Args:
+      gen: a StyleGAN2 or BigGAN-deep generator.
+      layer: a layer name or the reference's index L (:func:`resolve_layer`).
+      ranks: ``(R_C, R_S)``. steps: number of alternating steps.
+      seeds: a pool of seeds, or None. latents: a pool of latents (see above), or None.
+      minibatch_size: PandA's optimizer mini-batch, the samples of one step of the fit (not
+        the generator's work size, which is ``compute.batch_size``): None = the whole cached
+        pool, or 1 sample per step in the reference's stochastic mode.
+      sampling: a `jaxedit.Sampling` applied to every sample (None = ``Sampling()``):
+        ``truncation_psi`` (reference: 1.0), ``truncation_cutoff`` (StyleGAN2 only), ``c``
+        (conditional StyleGAN2s: ``[c_dim]`` or ``[N, c_dim]``; BigGAN: class vectors
+        ``[num_classes]`` or ``[N, num_classes]``) and ``noise_mode`` (StyleGAN2; reference:
+        ``"const"``; ``"random"`` is refused: the features must be a fixed function of the
+        samples).
+      compute: a `jaxedit.Compute`: ``dtype`` and ``precision`` of the generator (and the fit's
+        precision) and ``batch_size``, samples per jitted generator step. None =
+        ``Compute(batch_size=32)``; ``chunk`` is not used.
+      optimizer, learning_rate, init_appearance, init_parts, hosvd_samples, key, progress:
+        as :func:`fit`.
+      max_cache_bytes: largest pool of features computed once and kept in memory.
+
+    Returns:
+      A :class:`PandaResult` with ``layer`` set; its ``settings`` record the source of the
+      features (``truncation_psi``, ``noise_mode``, ``truncation_cutoff``; BigGAN:
+      ``truncation``) and ``batch_size`` (the mini-batch size, the key of the file format).
+
+    Raises:
+      TypeError: ``sampling`` or ``compute`` is not a `jaxedit.Sampling` / `jaxedit.Compute`.
+      ValueError: an unsupported generator or layer, both ``seeds`` and ``latents``, an empty
+        pool, ``sampling.noise_mode="random"``, ``sampling.truncation_cutoff`` for BigGAN, a
+        missing or misshapen ``sampling.c``, a bad ``minibatch_size``, or a pool over
+        ``max_cache_bytes`` without ``minibatch_size``.
     """
     from ... import _biggan_split
 
     _require_generator(gen, "fit_generator")
+    sampling = _sampling_for(gen, sampling, "fit_generator")
+    compute = _FEATURE_COMPUTE if compute is None else as_compute(compute, "compute")
     layer = resolve_layer(gen, layer)
     steps = _check_steps(steps)
     if seeds is not None and latents is not None:
         raise ValueError("pass seeds or latents, not both")
-    if not isinstance(feature_batch, (int, np.integer)) or feature_batch < 1:
-        raise ValueError(f"feature_batch must be a positive integer, got {feature_batch!r}")
+    if sampling.noise_mode == "random":
+        raise ValueError("panda.fit_generator: sampling.noise_mode='random' is not supported (the "
+                         "features must be a fixed function of the samples); use 'const' (the "
+                         "reference) or 'none'")
+    feature_batch = compute.batch_size
+    precision = compute.precision
+    c = sampling.c
     key = jax.random.key(0) if key is None else key
     biggan = _biggan_split.is_biggan(gen)
     if biggan:
-        lf = _BigGANFeatures(gen, layer, truncation_psi, dtype, precision)
-        source = dict(layer=layer, truncation=float(truncation_psi), family="biggan")
+        lf = _BigGANFeatures(gen, layer, sampling, compute)
+        source = dict(layer=layer, truncation=float(sampling.truncation_psi), family="biggan")
     else:
-        lf = _LayerFeatures(gen, layer, truncation_psi, truncation_cutoff, noise_mode, dtype,
-                            precision)
-        source = dict(layer=layer, truncation_psi=float(truncation_psi), noise_mode=noise_mode,
-                      truncation_cutoff=truncation_cutoff)
+        lf = _LayerFeatures(gen, layer, sampling, compute)
+        source = dict(layer=layer, truncation_psi=float(sampling.truncation_psi),
+                      noise_mode=sampling.noise_mode,
+                      truncation_cutoff=sampling.truncation_cutoff)
 
     if seeds is None and latents is None:       # the reference's stochastic mode
-        b = 1 if batch_size is None else int(batch_size)
+        b = 1 if minibatch_size is None else int(minibatch_size)
         if b < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+            raise ValueError(f"minibatch_size must be >= 1, got {minibatch_size!r}")
         c_one = _class_rows(gen, c, 1)
 
         def stream(t, _key):
@@ -286,16 +341,16 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
                 bar.update(len(idx))
         x = jnp.concatenate(feats)
         res = fit(x, ranks, steps, optimizer, learning_rate, init_appearance, init_parts,
-                  batch_size, key, progress, layer=layer, precision=precision)
+                  minibatch_size, key, progress, layer=layer, compute=compute)
         return dataclasses.replace(res, settings={**res.settings, **source})
-    if batch_size is None:
+    if minibatch_size is None:
         raise ValueError(
             f"the features of {n} samples ({n * h * w * ch * itemsize / 2**30:.2f} GiB) exceed "
-            f"max_cache_bytes = {max_cache_bytes}: pass batch_size to stream mini-batches (or "
+            f"max_cache_bytes = {max_cache_bytes}: pass minibatch_size to stream mini-batches (or "
             f"raise max_cache_bytes)")
-    b = int(batch_size)
+    b = int(minibatch_size)
     if not 1 <= b <= n:
-        raise ValueError(f"batch_size must be in [1, {n}], got {batch_size!r}")
+        raise ValueError(f"minibatch_size must be in [1, {n}], got {minibatch_size!r}")
     pick_key = jax.random.fold_in(key, 1)
 
     def stream(t, _key):

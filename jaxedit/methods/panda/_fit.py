@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import _ops
-from ..._ops import Precision
 from ...errors import PandaConvergenceWarning
+from ...sampling import Compute, as_compute
 from ._checks import (
     APPEARANCE_RATE,
     INIT_PARTS_HIGH,
@@ -94,8 +94,8 @@ def _finish(a, p, losses, energy, shape, layer, settings, warn: bool = True) -> 
 
 def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
         learning_rate: float | None = None, init_appearance="hosvd", init_parts=None,
-        batch_size: int | None = None, key=None, progress: bool = False, *,
-        layer: str | None = None, precision: Precision = "highest",
+        minibatch_size: int | None = None, key=None, progress: bool = False, *,
+        layer: str | None = None, compute: Compute | None = None,
         hosvd_samples: int = 1000) -> PandaResult:
     """Learn PandA parts and appearances from one layer's features.
 
@@ -116,40 +116,49 @@ def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
         (``0.01 · N(0, 1)``), or an array ``[C, R_C]``.
       init_parts: ``[H·W, R_S]`` (row-major over H, W) or ``[H, W, R_S]``; None: U(0, 0.01) from
         ``key``. Clamped at 0.
-      batch_size: None = all N samples every step (full gradient); an integer draws that many
-        samples without replacement at every step. Not used with a callable.
+      minibatch_size: PandA's optimizer mini-batch (not a generator work size): None = all N
+        samples every step (full gradient); an integer draws that many samples without
+        replacement at every step. Not used with a callable. Recorded as
+        ``settings["batch_size"]`` (the file format's key).
       key: PRNG key for the parts init and the mini-batches (default ``jax.random.key(0)``).
       progress: show a progress bar with the current loss.
       layer: name of the layer the features come from (recorded in the result).
-      precision: matmul precision (``"highest"`` default).
+      compute: a `jaxedit.Compute` (None = ``Compute()``); only its ``precision`` is read
+        (matmul precision, ``"highest"`` by default): the features' dtype is the compute dtype.
       hosvd_samples: samples for the HOSVD init and the feature energy with a callable.
 
     Returns:
       :class:`PandaResult` (``appearance [C, R_C]``, ``parts [H, W, R_S]``, ``losses [steps]``).
+
+    Raises:
+      TypeError: ``compute`` is not a `jaxedit.Compute`.
+      ValueError: bad features, ranks, steps, optimizer, learning rate, initial factors or
+        ``minibatch_size``.
     """
     steps = _check_steps(steps)
     tx, lr, mode, normalized = _resolve_optimizer(optimizer, learning_rate)
     key = jax.random.key(0) if key is None else key
+    precision = as_compute(compute, "compute").precision
     prec = _ops.as_precision(precision)
-    settings = dict(optimizer=mode, learning_rate=lr, steps=steps, batch_size=batch_size,
+    settings = dict(optimizer=mode, learning_rate=lr, steps=steps, batch_size=minibatch_size,
                     precision=str(precision), ranks=None,
                     appearance_rate=APPEARANCE_RATE if normalized else 1.0)
     if callable(features) and not hasattr(features, "shape"):
-        if batch_size is not None:
-            raise ValueError("batch_size does not apply when features is a callable (its batches "
-                             "have their own size)")
+        if minibatch_size is not None:
+            raise ValueError("minibatch_size does not apply when features is a callable (its "
+                             "batches have their own size)")
         return _fit_stream(features, ranks, steps, tx, lr, mode, normalized, init_appearance,
                            init_parts, key, progress, layer, prec, hosvd_samples, settings)
     x = _check_features(features)
     n, h, w, c = x.shape
     r_c, r_s = _check_ranks(ranks, h * w, c)
     settings["ranks"] = [r_c, r_s]
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or not 1 <= batch_size <= n:
-            raise ValueError(f"batch_size must be None (full batch) or an integer in [1, N = {n}], "
-                             f"got {batch_size!r}")
-        batch_size = int(batch_size) if batch_size < n else None
+    if minibatch_size is not None:
+        if isinstance(minibatch_size, bool) or not isinstance(minibatch_size, (int, np.integer)) \
+                or not 1 <= minibatch_size <= n:
+            raise ValueError(f"minibatch_size must be None (full batch) or an integer in "
+                             f"[1, N = {n}], got {minibatch_size!r}")
+        minibatch_size = int(minibatch_size) if minibatch_size < n else None
     xs = x.reshape(n, h * w, c)
     energies = jnp.sum(jnp.square(xs), axis=(1, 2))
     energy = float(jnp.mean(energies))
@@ -160,7 +169,7 @@ def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
         init_appearance, init_parts, k_init, (h, w, c), (r_c, r_s), x.dtype,
         lambda: _hosvd_from_scatter(_scatter(xs, precision=prec) / n))
     settings.update(init_appearance=a_name, init_parts=p_name, samples=n)
-    b = n if batch_size is None else batch_size
+    b = n if minibatch_size is None else minibatch_size
     hp = _hyper(normalized, lr, (h, w, c), (r_c, r_s), b, energy, steps, x.dtype)
     a, p = a / hp["scale_a"], p / hp["scale_p"]
     s_a, s_p = _init_states(tx, a, p)
@@ -176,7 +185,7 @@ def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
             m = min(chunk, steps - t)
             a, p, s_a, s_p, l = _fit_scan(tx, a, p, s_a, s_p, xt, energies, hp, k_data,
                                           jnp.asarray(t, jnp.int32), steps=m,
-                                          batch_size=batch_size, precision=prec)
+                                          minibatch_size=minibatch_size, precision=prec)
             out.append(l)
             t += m
             if progress:
@@ -256,7 +265,7 @@ def _fit_stream(features, ranks, steps, tx, lr, mode, normalized, init_appearanc
 
 
 def refine(result: PandaResult, features, steps: int = 100, learning_rate: float | None = None,
-           optimizer=None, *, precision: Precision = "highest", return_losses: bool = False):
+           optimizer=None, *, compute: Compute | None = None, return_losses: bool = False):
     """Sample-specific parts ``P̃_i``: the parts objective on one sample with ``A`` frozen, from the
     global parts (the reference's ``refine``), with the same optimizer choices as :func:`fit`.
 
@@ -266,11 +275,15 @@ def refine(result: PandaResult, features, steps: int = 100, learning_rate: float
 
     Args:
       features: ``[H, W, C]`` (one sample) or ``[N, H, W, C]`` (each refined independently).
+      compute: a `jaxedit.Compute` (None = ``Compute()``); only its ``precision`` is read.
     Returns:
       parts ``[H, W, R_S]`` (or ``[N, H, W, R_S]``); with ``return_losses`` also the raw losses
       ``[steps]`` (``[N, steps]``) before each step.
+    Raises:
+      TypeError: ``compute`` is not a `jaxedit.Compute`.
     """
     _check_result(result)
+    precision = as_compute(compute, "compute").precision
     steps = _check_steps(steps)
     tx, lr, mode, normalized = _resolve_optimizer(optimizer, learning_rate, "refine")
     x = jnp.asarray(features)

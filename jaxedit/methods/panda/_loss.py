@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ... import _ops
-from ..._ops import Precision
+from ...sampling import Compute, as_compute
 from ._checks import _check_appearance, _check_features, _check_parts
 from ._result import PandaResult
 
@@ -42,7 +42,7 @@ def _direct_loss(a, p, x, precision) -> jax.Array:
     return jnp.sum(jnp.square(x - rec))
 
 
-def loss(result_or_appearance, features, parts=None, *, precision: Precision = "highest"
+def loss(result_or_appearance, features, parts=None, *, compute: Compute | None = None
          ) -> jax.Array:
     """Per-sample loss ``‖Z_i − A AᵀZ_i P Pᵀ‖²_F`` in the direct form: ``[N]`` for features
     ``[N, H, W, C]``.
@@ -50,7 +50,11 @@ def loss(result_or_appearance, features, parts=None, *, precision: Precision = "
     Pass a :class:`PandaResult`, or ``A [C, R_C]`` and ``parts [H·W | H, W, R_S]``. (:func:`fit`
     records its losses from an expanded form that loses ~4 digits in float32 when the loss is
     below 0.1 % of the feature energy; use this for final numbers.)
+
+    ``compute``: a `jaxedit.Compute` (None = ``Compute()``); only its ``precision`` is read.
+    A ``compute`` of another type raises TypeError.
     """
+    precision = as_compute(compute, "compute").precision
     x = _check_features(features)
     n, h, w, c = x.shape
     if isinstance(result_or_appearance, PandaResult):
@@ -90,12 +94,15 @@ def _hosvd_from_scatter(scat: jax.Array) -> jax.Array:
     return _sign_fix(v[:, ::-1])
 
 
-def hosvd(features, rank: int | None = None, *, precision: Precision = "highest") -> jax.Array:
+def hosvd(features, rank: int | None = None, *, compute: Compute | None = None) -> jax.Array:
     """HOSVD appearance init: left singular vectors of ``Σ = (1/N) Σ_i Z_i Z_iᵀ`` (uncentred).
 
     features: ``[N, H, W, C]`` -> ``[C, rank]`` (all C when rank is None), columns by descending
-    singular value, each with its largest-magnitude entry positive.
+    singular value, each with its largest-magnitude entry positive. ``compute``: a
+    `jaxedit.Compute` (None = ``Compute()``); only its ``precision`` is read (TypeError for
+    another type).
     """
+    precision = as_compute(compute, "compute").precision
     x = _check_features(features)
     n, h, w, c = x.shape
     scat = _scatter(x.reshape(n, h * w, c), precision=_ops.as_precision(precision)) / n

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import _ops
-from ..._ops import Precision
+from ...sampling import Compute, as_compute
 from ._checks import _check_features, _check_finite
 from ._resample import lanczos_upsample
 from ._result import PandaResult, _check_result
@@ -21,10 +21,14 @@ def _coords(x, a, *, precision):
     return jnp.einsum("nhwc,cr->nhwr", x, a, precision=precision)
 
 
-def saliency(result: PandaResult, features, *, precision: Precision = "highest") -> jax.Array:
+def saliency(result: PandaResult, features, *, compute: Compute | None = None) -> jax.Array:
     """Coordinates in the appearance basis, ``Aᵀ Z_i``: ``[N, H, W, C]`` -> ``[N, H, W, R_C]``
-    (``[H, W, C]`` -> ``[H, W, R_C]``); channel k is the saliency map of appearance k."""
+    (``[H, W, C]`` -> ``[H, W, R_C]``); channel k is the saliency map of appearance k.
+
+    ``compute``: a `jaxedit.Compute` (None = ``Compute()``); only its ``precision`` is read
+    (TypeError for another type)."""
     _check_result(result)
+    precision = as_compute(compute, "compute").precision
     x = jnp.asarray(features)
     single = x.ndim == 3
     x = _check_features(x[None] if single else x)

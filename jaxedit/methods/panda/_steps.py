@@ -82,20 +82,20 @@ def _stream_step(tx, a, p, s_a, s_p, x, hp, precision):
     return _step(tx, a, p, s_a, s_p, xt, jnp.sum(jnp.square(x)), hp, precision)
 
 
-def _fit_scan_impl(tx, a, p, s_a, s_p, xt, energies, hp, key, t0, *, steps, batch_size,
+def _fit_scan_impl(tx, a, p, s_a, s_p, xt, energies, hp, key, t0, *, steps, minibatch_size,
                    precision):
     """``steps`` steps from step ``t0`` over data xt [S, N, C] with per-sample energies [N] (full
-    batch, or ``batch_size`` samples drawn without replacement at step t from
+    batch, or ``minibatch_size`` samples drawn without replacement at step t from
     ``fold_in(key, t)``) -> (a, p, s_A, s_P, losses [steps])."""
     n = xt.shape[1]
     e_all = jnp.sum(energies)
 
     def body(carry, t):
         a_, p_, s_a_, s_p_ = carry
-        if batch_size is None:
+        if minibatch_size is None:
             xb, eb = xt, e_all
         else:
-            idx = jax.random.choice(jax.random.fold_in(key, t), n, (batch_size,), replace=False)
+            idx = jax.random.choice(jax.random.fold_in(key, t), n, (minibatch_size,), replace=False)
             xb, eb = jnp.take(xt, idx, axis=1), jnp.sum(energies[idx])
         a_, p_, s_a_, s_p_, l = _step(tx, a_, p_, s_a_, s_p_, xb, eb, {**hp, "t": t}, precision)
         return (a_, p_, s_a_, s_p_), l
@@ -105,7 +105,7 @@ def _fit_scan_impl(tx, a, p, s_a, s_p, xt, energies, hp, key, t0, *, steps, batc
 
 
 _fit_scan = jax.jit(_fit_scan_impl, static_argnums=(0,),
-                    static_argnames=("steps", "batch_size", "precision"))
+                    static_argnames=("steps", "minibatch_size", "precision"))
 
 
 def _hyper(normalized, lr, shape, ranks, batch, energy, total, dtype) -> dict:
