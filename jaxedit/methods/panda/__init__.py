@@ -82,7 +82,7 @@ from ._loss import (
     hosvd as hosvd,
     loss as loss,
 )
-from ._resample import (
+from ..._resample import (
     lanczos_upsample as lanczos_upsample,
 )
 from ._result import (

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._edit import _edit_spec, edit, part_map
-from ._resample import _nearest, lanczos_upsample
+from ..._resample import lanczos_upsample
+from ..._resample import nearest_centres as _nearest
 from ._result import PandaResult, _check_result
 
 

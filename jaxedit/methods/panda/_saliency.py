@@ -12,7 +12,7 @@ import numpy as np
 from ... import _ops
 from ...sampling import Compute, as_compute
 from ._checks import _check_features, _check_finite
-from ._resample import lanczos_upsample
+from ..._resample import lanczos_upsample
 from ._result import PandaResult, _check_result
 
 
