@@ -17,7 +17,7 @@ import os
 
 from . import biggan, hammer, nvidia, nvidia_tf, rosinality
 from ._common import ConvertedCheckpoint, check_finite, sha256_file
-from ._unpickle import DEFAULT_LIMITS, Limits, load_pickle, load_torch_file, sniff
+from ._pickle import DEFAULT_LIMITS, Limits, load_pickle, load_torch_file, sniff
 from .errors import (
     CheckpointError,
     CorruptCheckpointError,

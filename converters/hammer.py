@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
+from . import _pickle
 from ._common import ConvertedCheckpoint, apply_table, check_fir, sha256_file
 from .errors import (
     CorruptCheckpointError,
@@ -412,7 +412,7 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
       CorruptCheckpointError: truncated file, storages that overrun, non-finite values.
     """
     source = os.fspath(path)
-    top = _unpickle.load_torch_file(source) if obj is None else obj
+    top = _pickle.load_torch_file(source) if obj is None else obj
     if not is_hammer(top):
         raise UnsupportedFormatError(f"{source}: not a Hammer checkpoint (no 'models' state dicts)")
     sd, kw, which = select_generator(top, source, which)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
+from . import _pickle
 from ._common import (
     ConvertedCheckpoint,
     apply_table,
@@ -42,7 +42,7 @@ _ARCHITECTURES = ("orig", "skip", "resnet")
 _INIT = "_init_kwargs"
 
 
-def _walk(obj: _unpickle.PersistentObject, prefix: str, tensors: dict, attrs: dict,
+def _walk(obj: _pickle.PersistentObject, prefix: str, tensors: dict, attrs: dict,
           source: str) -> None:
     st = obj.state
     where = prefix[:-1] or "the network"
@@ -68,14 +68,14 @@ def _walk(obj: _unpickle.PersistentObject, prefix: str, tensors: dict, attrs: di
     for k, v in (st.get("_modules") or {}).items():
         if v is None:
             continue
-        if not isinstance(k, str) or not isinstance(v, _unpickle.PersistentObject):
+        if not isinstance(k, str) or not isinstance(v, _pickle.PersistentObject):
             raise UnsupportedFormatError(
                 f"{source}: module {prefix}{describe(k)} is a {type(v).__name__}, not a "
                 "persistent network module")
         _walk(v, f"{prefix}{k}.", tensors, attrs, source)
 
 
-def flatten_network(net: _unpickle.PersistentObject, source: str = "checkpoint"
+def flatten_network(net: _pickle.PersistentObject, source: str = "checkpoint"
                     ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """A persistent network -> (``{dotted key: array}``, ``{module prefix: attributes}``).
 
@@ -88,21 +88,21 @@ def flatten_network(net: _unpickle.PersistentObject, source: str = "checkpoint"
     return tensors, attrs
 
 
-def select_network(obj: Any, source: str, which: str | None) -> tuple[_unpickle.PersistentObject, str]:
+def select_network(obj: Any, source: str, which: str | None) -> tuple[_pickle.PersistentObject, str]:
     """Pick ``which`` (default ``G_ema``) from a snapshot dict, or accept a bare network."""
-    if isinstance(obj, _unpickle.PersistentObject):
+    if isinstance(obj, _pickle.PersistentObject):
         return obj, which or str(obj.class_name)
     if not isinstance(obj, dict):
         raise UnsupportedFormatError(
             f"{source}: not an NVIDIA network snapshot (top level is {type(obj).__name__})")
     which = which or "G_ema"
-    nets = [k for k, v in obj.items() if isinstance(v, _unpickle.PersistentObject)]
+    nets = [k for k, v in obj.items() if isinstance(v, _pickle.PersistentObject)]
     if which not in obj:
         raise UnsupportedFormatError(
             f"{source}: no network {which!r} in this snapshot; it holds "
             f"{sorted(describe(k) for k in nets)}")
     net = obj[which]
-    if not isinstance(net, _unpickle.PersistentObject):
+    if not isinstance(net, _pickle.PersistentObject):
         raise UnsupportedFormatError(f"{source}: {which!r} is {type(net).__name__}, not a network")
     return net, which
 
@@ -334,7 +334,7 @@ def build_table(cfg: dict, source: str):
 def read(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoint:
     """Read an NVIDIA StyleGAN2 ``.pkl`` into jaxedit's layout (``which`` defaults to ``G_ema``)."""
     source = os.fspath(path)
-    obj = _unpickle.load_pickle(source)
+    obj = _pickle.load_pickle(source)
     net, which = select_network(obj, source, which)
     tensors, attrs = flatten_network(net, source)
     cfg = infer_config(tensors, attrs, source, which)

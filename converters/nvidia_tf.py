@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
+from . import _pickle
 from ._common import ConvertedCheckpoint, apply_table, sha256_file
 from .errors import (
     CorruptCheckpointError,
@@ -99,7 +99,7 @@ def looks_like_tf_pickle(head: bytes) -> bool:
 # Network records
 # ------------------------------------------------------------------------------------------------
 def _state(net: Any, where: str, source: str) -> dict:
-    if not isinstance(net, _unpickle.TFNetwork) or not hasattr(net, "state"):
+    if not isinstance(net, _pickle.TFNetwork) or not hasattr(net, "state"):
         raise CorruptCheckpointError(f"{source}: {where} is a {type(net).__name__}, not a TF network")
     st = net.state
     version = st.get("version")
@@ -121,14 +121,14 @@ def _state(net: Any, where: str, source: str) -> dict:
 
 def select_network(obj: Any, source: str, which: str | None) -> tuple[Any, str]:
     """Pick ``which`` (default ``Gs``; ``G`` the training copy) from ``(G, D, Gs)``."""
-    if isinstance(obj, _unpickle.TFNetwork):  # a bare network pickle
+    if isinstance(obj, _pickle.TFNetwork):  # a bare network pickle
         name = _state(obj, "network", source)["name"]
         if which not in (None, name):
             raise UnsupportedFormatError(
                 f"{source}: holds a single TF network {name!r}, not {which!r}")
         return obj, name
     if not (isinstance(obj, tuple) and len(obj) == 3
-            and all(isinstance(n, _unpickle.TFNetwork) for n in obj)):
+            and all(isinstance(n, _pickle.TFNetwork) for n in obj)):
         kind = (f"a tuple of {len(obj)}" if isinstance(obj, tuple) else type(obj).__name__)
         raise UnsupportedFormatError(
             f"{source}: not an NVIDIA TF network pickle (expected a tuple (G, D, Gs) of "
@@ -510,7 +510,7 @@ def read(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoi
       CorruptCheckpointError: truncated file, malformed network records, non-finite values.
     """
     source = os.fspath(path)
-    obj = _unpickle.load_pickle(source)
+    obj = _pickle.load_pickle(source)
     net, which = select_network(obj, source, which)
     tensors, states = collect_variables(net, source)
     if "synthesis/" not in states or "mapping/" not in states:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
+from . import _pickle
 from ._common import (
     ConvertedCheckpoint,
     apply_table,
@@ -52,7 +52,7 @@ def _shape(sd: dict, key: str, ndim: int, source: str) -> tuple[int, ...]:
 
 def infer_config(sd: dict, top: dict, source: str) -> dict[str, Any]:
     args = top.get("args")
-    if isinstance(args, _unpickle.Namespace):
+    if isinstance(args, _pickle.Namespace):
         args = vars(args)
     elif not isinstance(args, dict):
         args = {}
@@ -180,7 +180,7 @@ def build_table(cfg: dict, source: str):
 def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> ConvertedCheckpoint:
     """Read a rosinality ``.pt`` (``which`` defaults to ``g_ema``) into jaxedit's layout."""
     source = os.fspath(path)
-    top = _unpickle.load_torch_file(source) if obj is None else obj
+    top = _pickle.load_torch_file(source) if obj is None else obj
     if not is_rosinality(top):
         raise UnsupportedFormatError(f"{source}: not a rosinality/stylegan2-pytorch checkpoint")
     which = which or "g_ema"
