@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from . import biggan, hammer, nvidia, nvidia_tf, rosinality
+from . import biggan
 from ._common import ConvertedCheckpoint, check_finite, sha256_file
 from ._pickle import DEFAULT_LIMITS, Limits, load_pickle, load_torch_file, sniff
 from .errors import (
@@ -27,6 +27,7 @@ from .errors import (
     UnsafePickleError,
     UnsupportedFormatError,
 )
+from .stylegan2 import hammer, nvidia, nvidia_tf, rosinality
 
 FORMATS = (nvidia.FORMAT, nvidia_tf.FORMAT, rosinality.FORMAT, hammer.FORMAT, biggan.FORMAT)
 

@@ -20,7 +20,8 @@ import pytest
 
 import converters
 import jaxedit
-from converters import _pickle, hammer, nvidia_tf
+from converters import _pickle
+from converters.stylegan2 import hammer, nvidia_tf
 from converters.errors import (
     CheckpointError,
     CorruptCheckpointError,

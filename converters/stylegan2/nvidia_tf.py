@@ -53,9 +53,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _pickle
-from ._common import ConvertedCheckpoint, apply_table, sha256_file
-from .errors import (
+from .. import _pickle
+from .._common import ConvertedCheckpoint, apply_table, sha256_file
+from ..errors import (
     CorruptCheckpointError,
     KeyMismatchError,
     ShapeMismatchError,

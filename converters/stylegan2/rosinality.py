@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _pickle
-from ._common import (
+from .. import _pickle
+from .._common import (
     ConvertedCheckpoint,
     apply_table,
     check_fir,
@@ -26,7 +26,7 @@ from ._common import (
     typed_int,
     typed_real,
 )
-from .errors import (
+from ..errors import (
     CorruptCheckpointError,
     KeyMismatchError,
     ShapeMismatchError,

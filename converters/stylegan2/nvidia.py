@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _pickle
-from ._common import (
+from .. import _pickle
+from .._common import (
     ConvertedCheckpoint,
     apply_table,
     check_fir,
@@ -27,7 +27,7 @@ from ._common import (
     typed_real,
     typed_str,
 )
-from .errors import (
+from ..errors import (
     CorruptCheckpointError,
     KeyMismatchError,
     ShapeMismatchError,
