@@ -55,24 +55,23 @@ def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     if kind == "pickle":
         with open(source, "rb") as f:
             head = f.read(_SNIFF_BYTES)
-        if _LEGACY_MAGIC_BYTES not in head[:64]:
-            if nvidia_tf.looks_like_tf_pickle(head):
+        if nvidia.sniff(head):  # a plain pickle, not a legacy torch.save stream
+            if nvidia_tf.sniff(head):
                 return nvidia_tf.FORMAT, None
             return nvidia.FORMAT, None
     elif kind != "zip":
         raise UnsupportedFormatError(
             f"{source}: unrecognized file (neither a pickle nor a torch.save archive)")
     obj = load_torch_file(source)
-    if rosinality.is_rosinality(obj):
+    if rosinality.sniff(obj):
         return rosinality.FORMAT, obj
-    if hammer.is_hammer(obj):
+    if hammer.sniff(obj):
         return hammer.FORMAT, obj
     if biggan.is_biggan(obj):
         return biggan.FORMAT, obj
     raise UnsupportedFormatError(f"{source}: a torch.save file, but not a known GAN checkpoint")
 
 
-_LEGACY_MAGIC_BYTES = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled legacy torch.save magic
 _SNIFF_BYTES = 1024  # a TF network pickle names its class within its first bytes
 
 

@@ -1,9 +1,11 @@
 """StyleGAN2 readers, one per source format, over one jaxedit-side layout.
 
-Each reader module has ``FORMAT`` (its format name), ``infer_config`` (the architecture from the
-tensors and the file's own records), ``key_table`` (``{jaxedit key: (source key, transform)}``
-and the recomputable buffers to check) and ``read`` (a file into a ``ConvertedCheckpoint``);
-``_layout`` holds the jaxedit-side key names and layer counting they share.
+Each reader module has ``FORMAT`` (its format name), ``sniff`` (whether a file's first bytes,
+or the loaded torch object for ``torch.save`` formats, are of that format; ``converters``'
+dispatcher asks them in order), ``infer_config`` (the architecture from the tensors and the
+file's own records), ``key_table`` (``{jaxedit key: (source key, transform)}`` and the
+recomputable buffers to check) and ``read`` (a file into a ``ConvertedCheckpoint``); ``_layout``
+holds the jaxedit-side key names and layer counting they share.
 
 - `nvidia`: NVIDIA stylegan2-ada-pytorch / stylegan3-repo ``.pkl`` (``"nvidia-pkl"``);
 - `nvidia_tf`: NVIDIA's TensorFlow StyleGAN2 ``.pkl`` (``"nvidia-tf-pkl"``);

@@ -105,7 +105,7 @@ def truncation_args(trunc_psi: float | None = None, trunc_layers: int | None = N
     return 1.0, None
 
 
-def is_hammer(obj: Any) -> bool:
+def sniff(obj: Any) -> bool:
     """A loaded torch object that looks like a Hammer checkpoint (``models`` of state dicts)."""
     models = obj.get("models") if isinstance(obj, dict) else None
     return isinstance(models, dict) and any(
@@ -389,7 +389,7 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
     """
     source = os.fspath(path)
     top = _pickle.load_torch_file(source) if obj is None else obj
-    if not is_hammer(top):
+    if not sniff(top):
         raise UnsupportedFormatError(f"{source}: not a Hammer checkpoint (no 'models' state dicts)")
     sd, kw, which = select_generator(top, source, which)
     _check_tensors(sd, source, which)

@@ -41,6 +41,15 @@ FORMAT = "nvidia-pkl"
 MAX_RESOLUTION = 1 << 13
 _ARCHITECTURES = ("orig", "skip", "resnet")
 _INIT = "_init_kwargs"
+_LEGACY_MAGIC_BYTES = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled legacy torch.save magic
+
+
+def sniff(head: bytes) -> bool:
+    """True if a file's first bytes are a plain pickle, not a legacy ``torch.save`` stream.
+
+    NVIDIA's TensorFlow pickles are plain pickles too: ask `nvidia_tf.sniff` first.
+    """
+    return head[:1] == b"\x80" and _LEGACY_MAGIC_BYTES not in head[:64]
 
 
 def _walk(obj: _pickle.PersistentObject, prefix: str, tensors: dict, attrs: dict,

@@ -86,7 +86,7 @@ _SYNTHESIS_FUNCS = ("G_synthesis_stylegan2", "G_synthesis")
 _MAX_DEPTH = 4  # G -> {mapping, synthesis}; nothing deeper exists in real files
 
 
-def looks_like_tf_pickle(head: bytes) -> bool:
+def sniff(head: bytes) -> bool:
     """True if a pickle's first bytes name ``dnnlib.tflib.network`` (its first global).
 
     ``pickle.dump((G, D, Gs))`` starts with the ``Network`` class reference (GLOBAL for

@@ -37,7 +37,9 @@ from ..errors import (
 FORMAT = "rosinality-pt"
 
 
-def is_rosinality(obj: Any) -> bool:
+def sniff(obj: Any) -> bool:
+    """A loaded torch object that looks like a rosinality checkpoint (``g_ema`` / ``g`` with
+    ``input.input``)."""
     return isinstance(obj, dict) and any(
         isinstance(obj.get(k), dict) and "input.input" in obj[k] for k in ("g_ema", "g"))
 
@@ -175,7 +177,7 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
     """Read a rosinality ``.pt`` (``which`` defaults to ``g_ema``) into jaxedit's layout."""
     source = os.fspath(path)
     top = _pickle.load_torch_file(source) if obj is None else obj
-    if not is_rosinality(top):
+    if not sniff(top):
         raise UnsupportedFormatError(f"{source}: not a rosinality/stylegan2-pytorch checkpoint")
     which = which or "g_ema"
     sd = top.get(which)
