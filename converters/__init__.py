@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 
-from . import biggan, hammer, nvidia, nvidia_tf, rosinality
+from . import biggan
 from ._common import ConvertedCheckpoint, check_finite, sha256_file
-from ._unpickle import DEFAULT_LIMITS, Limits, load_pickle, load_torch_file, sniff
+from ._pickle import DEFAULT_LIMITS, Limits, load_pickle, load_torch_file, sniff
 from .errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -27,6 +27,7 @@ from .errors import (
     UnsafePickleError,
     UnsupportedFormatError,
 )
+from .stylegan2 import hammer, nvidia, nvidia_tf, rosinality
 
 FORMATS = (nvidia.FORMAT, nvidia_tf.FORMAT, rosinality.FORMAT, hammer.FORMAT, biggan.FORMAT)
 
@@ -54,24 +55,23 @@ def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
     if kind == "pickle":
         with open(source, "rb") as f:
             head = f.read(_SNIFF_BYTES)
-        if _LEGACY_MAGIC_BYTES not in head[:64]:
-            if nvidia_tf.looks_like_tf_pickle(head):
+        if nvidia.sniff(head):  # a plain pickle, not a legacy torch.save stream
+            if nvidia_tf.sniff(head):
                 return nvidia_tf.FORMAT, None
             return nvidia.FORMAT, None
     elif kind != "zip":
         raise UnsupportedFormatError(
             f"{source}: unrecognized file (neither a pickle nor a torch.save archive)")
     obj = load_torch_file(source)
-    if rosinality.is_rosinality(obj):
+    if rosinality.sniff(obj):
         return rosinality.FORMAT, obj
-    if hammer.is_hammer(obj):
+    if hammer.sniff(obj):
         return hammer.FORMAT, obj
     if biggan.is_biggan(obj):
         return biggan.FORMAT, obj
     raise UnsupportedFormatError(f"{source}: a torch.save file, but not a known GAN checkpoint")
 
 
-_LEGACY_MAGIC_BYTES = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled legacy torch.save magic
 _SNIFF_BYTES = 1024  # a TF network pickle names its class within its first bytes
 
 

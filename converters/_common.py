@@ -164,7 +164,7 @@ def typed_str(d: Mapping[str, Any], key: str, where: str, choices: tuple[str, ..
 
 def describe(v: Any) -> str:
     """A short, safe description of an untrusted value for error messages."""
-    from ._unpickle import _describe
+    from ._pickle import describe as _describe
 
     return _describe(v)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
+from . import _pickle
 from ._common import ConvertedCheckpoint, apply_table, describe, sha256_file, typed_int, typed_real
 from .errors import CorruptCheckpointError, UnsupportedFormatError
 
@@ -156,7 +156,7 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
         raise UnsupportedFormatError(f"{os.fspath(path)}: a BigGAN file holds one generator; "
                                      f"--which {which!r} does not apply")
     weights, config_path = resolve(path)
-    sd = _unpickle.load_torch_file(weights) if obj is None else obj
+    sd = _pickle.load_torch_file(weights) if obj is None else obj
     if not is_biggan(sd):
         raise UnsupportedFormatError(f"{weights}: not a pytorch-pretrained-BigGAN state dict "
                                      f"(no generator.gen_z.weight_orig)")

@@ -723,15 +723,15 @@ def nvidia_variant(src: str, path: str, edit: Callable[[dict], None],
     import numpy as np
     import torch
 
-    from converters import _unpickle
+    from converters import _pickle
 
-    snap = _unpickle.load_pickle(src)
+    snap = _pickle.load_pickle(src)
 
     def to_plain(obj):
-        if isinstance(obj, _unpickle.PersistentObject):
+        if isinstance(obj, _pickle.PersistentObject):
             return {"__persistent__": True, "class_name": obj.class_name,
                     "state": to_plain(obj.state)}
-        if isinstance(obj, _unpickle.EasyDict):
+        if isinstance(obj, _pickle.EasyDict):
             return {"__easydict__": True, **{k: to_plain(v) for k, v in obj.items()}}
         if isinstance(obj, dict):
             return type(obj)((k, to_plain(v)) for k, v in obj.items())

@@ -12,7 +12,7 @@ import pytest
 
 import converters
 import jaxedit
-from converters import _unpickle
+from converters import _pickle
 from converters.errors import (
     CorruptCheckpointError,
     KeyMismatchError,
@@ -147,7 +147,7 @@ def test_torch_reader_matches_torch(tmp_path):
     for zipped in (True, False):
         path = tmp_path / f"t{zipped}.pt"
         torch.save(obj, path, _use_new_zipfile_serialization=zipped)
-        got = _unpickle.load_torch_file(path)
+        got = _pickle.load_torch_file(path)
         for k in ("a", "view", "half", "i", "b"):
             np.testing.assert_array_equal(got[k], obj[k].numpy())
         np.testing.assert_array_equal(got["bf"], obj["bf"].float().numpy())

@@ -17,7 +17,8 @@ import pytest
 
 import converters
 import hostile_files as H
-from converters import _unpickle
+from converters import _pickle
+from converters._pickle import _limits, _opcodes, _prescan, _standins, _streams
 from converters.errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -65,7 +66,7 @@ def test_payloads_never_run_through_every_entry_point(corpus, capsys):
         if not case.marker:
             continue
         for call in (lambda p: load_generator(p), lambda p: inspect_checkpoint(p),
-                     lambda p: _unpickle.load_pickle(p) if os.path.isfile(p) else None):
+                     lambda p: _pickle.load_pickle(p) if os.path.isfile(p) else None):
             try:
                 call(case.path)
             except CheckpointError:
@@ -145,9 +146,9 @@ def test_zip_bomb_is_a_real_bomb(corpus):
 # ---- the pre-scanner ------------------------------------------------------------------------
 def test_opcode_table_matches_pickletools():
     codes = {ord(op.code): op for op in pickletools.opcodes}
-    assert set(codes) == set(_unpickle._OPCODES)
+    assert set(codes) == set(_opcodes._OPCODES)
     for code, op in codes.items():
-        name, kind = _unpickle._OPCODES[code]
+        name, kind = _opcodes._OPCODES[code]
         assert name == op.name
         assert (kind is None) == (op.arg is None), name
 
@@ -169,25 +170,25 @@ def test_prescan_accepts_every_ordinary_pickle(protocol):
         data = pickle.dumps(value, protocol=protocol)
         allow = {tuple(arg.split(" ", 1)): None for op, arg, _ in pickletools.genops(data)
                  if op.name == "GLOBAL"}
-        ctx = _unpickle._open_ctx("mem", len(data), None)
-        stream = _unpickle._MemStream(data + b"trailing")
-        _unpickle._prescan(stream, ctx, allow, "test")
+        ctx = _limits._open_ctx("mem", len(data), None)
+        stream = _streams._MemStream(data + b"trailing")
+        _prescan.prescan(stream, ctx, allow, "test")
         assert stream.tell() == 0
 
 
 def test_prescan_depth_is_exact_for_nesting():
-    limits = _unpickle.Limits(max_depth=20)
+    limits = _pickle.Limits(max_depth=20)
     for depth, ok in ((20, True), (21, False)):
         value = []
         for _ in range(depth - 1):
             value = [value]
         data = pickle.dumps(value, protocol=2)
-        ctx = _unpickle._Ctx("mem", _unpickle._Budget("mem", len(data), limits), limits)
+        ctx = _limits._Ctx("mem", _limits._Budget("mem", len(data), limits), limits)
         if ok:
-            _unpickle._prescan(_unpickle._MemStream(data), ctx, {}, "t")
+            _prescan.prescan(_streams._MemStream(data), ctx, {}, "t")
         else:
             with pytest.raises(CorruptCheckpointError, match="nested more than 20"):
-                _unpickle._prescan(_unpickle._MemStream(data), ctx, {}, "t")
+                _prescan.prescan(_streams._MemStream(data), ctx, {}, "t")
 
 
 def test_limits_are_configurable(tmp_path):
@@ -196,29 +197,29 @@ def test_limits_are_configurable(tmp_path):
     ros = H.torch_zip(str(path), H._state_dict_pkl(H.op_tensor(H.op_persid_storage("0", 1 << 16),
                                                                 (1 << 16,), (1,))),
                       {"0": H.stored("", H.floats(1 << 16))})
-    assert _unpickle.load_torch_file(ros)["g_ema"]["style.1.weight"].shape == (1 << 16,)
-    tight = _unpickle.Limits(max_expansion=1.5, slack_bytes=0)
+    assert _pickle.load_torch_file(ros)["g_ema"]["style.1.weight"].shape == (1 << 16,)
+    tight = _pickle.Limits(max_expansion=1.5, slack_bytes=0)
     with pytest.raises(CorruptCheckpointError, match="t.pt: tensor g_ema/style.1.weight needs"):
-        _unpickle.load_torch_file(ros, limits=tight)
+        _pickle.load_torch_file(ros, limits=tight)
 
 
 def test_shared_machinery_for_other_readers(tmp_path):
     """A reader of another pickle format passes its stand-ins as extra_allow; the limits apply."""
-    class Stub(_unpickle._Record):
+    class Stub(_standins._Record):
         pass
 
     body = H.op_global("some.pkg", "Thing") + b")" + b"\x81" + H.op_dict(x=H.op_int(3)) + b"b"
     path = tmp_path / "stub.pkl"
     path.write_bytes(H.pickle_of(body))
     with pytest.raises(UnsafePickleError, match="some.pkg.Thing"):
-        _unpickle.load_pickle(path)
-    obj = _unpickle.load_pickle(path, extra_allow={("some.pkg", "Thing"): Stub})
+        _pickle.load_pickle(path)
+    obj = _pickle.load_pickle(path, extra_allow={("some.pkg", "Thing"): Stub})
     assert isinstance(obj, Stub) and obj.x == 3
     deep = tmp_path / "deep.pkl"
     deep.write_bytes(H.pickle_of(H.op_global("some.pkg", "Thing") + b")" + b"\x81"
                                  + b"(" * 1000 + b"l" * 1000 + b"b"))
     with pytest.raises(CorruptCheckpointError, match="nested more than"):
-        _unpickle.load_pickle(deep, extra_allow={("some.pkg", "Thing"): Stub})
+        _pickle.load_pickle(deep, extra_allow={("some.pkg", "Thing"): Stub})
 
 
 def test_numpy_arrays_in_plain_pickles(tmp_path):
@@ -229,7 +230,7 @@ def test_numpy_arrays_in_plain_pickles(tmp_path):
         path = tmp_path / f"np{proto}.pkl"
         path.write_bytes(pickle.dumps({"a": a, "t": a.T, "s": np.float32(2.5),
                                        "i": np.int64(-3)}, protocol=proto))
-        got = _unpickle.load_pickle(path)
+        got = _pickle.load_pickle(path)
         np.testing.assert_array_equal(got["a"], a)
         np.testing.assert_array_equal(got["t"], a.T)
         assert type(got["a"]) is np.ndarray and got["s"] == np.float32(2.5) and got["i"] == -3
@@ -481,17 +482,17 @@ def test_shared_machinery_reads_the_tf_and_hammer_fixtures(ada_pkl):
     if not (os.path.exists(tf) and os.path.exists(hammer)):
         pytest.skip("TF / Hammer fixtures not available")
 
-    class Network(_unpickle._Record):
+    class Network(_standins._Record):
         pass
 
-    _, _, gs = _unpickle.load_pickle(tf, extra_allow={("dnnlib.tflib.network", "Network"): Network})
+    _, _, gs = _pickle.load_pickle(tf, extra_allow={("dnnlib.tflib.network", "Network"): Network})
     syn = gs.components["synthesis"]
     assert gs.static_kwargs["resolution"] == 32
     assert all(type(v) in (np.ndarray, np.float32) for _, v in syn.variables)
     with pytest.raises(CorruptCheckpointError, match="needs"):
-        _unpickle.load_pickle(tf, extra_allow={("dnnlib.tflib.network", "Network"): Network},
-                              limits=_unpickle.Limits(max_expansion=0.5, slack_bytes=0))
-    sd = _unpickle.load_torch_file(hammer)["models"]["generator_smooth"]
+        _pickle.load_pickle(tf, extra_allow={("dnnlib.tflib.network", "Network"): Network},
+                              limits=_pickle.Limits(max_expansion=0.5, slack_bytes=0))
+    sd = _pickle.load_torch_file(hammer)["models"]["generator_smooth"]
     torch = pytest.importorskip("torch")
     ref = torch.load(hammer, map_location="cpu", weights_only=False)["models"]["generator_smooth"]
     for k, v in ref.items():

@@ -20,7 +20,8 @@ import pytest
 
 import converters
 import jaxedit
-from converters import _unpickle, hammer, nvidia_tf
+from converters import _pickle
+from converters.stylegan2 import hammer, nvidia_tf
 from converters.errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -143,7 +144,7 @@ def test_tf_eager_synthesis_equals_reference(tf_gen, tf_ref):
 
 def test_tf_runtime_conventions_matter(tf_pkl, tf_ref):
     """The converted values are TF's with the flip and +1 applied, and each convention matters."""
-    G, D, Gs = _unpickle.load_pickle(tf_pkl)
+    G, D, Gs = _pickle.load_pickle(tf_pkl)
     syn = dict(Gs.state["components"]["synthesis"].state["variables"])
     own = dict(Gs.state["variables"])
     conv = converters.read_checkpoint(tf_pkl)
@@ -165,7 +166,7 @@ def test_tf_runtime_conventions_matter(tf_pkl, tf_ref):
 
 
 def test_tf_which_selects_G_or_Gs(tf_pkl, tf_ref):
-    G, _, Gs = _unpickle.load_pickle(tf_pkl)
+    G, _, Gs = _pickle.load_pickle(tf_pkl)
     g = converters.read_checkpoint(tf_pkl, which="G")
     assert g.which == "G"
     np.testing.assert_array_equal(g.params["mapping_net/w_avg"], dict(G.state["variables"])["dlatent_avg"])

@@ -54,9 +54,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
-from ._common import ConvertedCheckpoint, apply_table, check_fir, sha256_file
-from .errors import (
+from .. import _pickle
+from . import _layout as L
+from .._common import ConvertedCheckpoint, apply_table, check_fir, sha256_file
+from ..errors import (
     CorruptCheckpointError,
     KeyMismatchError,
     ShapeMismatchError,
@@ -104,7 +105,7 @@ def truncation_args(trunc_psi: float | None = None, trunc_layers: int | None = N
     return 1.0, None
 
 
-def is_hammer(obj: Any) -> bool:
+def sniff(obj: Any) -> bool:
     """A loaded torch object that looks like a Hammer checkpoint (``models`` of state dicts)."""
     models = obj.get("models") if isinstance(obj, dict) else None
     return isinstance(models, dict) and any(
@@ -278,12 +279,8 @@ def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
                     f"{min(base // r, fmax)} channels at {r}x{r}, the state dict has {c}")
     outputs = [b for b in range(n_blocks) if f"synthesis.output{b}.weight" in sd]
     residuals = [b for b in range(1, n_blocks) if f"synthesis.residual{b}.weight" in sd]
-    if residuals:
-        arch = "resnet"
-    elif outputs == list(range(n_blocks)):
-        arch = "skip"
-    else:
-        arch = "orig"
+    arch = L.architecture(torgb_everywhere=outputs == list(range(n_blocks)),
+                          any_skip=bool(residuals))
     if _ARCHITECTURES[arch_kw] != arch:
         raise KeyMismatchError(
             f"{source}: model_kwargs_init architecture={kw.get('architecture', 'skip')!r} but the "
@@ -314,21 +311,15 @@ def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
         raise CorruptCheckpointError(f"{source}: mapping_lr_mul / conv_clamp are not numbers") from None
     if not (math.isfinite(lr) and lr > 0):
         raise CorruptCheckpointError(f"{source}: mapping_lr_mul={lr} is not a positive number")
-    return {
-        "z_dim": z_dim, "c_dim": c_dim, "w_dim": w_dim, "img_resolution": res,
-        "img_channels": img_channels, "channels": {str(r): c for r, c in channels.items()},
-        "mapping_layers": n_map, "mapping_lr_multiplier": lr, "embed_features": embed,
-        "layer_features": layer_features, "architecture": arch, "conv_clamp": clamp,
-        "resample_kernel": kernel, "use_noise": use_noise, "has_w_avg": True, "num_fp16_res": 0,
-    }
+    return L.config(
+        z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=img_channels,
+        channels=channels, mapping_layers=n_map, mapping_lr_multiplier=lr, embed_features=embed,
+        layer_features=layer_features, architecture=arch, conv_clamp=clamp,
+        resample_kernel=kernel, use_noise=use_noise, has_w_avg=True, num_fp16_res=0)
 
 
 # Transforms pass an array of an unexpected shape through unchanged, so that the strict shape
 # check of ``jaxedit.checkpoint.generator_from_arrays`` reports it with both key names.
-def _same(a):
-    return a
-
-
 def _t(a):
     return a.T if a.ndim == 2 else a
 
@@ -337,56 +328,41 @@ def _oihw_to_hwio(a):
     return a.transpose(2, 3, 1, 0) if a.ndim == 4 else a
 
 
-def _const(a):
-    return a[0].transpose(1, 2, 0) if a.ndim == 4 and a.shape[0] == 1 else a
-
-
-def _noise(a):
-    return a[0, 0] if a.ndim == 4 and a.shape[:2] == (1, 1) else a
-
-
-def _scalar(a):
-    return a.reshape(()) if a.size == 1 else a
-
-
-def build_table(cfg: dict, source: str, sd: dict):
+def key_table(cfg: dict, source: str, sd: dict):
     """``{jaxedit key: (Hammer key, transform)}`` and the FIR buffers to check."""
     table: dict = {}
     ignored: dict = {}
     kernel = cfg["resample_kernel"]
     for i in range(cfg["mapping_layers"]):
-        table[f"mapping_net/fc{i}/weight"] = (f"mapping.dense{i}.weight", _t)
-        table[f"mapping_net/fc{i}/bias"] = (f"mapping.dense{i}.bias", _same)
+        table[f"{L.fc(i)}/weight"] = (f"mapping.dense{i}.weight", _t)
+        table[f"{L.fc(i)}/bias"] = (f"mapping.dense{i}.bias", L.same)
     if cfg["c_dim"] > 0:
-        table["mapping_net/embed/weight"] = ("mapping.embedding.weight", _t)
+        table[f"{L.EMBED}/weight"] = ("mapping.embedding.weight", _t)
         if "mapping.embedding.bias" in sd:
-            table["mapping_net/embed/bias"] = ("mapping.embedding.bias", _same)
-    table["mapping_net/w_avg"] = ("w_avg", _same)
-    table["synthesis_net/b4/const"] = ("synthesis.early_layer.const", _const)
-    res = cfg["img_resolution"]
-    n_blocks = int(math.log2(res)) - 1
+            table[f"{L.EMBED}/bias"] = ("mapping.embedding.bias", L.same)
+    table[L.W_AVG] = ("w_avg", L.same)
+    table[L.CONST] = ("synthesis.early_layer.const", L.const_nchw)
 
     def styled(dst: str, src: str):
         table[f"{dst}/weight"] = (f"{src}.weight", _oihw_to_hwio)
-        table[f"{dst}/bias"] = (f"{src}.bias", _same)
+        table[f"{dst}/bias"] = (f"{src}.bias", L.same)
         table[f"{dst}/affine/weight"] = (f"{src}.style.weight", _t)
-        table[f"{dst}/affine/bias"] = (f"{src}.style.bias", _same)
+        table[f"{dst}/affine/bias"] = (f"{src}.style.bias", L.same)
 
-    for b in range(n_blocks):
-        r = 4 * 2**b
-        tb = f"synthesis_net/b{r}"
+    for b, r in enumerate(L.block_resolutions(cfg["img_resolution"])):
+        tb = L.block(r)
         convs = [("conv1", 0)] if b == 0 else [("conv0", 2 * b - 1), ("conv1", 2 * b)]
         for ln, idx in convs:
             src = f"synthesis.layer{idx}"
             styled(f"{tb}/{ln}", src)
             if cfg["use_noise"]:
-                table[f"{tb}/{ln}/noise_strength"] = (f"{src}.noise_strength", _scalar)
-                table[f"{tb}/{ln}/noise_const"] = (f"{src}.noise", _noise)
+                table[f"{tb}/{ln}/noise_strength"] = (f"{src}.noise_strength", L.scalar)
+                table[f"{tb}/{ln}/noise_const"] = (f"{src}.noise", L.noise_11hw)
             if ln == "conv0":
                 ignored[f"{src}.filter"] = check_fir(kernel, source, f"{src}.filter")
-        if r == res or cfg["architecture"] == "skip":
+        if L.has_torgb(cfg, r):
             styled(f"{tb}/torgb", f"synthesis.output{b}")
-        if cfg["architecture"] == "resnet" and b > 0:
+        if L.has_skip(cfg, r):
             table[f"{tb}/skip/weight"] = (f"synthesis.residual{b}.weight", _oihw_to_hwio)
             ignored[f"synthesis.residual{b}.filter"] = check_fir(
                 kernel, source, f"synthesis.residual{b}.filter")
@@ -412,17 +388,17 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
       CorruptCheckpointError: truncated file, storages that overrun, non-finite values.
     """
     source = os.fspath(path)
-    top = _unpickle.load_torch_file(source) if obj is None else obj
-    if not is_hammer(top):
+    top = _pickle.load_torch_file(source) if obj is None else obj
+    if not sniff(top):
         raise UnsupportedFormatError(f"{source}: not a Hammer checkpoint (no 'models' state dicts)")
     sd, kw, which = select_generator(top, source, which)
     _check_tensors(sd, source, which)
     cfg = infer_config(sd, kw or {}, source, which)
-    table, ignored = build_table(cfg, source, sd)
+    table, ignored = key_table(cfg, source, sd)
     params, sources = apply_table(f"{source} [{which}]", sd, table, ignored)
-    if cfg["c_dim"] > 0 and "mapping_net/embed/bias" not in params:  # embedding_bias=False
-        params["mapping_net/embed/bias"] = np.zeros((cfg["embed_features"],), np.float32)
-        sources["mapping_net/embed/bias"] = "(none: embedding_bias=False)"
+    if cfg["c_dim"] > 0 and f"{L.EMBED}/bias" not in params:  # embedding_bias=False
+        params[f"{L.EMBED}/bias"] = np.zeros((cfg["embed_features"],), np.float32)
+        sources[f"{L.EMBED}/bias"] = "(none: embedding_bias=False)"
     return ConvertedCheckpoint(
         family="stylegan2", config=cfg, params=params, sources=sources, source_format=FORMAT,
         source_path=source, source_sha256=sha256_file(source), which=which,

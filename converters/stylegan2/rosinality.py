@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
-from ._common import (
+from .. import _pickle
+from . import _layout as L
+from .._common import (
     ConvertedCheckpoint,
     apply_table,
     check_fir,
@@ -26,7 +27,7 @@ from ._common import (
     typed_int,
     typed_real,
 )
-from .errors import (
+from ..errors import (
     CorruptCheckpointError,
     KeyMismatchError,
     ShapeMismatchError,
@@ -36,7 +37,9 @@ from .errors import (
 FORMAT = "rosinality-pt"
 
 
-def is_rosinality(obj: Any) -> bool:
+def sniff(obj: Any) -> bool:
+    """A loaded torch object that looks like a rosinality checkpoint (``g_ema`` / ``g`` with
+    ``input.input``)."""
     return isinstance(obj, dict) and any(
         isinstance(obj.get(k), dict) and "input.input" in obj[k] for k in ("g_ema", "g"))
 
@@ -52,7 +55,7 @@ def _shape(sd: dict, key: str, ndim: int, source: str) -> tuple[int, ...]:
 
 def infer_config(sd: dict, top: dict, source: str) -> dict[str, Any]:
     args = top.get("args")
-    if isinstance(args, _unpickle.Namespace):
+    if isinstance(args, _pickle.Namespace):
         args = vars(args)
     elif not isinstance(args, dict):
         args = {}
@@ -96,22 +99,16 @@ def infer_config(sd: dict, top: dict, source: str) -> dict[str, Any]:
     if isinstance(latent_avg, np.ndarray) and latent_avg.size != last[0]:
         raise ShapeMismatchError(f"{source}: latent_avg has shape {latent_avg.shape}, w_dim is "
                                  f"{last[0]}")
-    return {
-        "z_dim": z_dim, "c_dim": 0, "w_dim": int(last[0]), "img_resolution": res,
-        "img_channels": img_channels, "channels": {str(r): c for r, c in channels.items()},
-        "mapping_layers": n_mlp, "mapping_lr_multiplier": lr_mlp,
-        "embed_features": 0, "layer_features": layer_features, "architecture": "skip",
-        "conv_clamp": None, "resample_kernel": kernel, "use_noise": True,
-        "has_w_avg": isinstance(latent_avg, np.ndarray), "num_fp16_res": 0,
-    }
+    return L.config(
+        z_dim=z_dim, c_dim=0, w_dim=int(last[0]), img_resolution=res, img_channels=img_channels,
+        channels=channels, mapping_layers=n_mlp, mapping_lr_multiplier=lr_mlp,
+        embed_features=0, layer_features=layer_features, architecture="skip", conv_clamp=None,
+        resample_kernel=kernel, use_noise=True, has_w_avg=isinstance(latent_avg, np.ndarray),
+        num_fp16_res=0)
 
 
 def _t(a):
     return a.T
-
-
-def _same(a):
-    return a
 
 
 def _scalar(a):
@@ -139,37 +136,36 @@ def _noise(a):
     return a.reshape(a.shape[-2], a.shape[-1])
 
 
-def build_table(cfg: dict, source: str):
+def key_table(cfg: dict, source: str):
+    """``{jaxedit key: (rosinality key, transform)}`` and the FIR buffers to check."""
     table: dict = {}
     ignored: dict = {}
     kernel = cfg["resample_kernel"]
     for i in range(1, cfg["mapping_layers"] + 1):
-        table[f"mapping_net/fc{i - 1}/weight"] = (f"style.{i}.weight", _t)
-        table[f"mapping_net/fc{i - 1}/bias"] = (f"style.{i}.bias", _same)
-    table["synthesis_net/b4/const"] = ("input.input", _const)
+        table[f"{L.fc(i - 1)}/weight"] = (f"style.{i}.weight", _t)
+        table[f"{L.fc(i - 1)}/bias"] = (f"style.{i}.bias", L.same)
+    table[L.CONST] = ("input.input", _const)
 
     def styled(dst: str, src: str, noise_key: str):
         table[f"{dst}/weight"] = (f"{src}.conv.weight", _conv_scaled)
         table[f"{dst}/affine/weight"] = (f"{src}.conv.modulation.weight", _t)
-        table[f"{dst}/affine/bias"] = (f"{src}.conv.modulation.bias", _same)
+        table[f"{dst}/affine/bias"] = (f"{src}.conv.modulation.bias", L.same)
         table[f"{dst}/noise_strength"] = (f"{src}.noise.weight", _scalar)
-        table[f"{dst}/bias"] = (f"{src}.activate.bias", _same)
+        table[f"{dst}/bias"] = (f"{src}.activate.bias", L.same)
         table[f"{dst}/noise_const"] = (noise_key, _noise)
 
     def to_rgb(dst: str, src: str):
         table[f"{dst}/weight"] = (f"{src}.conv.weight", _torgb_weight)
         table[f"{dst}/affine/weight"] = (f"{src}.conv.modulation.weight", _t)
-        table[f"{dst}/affine/bias"] = (f"{src}.conv.modulation.bias", _same)
+        table[f"{dst}/affine/bias"] = (f"{src}.conv.modulation.bias", L.same)
         table[f"{dst}/bias"] = (f"{src}.bias", _rgb_bias)
 
-    styled("synthesis_net/b4/conv1", "conv1", "noises.noise_0")
-    to_rgb("synthesis_net/b4/torgb", "to_rgb1")
-    n_blocks = int(math.log2(cfg["img_resolution"])) - 2
-    for j in range(n_blocks):
-        r = 2 ** (j + 3)
-        styled(f"synthesis_net/b{r}/conv0", f"convs.{2 * j}", f"noises.noise_{2 * j + 1}")
-        styled(f"synthesis_net/b{r}/conv1", f"convs.{2 * j + 1}", f"noises.noise_{2 * j + 2}")
-        to_rgb(f"synthesis_net/b{r}/torgb", f"to_rgbs.{j}")
+    styled(f"{L.block(4)}/conv1", "conv1", "noises.noise_0")
+    to_rgb(f"{L.block(4)}/torgb", "to_rgb1")
+    for j, r in enumerate(L.block_resolutions(cfg["img_resolution"])[1:]):  # 8, 16, ...
+        styled(f"{L.block(r)}/conv0", f"convs.{2 * j}", f"noises.noise_{2 * j + 1}")
+        styled(f"{L.block(r)}/conv1", f"convs.{2 * j + 1}", f"noises.noise_{2 * j + 2}")
+        to_rgb(f"{L.block(r)}/torgb", f"to_rgbs.{j}")
         ignored[f"convs.{2 * j}.conv.blur.kernel"] = check_fir(
             kernel, source, f"convs.{2 * j}.conv.blur.kernel", scale=4.0)
         ignored[f"to_rgbs.{j}.upsample.kernel"] = check_fir(
@@ -180,8 +176,8 @@ def build_table(cfg: dict, source: str):
 def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> ConvertedCheckpoint:
     """Read a rosinality ``.pt`` (``which`` defaults to ``g_ema``) into jaxedit's layout."""
     source = os.fspath(path)
-    top = _unpickle.load_torch_file(source) if obj is None else obj
-    if not is_rosinality(top):
+    top = _pickle.load_torch_file(source) if obj is None else obj
+    if not sniff(top):
         raise UnsupportedFormatError(f"{source}: not a rosinality/stylegan2-pytorch checkpoint")
     which = which or "g_ema"
     sd = top.get(which)
@@ -193,14 +189,14 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
             raise CorruptCheckpointError(f"{source}: {which}.{k!s:.80} is a {type(v).__name__}, "
                                          "not a tensor")
     cfg = infer_config(sd, top, source)
-    table, ignored = build_table(cfg, source)
+    table, ignored = key_table(cfg, source)
     params, sources = apply_table(source, sd, table, ignored)
     if cfg["has_w_avg"]:
-        params["mapping_net/w_avg"] = np.asarray(top["latent_avg"], np.float32).reshape(-1)
-        sources["mapping_net/w_avg"] = "latent_avg"
+        params[L.W_AVG] = np.asarray(top["latent_avg"], np.float32).reshape(-1)
+        sources[L.W_AVG] = "latent_avg"
     else:
-        params["mapping_net/w_avg"] = np.zeros((cfg["w_dim"],), np.float32)
-        sources["mapping_net/w_avg"] = "(none: no latent_avg in the file)"
+        params[L.W_AVG] = np.zeros((cfg["w_dim"],), np.float32)
+        sources[L.W_AVG] = "(none: no latent_avg in the file)"
     return ConvertedCheckpoint(
         family="stylegan2", config=cfg, params=params, sources=sources, source_format=FORMAT,
         source_path=source, source_sha256=sha256_file(source), which=which,

@@ -53,9 +53,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
-from ._common import ConvertedCheckpoint, apply_table, sha256_file
-from .errors import (
+from .. import _pickle
+from . import _layout as L
+from .._common import ConvertedCheckpoint, apply_table, sha256_file
+from ..errors import (
     CorruptCheckpointError,
     KeyMismatchError,
     ShapeMismatchError,
@@ -85,7 +86,7 @@ _SYNTHESIS_FUNCS = ("G_synthesis_stylegan2", "G_synthesis")
 _MAX_DEPTH = 4  # G -> {mapping, synthesis}; nothing deeper exists in real files
 
 
-def looks_like_tf_pickle(head: bytes) -> bool:
+def sniff(head: bytes) -> bool:
     """True if a pickle's first bytes name ``dnnlib.tflib.network`` (its first global).
 
     ``pickle.dump((G, D, Gs))`` starts with the ``Network`` class reference (GLOBAL for
@@ -99,7 +100,7 @@ def looks_like_tf_pickle(head: bytes) -> bool:
 # Network records
 # ------------------------------------------------------------------------------------------------
 def _state(net: Any, where: str, source: str) -> dict:
-    if not isinstance(net, _unpickle.TFNetwork) or not hasattr(net, "state"):
+    if not isinstance(net, _pickle.TFNetwork) or not hasattr(net, "state"):
         raise CorruptCheckpointError(f"{source}: {where} is a {type(net).__name__}, not a TF network")
     st = net.state
     version = st.get("version")
@@ -121,14 +122,14 @@ def _state(net: Any, where: str, source: str) -> dict:
 
 def select_network(obj: Any, source: str, which: str | None) -> tuple[Any, str]:
     """Pick ``which`` (default ``Gs``; ``G`` the training copy) from ``(G, D, Gs)``."""
-    if isinstance(obj, _unpickle.TFNetwork):  # a bare network pickle
+    if isinstance(obj, _pickle.TFNetwork):  # a bare network pickle
         name = _state(obj, "network", source)["name"]
         if which not in (None, name):
             raise UnsupportedFormatError(
                 f"{source}: holds a single TF network {name!r}, not {which!r}")
         return obj, name
     if not (isinstance(obj, tuple) and len(obj) == 3
-            and all(isinstance(n, _unpickle.TFNetwork) for n in obj)):
+            and all(isinstance(n, _pickle.TFNetwork) for n in obj)):
         kind = (f"a tuple of {len(obj)}" if isinstance(obj, tuple) else type(obj).__name__)
         raise UnsupportedFormatError(
             f"{source}: not an NVIDIA TF network pickle (expected a tuple (G, D, Gs) of "
@@ -347,7 +348,7 @@ def infer_config(tensors: dict[str, np.ndarray], states: dict[str, dict], source
     res = _int_kwarg(kw, "resolution", source) or 1024
     if res < 4 or res & (res - 1):
         raise UnsupportedFormatError(f"{source}: resolution={res} is not a power of two >= 4")
-    blocks = [2**i for i in range(2, int(math.log2(res)) + 1)]
+    blocks = L.block_resolutions(res)
     present = sorted({int(m.group(1)) for k in tensors
                       if (m := re.match(r"synthesis/(\d+)x\1/", k))})
     if present != blocks:
@@ -374,12 +375,7 @@ def infer_config(tensors: dict[str, np.ndarray], states: dict[str, dict], source
             f"{channels[4]} (fmap_const); jaxedit needs them equal")
     skip = any(f"synthesis/{r}x{r}/Skip/weight" in tensors for r in blocks[1:])
     torgbs = [r for r in blocks if f"synthesis/{r}x{r}/ToRGB/weight" in tensors]
-    if skip:
-        arch = "resnet"
-    elif torgbs == blocks:
-        arch = "skip"
-    else:
-        arch = "orig"
+    arch = L.architecture(torgb_everywhere=torgbs == blocks, any_skip=skip)
     if "architecture" in kw and kw["architecture"] != arch:
         raise KeyMismatchError(
             f"{source}: static kwarg architecture={kw['architecture']!r} but the variables "
@@ -395,7 +391,7 @@ def infer_config(tensors: dict[str, np.ndarray], states: dict[str, dict], source
         raise KeyMismatchError(
             f"{source}: static kwarg use_noise={kw['use_noise']!r} but noise variables are "
             f"{'present' if use_noise else 'absent'}")
-    num_ws = 2 * int(math.log2(res)) - 2
+    num_ws = L.num_ws(res)
     bc = _int_kwarg(states["mapping/"]["static_kwargs"], "dlatent_broadcast", source)
     _check(source, "dlatent_broadcast", bc, num_ws, f"resolution {res}")
     lr = kw.get("mapping_lrmul", 0.01)
@@ -409,14 +405,12 @@ def infer_config(tensors: dict[str, np.ndarray], states: dict[str, dict], source
             f"{source}: mapping_lrmul / conv_clamp / num_fp16_res are not numbers") from None
     if not (math.isfinite(lr) and lr > 0):
         raise CorruptCheckpointError(f"{source}: mapping_lrmul={lr} is not a positive number")
-    return {
-        "z_dim": z_dim, "c_dim": c_dim, "w_dim": w_dim, "img_resolution": res,
-        "img_channels": img_channels, "channels": {str(r): c for r, c in channels.items()},
-        "mapping_layers": n_map, "mapping_lr_multiplier": lr, "embed_features": embed,
-        "layer_features": layer_features, "architecture": arch, "conv_clamp": clamp,
-        "resample_kernel": _kernel(kw, source), "use_noise": use_noise, "has_w_avg": True,
-        "num_fp16_res": fp16,
-    }
+    return L.config(
+        z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=img_channels,
+        channels=channels, mapping_layers=n_map, mapping_lr_multiplier=lr, embed_features=embed,
+        layer_features=layer_features, architecture=arch, conv_clamp=clamp,
+        resample_kernel=_kernel(kw, source), use_noise=use_noise, has_w_avg=True,
+        num_fp16_res=fp16)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -424,10 +418,6 @@ def infer_config(tensors: dict[str, np.ndarray], states: dict[str, dict], source
 # ------------------------------------------------------------------------------------------------
 # Transforms pass an array of an unexpected shape through unchanged, so that the strict shape
 # check of ``jaxedit.checkpoint.generator_from_arrays`` reports it with both key names.
-def _same(a: np.ndarray) -> np.ndarray:
-    return a
-
-
 def _flip_hw(a: np.ndarray) -> np.ndarray:
     """TF transposed-conv kernels [kh, kw, in, out] -> jaxedit's true-convolution HWIO."""
     return np.ascontiguousarray(a[::-1, ::-1]) if a.ndim == 4 else a
@@ -437,18 +427,6 @@ def _plus_one(a: np.ndarray) -> np.ndarray:
     return a + np.asarray(1, a.dtype)
 
 
-def _const(a: np.ndarray) -> np.ndarray:
-    return a[0].transpose(1, 2, 0) if a.ndim == 4 and a.shape[0] == 1 else a
-
-
-def _noise(a: np.ndarray) -> np.ndarray:
-    return a[0, 0] if a.ndim == 4 and a.shape[:2] == (1, 1) else a
-
-
-def _scalar(a: np.ndarray) -> np.ndarray:
-    return a.reshape(()) if a.size == 1 else a
-
-
 def _check_scalar(name: str, source: str):
     def check(a: np.ndarray) -> None:
         if a.size != 1:
@@ -456,40 +434,39 @@ def _check_scalar(name: str, source: str):
     return check
 
 
-def build_table(cfg: dict, source: str):
+def key_table(cfg: dict, source: str):
     """``{jaxedit key: (TF variable name, transform)}`` and the unused variables to check."""
     table: dict = {}
     for i in range(cfg["mapping_layers"]):
-        table[f"mapping_net/fc{i}/weight"] = (f"mapping/Dense{i}/weight", _same)
-        table[f"mapping_net/fc{i}/bias"] = (f"mapping/Dense{i}/bias", _same)
+        table[f"{L.fc(i)}/weight"] = (f"mapping/Dense{i}/weight", L.same)
+        table[f"{L.fc(i)}/bias"] = (f"mapping/Dense{i}/bias", L.same)
     if cfg["c_dim"] > 0:
-        table["mapping_net/embed/weight"] = ("mapping/LabelEmbed/weight", _same)
-        table["mapping_net/embed/bias"] = ("mapping/LabelEmbed/bias", _same)
-    table["mapping_net/w_avg"] = ("dlatent_avg", _same)
-    res = cfg["img_resolution"]
-    for r in [2**i for i in range(2, int(math.log2(res)) + 1)]:
+        table[f"{L.EMBED}/weight"] = ("mapping/LabelEmbed/weight", L.same)
+        table[f"{L.EMBED}/bias"] = ("mapping/LabelEmbed/bias", L.same)
+    table[L.W_AVG] = ("dlatent_avg", L.same)
+    for r in L.block_resolutions(cfg["img_resolution"]):
         k = int(math.log2(r))
-        tb, src = f"synthesis_net/b{r}", f"synthesis/{r}x{r}"
+        tb, src = L.block(r), f"synthesis/{r}x{r}"
         if r == 4:
-            table[f"{tb}/const"] = (f"{src}/Const/const", _const)
+            table[L.CONST] = (f"{src}/Const/const", L.const_nchw)
             layers = [("conv1", "Conv", 0)]
         else:
             layers = [("conv0", "Conv0_up", 2 * k - 5), ("conv1", "Conv1", 2 * k - 4)]
         for ln, tf_name, noise_idx in layers:
             s = f"{src}/{tf_name}"
-            table[f"{tb}/{ln}/weight"] = (f"{s}/weight", _flip_hw if ln == "conv0" else _same)
-            table[f"{tb}/{ln}/bias"] = (f"{s}/bias", _same)
-            table[f"{tb}/{ln}/affine/weight"] = (f"{s}/mod_weight", _same)
+            table[f"{tb}/{ln}/weight"] = (f"{s}/weight", _flip_hw if ln == "conv0" else L.same)
+            table[f"{tb}/{ln}/bias"] = (f"{s}/bias", L.same)
+            table[f"{tb}/{ln}/affine/weight"] = (f"{s}/mod_weight", L.same)
             table[f"{tb}/{ln}/affine/bias"] = (f"{s}/mod_bias", _plus_one)
             if cfg["use_noise"]:
-                table[f"{tb}/{ln}/noise_strength"] = (f"{s}/noise_strength", _scalar)
-                table[f"{tb}/{ln}/noise_const"] = (f"synthesis/noise{noise_idx}", _noise)
-        if r == res or cfg["architecture"] == "skip":
-            table[f"{tb}/torgb/weight"] = (f"{src}/ToRGB/weight", _same)
-            table[f"{tb}/torgb/bias"] = (f"{src}/ToRGB/bias", _same)
-            table[f"{tb}/torgb/affine/weight"] = (f"{src}/ToRGB/mod_weight", _same)
+                table[f"{tb}/{ln}/noise_strength"] = (f"{s}/noise_strength", L.scalar)
+                table[f"{tb}/{ln}/noise_const"] = (f"synthesis/noise{noise_idx}", L.noise_11hw)
+        if L.has_torgb(cfg, r):
+            table[f"{tb}/torgb/weight"] = (f"{src}/ToRGB/weight", L.same)
+            table[f"{tb}/torgb/bias"] = (f"{src}/ToRGB/bias", L.same)
+            table[f"{tb}/torgb/affine/weight"] = (f"{src}/ToRGB/mod_weight", L.same)
             table[f"{tb}/torgb/affine/bias"] = (f"{src}/ToRGB/mod_bias", _plus_one)
-        if cfg["architecture"] == "resnet" and r > 4:
+        if L.has_skip(cfg, r):
             table[f"{tb}/skip/weight"] = (f"{src}/Skip/weight", _flip_hw)
     ignored = {"lod": _check_scalar("lod", source), "synthesis/lod": _check_scalar("synthesis/lod", source)}
     return table, ignored
@@ -510,7 +487,7 @@ def read(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoi
       CorruptCheckpointError: truncated file, malformed network records, non-finite values.
     """
     source = os.fspath(path)
-    obj = _unpickle.load_pickle(source)
+    obj = _pickle.load_pickle(source)
     net, which = select_network(obj, source, which)
     tensors, states = collect_variables(net, source)
     if "synthesis/" not in states or "mapping/" not in states:
@@ -518,7 +495,7 @@ def read(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoi
             f"{source}: network {which!r} has components {sorted(map(str, states[''].get('components', {})))}"
             ", not a StyleGAN2 generator (mapping + synthesis)")
     cfg = infer_config(tensors, states, source)
-    table, ignored = build_table(cfg, source)
+    table, ignored = key_table(cfg, source)
     params, sources = apply_table(source, tensors, table, ignored)
     return ConvertedCheckpoint(
         family="stylegan2", config=cfg, params=params, sources=sources, source_format=FORMAT,

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _unpickle
-from ._common import (
+from .. import _pickle
+from . import _layout as L
+from .._common import (
     ConvertedCheckpoint,
     apply_table,
     check_fir,
@@ -27,7 +28,7 @@ from ._common import (
     typed_real,
     typed_str,
 )
-from .errors import (
+from ..errors import (
     CorruptCheckpointError,
     KeyMismatchError,
     ShapeMismatchError,
@@ -40,9 +41,18 @@ FORMAT = "nvidia-pkl"
 MAX_RESOLUTION = 1 << 13
 _ARCHITECTURES = ("orig", "skip", "resnet")
 _INIT = "_init_kwargs"
+_LEGACY_MAGIC_BYTES = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled legacy torch.save magic
 
 
-def _walk(obj: _unpickle.PersistentObject, prefix: str, tensors: dict, attrs: dict,
+def sniff(head: bytes) -> bool:
+    """True if a file's first bytes are a plain pickle, not a legacy ``torch.save`` stream.
+
+    NVIDIA's TensorFlow pickles are plain pickles too: ask `nvidia_tf.sniff` first.
+    """
+    return head[:1] == b"\x80" and _LEGACY_MAGIC_BYTES not in head[:64]
+
+
+def _walk(obj: _pickle.PersistentObject, prefix: str, tensors: dict, attrs: dict,
           source: str) -> None:
     st = obj.state
     where = prefix[:-1] or "the network"
@@ -68,14 +78,14 @@ def _walk(obj: _unpickle.PersistentObject, prefix: str, tensors: dict, attrs: di
     for k, v in (st.get("_modules") or {}).items():
         if v is None:
             continue
-        if not isinstance(k, str) or not isinstance(v, _unpickle.PersistentObject):
+        if not isinstance(k, str) or not isinstance(v, _pickle.PersistentObject):
             raise UnsupportedFormatError(
                 f"{source}: module {prefix}{describe(k)} is a {type(v).__name__}, not a "
                 "persistent network module")
         _walk(v, f"{prefix}{k}.", tensors, attrs, source)
 
 
-def flatten_network(net: _unpickle.PersistentObject, source: str = "checkpoint"
+def flatten_network(net: _pickle.PersistentObject, source: str = "checkpoint"
                     ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """A persistent network -> (``{dotted key: array}``, ``{module prefix: attributes}``).
 
@@ -88,21 +98,21 @@ def flatten_network(net: _unpickle.PersistentObject, source: str = "checkpoint"
     return tensors, attrs
 
 
-def select_network(obj: Any, source: str, which: str | None) -> tuple[_unpickle.PersistentObject, str]:
+def select_network(obj: Any, source: str, which: str | None) -> tuple[_pickle.PersistentObject, str]:
     """Pick ``which`` (default ``G_ema``) from a snapshot dict, or accept a bare network."""
-    if isinstance(obj, _unpickle.PersistentObject):
+    if isinstance(obj, _pickle.PersistentObject):
         return obj, which or str(obj.class_name)
     if not isinstance(obj, dict):
         raise UnsupportedFormatError(
             f"{source}: not an NVIDIA network snapshot (top level is {type(obj).__name__})")
     which = which or "G_ema"
-    nets = [k for k, v in obj.items() if isinstance(v, _unpickle.PersistentObject)]
+    nets = [k for k, v in obj.items() if isinstance(v, _pickle.PersistentObject)]
     if which not in obj:
         raise UnsupportedFormatError(
             f"{source}: no network {which!r} in this snapshot; it holds "
             f"{sorted(describe(k) for k in nets)}")
     net = obj[which]
-    if not isinstance(net, _unpickle.PersistentObject):
+    if not isinstance(net, _pickle.PersistentObject):
         raise UnsupportedFormatError(f"{source}: {which!r} is {type(net).__name__}, not a network")
     return net, which
 
@@ -145,8 +155,7 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
     c_dim = typed_int(top, "c_dim", at, hi=1 << 20)
     w_dim = typed_int(top, "w_dim", at, lo=1, hi=1 << 16)
     img_channels = typed_int(top, "img_channels", at, lo=1, hi=64)
-    log2 = int(math.log2(res))
-    typed_int(top, "num_ws", at, lo=2 * log2 - 2, hi=2 * log2 - 2, default=None)
+    typed_int(top, "num_ws", at, lo=L.num_ws(res), hi=L.num_ws(res), default=None)
 
     # _init_kwargs: every value it states must have the right type and agree with the module.
     kw_at = f"{at}{_INIT}."
@@ -209,7 +218,7 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
                                  f"but w_dim = {w_dim}")
     layer_features = fc0_out if n_map > 1 else w_dim
 
-    blocks = [2**i for i in range(2, log2 + 1)]
+    blocks = L.block_resolutions(res)
     if f"synthesis.b{2 * res}.conv1.weight" in tensors:
         raise CorruptCheckpointError(f"{source}: img_resolution = {res} but the network has a "
                                      f"synthesis.b{2 * res} block")
@@ -263,16 +272,13 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
     w_avg = _shape(tensors, "mapping.w_avg", 1, source)
     if w_avg != (w_dim,):
         raise ShapeMismatchError(f"{source}: mapping.w_avg has shape {w_avg}, w_dim = {w_dim}")
-    return {
-        "z_dim": z_dim, "c_dim": c_dim, "w_dim": w_dim, "img_resolution": res,
-        "img_channels": img_channels, "channels": {str(r): c for r, c in channels.items()},
-        "mapping_layers": n_map, "mapping_lr_multiplier": lr, "embed_features": embed,
-        "layer_features": layer_features, "architecture": archs.pop() if archs else "skip",
-        "conv_clamp": conv_clamp, "resample_kernel": kernel,
-        "use_noise": "synthesis.b4.conv1.noise_const" in tensors,
-        "has_w_avg": True,
-        "num_fp16_res": num_fp16_res,
-    }
+    return L.config(
+        z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=img_channels,
+        channels=channels, mapping_layers=n_map, mapping_lr_multiplier=lr, embed_features=embed,
+        layer_features=layer_features, architecture=archs.pop() if archs else "skip",
+        conv_clamp=conv_clamp, resample_kernel=kernel,
+        use_noise="synthesis.b4.conv1.noise_const" in tensors, has_w_avg=True,
+        num_fp16_res=num_fp16_res)
 
 
 def _oihw_to_hwio(a: np.ndarray) -> np.ndarray:
@@ -283,49 +289,42 @@ def _t(a: np.ndarray) -> np.ndarray:
     return a.T
 
 
-def _same(a: np.ndarray) -> np.ndarray:
-    return a
-
-
 def _chw_to_hwc(a: np.ndarray) -> np.ndarray:
     return a.transpose(1, 2, 0)
 
 
-def build_table(cfg: dict, source: str):
+def key_table(cfg: dict, source: str):
     """``{jaxedit key: (NVIDIA key, transform)}`` and the recomputable buffers to check."""
     table: dict = {}
     kernel = cfg["resample_kernel"]
     ignored: dict = {}
     for i in range(cfg["mapping_layers"]):
-        table[f"mapping_net/fc{i}/weight"] = (f"mapping.fc{i}.weight", _t)
-        table[f"mapping_net/fc{i}/bias"] = (f"mapping.fc{i}.bias", _same)
+        table[f"{L.fc(i)}/weight"] = (f"mapping.fc{i}.weight", _t)
+        table[f"{L.fc(i)}/bias"] = (f"mapping.fc{i}.bias", L.same)
     if cfg["c_dim"] > 0:
-        table["mapping_net/embed/weight"] = ("mapping.embed.weight", _t)
-        table["mapping_net/embed/bias"] = ("mapping.embed.bias", _same)
-    table["mapping_net/w_avg"] = ("mapping.w_avg", _same)
-    res = cfg["img_resolution"]
-    blocks = [2**i for i in range(2, int(math.log2(res)) + 1)]
-    for r in blocks:
-        b, tb = f"synthesis.b{r}", f"synthesis_net/b{r}"
+        table[f"{L.EMBED}/weight"] = ("mapping.embed.weight", _t)
+        table[f"{L.EMBED}/bias"] = ("mapping.embed.bias", L.same)
+    table[L.W_AVG] = ("mapping.w_avg", L.same)
+    for r in L.block_resolutions(cfg["img_resolution"]):
+        b, tb = f"synthesis.b{r}", L.block(r)
         ignored[f"{b}.resample_filter"] = check_fir(kernel, source, f"{b}.resample_filter")
-        layers = ["conv1"] if r == 4 else ["conv0", "conv1"]
         if r == 4:
-            table[f"{tb}/const"] = (f"{b}.const", _chw_to_hwc)
-        for ln in layers:
+            table[L.CONST] = (f"{b}.const", _chw_to_hwc)
+        for ln in L.block_convs(r):
             table[f"{tb}/{ln}/weight"] = (f"{b}.{ln}.weight", _oihw_to_hwio)
-            table[f"{tb}/{ln}/bias"] = (f"{b}.{ln}.bias", _same)
+            table[f"{tb}/{ln}/bias"] = (f"{b}.{ln}.bias", L.same)
             table[f"{tb}/{ln}/affine/weight"] = (f"{b}.{ln}.affine.weight", _t)
-            table[f"{tb}/{ln}/affine/bias"] = (f"{b}.{ln}.affine.bias", _same)
+            table[f"{tb}/{ln}/affine/bias"] = (f"{b}.{ln}.affine.bias", L.same)
             if cfg["use_noise"]:
-                table[f"{tb}/{ln}/noise_strength"] = (f"{b}.{ln}.noise_strength", _same)
-                table[f"{tb}/{ln}/noise_const"] = (f"{b}.{ln}.noise_const", _same)
+                table[f"{tb}/{ln}/noise_strength"] = (f"{b}.{ln}.noise_strength", L.same)
+                table[f"{tb}/{ln}/noise_const"] = (f"{b}.{ln}.noise_const", L.same)
             ignored[f"{b}.{ln}.resample_filter"] = check_fir(kernel, source, f"{b}.{ln}.resample_filter")
-        if r == res or cfg["architecture"] == "skip":
+        if L.has_torgb(cfg, r):
             table[f"{tb}/torgb/weight"] = (f"{b}.torgb.weight", _oihw_to_hwio)
-            table[f"{tb}/torgb/bias"] = (f"{b}.torgb.bias", _same)
+            table[f"{tb}/torgb/bias"] = (f"{b}.torgb.bias", L.same)
             table[f"{tb}/torgb/affine/weight"] = (f"{b}.torgb.affine.weight", _t)
-            table[f"{tb}/torgb/affine/bias"] = (f"{b}.torgb.affine.bias", _same)
-        if cfg["architecture"] == "resnet" and r > 4:
+            table[f"{tb}/torgb/affine/bias"] = (f"{b}.torgb.affine.bias", L.same)
+        if L.has_skip(cfg, r):
             table[f"{tb}/skip/weight"] = (f"{b}.skip.weight", _oihw_to_hwio)
             ignored[f"{b}.skip.resample_filter"] = check_fir(kernel, source, f"{b}.skip.resample_filter")
     return table, ignored
@@ -334,11 +333,11 @@ def build_table(cfg: dict, source: str):
 def read(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoint:
     """Read an NVIDIA StyleGAN2 ``.pkl`` into jaxedit's layout (``which`` defaults to ``G_ema``)."""
     source = os.fspath(path)
-    obj = _unpickle.load_pickle(source)
+    obj = _pickle.load_pickle(source)
     net, which = select_network(obj, source, which)
     tensors, attrs = flatten_network(net, source)
     cfg = infer_config(tensors, attrs, source, which)
-    table, ignored = build_table(cfg, source)
+    table, ignored = key_table(cfg, source)
     params, sources = apply_table(source, tensors, table, ignored)
     return ConvertedCheckpoint(
         family="stylegan2", config=cfg, params=params, sources=sources, source_format=FORMAT,
