@@ -44,8 +44,8 @@ def build_parser() -> ArgumentParser:
             "",
             "Every error is one line on stderr with exit code 2 (--debug shows the traceback).",
             "Outputs are never overwritten without --force."))
-    p.add_argument("--version", action="version",
-                   version=f"jaxedit {__version__} (jax {jax.__version__}, flax {flax.__version__})")
+    version = f"jaxedit {__version__} (jax {jax.__version__}, flax {flax.__version__})"
+    p.add_argument("--version", action="version", version=version)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)

@@ -27,7 +27,18 @@ CKPT_HELP = ("checkpoint: a directory written by 'jaxedit convert', an NVIDIA .p
 # ---- generators, latents, classes --------------------------------------------------------------
 
 def load_generator(path: str, which: str | None = None):
-    """A generator from a checkpoint argument ('default' = the embedded default generator)."""
+    """A generator from a checkpoint argument ('default' = the embedded default generator).
+
+    Commands call it as ``_generators.load_generator`` (looked up at call time, so a test can
+    substitute a generator).
+
+    Args:
+        path: the checkpoint argument (see `CKPT_HELP`).
+        which: the network in a source file (``--which``; None: the format's default).
+
+    Raises:
+        CLIError: ``which`` given for the embedded default generator.
+    """
     if path == DEFAULT_CHECKPOINT and not os.path.exists(path):
         if which is not None:
             raise CLIError("--which does not apply to the embedded default generator")
@@ -40,14 +51,17 @@ def load_generator(path: str, which: str | None = None):
 
 
 def ckpt_label(path: str) -> str:
+    """The checkpoint as recorded in output files: ``default`` or the absolute path."""
     return path if path == DEFAULT_CHECKPOINT and not os.path.exists(path) else os.path.abspath(path)
 
 
 def is_biggan(gen) -> bool:
+    """Whether ``gen`` is a BigGAN (else a StyleGAN2)."""
     return getattr(gen, "family", None) == "biggan"
 
 
 def num_classes(gen) -> int:
+    """The number of classes of ``gen`` (0: unconditional)."""
     return gen.num_classes if is_biggan(gen) else gen.c_dim
 
 
@@ -78,10 +92,12 @@ def check_family_options(gen, args) -> None:
 
 
 def psi_of(args, default: float = 1.0) -> float:
+    """``--psi`` (StyleGAN2 truncation), ``default`` when not given."""
     return default if getattr(args, "psi", None) is None else args.psi
 
 
 def truncation_of(args) -> float:
+    """``--truncation`` (BigGAN), 1.0 when not given."""
     return 1.0 if getattr(args, "truncation", None) is None else args.truncation
 
 
@@ -98,12 +114,14 @@ def class_vectors(gen, args, n: int):
 
 
 def seed_latents(gen, seeds):
+    """``[N, z_dim]`` z of NVIDIA generate.py for each seed."""
     from ..models.stylegan2 import seed_to_z
 
     return np.concatenate([seed_to_z(s, gen.z_dim) for s in seeds])
 
 
 def biggan_z(gen, seeds, trunc: float):
+    """``[N, z_dim]`` truncated-normal BigGAN z for each seed, scaled by ``trunc``."""
     from ..models.biggan import truncated_noise_sample
 
     return np.concatenate([truncated_noise_sample(1, gen.z_dim, trunc, seed=s) for s in seeds])
@@ -152,6 +170,11 @@ def base_latents(gen, args, space: str, psi: float, cutoff):
 
 
 def check_grid(n: int, res: int, channels: int, what: str, hint: str) -> None:
+    """Refuse a grid of ``n`` images of ``res`` x ``res`` x ``channels`` over `MAX_GRID_BYTES`.
+
+    Raises:
+        CLIError: the grid is too large (``what``: the command, ``hint``: what to do instead).
+    """
     size = n * res * res * channels
     if size > MAX_GRID_BYTES:
         raise CLIError(f"{what}: {n} images of {res}x{res} make a {size / 2**30:.1f} GiB grid "
@@ -159,19 +182,21 @@ def check_grid(n: int, res: int, channels: int, what: str, hint: str) -> None:
 
 
 def slug(text: str) -> str:
+    """``text`` as a file-name part (runs of other characters than ``A-Za-z0-9_.`` -> ``-``)."""
     return re.sub(r"[^A-Za-z0-9_.]+", "-", str(text)).strip("-.") or "region"
-
 
 
 # ---- option adders ---------------------------------------------------------------------------
 
 def add_class_arg(p) -> None:
+    """``--class INDEX`` on the parser ``p``."""
     p.add_argument("--class", dest="class_idx", type=nonneg_int, default=None, metavar="INDEX",
                    help="class index (BigGAN, conditional StyleGAN2; required for those, refused "
                         "for unconditional generators)")
 
 
 def add_truncation_args(p, psi_default: str, cutoff_default: str) -> None:
+    """``--psi``, ``--cutoff`` (StyleGAN2) and ``--truncation`` (BigGAN) on the parser ``p``."""
     p.add_argument("--psi", type=finite_float, default=None,
                    help=f"StyleGAN2 truncation psi: w_avg + psi * (w - w_avg) (default: {psi_default})")
     p.add_argument("--cutoff", type=nonneg_int, default=None,
@@ -182,6 +207,7 @@ def add_truncation_args(p, psi_default: str, cutoff_default: str) -> None:
 
 
 def add_latent_args(p, seeds_default: str = "0-4") -> None:
+    """``--seeds`` or ``--latents FILE``, ``--x64`` and ``--class`` on the parser ``p``."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--seeds", type=seed_list, default=seeds_default,
                    help="seeds (NVIDIA generate.py latents; BigGAN: truncated-normal z), e.g. 0-7 "

@@ -1,6 +1,5 @@
 """``jaxedit convert`` (a source checkpoint -> a jaxedit checkpoint directory) and
-``jaxedit inspect`` (format, config and key/shape table of a checkpoint).
-"""
+``jaxedit inspect`` (format, config and key/shape table of a checkpoint)."""
 
 from __future__ import annotations
 
@@ -41,7 +40,7 @@ def _cmd_inspect(args) -> int:
 
 
 def register(sub) -> None:
-    """Add this module's command(s) to the ``jaxedit`` subparsers ``sub``."""
+    """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
     c = sub.add_parser("convert", help="convert an NVIDIA .pkl (PyTorch or TensorFlow) / rosinality .pt / "
                                        "Hammer (ReSeFa) .pth / BigGAN to a jaxedit checkpoint",
                        epilog=examples("jaxedit convert network-snapshot.pkl ckpt/",

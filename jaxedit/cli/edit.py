@@ -1,6 +1,5 @@
 """``jaxedit edit`` (render a direction over an alpha grid -> PNG) and ``jaxedit evaluate``
-(ROIR / masked MSE of a direction over seeds, against random directions).
-"""
+(ROIR / masked MSE of a direction over seeds, against random directions)."""
 
 from __future__ import annotations
 
@@ -36,7 +35,6 @@ from ._generators import (
     slug,
     truncation_of,
 )
-
 
 _ALPHAS_HELP = ("edit strengths: START:STOP:COUNT (linspace, e.g. -10:10:7) or a comma list (e.g. "
                 "-2,0,2); finite values")
@@ -185,7 +183,7 @@ def _json_safe(obj):
 
 
 def register(sub) -> None:
-    """Add this module's command(s) to the ``jaxedit`` subparsers ``sub``."""
+    """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
     for name, fn, helptext in (("edit", _cmd_edit, "render a direction over an alpha grid -> PNG"),
                                ("evaluate", _cmd_evaluate, "ROIR / masked MSE of a direction over seeds")):
         if name == "edit":

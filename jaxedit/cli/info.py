@@ -1,6 +1,5 @@
 """``jaxedit layers`` (a generator's layers, resolutions, channels and W+ slots) and
-``jaxedit regions`` (the region presets).
-"""
+``jaxedit regions`` (the region presets)."""
 
 from __future__ import annotations
 
@@ -74,7 +73,7 @@ def _cmd_regions(args) -> int:
 
 
 def register(sub) -> None:
-    """Add this module's command(s) to the ``jaxedit`` subparsers ``sub``."""
+    """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
     ly = sub.add_parser("layers", help="list a generator's layers: resolutions, channels, W+ slots",
                         epilog=examples("jaxedit layers ckpt/", "jaxedit layers default"))
     ly.add_argument("ckpt", help=CKPT_HELP)

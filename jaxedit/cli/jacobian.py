@@ -1,5 +1,4 @@
-"""``jaxedit jacobian``: region Jacobians (forward mode) of seeds or latents -> jacobian.npz.
-"""
+"""``jaxedit jacobian``: region Jacobians (forward mode) of seeds or latents -> jacobian.npz."""
 
 from __future__ import annotations
 
@@ -77,7 +76,7 @@ def _cmd_jacobian(args) -> int:
 
 
 def register(sub) -> None:
-    """Add this module's command(s) to the ``jaxedit`` subparsers ``sub``."""
+    """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
     j = sub.add_parser("jacobian", help="region Jacobians (forward mode) of seeds -> jacobian.npz",
                        epilog=examples(
                            "jaxedit jacobian ckpt/ --seeds 0-4 --space w --resize 256 --channels sum",

@@ -1,6 +1,7 @@
-"""``jaxedit resefa``: ReSeFa directions for a region, from Jacobians (``--jacobian``, written by
-``jaxedit jacobian``) or from many-sample moments (``--moments``, written by ``jaxedit moments``).
-"""
+"""``jaxedit resefa``: ReSeFa directions for a region, from Jacobians (``--jacobian``, written
+by ``jaxedit jacobian``) or from many-sample moments (``--moments``, by ``jaxedit moments``).
+
+Solver names (``--solver``) are turned into solvers in one place, `solver_from_name`."""
 
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def _cmd_resefa_moments(args, solver) -> int:
 
 
 def register(sub) -> None:
-    """Add this module's command(s) to the ``jaxedit`` subparsers ``sub``."""
+    """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
     r = sub.add_parser("resefa", help="ReSeFa directions for a region from jacobian.npz -> resefa_<region>.npz",
                        epilog=examples(
                            "jaxedit resefa --jacobian jacobian.npz --region eyes --k 10",

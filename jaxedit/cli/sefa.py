@@ -1,6 +1,5 @@
 """``jaxedit sefa`` (SeFa closed-form directions -> sefa.npz) and ``jaxedit spectrum``
-(singular values of a conv layer).
-"""
+(singular values of a conv layer)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from ._common import (
     positive_int,
 )
 from ._generators import CKPT_HELP, ckpt_label, is_biggan
-
 
 _SEFA_LAYERS = ("all", "coarse", "middle", "fine", "gen_z")
 
@@ -68,7 +66,7 @@ def _cmd_spectrum(args) -> int:
 
 
 def register(sub) -> None:
-    """Add this module's command(s) to the ``jaxedit`` subparsers ``sub``."""
+    """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
     sf = sub.add_parser("sefa", help="SeFa closed-form directions -> sefa.npz (render with edit)",
                         epilog=examples("jaxedit sefa ckpt/ --layers all --k 10",
                                         "jaxedit sefa ckpt/ --layers 2-5 --out sefa_middle.npz",

@@ -1,5 +1,4 @@
-"""``jaxedit synth``: a PNG grid (or one PNG per seed) from seeds.
-"""
+"""``jaxedit synth``: a PNG grid (or one PNG per seed) from seeds."""
 
 from __future__ import annotations
 
@@ -98,7 +97,7 @@ def _cmd_synth(args) -> int:
 
 
 def register(sub) -> None:
-    """Add this module's command(s) to the ``jaxedit`` subparsers ``sub``."""
+    """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
     s = sub.add_parser("synth", help="synthesize a PNG grid (or one PNG per seed) from seeds",
                        epilog=examples(
                            "jaxedit synth ckpt/ --seeds 0-7 --psi 0.7 --out synth.png",
