@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxedit.cli import main, parse_alphas, parse_int_list
+from jaxedit.cli import main
+from jaxedit.cli._common import parse_alphas, parse_int_list
 
 
 def test_parse_int_list():
@@ -289,10 +290,10 @@ def test_one_dimensional_direction_file(tmp_path, ada_pkl):
 # ---- generators without files: conditional StyleGAN2, BigGAN shapes, plugins ----------------------
 
 def test_conditional_generator_needs_a_valid_class(tmp_path, make_small_generator, monkeypatch, capsys):
-    from jaxedit import cli
+    from jaxedit.cli import _generators
 
     gen = make_small_generator(c_dim=3)
-    monkeypatch.setattr(cli, "_load_generator", lambda path, which=None: gen)
+    monkeypatch.setattr(_generators, "load_generator", lambda path, which=None: gen)
     out = tmp_path / "c.png"
     assert main(["synth", "any", "--seeds", "0-1", "--out", str(out)]) == 2
     assert "conditional: pass --class (0..2)" in capsys.readouterr().err
@@ -306,13 +307,13 @@ def test_conditional_generator_needs_a_valid_class(tmp_path, make_small_generato
 
 
 def test_layers_biggan(monkeypatch, capsys):
-    from jaxedit import cli
     from jaxedit.checkpoint import abstract_generator
+    from jaxedit.cli import _generators
     from jaxedit.models.biggan import BigGANConfig
 
     cfg = BigGANConfig.preset(128, z_dim=8, class_embed_dim=8, channel_width=8, num_classes=10)
     gen = abstract_generator("biggan", cfg)        # shapes only: nothing computed
-    monkeypatch.setattr(cli, "_load_generator", lambda path, which=None: gen)
+    monkeypatch.setattr(_generators, "load_generator", lambda path, which=None: gen)
     assert main(["layers", "any"]) == 0
     out = capsys.readouterr().out
     rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.startswith(("block", "conv"))}
@@ -326,22 +327,21 @@ def test_layers_biggan(monkeypatch, capsys):
 
 
 def test_grid_size_is_bounded(monkeypatch, ada_pkl, tmp_path, capsys):
-    from jaxedit import cli
+    from jaxedit.cli import _generators
 
-    monkeypatch.setattr(cli, "MAX_GRID_BYTES", 10 * 32 * 32 * 3)
+    monkeypatch.setattr(_generators, "MAX_GRID_BYTES", 10 * 32 * 32 * 3)
     assert main(["synth", str(ada_pkl), "--seeds", "0-10", "--out", str(tmp_path / "g.png")]) == 2
     err = capsys.readouterr().err
     assert "11 images of 32x32" in err and "--outdir" in err and not (tmp_path / "g.png").exists()
 
 
 def test_plugin_subcommands_share_the_layer(monkeypatch, tmp_path, capsys):
-    """A plugin module (PLUGIN_MODULES) gets one-line errors, --debug, defaults in help and the
+    """A command module (COMMANDS) gets one-line errors, --debug, defaults in help and the
     output options without doing anything special."""
-    import sys
     import types
 
-    from jaxedit import _cli_common as cc
     from jaxedit import cli
+    from jaxedit.cli import _common as cc
     from jaxedit._io import save_json
 
     mod = types.ModuleType("jaxedit_test_plugin")
@@ -360,8 +360,7 @@ def test_plugin_subcommands_share_the_layer(monkeypatch, tmp_path, capsys):
         p.set_defaults(fn=_cmd)
 
     mod.register = register
-    monkeypatch.setitem(sys.modules, "jaxedit_test_plugin", mod)
-    monkeypatch.setattr(cli, "PLUGIN_MODULES", ("jaxedit_test_plugin",))
+    monkeypatch.setattr(cli, "COMMANDS", (mod,))
     out = tmp_path / "t.json"
     assert main(["toy", "--out", str(out)]) == 0 and out.exists()
     assert main(["toy", "--out", str(out)]) == 2

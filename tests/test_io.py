@@ -1,5 +1,5 @@
 """The output policy (jaxedit._io.prepare_output and the writers built on it) and the shared
-command-line validators (jaxedit._cli_common)."""
+command-line validators (jaxedit.cli._common)."""
 
 import argparse
 import json
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxedit import _cli_common as cc
 from jaxedit._checks import check_finite, finite_scalar
 from jaxedit._io import (
     OutputError,
@@ -21,6 +20,7 @@ from jaxedit._io import (
     save_json,
     save_npz,
 )
+from jaxedit.cli import _common as cc
 from jaxedit.images import save_png
 
 IMG = np.full((4, 4, 3), 7, np.uint8)

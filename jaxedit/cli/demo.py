@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from ._common import examples, seed_list
+
 DEMO_REGIONS = ("toyfaces/eyes", "toyfaces/mouth")
 DEMO_ALPHAS = (-1.2, -0.8, -0.4, 0.0, 0.4, 0.8, 1.2)
 GT_DELTAS = (-1.5, -1.0, -0.5, 0.5, 1.0, 1.5)
@@ -27,18 +29,28 @@ NUM_RANDOM = 20
 
 
 def run(out_dir: str, seeds=(0, 1, 2, 3, 4, 5, 6, 7), *, num_random: int = NUM_RANDOM) -> int:
-    from . import toyfaces
-    from ._io import save_json
-    from .checkpoint import load_generator, save_generator
-    from .default import WEIGHTS_DIR, default_generator
-    from .editing import render_edits, save_edit_grid
-    from .images import save_image_grid
-    from .jacobians import jacobian
-    from .models.stylegan2 import seed_to_z
-    from .region_factorization import resefa
-    from .regions import preset
-    from .sefa import sefa
-    from .toyfaces import validity
+    """Run the demo workflow and write its files to ``out_dir``.
+
+    Args:
+        out_dir: output directory (created if missing).
+        seeds: seeds of the samples (NVIDIA generate.py latents).
+        num_random: random W directions of the ROIR baseline.
+
+    Returns:
+        0 when the checkpoint round trip is exact, else 1 (the exit code of ``jaxedit demo``).
+    """
+    from .. import toyfaces
+    from .._io import save_json
+    from ..checkpoint import load_generator, save_generator
+    from ..default import WEIGHTS_DIR, default_generator
+    from ..editing import render_edits, save_edit_grid
+    from ..images import save_image_grid
+    from ..jacobians import jacobian
+    from ..models.stylegan2 import seed_to_z
+    from ..region_factorization import resefa
+    from ..regions import preset
+    from ..sefa import sefa
+    from ..toyfaces import validity
 
     t0 = time.time()
     out_dir = os.path.abspath(out_dir)
@@ -122,3 +134,19 @@ def run(out_dir: str, seeds=(0, 1, 2, 3, 4, 5, 6, 7), *, num_random: int = NUM_R
     path = save_json(os.path.join(out_dir, "report.json"), report)
     print(f"report: {path} ({report['seconds']} s)")
     return 0 if err == 0.0 else 1
+
+
+def _cmd_demo(args) -> int:
+    return run(args.out, seeds=args.seeds)
+
+
+def register(sub) -> None:
+    """Add ``demo`` to the ``jaxedit`` subparsers ``sub``."""
+    d = sub.add_parser("demo", help="run the main workflow on the embedded default generator",
+                       epilog=examples("jaxedit demo", "jaxedit demo --out demo_run --seeds 0-3"))
+    d.add_argument("--out", default="jaxedit_demo",
+                   help="output directory (created if missing); a rerun replaces only the demo's "
+                        "own files in it (grid.png, edit_*.png, report.json, and default_ckpt/ "
+                        "only if it is a jaxedit checkpoint), atomically, and nothing else")
+    d.add_argument("--seeds", type=seed_list, default="0-7", help="seeds of the samples")
+    d.set_defaults(fn=_cmd_demo)

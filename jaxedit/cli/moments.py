@@ -1,5 +1,6 @@
-"""``jaxedit moments`` (streaming region moments over many seeds, checkpointed, resumable),
-``jaxedit moments-merge`` (combine shards) and the ``--moments`` input of ``jaxedit resefa``."""
+"""``jaxedit moments`` (streaming region moments over many seeds, checkpointed, resumable) and
+``jaxedit moments-merge`` (combine shards). ``jaxedit resefa --moments`` solves them
+(`jaxedit.cli.resefa`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import time
 
 import numpy as np
 
-from ._cli_common import (
+from . import _generators
+from ._common import (
     CLIError,
     add_output_args,
     check_output,
@@ -20,10 +22,21 @@ from ._cli_common import (
     nonneg_int,
     positive_int,
     seed_list,
+    setup_x64,
 )
-
-# Test hook: called as ``_after_checkpoint(done, total)`` after every checkpoint write.
-_after_checkpoint = None
+from ._generators import (
+    CKPT_HELP,
+    add_class_arg,
+    add_truncation_args,
+    check_family_options,
+    ckpt_label,
+    class_vectors,
+    is_biggan,
+    psi_of,
+    read_latents,
+    slug,
+    truncation_of,
+)
 
 _RUN_KEYS = ("run_samples", "run_seeds", "run_latents_sha256", "run_complete", "run_checkpoint",
              "run_step_samples", "run_class")
@@ -32,7 +45,7 @@ _RUN_KEYS = ("run_samples", "run_seeds", "run_latents_sha256", "run_complete", "
 def parse_regions(text: str) -> dict:
     """``"eyes,mouth"`` (presets) and / or ``"box=y0:x0:y1:x1"`` (named boxes on the Jacobian
     grid) -> ``{name: region}``."""
-    from .regions import Box, preset
+    from ..regions import Box, preset
 
     out: dict = {}
     for part in str(text).split(","):
@@ -69,8 +82,7 @@ def host_port(text) -> str:
 
 
 def register(sub) -> None:
-    from .cli import _CKPT_HELP, _class_arg, _truncation_args
-
+    """Add ``moments`` and ``moments-merge`` to the ``jaxedit`` subparsers ``sub``."""
     p = sub.add_parser(
         "moments", help="ReSeFa region moments M_f, M_b over many seeds (streaming, sharded over "
                         "all devices, checkpointed, --resume) -> moments_<regions>.npz",
@@ -86,7 +98,7 @@ def register(sub) -> None:
             "jaxedit moments ckpt/ --seeds 0-99 --regions eyes,box=10:20:30:40 --out m.npz",
             "jaxedit resefa --moments moments_eyes-mouth-nose.npz --region eyes --k 10",
             "jaxedit moments-merge part0.npz part1.npz --out moments_eyes.npz"))
-    p.add_argument("ckpt", help=_CKPT_HELP)
+    p.add_argument("ckpt", help=CKPT_HELP)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--seeds", type=seed_list,
                      help="seeds, e.g. 0-9999 or 1,5,9 (NVIDIA generate.py z per seed; BigGAN: "
@@ -107,8 +119,8 @@ def register(sub) -> None:
                    help="nearest = pixel (s*i, s*j) as the reference; area = block mean")
     p.add_argument("--channels", choices=("rgb", "sum", "mean"), default="sum",
                    help="keep RGB rows, or sum (ReSeFa) / average (LowRankGAN) them")
-    _truncation_args(p, "1.0, the reference", "none: all slots")
-    _class_arg(p)
+    add_truncation_args(p, "1.0, the reference", "none: all slots")
+    add_class_arg(p)
     p.add_argument("--batch", type=positive_int, default=1,
                    help="samples per device per step (memory: batch Jacobians per device)")
     p.add_argument("--chunk", type=positive_int, default=32,
@@ -187,24 +199,10 @@ def _file_sha256(path) -> str:
 
 
 def _default_out(regions) -> str:
-    from .cli import _slug
-
-    return f"moments_{_slug('-'.join(regions))}.npz"
+    return f"moments_{slug('-'.join(regions))}.npz"
 
 
 def cmd_moments(args) -> int:
-    from .cli import (
-        _check_family_options,
-        _ckpt_label,
-        _class_vectors,
-        _is_biggan,
-        _load_generator,
-        _psi,
-        _read_latents,
-        _setup_x64,
-        _truncation,
-    )
-
     if args.resume and args.force:
         raise CLIError("--resume continues --out, --force replaces it: give one of them")
     _check_distributed(args)
@@ -221,31 +219,31 @@ def cmd_moments(args) -> int:
             raise CLIError(f"{args.out} already exists (pass --force to replace it, or --resume "
                            f"to continue the run it holds)") from None
     _initialize_distributed(args)
-    _setup_x64(args)
+    setup_x64(args)
     import jax
 
-    from .moments import moment_settings, read_moments, region_moments, save_moments
+    from ..moments import moment_settings, read_moments, region_moments, save_moments
 
-    gen = _load_generator(args.ckpt)
-    _check_family_options(gen, args)
-    biggan = _is_biggan(gen)
+    gen = _generators.load_generator(args.ckpt)
+    check_family_options(gen, args)
+    biggan = is_biggan(gen)
     space = args.space or ("z" if biggan else "w")
     if args.latents is not None:
-        samples = _read_latents(gen, args.latents, space)
+        samples = read_latents(gen, args.latents, space)
         lat_sha = _file_sha256(args.latents)
         n_total = samples.shape[0]
     else:
         samples, lat_sha, n_total = list(args.seeds), "", len(args.seeds)
-    c = _class_vectors(gen, args, 1)
+    c = class_vectors(gen, args, 1)
     c = None if c is None else c[0]
-    psi = _truncation(args) if biggan else _psi(args)
+    psi = truncation_of(args) if biggan else psi_of(args)
     kw = dict(space=space, resize=args.resize, resize_mode=args.resize_mode,
               channels=args.channels, truncation_psi=psi,
               truncation_cutoff=None if biggan else args.cutoff, precision=args.precision)
     settings, masks, _ = moment_settings(gen, args.regions, **kw)
     run = dict(run_samples=np.int64(n_total),
                run_seeds=np.asarray(samples if args.latents is None else [], np.int64),
-               run_latents_sha256=lat_sha, run_checkpoint=_ckpt_label(args.ckpt),
+               run_latents_sha256=lat_sha, run_checkpoint=ckpt_label(args.ckpt),
                run_class=np.int64(-1 if args.class_idx is None else args.class_idx))
     initial, done0 = None, 0
     leader = jax.process_index() == 0
@@ -281,8 +279,6 @@ def cmd_moments(args) -> int:
         if done < total:      # the final write (complete) happens below
             write(partial(), False)
             state["t"] = now
-            if _after_checkpoint is not None:
-                _after_checkpoint(done0 + done, n_total)
 
     rest = samples[done0:]
     res = region_moments(gen, rest, args.regions, c=c, batch=args.batch, chunk=args.chunk,
@@ -306,10 +302,9 @@ def _check_resume(name, data, initial, settings, masks, run) -> None:
     if sorted(initial) != sorted(masks):
         problems.append(f"regions {sorted(initial)} vs {sorted(masks)}")
     else:
-        from .moments import _pack_mask
-
         problems += [f"region {n!r} mask" for n, m in masks.items()
-                     if initial[n].mask_bits != _pack_mask(m)]
+                     if not np.array_equal(initial[n].mask.reshape(-1),
+                                           np.asarray(m, bool).reshape(-1))]
     if int(data["run_samples"]) != int(run["run_samples"]) or not np.array_equal(
             data["run_seeds"], run["run_seeds"]):
         problems.append("seeds / number of samples")
@@ -329,7 +324,7 @@ def _check_resume(name, data, initial, settings, masks, run) -> None:
 
 
 def cmd_merge(args) -> int:
-    from .moments import merge_moments, read_moments, save_moments
+    from ..moments import merge_moments, read_moments, save_moments
 
     out = check_output(args.out, args.force)
     if out in {os.path.realpath(p) for p in args.inputs}:
@@ -349,56 +344,4 @@ def cmd_merge(args) -> int:
     first = next(iter(merged.values()))
     print(f"wrote {out}: {len(merged)} region(s), {first.n_samples} samples from "
           f"{len(parts)} file(s)")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
-def cmd_resefa_moments(args, solver) -> int:
-    """``jaxedit resefa --moments FILE --region NAME``: directions from stored moments
-    (``solver``: the name or options object that ``jaxedit resefa`` built)."""
-    import warnings
-
-    from ._io import save_npz
-    from .cli import _setup_x64, _slug
-    from .moments import read_moments
-    from .region_factorization import resefa
-
-    if args.sample is not None:
-        raise CLIError("--sample needs --jacobian: moments are already averaged over samples")
-    if args.out is None:
-        args.out = f"resefa_{_slug(args.region)}.npz"
-    out = check_output(args.out, args.force)
-    _setup_x64(args)
-    moments, data = read_moments(args.moments)
-    if args.region not in moments:
-        raise CLIError(f"{args.moments} has no region {args.region!r}; it holds "
-                       f"{sorted(moments)} (--region names one of them)")
-    m = moments[args.region]
-    if args.k > m.dim:
-        raise CLIError(f"--k {args.k} is more than the {m.dim} latent dimensions of "
-                       f"{args.moments}")
-    if "run_complete" in data and not bool(data["run_complete"]):
-        print(f"note: {args.moments} is a partial run ({m.n_samples} of "
-              f"{int(data['run_samples'])} samples)", file=sys.stderr)
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        res = resefa(m, regularization=args.regularization, k=args.k, solver=solver)
-    dirs, lams = np.asarray(res.directions)[None], np.asarray(res.eigenvalues)[None]
-    if not (np.isfinite(dirs).all() and np.isfinite(lams).all()):
-        raise ValueError("the solver returned non-finite directions or eigenvalues; nothing "
-                         "written (try --regularization 1e-3 or --x64)")
-    print("eigenvalues " + " ".join(f"{v:.4g}" for v in lams[0]))
-    cond, st = res.condition_number, res.stats
-    out = save_npz(out, overwrite=args.force, directions=dirs, eigenvalues=lams,
-                   space=m.settings.space, mask=res.mask, region=args.region, solver=res.solver,
-                   condition_number=np.asarray(np.nan if cond is None else cond, np.float64),
-                   regularization=res.regularization, moments=os.path.abspath(args.moments),
-                   aggregate="mean", n_samples=np.int64(m.n_samples),
-                   converged=np.asarray(st.converged, bool),
-                   iterations=np.asarray(st.iterations, np.int64),
-                   max_residual=np.asarray(st.max_residual, np.float64),
-                   condition_method=st.condition_method)
-    print(f"wrote {out}: directions {list(dirs.shape)} (space {m.settings.space!r}, "
-          f"{m.n_samples} samples, solver {res.solver}"
-          + ("" if cond is None else f", cond(M_b) {cond:.3g}") + ")")
     return 0

@@ -15,7 +15,8 @@ import re
 
 import numpy as np
 
-from ._cli_common import (
+from . import _generators
+from ._common import (
     CLIError,
     add_output_args,
     check_output,
@@ -26,6 +27,15 @@ from ._cli_common import (
     positive_float,
     positive_int,
     seed_list,
+    setup_x64,
+)
+from ._generators import (
+    DEFAULT_CHECKPOINT,
+    check_grid,
+    ckpt_label,
+    read_latents,
+    seed_latents,
+    slug,
 )
 
 #: Largest number of part indices ``--parts`` may sum (a region is a handful of parts).
@@ -83,47 +93,28 @@ def _layer(text: str) -> str | int:
 _layer.__name__ = "layer"
 
 
-def _slug(text) -> str:
-    from .cli import _slug as slug
-
-    return slug(str(text))
-
-
 def _load_gen(path: str):
     """A StyleGAN2 generator from a checkpoint argument (``default`` = the embedded one)."""
-    from .cli import _load_generator
-
-    gen = _load_generator(path)
+    gen = _generators.load_generator(path)
     if not hasattr(gen, "synthesis_split"):
         raise CLIError(f"{path}: PandA in jaxedit supports StyleGAN2 checkpoints (split points "
                        f"b4.conv1 ..); this one is a {type(gen).__name__}")
     return gen
 
 
-def _ckpt_label(path: str) -> str:
-    from .cli import _ckpt_label as label
-
-    return label(path)
-
-
 def _ws(gen, seeds, psi: float):
-    from .models.stylegan2 import seed_to_z
-
     if gen.c_dim:
         raise CLIError("this generator is conditional; 'jaxedit panda' supports unconditional "
                        "StyleGAN2s (use jaxedit.panda.fit_generator(..., c=...) in Python)")
-    z = np.concatenate([seed_to_z(s, gen.z_dim) for s in seeds])
-    return np.asarray(gen.mapping(z, None, psi))
+    return np.asarray(gen.mapping(seed_latents(gen, seeds), None, psi))
 
 
 def _check_grid(n: int, res: int, what: str, hint: str) -> None:
-    from .cli import _check_grid as check
-
-    check(n, res, 3, what, hint)
+    check_grid(n, res, 3, what, hint)
 
 
 def _load_factors(path: str):
-    from . import panda
+    from .. import panda
 
     return panda.load(path)
 
@@ -149,7 +140,7 @@ def _resize_maps(maps: np.ndarray, size: int) -> np.ndarray:
 def parts_overlay(images_u8: np.ndarray, parts: np.ndarray, alpha: float = 0.65) -> np.ndarray:
     """Colour every pixel by its strongest part: images [N, H, W, 3] uint8, parts [h, w, R_S] (or
     per sample [N, h, w, R_S]) -> [N, H, W, 3] uint8, opacity ``alpha · max_k minmax01(P_k)``."""
-    from .panda import part_map
+    from ..panda import part_map
 
     n, size = images_u8.shape[0], images_u8.shape[1]
     r_s = parts.shape[-1]
@@ -178,7 +169,7 @@ def _tint(images_u8: np.ndarray, mask: np.ndarray, color=(255, 0, 0), alpha: flo
 
 def _save_grid(columns: list[np.ndarray], path: str, overwrite: bool) -> str:
     """columns: each [N, H, W, 3] uint8 -> PNG with one row per sample."""
-    from .images import image_grid, save_png
+    from ..images import image_grid, save_png
 
     stack = np.stack(columns, axis=1)                        # [N, cols, H, W, 3]
     n, cols = stack.shape[:2]
@@ -186,21 +177,14 @@ def _save_grid(columns: list[np.ndarray], path: str, overwrite: bool) -> str:
                     overwrite=overwrite)
 
 
-def _setup_x64(args) -> None:
-    if getattr(args, "x64", False):
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-
-
 # ------------------------------------------------------------------------------------------------
 def _cmd_fit(args) -> int:
-    _setup_x64(args)
+    setup_x64(args)
     import dataclasses
 
     import jax
 
-    from . import panda
+    from .. import panda
 
     if args.out is not None:
         check_output(args.out, args.force)
@@ -213,7 +197,7 @@ def _cmd_fit(args) -> int:
     except ValueError as e:
         raise CLIError(f"--layer: {e}") from None
     if args.out is None:
-        args.out = f"panda_{_slug(layer)}.npz"
+        args.out = f"panda_{slug(layer)}.npz"
     out = check_output(args.out, args.force)
     c = gen.config.channels_at(int(layer.split(".")[0][1:]))
     r_c, r_s = args.ranks
@@ -223,9 +207,7 @@ def _cmd_fit(args) -> int:
                        f"(use 'all' for R_C = C)")
     latents, how = None, "a fresh reference-style sample batch every step"
     if args.latents is not None:
-        from .cli import _read_latents
-
-        latents = _read_latents(gen, args.latents, "w")
+        latents = read_latents(gen, args.latents, "w")
         if latents.ndim == 2:
             latents = np.broadcast_to(latents[:, None],
                                       (latents.shape[0], gen.num_ws, latents.shape[1]))
@@ -248,7 +230,7 @@ def _cmd_fit(args) -> int:
         hosvd_samples=args.hosvd_samples, key=jax.random.key(args.key), progress=True,
         max_cache_bytes=int(args.max_cache_gib * 2**30))
     res = dataclasses.replace(res, settings={**res.settings,
-                                             "checkpoint": _ckpt_label(args.ckpt)})
+                                             "checkpoint": ckpt_label(args.ckpt)})
     rel = res.relative_losses
     final = float(np.mean(rel[-max(len(rel) // 20, 1):]))
     print(f"loss {res.losses[0]:.6g} -> {res.losses[-1]:.6g}; unexplained feature energy "
@@ -260,9 +242,9 @@ def _cmd_fit(args) -> int:
 
 
 def _cmd_edit(args) -> int:
-    _setup_x64(args)
-    from . import panda
-    from .images import to_uint8
+    setup_x64(args)
+    from .. import panda
+    from ..images import to_uint8
 
     if args.out is None:
         args.out = f"panda_edit_p{'-'.join(map(str, args.parts))}_a{args.appearance}.png"
@@ -306,15 +288,13 @@ def _cmd_edit(args) -> int:
 
 
 def _cmd_parts(args) -> int:
-    _setup_x64(args)
-    from .images import to_uint8
+    setup_x64(args)
+    from ..images import to_uint8
 
     out = check_output(args.out, args.force)
     res = _load_factors(args.factors)
     ckpt = args.ckpt or res.settings.get("checkpoint")
     pal = _palette(res.ranks[1])
-    from .cli import DEFAULT_CHECKPOINT
-
     if ckpt and (os.path.exists(ckpt) or ckpt == DEFAULT_CHECKPOINT):
         gen = _load_gen(ckpt)
         if res.layer is not None:
@@ -342,9 +322,9 @@ def _cmd_parts(args) -> int:
 
 
 def _cmd_saliency(args) -> int:
-    _setup_x64(args)
-    from . import panda
-    from .images import to_uint8
+    setup_x64(args)
+    from .. import panda
+    from ..images import to_uint8
 
     if args.out is None:
         args.out = f"panda_saliency_{args.concept}.png"
@@ -388,7 +368,7 @@ def _cmd_saliency(args) -> int:
           f"{args.concept} (min/max over {len(thr_seeds)} samples), mask >= {thr[0]:.5g} (mean "
           f"over {len(thr_seeds)} samples)")
     if masks_out:
-        from ._io import save_npz
+        from .._io import save_npz
 
         written = save_npz(masks_out, overwrite=args.force, masks=masks, threshold=thr[0],
                            concept=args.concept, seeds=np.asarray(args.seeds),

@@ -5,7 +5,7 @@
     jaxedit eis transfer CKPT --catalog cat.npz --label eyes --target-seeds 0-3 \\
         --reference-seeds 10-13 --out grid.png
 
-Every option is checked by a :mod:`jaxedit._cli_common` validator; outputs are checked
+Every option is checked by a `jaxedit.cli._common` validator; outputs are checked
 (:func:`check_output`) before any generator is loaded and written atomically, never replacing an
 existing file without ``--force`` (``annotate`` rewrites its catalog in place unless ``--out`` is
 given: that file is its declared output). Default output names say what they hold
@@ -19,7 +19,8 @@ import os
 
 import numpy as np
 
-from ._cli_common import (
+from . import _generators
+from ._common import (
     CLIError,
     add_output_args,
     check_output,
@@ -30,6 +31,19 @@ from ._cli_common import (
     parse_int_list,
     positive_int,
     seed_list,
+    setup_x64,
+)
+from ._generators import (
+    CKPT_HELP,
+    add_class_arg,
+    check_family_options,
+    check_grid,
+    ckpt_label,
+    class_vectors,
+    is_biggan,
+    read_latents,
+    seed_latents,
+    slug,
 )
 
 # ---- validators ---------------------------------------------------------------------------------
@@ -69,22 +83,18 @@ _assignment.__name__ = "NAME=IDS"
 def _stylegan2(args):
     """The checkpoint argument as a StyleGAN2 generator (``default`` = the embedded one), with
     --psi / --cutoff / --class checked against it."""
-    from .cli import _check_family_options, _is_biggan, _load_generator, _setup_x64
-
-    _setup_x64(args)
-    gen = _load_generator(args.ckpt)
-    if _is_biggan(gen) or not hasattr(gen, "styles"):
+    setup_x64(args)
+    gen = _generators.load_generator(args.ckpt)
+    if is_biggan(gen) or not hasattr(gen, "styles"):
         raise CLIError(f"{args.ckpt}: Editing in Style needs a StyleGAN2 generator, this is "
                        f"{type(gen).__name__}")
-    _check_family_options(gen, args)
+    check_family_options(gen, args)
     return gen
 
 
 def _seed_ws(gen, args, seeds, psi, cutoff):
-    from .cli import _class_vectors, _seed_latents
-
-    z = _seed_latents(gen, seeds)
-    return gen.mapping(z, _class_vectors(gen, args, len(seeds)), psi, cutoff)
+    z = seed_latents(gen, seeds)
+    return gen.mapping(z, class_vectors(gen, args, len(seeds)), psi, cutoff)
 
 
 def _check_layer(gen, layer: str) -> None:
@@ -120,8 +130,8 @@ def _text_column(labels, cell: int, width: int) -> np.ndarray:
 def _heatmap_sheet(images, heatmaps, cell: int) -> np.ndarray:
     """Row 0: the samples; row 1 + k: each sample dimmed outside cluster k. A left column names
     the rows (cluster id and its share of the pixels)."""
-    from .eis import resize_masks
-    from .images import image_grid, to_uint8
+    from ..eis import resize_masks
+    from ..images import image_grid, to_uint8
 
     imgs = _cell(to_uint8(images), cell)                                # [N, c, c, 3]
     n, k = heatmaps.shape[:2]
@@ -147,8 +157,8 @@ def _transfer_pairs(gen, pt, pr, qs, batch_size: int) -> np.ndarray:
     """eis.transfer over pairs in batches (the last one padded: one compilation)."""
     import jax.numpy as jnp
 
-    from . import eis
-    from ._io import progress
+    from .. import eis
+    from .._io import progress
 
     n = pt.shape[0]
     b = min(batch_size, n)
@@ -168,12 +178,11 @@ def _transfer_pairs(gen, pt, pr, qs, batch_size: int) -> np.ndarray:
 # ---- commands -----------------------------------------------------------------------------------
 
 def _cmd_catalog(args) -> int:
-    from . import eis
-    from .cli import _check_grid, _ckpt_label, _read_latents, _slug
-    from .images import save_png
+    from .. import eis
+    from ..images import save_png
 
     if args.out is None:
-        args.out = f"eis_catalog_{_slug(args.layer)}_k{args.k}.npz"
+        args.out = f"eis_catalog_{slug(args.layer)}_k{args.k}.npz"
     preview = args.preview or os.path.splitext(args.out)[0] + "_clusters.png"
     if os.path.realpath(preview) == os.path.realpath(args.out):
         raise CLIError("--preview must differ from --out")
@@ -188,16 +197,14 @@ def _cmd_catalog(args) -> int:
         raise CLIError(f"--pixels-per-sample {args.pixels_per_sample} is more than the {res}x{res} "
                        f"= {res * res} pixels of {args.layer}")
     if args.latents:
-        lat = _read_latents(gen, args.latents, "w")
+        lat = read_latents(gen, args.latents, "w")
         kw = dict(latents=lat)
         src = f"{len(lat)} latents from {args.latents}"
         n = len(lat)
     else:
         kw = dict(seeds=args.seeds, psi=1.0 if args.psi is None else args.psi, cutoff=args.cutoff)
         if gen.c_dim:
-            from .cli import _class_vectors
-
-            kw["c"] = _class_vectors(gen, args, len(args.seeds))
+            kw["c"] = class_vectors(gen, args, len(args.seeds))
         src = f"{len(args.seeds)} seeds"
         n = len(args.seeds)
     per = res * res if args.pixels_per_sample is None else args.pixels_per_sample
@@ -213,14 +220,14 @@ def _cmd_catalog(args) -> int:
                        "--pixels-per-sample")
     n_prev = min(args.preview_samples, n)
     cell = min(args.preview_size, max(gen.resolution, 64))
-    _check_grid(n_prev * (args.k + 1), cell, 3, "the preview", "use a smaller --k, "
+    check_grid(n_prev * (args.k + 1), cell, 3, "the preview", "use a smaller --k, "
                 "--preview-samples or --preview-size")
     print(f"clustering {args.layer} of {src} into k={args.k}")
     cat = eis.Catalog.fit(gen, args.layer, args.k, key=args.kmeans_seed, batch_size=args.batch_size,
                           pixels_per_sample=args.pixels_per_sample, n_init=args.n_init,
                           kmeans_batch_size=args.kmeans_batch_size, max_iter=args.max_iter,
                           max_points_bytes=limit, progress=True, **kw)
-    cat = _with_info(cat, checkpoint=_ckpt_label(args.ckpt))
+    cat = _with_info(cat, checkpoint=ckpt_label(args.ckpt))
     ws_prev = np.asarray(cat.latents[:n_prev])
     heat = np.asarray(cat.predict(gen, ws_prev))
     images = np.asarray(gen.synthesis(eis._as_ws(gen, ws_prev)))
@@ -241,7 +248,7 @@ def _cmd_catalog(args) -> int:
 
 
 def _cmd_annotate(args) -> int:
-    from .eis import Catalog
+    from ..eis import Catalog
 
     names = [n for n, _ in args.assignments]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -274,13 +281,12 @@ def _cmd_annotate(args) -> int:
 def _cmd_transfer(args) -> int:
     import jax.numpy as jnp
 
-    from . import eis
-    from ._io import save_json
-    from .cli import _check_grid, _ckpt_label, _slug
-    from .images import image_grid, save_png, to_uint8
+    from .. import eis
+    from .._io import save_json
+    from ..images import image_grid, save_png, to_uint8
 
     if args.out is None:
-        args.out = f"eis_transfer_{_slug(args.label)}.png"
+        args.out = f"eis_transfer_{slug(args.label)}.png"
     out = check_output(args.out, args.force)
     js = None
     if args.json is not None:
@@ -319,7 +325,7 @@ def _cmd_transfer(args) -> int:
             raise CLIError(f"--{argname} has {len(val)} values for {len(names)} style layers "
                            f"({', '.join(names)})")
     nt, nr = len(args.target_seeds), len(args.reference_seeds)
-    _check_grid((nt + 1) * (nr + 1), gen.resolution, 3, "the transfer grid",
+    check_grid((nt + 1) * (nr + 1), gen.resolution, 3, "the transfer grid",
                 "use fewer --target-seeds or --reference-seeds")
     psi = args.psi if args.psi is not None else float(cat.info.get("psi", 1.0))
     cutoff = args.cutoff if args.cutoff is not None else cat.info.get("cutoff")
@@ -379,7 +385,7 @@ def _cmd_transfer(args) -> int:
     if js is not None:
         doc = dict(label=args.label, mode=mode, rho=rho, eps=eps, lam=lam,
                    resize=args.resize, region=args.region, lab_parity=args.lab_parity,
-                   catalog=os.path.abspath(args.catalog), checkpoint=_ckpt_label(args.ckpt),
+                   catalog=os.path.abspath(args.catalog), checkpoint=ckpt_label(args.ckpt),
                    channels={k: int(np.sum(np.asarray(v) > 0)) for k, v in qs.items()},
                    pairs=rows, mean=None if total is None else
                    dict(in_mse=total["in_mse"], out_mse=total["out_mse"], ratio=total["ratio"]))
@@ -390,11 +396,9 @@ def _cmd_transfer(args) -> int:
 # ---- parsers ------------------------------------------------------------------------------------
 
 def _generator_args(p, psi_help: str, cutoff_help: str) -> None:
-    from .cli import _class_arg
-
     p.add_argument("--psi", type=finite_float, default=None, help=psi_help)
     p.add_argument("--cutoff", type=nonneg_int, default=None, help=cutoff_help)
-    _class_arg(p)
+    add_class_arg(p)
     p.add_argument("--batch-size", type=positive_int, default=8,
                    help="samples per generator call (bounds memory)")
     p.add_argument("--x64", action="store_true", help="compute in float64")
@@ -402,8 +406,6 @@ def _generator_args(p, psi_help: str, cutoff_help: str) -> None:
 
 def register(subparsers) -> None:
     """Add the ``eis`` command group (catalog / annotate / transfer)."""
-    from .cli import _CKPT_HELP
-
     ex_catalog = "jaxedit eis catalog default --layer b32.conv1 --k 12 --seeds 0-99"
     ex_annotate = "jaxedit eis annotate eis_catalog_b32.conv1_k12.npz eyes=3,7 mouth=5"
     ex_transfer = ("jaxedit eis transfer default --catalog eis_catalog_b32.conv1_k12.npz --label eyes "
@@ -420,7 +422,7 @@ def register(subparsers) -> None:
                        epilog=examples(ex_catalog,
                                        "jaxedit eis catalog ckpt/ --layer b32.conv1 --k 8 "
                                        "--latents ws.npy --pixels-per-sample 256"))
-    c.add_argument("ckpt", help=_CKPT_HELP)
+    c.add_argument("ckpt", help=CKPT_HELP)
     c.add_argument("--layer", required=True,
                    help="conv layer whose output is clustered, e.g. b32.conv1 (the reference "
                         "uses the 32x32 block; 'jaxedit layers CKPT' lists them)")
@@ -474,7 +476,7 @@ def register(subparsers) -> None:
                        epilog=examples(ex_transfer,
                                        "jaxedit eis transfer ckpt/ --catalog cat.npz --label eyes "
                                        "--mode ratio --rho 1 --eps 20 --json m.json"))
-    t.add_argument("ckpt", help=_CKPT_HELP + "; the one the catalog was made with")
+    t.add_argument("ckpt", help=CKPT_HELP + "; the one the catalog was made with")
     t.add_argument("--catalog", required=True, metavar="FILE", help="annotated catalog .npz")
     t.add_argument("--label", required=True, help="part to transfer (a catalog label)")
     t.add_argument("--target-seeds", type=seed_list, default="0-3", help="target images (seeds)")

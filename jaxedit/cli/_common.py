@@ -3,9 +3,9 @@ usage errors, defaults shown in ``--help``), output options under the :mod:`jaxe
 policy, and the error handling of :func:`run` (every error one line on stderr, exit code 2;
 tracebacks only with ``--debug``; SIGPIPE-safe).
 
-Subcommand modules (``jaxedit/_cli_<name>.py``, listed in ``jaxedit.cli.PLUGIN_MODULES``) use it as::
+Command modules (``jaxedit/cli/<command>.py``, listed in ``jaxedit.cli.COMMANDS``) use it as::
 
-    from ._cli_common import CLIError, add_output_args, check_output, positive_int, alphas
+    from ._common import CLIError, add_output_args, check_output, positive_int, alphas
 
     def register(sub):
         p = sub.add_parser("panda", help="...", epilog=examples("jaxedit panda ckpt/ --k 5"))
@@ -266,9 +266,21 @@ def add_output_args(p, default: str | None, what: str, *, flag: str = "--out",
                    help="replace an existing output file (never a directory or special file)")
 
 
+def setup_x64(args) -> None:
+    """The one x64 switch: enable float64 in JAX when the command has ``--x64`` and it is given.
+
+    Args:
+        args: the parsed command line (an ``argparse.Namespace``; ``x64`` may be absent).
+    """
+    if getattr(args, "x64", False):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
 def check_output(path, force: bool) -> str:
     """:func:`jaxedit._io.prepare_output` for a command-line output (raises OutputError)."""
-    from ._io import prepare_output
+    from .._io import prepare_output
 
     return prepare_output(path, overwrite=bool(force))
 
@@ -390,4 +402,4 @@ __all__ = ["ArgumentParser", "CLIError", "HelpFormatter", "MAX_ALPHAS", "MAX_LIS
            "add_global_flags", "add_output_args", "check_output", "examples", "finite_float",
            "format_error", "int_list", "name_or_int_list", "nonneg_float", "nonneg_int",
            "parse_alphas", "parse_int_list", "positive_float", "positive_int", "probability",
-           "run", "seed_list", "truncation"]
+           "run", "seed_list", "setup_x64", "truncation"]
