@@ -130,7 +130,7 @@ def _text_column(labels, cell: int, width: int) -> np.ndarray:
 def _heatmap_sheet(images, heatmaps, cell: int) -> np.ndarray:
     """Row 0: the samples; row 1 + k: each sample dimmed outside cluster k. A left column names
     the rows (cluster id and its share of the pixels)."""
-    from ..eis import resize_masks
+    from ..methods.eis import resize_masks
     from ..images import image_grid, to_uint8
 
     imgs = _cell(to_uint8(images), cell)                                # [N, c, c, 3]
@@ -157,7 +157,7 @@ def _transfer_pairs(gen, pt, pr, qs, batch_size: int) -> np.ndarray:
     """eis.transfer over pairs in batches (the last one padded: one compilation)."""
     import jax.numpy as jnp
 
-    from .. import eis
+    from ..methods import eis
     from .._io import progress
 
     n = pt.shape[0]
@@ -178,7 +178,7 @@ def _transfer_pairs(gen, pt, pr, qs, batch_size: int) -> np.ndarray:
 # ---- commands -----------------------------------------------------------------------------------
 
 def _cmd_catalog(args) -> int:
-    from .. import eis
+    from ..methods import eis
     from ..images import save_png
 
     if args.out is None:
@@ -248,7 +248,7 @@ def _cmd_catalog(args) -> int:
 
 
 def _cmd_annotate(args) -> int:
-    from ..eis import Catalog
+    from ..methods.eis import Catalog
 
     names = [n for n, _ in args.assignments]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -281,7 +281,7 @@ def _cmd_annotate(args) -> int:
 def _cmd_transfer(args) -> int:
     import jax.numpy as jnp
 
-    from .. import eis
+    from ..methods import eis
     from .._io import save_json
     from ..images import image_grid, save_png, to_uint8
 

@@ -105,7 +105,8 @@ def _load_gen(path: str):
 def _ws(gen, seeds, psi: float):
     if gen.c_dim:
         raise CLIError("this generator is conditional; 'jaxedit panda' supports unconditional "
-                       "StyleGAN2s (use jaxedit.panda.fit_generator(..., c=...) in Python)")
+                       "StyleGAN2s (use jaxedit.panda.fit_generator(..., "
+                       "sampling=jaxedit.Sampling(c=...)) in Python)")
     return np.asarray(gen.mapping(seed_latents(gen, seeds), None, psi))
 
 
@@ -114,7 +115,7 @@ def _check_grid(n: int, res: int, what: str, hint: str) -> None:
 
 
 def _load_factors(path: str):
-    from .. import panda
+    from ..methods import panda
 
     return panda.load(path)
 
@@ -140,7 +141,7 @@ def _resize_maps(maps: np.ndarray, size: int) -> np.ndarray:
 def parts_overlay(images_u8: np.ndarray, parts: np.ndarray, alpha: float = 0.65) -> np.ndarray:
     """Colour every pixel by its strongest part: images [N, H, W, 3] uint8, parts [h, w, R_S] (or
     per sample [N, h, w, R_S]) -> [N, H, W, 3] uint8, opacity ``alpha · max_k minmax01(P_k)``."""
-    from ..panda import part_map
+    from ..methods.panda import part_map
 
     n, size = images_u8.shape[0], images_u8.shape[1]
     r_s = parts.shape[-1]
@@ -184,7 +185,8 @@ def _cmd_fit(args) -> int:
 
     import jax
 
-    from .. import panda
+    from ..methods import panda
+    from ..sampling import Sampling
 
     if args.out is not None:
         check_output(args.out, args.force)
@@ -220,13 +222,15 @@ def _cmd_fit(args) -> int:
         raise CLIError(f"--batch-size {args.batch_size} is more than the {n_pool} samples")
     if gen.c_dim:
         raise CLIError("this generator is conditional; 'jaxedit panda fit' supports unconditional "
-                       "StyleGAN2s (use jaxedit.panda.fit_generator(..., c=...) in Python)")
+                       "StyleGAN2s (use jaxedit.panda.fit_generator(..., "
+                       "sampling=jaxedit.Sampling(c=...)) in Python)")
     print(f"PandA at {layer}: ranks R_C={r_c}, R_S={r_s}, {args.steps} steps ({args.optimizer}), "
           f"{how}")
     res = panda.fit_generator(
         gen, layer, (r_c, r_s), args.steps, seeds=args.seeds if latents is None else None,
-        latents=latents, batch_size=args.batch_size, truncation_psi=args.psi,
-        optimizer=args.optimizer, learning_rate=args.lr, init_appearance=args.init,
+        latents=latents, minibatch_size=args.batch_size,
+        sampling=Sampling(truncation_psi=args.psi), optimizer=args.optimizer,
+        learning_rate=args.lr, init_appearance=args.init,
         hosvd_samples=args.hosvd_samples, key=jax.random.key(args.key), progress=True,
         max_cache_bytes=int(args.max_cache_gib * 2**30))
     res = dataclasses.replace(res, settings={**res.settings,
@@ -243,7 +247,7 @@ def _cmd_fit(args) -> int:
 
 def _cmd_edit(args) -> int:
     setup_x64(args)
-    from .. import panda
+    from ..methods import panda
     from ..images import to_uint8
 
     if args.out is None:
@@ -323,7 +327,7 @@ def _cmd_parts(args) -> int:
 
 def _cmd_saliency(args) -> int:
     setup_x64(args)
-    from .. import panda
+    from ..methods import panda
     from ..images import to_uint8
 
     if args.out is None:
