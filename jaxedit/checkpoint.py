@@ -354,7 +354,8 @@ def _swap_in(new: str, out: str, parent: str) -> None:
 
 
 def _family_of(gen: nnx.Module) -> str:
-    if isinstance(gen, AbstractGenerator) and isinstance(gen, FAMILIES.get(gen.family, ((), ()))[1]):
+    if isinstance(gen, AbstractGenerator) and isinstance(gen, FAMILIES.get(gen.family,
+                                                                           ((), ()))[1]):
         return gen.family
     raise TypeError(f"not a jaxedit generator: {type(gen).__name__}")
 

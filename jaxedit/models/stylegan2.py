@@ -355,8 +355,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         return tuple(n for n, _ in self._style_layers() if not n.endswith(".torgb"))
 
     # ---- generator protocol (models.AbstractGenerator) ----------------------------------------
-    class_dim = property(lambda self: self.config.c_dim,
-                         doc="Length of the conditioning vectors (``c_dim``, 0: unconditional).")
+    class_dim = property(lambda self: self.config.c_dim)  # c_dim (0: unconditional)
 
     @property
     def spaces(self) -> tuple[str, ...]:
@@ -364,7 +363,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         return tuple(sp for sp in SPACES if sp != "z" or self.z_dim > 0)
 
     def latent_dim(self, space: str) -> int:
-        """D of ``space``: w_dim, num_ws * w_dim (``"wplus"``), z_dim, summed style widths (``"s"``).
+        """D of ``space``: w_dim, num_ws * w_dim (wplus), z_dim, the summed style widths (s).
 
         Raises:
           ValueError: unknown ``space``, or ``"z"`` on a generator without z input.
@@ -404,7 +403,8 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         name = self.resolve_layer(layer)
         state = self.synthesis_split(latents, name, noise_mode=noise_mode, key=key, dtype=dtype,
                                      precision=precision)
-        ctx = {"ws": self._check_ws(latents, state.x.dtype), "img": state.img, "residual": state.residual, "key": key}
+        ws = self._check_ws(latents, state.x.dtype)
+        ctx = {"ws": ws, "img": state.img, "residual": state.residual, "key": key}
         return LayerFeatures(x=state.x, context=ctx, layer=name,
                              options=(("noise_mode", noise_mode), ("precision", precision)))
 
