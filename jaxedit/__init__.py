@@ -44,10 +44,13 @@ from .checkpoint import (
     save_generator,
     verify_checkpoint,
 )
-from .default import default_generator, random_generator
 from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, jacobian
+from .methods import sefa as _sefa_module
+from .methods import spectra as spectra
+from .methods.sefa import SefaResult, sefa
+from .methods.spectra import conv_factorization, conv_singular_values
 from .metrics import evaluate_direction, locality
 from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
@@ -60,7 +63,6 @@ from .moments import (
 )
 from .region_factorization import ResefaResult, resefa
 from .regions import Box, MaskPreset, center_box, preset, region_mask
-from .sefa import SefaResult, sefa
 from .solvers import (
     Dense,
     MatrixFree,
@@ -68,7 +70,12 @@ from .solvers import (
     SolverStats,
     Woodbury,
 )
-from .spectra import conv_factorization, conv_singular_values
+from .toyfaces.default import default_generator, random_generator
+
+# The old module paths: ``jaxedit.sefa`` is the function (in __all__), ``jaxedit.spectra`` the
+# module; ``from jaxedit.sefa import ...`` / ``import jaxedit.spectra`` still reach the modules.
+sys.modules.setdefault(__name__ + ".sefa", _sefa_module)
+sys.modules.setdefault(__name__ + ".spectra", spectra)
 
 # `import jaxedit.panda` / `from jaxedit.eis import Catalog` keep working after the move
 sys.modules.setdefault("jaxedit.eis", eis)

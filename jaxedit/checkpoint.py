@@ -42,8 +42,7 @@ from converters.errors import (
     ShapeMismatchError,
 )
 
-from .models.biggan import BigGANConfig, BigGANGenerator
-from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from .models import FAMILIES, AbstractGenerator
 
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
@@ -56,15 +55,11 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ORBAX_TOP = re.compile(r"_METADATA|_CHECKPOINT_METADATA|_sharding|manifest\.ocdbt|"
                         r"commit_success\.txt|descriptor|array_metadatas|d|ocdbt\.process_\d+")
 
-_FAMILIES = {"stylegan2": (StyleGAN2Config, StyleGAN2Generator),
-             "biggan": (BigGANConfig, BigGANGenerator)}
-
-
 def _family(name: str):
     try:
-        return _FAMILIES[name]
+        return FAMILIES[name]
     except KeyError:
-        raise CheckpointError(f"unknown model family {name!r}; known: {sorted(_FAMILIES)}") from None
+        raise CheckpointError(f"unknown model family {name!r}; known: {sorted(FAMILIES)}") from None
 
 
 def abstract_generator(family: str, config: Mapping[str, Any],
@@ -264,7 +259,7 @@ def is_jaxedit_checkpoint(path: str | os.PathLike) -> tuple[bool, str]:
         files = _list_files(path)
     except (CheckpointError, OSError) as e:
         return False, str(e)
-    if meta.get("family") not in _FAMILIES:
+    if meta.get("family") not in FAMILIES:
         return False, f"its {CONFIG_FILE} names no jaxedit model family"
     recorded = meta.get(CHECKSUMS_KEY)
     if isinstance(recorded, dict):
@@ -359,9 +354,9 @@ def _swap_in(new: str, out: str, parent: str) -> None:
 
 
 def _family_of(gen: nnx.Module) -> str:
-    for name, (_, cls) in _FAMILIES.items():
-        if isinstance(gen, cls):
-            return name
+    if isinstance(gen, AbstractGenerator) and isinstance(gen, FAMILIES.get(gen.family,
+                                                                           ((), ()))[1]):
+        return gen.family
     raise TypeError(f"not a jaxedit generator: {type(gen).__name__}")
 
 
@@ -387,7 +382,7 @@ def read_config(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("family", "config"):
         if key not in meta:
             raise CorruptCheckpointError(f"{path}: missing field {key!r}")
-    if not isinstance(meta["config"], dict) or meta["family"] not in _FAMILIES:
+    if not isinstance(meta["config"], dict) or meta["family"] not in FAMILIES:
         raise CorruptCheckpointError(f"{path}: not a jaxedit config (family "
                                      f"{str(meta['family'])[:40]!r})")
     return meta

@@ -17,6 +17,7 @@ import numpy as np
 from . import _ops
 from ._checks import check_finite
 from .images import save_png, to_uint8
+from .models.biggan import BigGANGenerator
 from .regions import RegionLike, mask_box, region_mask
 
 REFERENCE_SLOTS = (4, 5, 6, 7)
@@ -112,7 +113,7 @@ def render_edits(gen, latents, direction, alphas, *, space: str = "w",
     ``truncation_psi`` the (static) truncation, and ``space`` ``"z"`` | ``"embed"`` | ``"cond"``
     says which part of the conditioning vector ``[z, embed]`` the direction moves.
     """
-    if getattr(gen, "family", None) == "biggan":
+    if isinstance(gen, BigGANGenerator):
         return _render_biggan(gen, latents, direction, alphas, space, c, truncation_psi, dtype,
                               precision)
     edited = edit_latents(latents, direction, alphas, space=space, slots=slots)

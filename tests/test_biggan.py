@@ -231,7 +231,7 @@ def test_cli_synth_biggan(pair, tmp_path):
 
 
 def test_sefa_and_chain_factorization(small_biggan):
-    from jaxedit import spectra
+    from jaxedit.methods import spectra
     gen, kw = small_biggan
     zd = kw["z_dim"]
     kz = np.asarray(gen.gen_z.kernel[...], np.float64)[:zd]

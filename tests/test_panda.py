@@ -503,7 +503,7 @@ def tiny_biggan():
 def test_biggan_split_resume_is_the_forward_pass(tiny_biggan):
     """Splitting after any of the reference's generator.layers and resuming equals gen(z, c, t);
     a zero-strength edit is the unedited image, a non-zero one changes it."""
-    from jaxedit import _biggan_split
+    from jaxedit.models import _biggan_split
     from jaxedit.models.biggan import one_hot, truncated_noise_sample
 
     gen = tiny_biggan
@@ -535,7 +535,7 @@ def test_biggan_split_resume_is_the_forward_pass(tiny_biggan):
 def test_biggan_fit_generator(tiny_biggan):
     """Seeds give truncated_noise_sample(1, z_dim, truncation, seed) latents with the class
     vector: the first recorded loss is the reference loss of those samples' features."""
-    from jaxedit import _biggan_split
+    from jaxedit.models import _biggan_split
     from jaxedit.models.biggan import one_hot, truncated_noise_sample
 
     gen = tiny_biggan

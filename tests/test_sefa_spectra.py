@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import jaxedit
-from jaxedit import _ops, spectra
+from jaxedit import _ops
+from jaxedit.methods import spectra
 
 
 def _abs_cos(x, y):

@@ -1,5 +1,35 @@
-"""Generator architectures (Flax NNX)."""
+"""Generator architectures (Flax NNX) and the generator protocol they share.
 
-from .stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
+``FAMILIES`` maps the ``family`` string of a converted checkpoint's ``config.json`` to its
+``(config class, generator class)``.
+"""
 
-__all__ = ["StyleGAN2Config", "StyleGAN2Generator", "SynthesisState", "seed_to_z"]
+from ._base import AbstractGenerator as AbstractGenerator
+from ._base import LayerFeatures as LayerFeatures
+from .biggan import BigGANConfig as BigGANConfig
+from .biggan import BigGANGenerator as BigGANGenerator
+from .biggan import one_hot as one_hot
+from .biggan import truncated_noise_sample as truncated_noise_sample
+from .stylegan2 import StyleGAN2Config as StyleGAN2Config
+from .stylegan2 import StyleGAN2Generator as StyleGAN2Generator
+from .stylegan2 import SynthesisState as SynthesisState
+from .stylegan2 import seed_to_z as seed_to_z
+
+FAMILIES: dict[str, tuple[type, type[AbstractGenerator]]] = {
+    cls.family: (cfg, cls)
+    for cfg, cls in ((StyleGAN2Config, StyleGAN2Generator), (BigGANConfig, BigGANGenerator))
+}
+
+__all__ = [
+    "FAMILIES",
+    "AbstractGenerator",
+    "BigGANConfig",
+    "BigGANGenerator",
+    "LayerFeatures",
+    "StyleGAN2Config",
+    "StyleGAN2Generator",
+    "SynthesisState",
+    "one_hot",
+    "seed_to_z",
+    "truncated_noise_sample",
+]

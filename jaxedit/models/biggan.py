@@ -15,7 +15,6 @@ static Python float everywhere.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from typing import Any, Mapping, Sequence
 
@@ -27,7 +26,9 @@ from flax import nnx
 from .. import _ops
 from .._checks import check_finite, finite_scalar
 from .._ops import Precision
-from .stylegan2 import Buffer, _cast, _jit_method
+from . import _biggan_split
+from ._base import AbstractGenerator, LayerFeatures
+from ._common import Buffer, ConfigIO, _cast, _jit_method
 
 PRESET_LAYERS = {
     128: ((False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8),
@@ -35,10 +36,11 @@ PRESET_LAYERS = {
 }
 PRESET_LAYERS[256] = PRESET_LAYERS[128][:5] + ((True, 8, 8), (False, 8, 8)) + PRESET_LAYERS[128][5:]
 PRESET_LAYERS[512] = PRESET_LAYERS[256] + ((False, 1, 1), (True, 1, 1))
+SPACES = ("z", "embed", "cond")
 
 
 @dataclasses.dataclass(frozen=True)
-class BigGANConfig:
+class BigGANConfig(ConfigIO):
     """The fields of ``pytorch_pretrained_biggan``'s ``config.json``.
 
     ``layers``: ``((up, in_mult, out_mult), ...)`` (channels = ``channel_width * mult``);
@@ -108,14 +110,10 @@ class BigGANConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "BigGANConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = cls.unknown_fields(d)
         if unknown:
             raise ValueError(f"BigGAN config: unknown field(s) {unknown}")
         return cls(**{k: (tuple(tuple(x) for x in v) if k == "layers" else v) for k, v in d.items()})
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def stat_weights(truncation: float, n_stats: int) -> tuple[int, float, float]:
@@ -132,7 +130,17 @@ def stat_weights(truncation: float, n_stats: int) -> tuple[int, float, float]:
     return idx, 1.0, 0.0
 
 
-def _stats(means: nnx.Variable, variances: nnx.Variable, truncation: float, dt):
+def bn_statistics(means: nnx.Variable, variances: nnx.Variable, truncation: float, dt
+                  ) -> tuple[jax.Array, jax.Array]:
+    """The stored BN statistics at ``truncation`` (mixed as :func:`stat_weights`).
+
+    Args:
+      means, variances: ``[n_stats, C]`` stored statistics.
+      truncation: static Python float in (0, 1].
+      dt: dtype of the result.
+    Returns:
+      ``(mean, var)``, each ``[C]``.
+    """
     idx, a, b = stat_weights(truncation, means.shape[0])
     m, v = _cast(means, dt), _cast(variances, dt)
     if b == 0.0:
@@ -179,7 +187,7 @@ class ConditionalBatchNorm(nnx.Module):
         self.offset = Dense(cond_dim, channels, bias=False, rngs=rngs)
 
     def __call__(self, x, cond, truncation: float, precision: Precision = "highest"):
-        mean, var = _stats(self.running_means, self.running_vars, truncation, x.dtype)
+        mean, var = bn_statistics(self.running_means, self.running_vars, truncation, x.dtype)
         gain = 1.0 + self.scale(cond, precision)[:, None, None, :]
         bias = self.offset(cond, precision)[:, None, None, :]
         return (x - mean) / jnp.sqrt(var + self.eps) * gain + bias
@@ -196,12 +204,12 @@ class BatchNorm(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((channels,)))
 
     def __call__(self, x, truncation: float):
-        mean, var = _stats(self.running_means, self.running_vars, truncation, x.dtype)
+        mean, var = bn_statistics(self.running_means, self.running_vars, truncation, x.dtype)
         return (x - mean) / jnp.sqrt(var + self.eps) * _cast(self.weight, x.dtype) + _cast(self.bias, x.dtype)
 
 
-def _up2(x):
-    """Nearest-neighbour x2 upsampling, NHWC."""
+def upsample_nearest2x(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour x2 upsampling: ``[N, H, W, C]`` -> ``[N, 2H, 2W, C]``."""
     return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
@@ -232,14 +240,14 @@ class GenBlock(nnx.Module):
         x = self.conv_0(jax.nn.relu(self.bn_0(x, cond, truncation, precision)), precision)
         x = jax.nn.relu(self.bn_1(x, cond, truncation, precision))
         if self.up:
-            x = _up2(x)
+            x = upsample_nearest2x(x)
         x = self.conv_1(x, precision)
         x = self.conv_2(jax.nn.relu(self.bn_2(x, cond, truncation, precision)), precision)
         x = self.conv_3(jax.nn.relu(self.bn_3(x, cond, truncation, precision)), precision)
         if self.in_ch != self.out_ch:
             x0 = x0[..., : self.in_ch // 2]
         if self.up:
-            x0 = _up2(x0)
+            x0 = upsample_nearest2x(x0)
         return x + x0
 
 
@@ -265,7 +273,7 @@ class SelfAttention(nnx.Module):
         return x + _cast(self.gamma, x.dtype) * self.o_conv(o, precision)
 
 
-class BigGANGenerator(nnx.Module):
+class BigGANGenerator(nnx.Module, AbstractGenerator):
     """BigGAN-deep generator.
 
     Shapes: z ``[N, z_dim]``, class vectors ``[N, num_classes]`` (one-hot or soft), embeddings
@@ -275,6 +283,11 @@ class BigGANGenerator(nnx.Module):
     """
 
     family = "biggan"
+    display_name = "BigGAN"
+    has_styles = False
+    has_noise = False
+    truncation_kind = "stats"
+    default_space = "z"
 
     def __init__(self, config: BigGANConfig, *, rngs: nnx.Rngs | None = None):
         rngs = rngs if rngs is not None else nnx.Rngs(0)
@@ -295,6 +308,64 @@ class BigGANGenerator(nnx.Module):
     cond_dim = property(lambda self: self.config.cond_dim)
     resolution = property(lambda self: self.config.output_dim)
     img_channels = 3
+
+    # ---- generator protocol (models.AbstractGenerator) ----------------------------------------
+    class_dim = property(lambda self: self.config.num_classes,
+                         doc="Length of the class vectors (``num_classes``).")
+    spaces = SPACES
+
+    def latent_dim(self, space: str) -> int:
+        """D of ``space``: ``"z"`` and ``"embed"`` z_dim, ``"cond"`` 2 * z_dim.
+
+        Raises:
+          ValueError: ``space`` is not one of ``("z", "embed", "cond")``.
+        """
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES} for BigGAN, got {space!r}")
+        return self.cond_dim if space == "cond" else self.z_dim
+
+    def check_truncation(self, truncation: float) -> float:
+        """``truncation`` as a float in (0, 1] (it picks the BN statistics).
+
+        Raises:
+          ValueError: outside (0, 1].
+        """
+        stat_weights(truncation, self.config.n_stats)
+        return float(truncation)
+
+    @property
+    def feature_layers(self) -> tuple[str, ...]:
+        """The reference's ``generator.layers``: ``block0`` ... with ``attention`` before block
+        ``attention_layer_position``."""
+        return _biggan_split.layer_names(self)
+
+    def resolve_layer(self, layer: str | int) -> str:
+        """A feature layer by name or by the reference's index L -> its name."""
+        return self.feature_layers[_biggan_split.resolve(self, layer)]
+
+    def features_at(self, latents, layer: str | int, *, c=None, truncation: float = 1.0,
+                    noise_mode: str = "const", key=None, dtype=None,
+                    precision: Precision = "highest") -> LayerFeatures:
+        """z ``[N, z_dim]`` and class vectors c ``[N, num_classes]`` -> the output of ``layer``
+        ``[N, H, W, C]`` (see `AbstractGenerator.features_at`; no noise inputs: ``noise_mode``
+        must stay ``"const"`` and ``key`` None)."""
+        if c is None:
+            raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {self.num_classes}]")
+        if noise_mode != "const" or key is not None:
+            raise ValueError("noise_mode and key apply to StyleGAN2 (BigGAN has no noise inputs)")
+        truncation = self.check_truncation(truncation)
+        name = self.resolve_layer(layer)
+        x, cond = _biggan_split.split(self, latents, c, name, truncation, dtype=dtype,
+                                      precision=precision)
+        return LayerFeatures(x=x, context={"cond": cond}, layer=name,
+                             options=(("truncation", truncation), ("precision", precision)))
+
+    def resume_at(self, state: LayerFeatures, x=None) -> jax.Array:
+        """Images ``[N, H, W, 3]`` from (possibly edited) features at ``state.layer``."""
+        x = self._resume_input(state, x)
+        return _biggan_split.resume(self, x, state.context["cond"], state.layer,
+                                    state.option("truncation"),
+                                    precision=state.option("precision"))
 
     def _dtype(self, dtype):
         return jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
@@ -381,5 +452,14 @@ def one_hot(classes: Sequence[int], num_classes: int = 1000) -> np.ndarray:
     return out
 
 
-__all__ = ["BigGANConfig", "BigGANGenerator", "PRESET_LAYERS", "one_hot", "stat_weights",
-           "truncated_noise_sample"]
+__all__ = [
+    "PRESET_LAYERS",
+    "SPACES",
+    "BigGANConfig",
+    "BigGANGenerator",
+    "bn_statistics",
+    "one_hot",
+    "stat_weights",
+    "truncated_noise_sample",
+    "upsample_nearest2x",
+]

@@ -17,8 +17,6 @@ the same code eagerly.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import math
 from typing import Any, Mapping, Sequence
 
@@ -30,20 +28,19 @@ from flax import nnx, struct
 from .. import _ops
 from .._checks import check_finite, finite_scalar
 from .._ops import Precision
+from ._base import AbstractGenerator, LayerFeatures, layer_position
+from ._common import Buffer, ConfigIO, _cast, _jit_method
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 NOISE_MODES = ("const", "random", "none")
-
-
-class Buffer(nnx.Variable):
-    """A non-trainable array stored with the model (``w_avg``, ``noise_const``)."""
+SPACES = ("w", "wplus", "z", "s")
 
 
 # ------------------------------------------------------------------------------------------------
 # Configuration
 # ------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class StyleGAN2Config:
+class StyleGAN2Config(ConfigIO):
     """Every architecture field of a StyleGAN2 generator (hashable, JSON-serializable).
 
     Attributes:
@@ -134,25 +131,17 @@ class StyleGAN2Config:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "StyleGAN2Config":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = cls.unknown_fields(d)
         if unknown:
             raise ValueError(f"unknown StyleGAN2 config fields: {unknown}")
         d = dict(d)
         channels = {int(k): int(v) for k, v in dict(d.pop("channels")).items()}
         return cls.create(channels, **d)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
 
 # ------------------------------------------------------------------------------------------------
 # Layers
 # ------------------------------------------------------------------------------------------------
-def _cast(v: nnx.Variable, dtype) -> jax.Array:
-    return jnp.asarray(v[...], dtype)
-
-
 class FullyConnected(nnx.Module):
     """Equalized-lr dense layer: ``act(x @ (W * lr/sqrt(in)) + b * lr)``.
 
@@ -320,29 +309,7 @@ class SynthesisState:
     layer: str = struct.field(pytree_node=False)
 
 
-def _jit_method(static_argnames: Sequence[str] = ()):
-    """Run a generator method under ``jax.jit`` with the module split into (graphdef, state)."""
-
-    def deco(fn):
-        def pure(graphdef, state, *args, **kwargs):
-            return fn(nnx.merge(graphdef, state), *args, **kwargs)
-
-        jitted = jax.jit(pure, static_argnums=(0,), static_argnames=tuple(static_argnames))
-
-        @functools.wraps(fn)
-        def wrapper(self, *args, jit: bool = True, **kwargs):
-            if not jit:
-                return fn(self, *args, **kwargs)
-            graphdef, state = nnx.split(self)
-            return jitted(graphdef, state, *args, **kwargs)
-
-        wrapper.jitted = jitted
-        return wrapper
-
-    return deco
-
-
-class StyleGAN2Generator(nnx.Module):
+class StyleGAN2Generator(nnx.Module, AbstractGenerator):
     """StyleGAN2 generator (mapping + synthesis) equal to NVIDIA stylegan2-ada-pytorch.
 
     Shapes: z ``[N, z_dim]``, c ``[N, c_dim]`` (or None), ws ``[N, num_ws, w_dim]``, images
@@ -355,6 +322,13 @@ class StyleGAN2Generator(nnx.Module):
     Noise: ``noise_mode="const"`` (default here; the stored per-layer noise), ``"random"`` (needs
     ``key``; each layer folds its index into it) or ``"none"``. NVIDIA's default is ``"random"``.
     """
+
+    family = "stylegan2"
+    display_name = "StyleGAN2"
+    has_styles = True
+    has_noise = True
+    truncation_kind = "psi"
+    default_space = "w"
 
     def __init__(self, config: StyleGAN2Config, *, rngs: nnx.Rngs | None = None):
         rngs = rngs if rngs is not None else nnx.Rngs(0)
@@ -379,6 +353,69 @@ class StyleGAN2Generator(nnx.Module):
     def conv_layer_names(self) -> tuple[str, ...]:
         """The split points: every synthesis conv layer in order."""
         return tuple(n for n, _ in self._style_layers() if not n.endswith(".torgb"))
+
+    # ---- generator protocol (models.AbstractGenerator) ----------------------------------------
+    class_dim = property(lambda self: self.config.c_dim)  # c_dim (0: unconditional)
+
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """``("w", "wplus", "z", "s")``, without ``"z"`` when the generator has no z input."""
+        return tuple(sp for sp in SPACES if sp != "z" or self.z_dim > 0)
+
+    def latent_dim(self, space: str) -> int:
+        """D of ``space``: w_dim, num_ws * w_dim (wplus), z_dim, the summed style widths (s).
+
+        Raises:
+          ValueError: unknown ``space``, or ``"z"`` on a generator without z input.
+        """
+        if space == "z" and self.z_dim <= 0:
+            raise ValueError("this generator has no z input")
+        dims = {"w": self.w_dim, "wplus": self.num_ws * self.w_dim, "z": self.z_dim}
+        if space == "s":
+            return sum(self._layer(n).affine.weight.shape[1] for n in self.layer_names)
+        if space not in dims:
+            raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+        return dims[space]
+
+    def check_truncation(self, truncation: float) -> float:
+        """``truncation`` (psi) as a float. Raises ValueError if it is not finite."""
+        return finite_scalar("truncation_psi", truncation)
+
+    @property
+    def feature_layers(self) -> tuple[str, ...]:
+        """The split points, :attr:`conv_layer_names`."""
+        return self.conv_layer_names
+
+    def resolve_layer(self, layer: str | int) -> str:
+        """A conv layer by name or by the reference's genforce index L (5: b16.conv1 at 1024 px)."""
+        return self.feature_layers[layer_position(layer, self.feature_layers, "generator")]
+
+    def features_at(self, latents, layer: str | int, *, c=None, truncation: float = 1.0,
+                    noise_mode: str = "const", key=None, dtype=None,
+                    precision: Precision = "highest") -> LayerFeatures:
+        """ws ``[N, num_ws, w_dim]`` -> the output of conv layer ``layer`` ``[N, R, R, C]`` (see
+        `AbstractGenerator.features_at`; :meth:`synthesis_split` underneath). ``c`` and
+        ``truncation`` belong in the mapping that made the ws: pass None and 1.0."""
+        if c is not None:
+            raise ValueError("c applies to BigGAN; StyleGAN2 latents (ws) already include it")
+        if float(truncation) != 1.0:
+            raise ValueError("truncation applies to BigGAN; StyleGAN2 ws already include it")
+        name = self.resolve_layer(layer)
+        state = self.synthesis_split(latents, name, noise_mode=noise_mode, key=key, dtype=dtype,
+                                     precision=precision)
+        ws = self._check_ws(latents, state.x.dtype)
+        ctx = {"ws": ws, "img": state.img, "residual": state.residual, "key": key}
+        return LayerFeatures(x=state.x, context=ctx, layer=name,
+                             options=(("noise_mode", noise_mode), ("precision", precision)))
+
+    def resume_at(self, state: LayerFeatures, x=None) -> jax.Array:
+        """Images ``[N, H, W, C]`` from (possibly edited) features at ``state.layer``."""
+        x = self._resume_input(state, x)
+        ctx = state.context
+        split = SynthesisState(x=x, img=ctx["img"], residual=ctx["residual"], layer=state.layer)
+        return self.synthesis_resume(ctx["ws"], split, noise_mode=state.option("noise_mode"),
+                                     key=ctx["key"], dtype=ctx["ws"].dtype,
+                                     precision=state.option("precision"))
 
     def _style_layers(self) -> list[tuple[str, int]]:
         """(layer name, W+ slot) for every layer that has an affine."""
@@ -654,6 +691,7 @@ def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
 
 
 __all__ = [
+    "SPACES",
     "Buffer",
     "StyleGAN2Config",
     "StyleGAN2Generator",

@@ -50,8 +50,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _ops
-from .rayleigh import canonical_rows
+from .. import _ops
+from ..models.biggan import BigGANGenerator, bn_statistics, upsample_nearest2x
+from ..rayleigh import canonical_rows
 
 
 def _wrap(kernel: jax.Array, n0: int, n1: int | None = None) -> jax.Array:
@@ -296,7 +297,7 @@ def layer_spectrum(gen, layer: str, *, top_k: int | None = None) -> jax.Array:
     ``b8.conv0`` (up-conv) uses the StyleGAN2 up-conv kernel with the generator's FIR; other
     convs are stride 1 at their resolution. BigGAN: ``"block{i}.conv_{k}"`` / ``"conv_to_rgb"``.
     """
-    if getattr(gen, "family", None) == "biggan":
+    if isinstance(gen, BigGANGenerator):
         res = 4
         mods = {}
         for i, (up, _, _) in enumerate(gen.config.layers):
@@ -339,7 +340,7 @@ def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
     the block upsamples, the 3x3 ``conv_1`` with its zero padding). That map is linear in z; its
     Gram ``LᵀL`` is formed exactly (no circular approximation) -> directions in z.
     """
-    if getattr(gen, "family", None) == "biggan":
+    if isinstance(gen, BigGANGenerator):
         return _biggan_chain_factorization(gen, layer, k, truncation)
     if layer not in gen.conv_layer_names:
         raise ValueError(f"unknown conv layer {layer!r}; choose one of {gen.conv_layer_names}")
@@ -356,8 +357,6 @@ def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
 
 
 def _biggan_chain_factorization(gen, layer, k, truncation) -> ConvFactorization:
-    from .models.biggan import _stats, _up2
-
     names = ("gen_z", "block0.conv_0", "block0.conv_1")
     if layer not in names:
         raise ValueError(f"BigGAN layer must be one of {names}, got {layer!r}")
@@ -367,7 +366,7 @@ def _biggan_chain_factorization(gen, layer, k, truncation) -> ConvFactorization:
     hp = jax.lax.Precision.HIGHEST
 
     def bn_scale(bn, x):
-        _, var = _stats(bn.running_means, bn.running_vars, truncation, dt)
+        _, var = bn_statistics(bn.running_means, bn.running_vars, truncation, dt)
         return x / jnp.sqrt(var + bn.eps)
 
     def chain(z):
@@ -381,7 +380,7 @@ def _biggan_chain_factorization(gen, layer, k, truncation) -> ConvFactorization:
             return x
         x = bn_scale(blk.bn_1, x)
         if blk.up:
-            x = _up2(x[None])[0]
+            x = upsample_nearest2x(x[None])[0]
         return _ops.conv2d(x[None], jnp.asarray(blk.conv_1.kernel[...], dt), 1, hp)[0]
 
     lin = jax.jacfwd(chain)(jnp.zeros((zd,), dt)).reshape(-1, zd)

@@ -30,8 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _ops
-from .rayleigh import canonical_rows
+from .. import _ops
+from ..models.biggan import BigGANGenerator
+from ..rayleigh import canonical_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +119,7 @@ def sefa(gen, layers: str | Sequence[int] = "all", k: int = 5,
     Returns:
       :class:`SefaResult` with ``directions [k, w_dim]`` (BigGAN: ``[k, z_dim]``).
     """
-    if getattr(gen, "family", None) == "biggan":
+    if isinstance(gen, BigGANGenerator):
         blocks, slots = _biggan_blocks(gen, layers if isinstance(layers, str) else None)
     else:
         blocks, slots = _stylegan2_blocks(gen, layers)

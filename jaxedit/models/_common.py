@@ -1,0 +1,61 @@
+"""Pieces both generator families share: the buffer variable, parameter casts, the jitted-method
+decorator and the JSON side of the frozen config dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class Buffer(nnx.Variable):
+    """A non-trainable array stored with the model (``w_avg``, ``noise_const``, BN statistics)."""
+
+
+def _cast(v: nnx.Variable, dtype) -> jax.Array:
+    """The value of a variable (any shape) as an array of ``dtype``."""
+    return jnp.asarray(v[...], dtype)
+
+
+def _jit_method(static_argnames: Sequence[str] = ()):
+    """Run a generator method under ``jax.jit`` with the module split into (graphdef, state)."""
+
+    def deco(fn):
+        def pure(graphdef, state, *args, **kwargs):
+            return fn(nnx.merge(graphdef, state), *args, **kwargs)
+
+        jitted = jax.jit(pure, static_argnums=(0,), static_argnames=tuple(static_argnames))
+
+        @functools.wraps(fn)
+        def wrapper(self, *args, jit: bool = True, **kwargs):
+            if not jit:
+                return fn(self, *args, **kwargs)
+            graphdef, state = nnx.split(self)
+            return jitted(graphdef, state, *args, **kwargs)
+
+        wrapper.jitted = jitted
+        return wrapper
+
+    return deco
+
+
+class ConfigIO:
+    """JSON mixin of the frozen config dataclasses (each defines ``to_dict``/``from_dict``)."""
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every config overrides it
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        """The config as a JSON object with sorted keys (the ``config`` of ``config.json``)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def unknown_fields(cls, d: Mapping[str, Any]) -> list[str]:
+        """The keys of ``d`` that are not fields of this config, sorted."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return sorted(set(d) - names)
