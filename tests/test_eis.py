@@ -11,6 +11,7 @@ import pytest
 
 import jaxedit
 from jaxedit import eis
+from jaxedit.sampling import Compute, Sampling
 
 # ------------------------------------------------------------------------------------------------
 # helpers (independent references)
@@ -305,7 +306,7 @@ def test_layer_inputs_are_what_each_style_modulates(small_gen):
 
     gen = small_gen
     ws = gen.mapping(np.random.default_rng(0).standard_normal((2, gen.z_dim)))
-    inputs = eis.layer_inputs(gen, ws, noise_mode="none")
+    inputs = eis.layer_inputs(gen, ws, sampling=Sampling(noise_mode="none"))
     styles = gen.styles(ws)
     img, feats = gen.features(ws, noise_mode="none")
     assert list(inputs) == list(gen.layer_names)
@@ -328,7 +329,8 @@ def test_contributions_on_generator(small_gen):
     rng = np.random.default_rng(1)
     ws = gen.mapping(rng.standard_normal((3, gen.z_dim)))
     masks = (rng.uniform(0, 1, (3, 3, 16, 16)) > 0.6).astype(float)
-    res = eis.contributions(gen, ws, masks, names=["a", "b", "c"], batch_size=2)  # padded batch
+    res = eis.contributions(gen, ws, masks, names=["a", "b", "c"],
+                            compute=Compute(batch_size=2))  # padded batch
     assert res.rows == ("a", "b", "c") and list(res) == list(gen.layer_names)
     first, last = eis.layer_inputs(gen, ws[:2]), eis.layer_inputs(gen, ws[1:])
     for name in gen.layer_names:
@@ -349,14 +351,15 @@ def test_contributions_on_generator(small_gen):
 
 @pytest.fixture(scope="module")
 def small_catalog(small_gen):
-    return eis.Catalog.fit(small_gen, "b8.conv1", 4, seeds=range(6), key=0, batch_size=2)
+    return eis.Catalog.fit(small_gen, "b8.conv1", 4, seeds=range(6), key=0,
+                           compute=Compute(batch_size=2))
 
 
 def test_catalog_fit_predict(small_gen, small_catalog):
     gen, cat = small_gen, small_catalog
     assert cat.k == 4 and cat.resolution == 8 and cat.centroids.shape == (4, 16)
     assert cat.latents.shape == (6, gen.w_dim)                  # no truncation: one w per sample
-    heat = np.asarray(cat.predict(gen, cat.latents, batch_size=2))
+    heat = np.asarray(cat.predict(gen, cat.latents, compute=Compute(batch_size=2)))
     assert heat.shape == (6, 4, 8, 8)
     np.testing.assert_array_equal(heat.sum(1), 1)
     # the prediction is the nearest unit centroid of each pixel's feature (NumPy)
@@ -365,7 +368,8 @@ def test_catalog_fit_predict(small_gen, small_catalog):
     Fn = F / np.linalg.norm(F, axis=1, keepdims=True)
     lab = (Fn @ cat.centroids.T).argmax(1).reshape(6, 8, 8)
     np.testing.assert_array_equal(heat.argmax(1), lab)
-    soft = np.asarray(cat.predict(gen, cat.latents[:2], soft=True, temperature=0.05, batch_size=2))
+    soft = np.asarray(cat.predict(gen, cat.latents[:2], soft=True, temperature=0.05,
+                              compute=Compute(batch_size=2)))
     np.testing.assert_allclose(soft.sum(1), 1, rtol=1e-12)
     # the k-means objective recorded equals the clustered rows' objective
     np.testing.assert_allclose(cat.info["objective"],
@@ -396,6 +400,86 @@ def test_catalog_annotate_validation(small_catalog):
         cat.without("nose")
     with pytest.raises(ValueError, match="unknown label 'nose'"):
         cat.label_masks(np.zeros((1, 4, 8, 8)), "nose")
+
+
+@pytest.mark.parametrize("cutoff", [None, 2])
+def test_catalog_fit_sampling_truncation(small_gen, cutoff):
+    """sampling=Sampling(truncation_psi=0.7[, truncation_cutoff]) fits on the ws that NVIDIA's
+    seeds map to with that truncation (z and ws computed here, not through the catalog)."""
+    gen = small_gen
+    sampling = Sampling(truncation_psi=0.7, truncation_cutoff=cutoff)
+    cat = eis.Catalog.fit(gen, "b8.conv1", 3, seeds=[3, 5, 9], key=0, sampling=sampling,
+                          compute=Compute(batch_size=2))
+    z = np.concatenate([np.random.RandomState(s).randn(1, gen.z_dim) for s in (3, 5, 9)])
+    ws = np.asarray(gen.mapping(z, None, truncation_psi=0.7, truncation_cutoff=cutoff))
+    assert not np.allclose(ws, np.asarray(gen.mapping(z)))         # the truncation did something
+    if cutoff is None:
+        np.testing.assert_array_equal(cat.latents, ws[:, 0])       # one w per sample
+        np.testing.assert_array_equal(ws, ws[:, :1].repeat(gen.num_ws, 1))
+    else:
+        np.testing.assert_array_equal(cat.latents, ws)
+    assert cat.info["psi"] == 0.7 and cat.info["cutoff"] == cutoff
+    assert cat.info["seeds"] == [3, 5, 9] and cat.info["noise_mode"] == "const"
+    # the same rows are clustered as from those ws given directly (same k-means key)
+    direct = eis.Catalog.fit(gen, "b8.conv1", 3, latents=ws, key=0, compute=Compute(batch_size=2))
+    np.testing.assert_array_equal(direct.centroids, cat.centroids)
+
+
+def test_option_objects_checked(small_gen, small_catalog):
+    """sampling / compute of another type are a TypeError naming the argument; a feature pass
+    without a noise key refuses noise_mode='random' (naming sampling)."""
+    gen, cat = small_gen, small_catalog
+    ws = cat.latents[:2]
+    calls = {
+        "fit": lambda **kw: eis.Catalog.fit(gen, "b8.conv1", 2, seeds=[0], **kw),
+        "predict": lambda **kw: cat.predict(gen, ws, **kw),
+        "masks": lambda **kw: cat.annotate({"a": 0}).masks(gen, ws, **kw),
+        "contributions": lambda **kw: eis.contributions(gen, ws, cat, **kw),
+        "layer_inputs": lambda **kw: eis.layer_inputs(gen, ws, **kw),
+        "transfer": lambda **kw: eis.transfer(gen, ws, ws, {}, **kw),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match=r"^compute must be a jaxedit.Compute, got dict$"):
+            call(compute={"batch_size": 2})
+        with pytest.raises(TypeError, match=r"^sampling must be a jaxedit.Sampling, got dict"):
+            call(sampling={"truncation_psi": 0.7})
+        with pytest.raises(TypeError, match=r"^compute must be a jaxedit.Compute, got Sampling"):
+            call(compute=Sampling())
+    with pytest.raises(TypeError, match=r"^compute must be a jaxedit.Compute, got dict$"):
+        eis.transfer_styles(gen, ws, ws, {}, compute={"batch_size": 2})
+    for name in ("fit", "predict", "masks", "contributions"):
+        with pytest.raises(ValueError, match=r"sampling.noise_mode='random' needs a noise key"):
+            calls[name](sampling=Sampling(noise_mode="random"))
+    with pytest.raises(ValueError, match=r"sampling.noise_mode='random' needs a noise key"):
+        eis.transfer(gen, ws, ws, cat.annotate({"a": 0}), "a", 0.1, 1.0,
+                     sampling=Sampling(noise_mode="random"), key=jax.random.key(0))
+    # where a key is taken, noise_mode and key reach the generator
+    key = jax.random.key(0)
+    rnd = eis.layer_inputs(gen, ws, sampling=Sampling(noise_mode="random"), key=key)
+    feats = gen.features(eis._as_ws(gen, ws), noise_mode="random", key=key)[1]
+    np.testing.assert_array_equal(np.asarray(rnd["b16.conv1"]), np.asarray(feats["b16.conv0"]))
+    img = eis.transfer(gen, ws, ws, {}, sampling=Sampling(noise_mode="random"), key=key)
+    np.testing.assert_array_equal(
+        np.asarray(img), np.asarray(gen.synthesis(eis._as_ws(gen, ws), noise_mode="random",
+                                                  key=key)))
+
+
+def test_option_defaults_unchanged(small_gen, small_catalog):
+    """compute=None is Compute(batch_size=8) (the old default) and sampling=None Sampling();
+    dtype / precision reach the generator."""
+    gen, cat = small_gen, small_catalog
+    ws = np.concatenate([cat.latents] * 2)                               # 12 samples: 8 + 4
+    np.testing.assert_array_equal(
+        np.asarray(cat.predict(gen, ws)),
+        np.asarray(cat.predict(gen, ws, sampling=Sampling(), compute=Compute(batch_size=8))))
+    a = eis.contributions(gen, ws, cat)
+    b = eis.contributions(gen, ws, cat, sampling=Sampling(), compute=Compute(batch_size=8))
+    for name in gen.layer_names:
+        np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]))
+    f32 = eis.layer_inputs(gen, ws[:2], compute=Compute(dtype=jnp.float32, precision="default"))
+    assert all(v.dtype == jnp.float32 for v in f32.values())
+    styles = eis.transfer_styles(gen, ws[:2], ws[:2], {}, compute=Compute(dtype=jnp.float32))
+    assert all(v.dtype == jnp.float32 for v in styles.values())
 
 
 def test_catalog_save_load_roundtrip(tmp_path, small_catalog):
@@ -496,12 +580,13 @@ def test_transfer_styles_mixes_only_selected_channels(small_gen):
 def test_transfer_from_catalog_and_contributions(small_gen, small_catalog):
     gen = small_gen
     cat = small_catalog.annotate({"part": [0, 1]})
-    contribs = eis.contributions(gen, None, cat, batch_size=2)
+    contribs = eis.contributions(gen, None, cat, compute=Compute(batch_size=2))
     # per-cluster rows cover the image; a label is the sum of its clusters' rows
     for name in gen.layer_names:
         np.testing.assert_allclose(np.asarray(contribs[name]).sum(0)[
             np.asarray(contribs[name]).sum(0) > 0], 1, rtol=1e-12)
-    by_label = eis.contributions(gen, None, cat, labels="part", batch_size=2)
+    by_label = eis.contributions(gen, None, cat, labels="part",
+                                 compute=Compute(batch_size=2))
     for name in gen.layer_names:
         np.testing.assert_allclose(np.asarray(by_label[name][0]),
                                    np.asarray(contribs.label("part")[name]), atol=1e-13)
@@ -678,10 +763,11 @@ def test_float32_defaults(small_gen):
     lab = np.asarray(eis.rgb_to_lab(rgb, value_range=(0, 1)))
     want = np.asarray([_lab_scalar(c, transposed=False) for c in COLOURS])
     np.testing.assert_allclose(lab, want, atol=2e-3)
-    cat = eis.Catalog.fit(gen, "b8.conv1", 3, seeds=range(3), key=0, batch_size=3)
+    cat = eis.Catalog.fit(gen, "b8.conv1", 3, seeds=range(3), key=0,
+                          compute=Compute(batch_size=3))
     heat = np.asarray(cat.predict(gen, cat.latents))
     np.testing.assert_array_equal(heat.sum(1), 1)
-    contribs = eis.contributions(gen, None, cat, batch_size=3)
+    contribs = eis.contributions(gen, None, cat, compute=Compute(batch_size=3))
     tot = np.asarray(contribs["b8.conv1"]).sum(0)
     np.testing.assert_allclose(tot, 1, atol=1e-5)
 

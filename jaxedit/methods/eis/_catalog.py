@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ... import _ops
 from ..._checks import as_key, check_finite
 from ..._resample import resize_masks
+from ...sampling import Sampling
 from ._common import (
     _HIGHEST,
     CATALOG_FORMAT,
@@ -26,6 +26,7 @@ from ._common import (
     _check_ids,
     _check_label,
     _normalize_rows,
+    _options,
 )
 from ._features import _feature_batches, input_resolution
 from ._kmeans import spherical_kmeans
@@ -41,7 +42,7 @@ def _heatmaps(features, centroids, temperature, *, soft: bool):
     return jax.nn.one_hot(jnp.argmax(s, axis=1), centroids.shape[0], axis=1, dtype=x.dtype)
 
 
-def _seed_ws(gen, seeds, psi, cutoff, c, dtype):
+def _seed_ws(gen, seeds, sampling: Sampling, dtype):
     from ...models.stylegan2 import seed_to_z
 
     seeds = [int(s) for s in seeds]
@@ -50,7 +51,8 @@ def _seed_ws(gen, seeds, psi, cutoff, c, dtype):
     if any(s < 0 or s >= 2**32 for s in seeds):
         raise ValueError("seeds must be integers in [0, 2**32)")
     z = np.concatenate([seed_to_z(s, gen.z_dim) for s in seeds])
-    return gen.mapping(z, c, psi, cutoff, dtype=dtype)
+    return gen.mapping(z, sampling.c, sampling.truncation_psi, sampling.truncation_cutoff,
+                       dtype=dtype)
 
 
 def _compact_ws(ws: np.ndarray) -> np.ndarray:
@@ -94,11 +96,9 @@ class Catalog:
     # ---- fitting ---------------------------------------------------------------------------
     @classmethod
     def fit(cls, gen, layer: str, k: int, seeds: Sequence[int] | None = None, latents=None, *,
-            key=None, psi: float = 1.0, cutoff: int | None = None, c=None,
-            batch_size: int = 8, pixels_per_sample: int | None = None,
+            key=None, sampling=None, compute=None, pixels_per_sample: int | None = None,
             max_points_bytes: int = 2**31, n_init: int = 3, kmeans_batch_size: int | None = None,
-            max_iter: int = 100, tol: float = 0.0, noise_mode: str = "const", dtype=None,
-            precision: _ops.Precision = "highest", progress: bool = False) -> "Catalog":
+            max_iter: int = 100, tol: float = 0.0, progress: bool = False) -> "Catalog":
         """Cluster every pixel of every sample's ``layer`` output (``[N·H·W, C]`` rows).
 
         Args:
@@ -107,17 +107,30 @@ class Catalog:
             clusters the 32x32 block).
           k: clusters.
           seeds: NVIDIA ``generate.py`` seeds (z = ``RandomState(seed).randn``), mapped with
-            ``psi``/``cutoff`` (and ``c``); or ``latents``: ws ``[N, num_ws, w_dim]`` / w
-            ``[N, w_dim]``. Exactly one of the two.
+            ``sampling`` (``c``, ``truncation_psi``, ``truncation_cutoff``); or ``latents``:
+            ws ``[N, num_ws, w_dim]`` / w ``[N, w_dim]``, used as given. Exactly one of the two.
           key: k-means key or int seed (None = 0).
-          batch_size: samples per generator call (memory bound of the feature pass).
+          sampling: a `jaxedit.Sampling` (None: ``Sampling()``): the class vectors ``c``
+            ``[N, c_dim]`` and truncation for ``seeds``, and the ``noise_mode`` of the feature
+            pass (``"const"`` or ``"none"``: the pass takes no noise key).
+          compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype`` (also of
+            the clustered rows), ``precision`` and ``batch_size`` (samples per generator call,
+            the memory bound of the feature pass).
           pixels_per_sample: cluster only this many random pixels per sample (None = all).
           max_points_bytes: refuse (ValueError) when the ``[N·H·W, C]`` rows would take more.
-          n_init, kmeans_batch_size, max_iter, tol: :func:`spherical_kmeans` (``n_init``,
-            ``batch_size``, ``max_iter``, ``tol``).
+          n_init, kmeans_batch_size, max_iter, tol: `spherical_kmeans` (``n_init``,
+            ``batch_size``: its own mini-batch of rows, ``max_iter``, ``tol``).
           progress: progress bars for the feature pass and the restarts.
+
         Returns:
-          a :class:`Catalog` with no annotations yet.
+          a `Catalog` with no annotations yet (``info`` records the seeds' ``psi`` and
+          ``cutoff`` under those keys, as the file format has them).
+
+        Raises:
+          TypeError: ``sampling`` / ``compute`` of the wrong type.
+          ValueError: an unknown layer, not exactly one of seeds / latents, bad seeds or
+            latents, ``sampling.noise_mode="random"``, a bad ``pixels_per_sample``, or rows
+            over ``max_points_bytes``.
         """
         _check_gen(gen)
         if layer not in gen.conv_layer_names:
@@ -125,13 +138,13 @@ class Catalog:
                              f"{list(gen.conv_layer_names)}")
         if (seeds is None) == (latents is None):
             raise ValueError("pass exactly one of seeds or latents")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        sampling, compute = _options(sampling, compute, "Catalog.fit", has_key=False)
         info: dict[str, Any] = {}
-        dt = dtype or _ops.default_float_dtype()
+        dt = compute.resolved_dtype
         if seeds is not None:
-            ws = _seed_ws(gen, seeds, psi, cutoff, c, dt)
-            info.update(seeds=[int(s) for s in seeds], psi=float(psi),
+            ws = _seed_ws(gen, seeds, sampling, dt)
+            cutoff = sampling.truncation_cutoff
+            info.update(seeds=[int(s) for s in seeds], psi=sampling.truncation_psi,
                         cutoff=None if cutoff is None else int(cutoff))
         else:
             ws = _as_ws(gen, latents, dtype=dt)
@@ -156,8 +169,7 @@ class Catalog:
         from ..._io import progress as _progress
 
         with _progress(n, f"features {layer}", enabled=progress, unit="sample") as bar:
-            for lo, hi, feats in _feature_batches(gen, ws, batch_size, noise_mode=noise_mode,
-                                                  dtype=dtype, precision=precision):
+            for lo, hi, feats in _feature_batches(gen, ws, sampling, compute):
                 f = np.asarray(feats[layer][:hi - lo]).reshape(hi - lo, res * res, ch)
                 if per < res * res:
                     sel = np.stack([np.asarray(jax.random.choice(
@@ -173,7 +185,7 @@ class Catalog:
                     restart_objectives=[float(v) for v in km.restart_objectives],
                     n_samples=int(n), pixels_per_sample=int(per), n_init=int(n_init),
                     kmeans_batch_size=kmeans_batch_size, max_iter=int(max_iter), tol=float(tol),
-                    noise_mode=noise_mode, generator=gen.config.to_dict())
+                    noise_mode=sampling.noise_mode, generator=gen.config.to_dict())
         return cls(layer=layer, centroids=np.asarray(km.centroids), resolution=res,
                    annotations={}, latents=_compact_ws(np.asarray(ws)), info=info)
 
@@ -202,18 +214,34 @@ class Catalog:
                          soft=bool(soft))
 
     def predict(self, gen, latents, *, soft: bool = False, temperature: float = 0.1,
-                batch_size: int = 8, noise_mode: str = "const", dtype=None,
-                precision: _ops.Precision = "highest", progress: bool = False) -> jax.Array:
-        """Heatmaps of new samples: ws ``[N, num_ws, w_dim]`` (or w ``[N, w_dim]``) ->
-        ``[N, K, R, R]`` (see :meth:`predict_features`)."""
+                sampling=None, compute=None, progress: bool = False) -> jax.Array:
+        """Heatmaps of new samples (see `predict_features`).
+
+        Args:
+          gen: the StyleGAN2 generator the catalog was fitted on.
+          latents: ws ``[N, num_ws, w_dim]`` or w ``[N, w_dim]`` (used as given).
+          soft, temperature: softmax heatmaps instead of one-hot (`predict_features`).
+          sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (``"const"`` or
+            ``"none"``: the feature pass takes no noise key). None: ``Sampling()``.
+          compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype``,
+            ``precision`` and ``batch_size`` (samples per generator call).
+          progress: a progress bar over the samples.
+
+        Returns:
+          heatmaps ``[N, K, R, R]``.
+
+        Raises:
+          TypeError: ``sampling`` / ``compute`` of the wrong type.
+          ValueError: another generator, bad latents or ``sampling.noise_mode="random"``.
+        """
         self.check_generator(gen)
-        ws = _as_ws(gen, latents, dtype=dtype)
+        sampling, compute = _options(sampling, compute, "Catalog.predict", has_key=False)
+        ws = _as_ws(gen, latents, dtype=compute.dtype)
         out = []
         from ..._io import progress as _progress
 
         with _progress(ws.shape[0], "heatmaps", enabled=progress, unit="sample") as bar:
-            for lo, hi, feats in _feature_batches(gen, ws, batch_size, noise_mode=noise_mode,
-                                                  dtype=dtype, precision=precision):
+            for lo, hi, feats in _feature_batches(gen, ws, sampling, compute):
                 out.append(self.predict_features(feats[self.layer], soft=soft,
                                                  temperature=temperature)[:hi - lo])
                 bar.update(hi - lo)

@@ -11,11 +11,25 @@ import numpy as np
 from jax import lax
 
 from ..._checks import check_finite, float_dtype
+from ...sampling import Compute, Sampling, as_compute, as_sampling
 
 QUERY_MODES = ("reference", "ratio", "simultaneous")
 CATALOG_FORMAT = "jaxedit.eis.catalog/1"
 _HIGHEST = lax.Precision.HIGHEST
 _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+# ``compute=None`` in EiS: 8 samples per feature pass (the old ``batch_size=8`` default).
+DEFAULT_COMPUTE = Compute(batch_size=8)
+
+
+def _options(sampling, compute, where: str, *, has_key: bool) -> tuple[Sampling, Compute]:
+    """Checked ``(sampling, compute)``; None -> ``Sampling()`` / ``DEFAULT_COMPUTE``. A feature
+    pass that takes no noise key (``has_key=False``) refuses ``noise_mode="random"``."""
+    s = as_sampling(sampling, "sampling")
+    c = DEFAULT_COMPUTE if compute is None else as_compute(compute, "compute")
+    if not has_key and s.noise_mode == "random":
+        raise ValueError(f"sampling.noise_mode='random' needs a noise key, which {where} does not "
+                         "take: use 'const' or 'none'")
+    return s, c
 
 
 def _check_gen(gen) -> None:

@@ -10,11 +10,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ... import _ops
 from ..._checks import as_float_array, check_finite, check_resize
 from ..._resample import resize_masks
 from ._catalog import Catalog
-from ._common import _HIGHEST, _as_ws, _check_gen
+from ._common import _HIGHEST, _as_ws, _check_gen, _options
 from ._features import _feature_batches, _inputs_from_features, input_source
 
 
@@ -122,8 +121,7 @@ class Contributions(Mapping):
 def contributions(gen, latents, catalog, labels: str | Sequence[str] | None = None, *,
                   names: Sequence[str] | None = None, resize: str = "nearest", soft: bool = False,
                   temperature: float = 0.1, layers: Sequence[str] | None = None,
-                  batch_size: int = 8, noise_mode: str = "const", dtype=None,
-                  precision: _ops.Precision = "highest", progress: bool = False) -> Contributions:
+                  sampling=None, compute=None, progress: bool = False) -> Contributions:
     """``M_l`` ``[K, C_l]`` for every style layer l, accumulated over samples in batches.
 
     ``A_l`` is the input of layer l's modulated conv (:func:`layer_inputs`), ``U_k`` the part
@@ -137,12 +135,20 @@ def contributions(gen, latents, catalog, labels: str | Sequence[str] | None = No
         samples (rows named by ``names``, default ``"0".."K-1"``).
       soft, temperature: soft heatmaps (:meth:`Catalog.predict_features`).
       layers: style layers (default ``gen.layer_names``).
-      batch_size: samples per generator call.
+      sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (``"const"`` or ``"none"``:
+        the feature pass takes no noise key; the latents are used as given). None:
+        ``Sampling()``.
+      compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype``, ``precision``
+        and ``batch_size`` (samples per generator call).
     Returns:
       :class:`Contributions` (``{layer: [K, C_l]}`` with row names).
+
+    Raises:
+      TypeError: ``sampling`` / ``compute`` of the wrong type.
     """
     _check_gen(gen)
     check_resize(resize)
+    sampling, compute = _options(sampling, compute, "contributions", has_key=False)
     layers = tuple(gen.layer_names if layers is None else layers)
     for name in layers:
         input_source(gen, name)
@@ -168,7 +174,7 @@ def contributions(gen, latents, catalog, labels: str | Sequence[str] | None = No
         if len(rows) != given.shape[1]:
             raise ValueError(f"names has {len(rows)} entries for {given.shape[1]} masks")
         annotations, ids = {}, None
-    ws = _as_ws(gen, latents, dtype=dtype)
+    ws = _as_ws(gen, latents, dtype=compute.dtype)
     n = ws.shape[0]
     if given is not None and given.shape[0] != n:
         raise ValueError(f"masks are for {given.shape[0]} samples, latents for {n}")
@@ -176,8 +182,7 @@ def contributions(gen, latents, catalog, labels: str | Sequence[str] | None = No
     from ..._io import progress as _progress
 
     with _progress(n, "contributions", enabled=progress, unit="sample") as bar:
-        for lo, hi, feats in _feature_batches(gen, ws, batch_size, noise_mode=noise_mode,
-                                              dtype=dtype, precision=precision):
+        for lo, hi, feats in _feature_batches(gen, ws, sampling, compute):
             dt = next(iter(feats.values())).dtype
             b = next(iter(feats.values())).shape[0]
             if given is None:

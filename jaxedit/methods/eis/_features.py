@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from ... import _ops
-from ._common import _as_ws, _check_gen
+from ...sampling import Compute, Sampling
+from ._common import _as_ws, _check_gen, _options
 
 
 def _first_block(gen):
@@ -54,38 +54,50 @@ def _inputs_from_features(gen, feats: Mapping[str, jax.Array], layers, n: int, d
     return out
 
 
-def layer_inputs(gen, latents, *, layers: Sequence[str] | None = None, noise_mode: str = "const",
-                 key=None, dtype=None, precision: _ops.Precision = "highest", jit: bool = True
-                 ) -> dict[str, jax.Array]:
+def layer_inputs(gen, latents, *, layers: Sequence[str] | None = None, sampling=None,
+                 compute=None, key=None, jit: bool = True) -> dict[str, jax.Array]:
     """The input feature map of every style layer's modulated conv (what its style scales).
 
     Args:
+      gen: a StyleGAN2 generator.
       latents: ws ``[N, num_ws, w_dim]`` or w ``[N, w_dim]``.
       layers: style layers (default ``gen.layer_names``).
+      sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (the latents are used as
+        given). None: ``Sampling()``.
+      compute: a `jaxedit.Compute`; ``dtype`` and ``precision`` are read (one generator call
+        for all N samples). None: the EiS default.
+      key: PRNG key for ``noise_mode="random"``.
+      jit: jit the generator pass.
+
     Returns:
-      ``{layer: [N, R, R, C_in]}`` (R = :func:`input_resolution`); derived from one
+      ``{layer: [N, R, R, C_in]}`` (R = `input_resolution`); derived from one
       ``gen.features`` pass plus the learned constant.
+
+    Raises:
+      TypeError: ``sampling`` / ``compute`` of the wrong type.
+      ValueError: not a StyleGAN2 generator, bad latents, or an unknown layer.
     """
     _check_gen(gen)
-    ws = _as_ws(gen, latents, dtype=dtype)
+    sampling, compute = _options(sampling, compute, "layer_inputs", has_key=True)
+    ws = _as_ws(gen, latents, dtype=compute.dtype)
     layers = tuple(gen.layer_names if layers is None else layers)
-    _, feats = gen.features(ws, noise_mode=noise_mode, key=key, dtype=dtype, precision=precision,
-                            jit=jit)
+    _, feats = gen.features(ws, noise_mode=sampling.noise_mode, key=key, dtype=compute.dtype,
+                            precision=compute.precision, jit=jit)
     return _inputs_from_features(gen, feats, layers, ws.shape[0], next(iter(feats.values())).dtype)
 
 
-def _feature_batches(gen, ws: jax.Array, batch_size: int, **kw):
-    """``gen.features`` over batches of ``batch_size`` samples; the last batch is padded (with
-    its last sample) to the same size so every call reuses one compilation. Yields
-    ``(lo, hi, feats)`` where only the first ``hi - lo`` rows of ``feats`` are real."""
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+def _feature_batches(gen, ws: jax.Array, sampling: Sampling, compute: Compute):
+    """``gen.features`` over batches of ``compute.batch_size`` samples (noise, dtype and
+    precision from ``sampling`` / ``compute``); the last batch is padded (with its last sample)
+    to the same size so every call reuses one compilation. Yields ``(lo, hi, feats)`` where only
+    the first ``hi - lo`` rows of ``feats`` are real."""
     n = ws.shape[0]
-    b = min(int(batch_size), n)
+    b = min(compute.batch_size, n)
     for lo in range(0, n, b):
         hi = min(n, lo + b)
         x = ws[lo:hi]
         if hi - lo < b:
             x = jnp.concatenate([x, jnp.broadcast_to(x[-1:], (b - (hi - lo),) + x.shape[1:])])
-        _, feats = gen.features(x, **kw)
+        _, feats = gen.features(x, noise_mode=sampling.noise_mode, dtype=compute.dtype,
+                                precision=compute.precision)
         yield lo, hi, feats

@@ -10,10 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ... import _ops
 from ..._checks import as_float_array, check_finite, is_tracer
 from ._catalog import Catalog
-from ._common import QUERY_MODES, _as_ws, _check_gen
+from ._common import QUERY_MODES, _as_ws, _check_gen, _options
 from ._contributions import Contributions, contributions
 
 
@@ -144,23 +143,30 @@ def _check_qs(gen, qs: Mapping[str, Any], n: int, dt) -> dict[str, jax.Array]:
     return out
 
 
-def transfer_styles(gen, ws_target, ws_reference, qs: Mapping[str, Any], *, dtype=None,
-                    precision: _ops.Precision = "highest", jit: bool = True) -> dict[str, jax.Array]:
+def transfer_styles(gen, ws_target, ws_reference, qs: Mapping[str, Any], *, compute=None,
+                    jit: bool = True) -> dict[str, jax.Array]:
     """Mixed styles ``s_l = (1 − q_l)·s_T + q_l·s_R`` (exactly s_T at q = 0 and s_R at q = 1).
 
     Args:
       ws_target, ws_reference: ws ``[N, num_ws, w_dim]`` (or w ``[N, w_dim]``); target i is
         paired with reference i (equal N, or one side has N = 1 and is broadcast).
       qs: ``{layer: [C_l] or [N, C_l]}``; layers not given keep the target's style.
+      compute: a `jaxedit.Compute`; ``dtype`` and ``precision`` are read (one call for all N
+        pairs). None: the default.
+      jit: jit the style computation.
     Returns:
       ``{layer: [N, C_l]}`` for every style layer (``gen.synthesis_from_styles`` input).
+
+    Raises:
+      TypeError: ``compute`` of the wrong type.
     """
     _check_gen(gen)
-    t, r = _pair_ws(gen, ws_target, ws_reference, dtype)
+    compute = _options(None, compute, "transfer_styles", has_key=True)[1]
+    t, r = _pair_ws(gen, ws_target, ws_reference, compute.dtype)
     if not isinstance(qs, Mapping):
         raise ValueError("qs must be a dict {style layer: q [C_l]}")
-    s_t = gen.styles(t, dtype=dtype, precision=precision, jit=jit)
-    s_r = gen.styles(r, dtype=dtype, precision=precision, jit=jit)
+    s_t = gen.styles(t, dtype=compute.dtype, precision=compute.precision, jit=jit)
+    s_r = gen.styles(r, dtype=compute.dtype, precision=compute.precision, jit=jit)
     dt = next(iter(s_t.values())).dtype
     q = _check_qs(gen, qs, t.shape[0], dt)
     return {name: (1 - q[name]) * s_t[name] + q[name] * s_r[name] if name in q else s_t[name]
@@ -169,9 +175,8 @@ def transfer_styles(gen, ws_target, ws_reference, qs: Mapping[str, Any], *, dtyp
 
 def transfer(gen, ws_target, ws_reference, qs, label: str | None = None, rho=None, eps=None,
              mode: str = "reference", *, lam=None, layers: Sequence[str] | None = None,
-             contribution_latents=None, resize: str = "nearest", noise_mode: str = "const",
-             key=None, dtype=None, precision: _ops.Precision = "highest", jit: bool = True
-             ) -> jax.Array:
+             contribution_latents=None, resize: str = "nearest", sampling=None, compute=None,
+             key=None, jit: bool = True) -> jax.Array:
     """Local style transfer: the ``label`` part of reference i's appearance onto target i.
 
     Args:
@@ -182,12 +187,24 @@ def transfer(gen, ws_target, ws_reference, qs, label: str | None = None, rho=Non
         (:func:`query`; rho/eps/lam scalar or per layer). A catalog's contributions are computed
         on ``contribution_latents`` (default: the catalog's own samples) with ``resize``.
       layers: style layers that may change (default all, ToRGB included).
+      sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (the latents are used as
+        given), by the synthesis and by a catalog's contributions (which refuse
+        ``"random"``: they take no noise key). None: ``Sampling()``.
+      compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype`` and
+        ``precision``; ``batch_size`` is the samples per generator call of a catalog's
+        contributions (the transfer itself is one call for all N pairs).
+      key: PRNG key for ``noise_mode="random"`` in the synthesis.
+      jit: jit the styles and the synthesis.
     Returns:
       images ``[N, H, W, 3]``.
+
+    Raises:
+      TypeError: ``sampling`` / ``compute`` of the wrong type.
     """
+    sampling, compute = _options(sampling, compute, "transfer", has_key=True)
     if isinstance(qs, Catalog):
-        qs = contributions(gen, contribution_latents, qs, resize=resize, noise_mode=noise_mode,
-                           dtype=dtype, precision=precision)
+        qs = contributions(gen, contribution_latents, qs, resize=resize, sampling=sampling,
+                           compute=compute)
     if isinstance(qs, Contributions):
         if label is None:
             raise ValueError("transfer with contributions or a catalog needs a label")
@@ -197,7 +214,6 @@ def transfer(gen, ws_target, ws_reference, qs, label: str | None = None, rho=Non
                          f"{type(qs).__name__}")
     elif layers is not None:
         qs = {k: v for k, v in qs.items() if k in layers}
-    styles = transfer_styles(gen, ws_target, ws_reference, qs, dtype=dtype, precision=precision,
-                             jit=jit)
-    return gen.synthesis_from_styles(styles, noise_mode=noise_mode, key=key, dtype=dtype,
-                                     precision=precision, jit=jit)
+    styles = transfer_styles(gen, ws_target, ws_reference, qs, compute=compute, jit=jit)
+    return gen.synthesis_from_styles(styles, noise_mode=sampling.noise_mode, key=key,
+                                     dtype=compute.dtype, precision=compute.precision, jit=jit)
