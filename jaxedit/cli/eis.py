@@ -178,8 +178,9 @@ def _transfer_pairs(gen, pt, pr, qs, batch_size: int) -> np.ndarray:
 # ---- commands -----------------------------------------------------------------------------------
 
 def _cmd_catalog(args) -> int:
-    from ..methods import eis
     from ..images import save_png
+    from ..methods import eis
+    from ..sampling import Compute, Sampling
 
     if args.out is None:
         args.out = f"eis_catalog_{slug(args.layer)}_k{args.k}.npz"
@@ -202,9 +203,12 @@ def _cmd_catalog(args) -> int:
         src = f"{len(lat)} latents from {args.latents}"
         n = len(lat)
     else:
-        kw = dict(seeds=args.seeds, psi=1.0 if args.psi is None else args.psi, cutoff=args.cutoff)
+        c = None
         if gen.c_dim:
-            kw["c"] = class_vectors(gen, args, len(args.seeds))
+            c = class_vectors(gen, args, len(args.seeds))
+        kw = dict(seeds=args.seeds, sampling=Sampling(
+            c=c, truncation_psi=1.0 if args.psi is None else args.psi,
+            truncation_cutoff=args.cutoff))
         src = f"{len(args.seeds)} seeds"
         n = len(args.seeds)
     per = res * res if args.pixels_per_sample is None else args.pixels_per_sample
@@ -223,7 +227,8 @@ def _cmd_catalog(args) -> int:
     check_grid(n_prev * (args.k + 1), cell, 3, "the preview", "use a smaller --k, "
                 "--preview-samples or --preview-size")
     print(f"clustering {args.layer} of {src} into k={args.k}")
-    cat = eis.Catalog.fit(gen, args.layer, args.k, key=args.kmeans_seed, batch_size=args.batch_size,
+    cat = eis.Catalog.fit(gen, args.layer, args.k, key=args.kmeans_seed,
+                          compute=Compute(batch_size=args.batch_size),
                           pixels_per_sample=args.pixels_per_sample, n_init=args.n_init,
                           kmeans_batch_size=args.kmeans_batch_size, max_iter=args.max_iter,
                           max_points_bytes=limit, progress=True, **kw)
@@ -281,9 +286,10 @@ def _cmd_annotate(args) -> int:
 def _cmd_transfer(args) -> int:
     import jax.numpy as jnp
 
-    from ..methods import eis
     from .._io import save_json
     from ..images import image_grid, save_png, to_uint8
+    from ..methods import eis
+    from ..sampling import Compute
 
     if args.out is None:
         args.out = f"eis_transfer_{slug(args.label)}.png"
@@ -337,7 +343,8 @@ def _cmd_transfer(args) -> int:
     else:
         raise CLIError(f"{args.catalog} stores no samples: pass --contribution-seeds")
     print(f"contributions of {args.label!r} on {how} (masks resized {args.resize})")
-    contribs = eis.contributions(gen, lat_c, cat, resize=args.resize, batch_size=args.batch_size,
+    contribs = eis.contributions(gen, lat_c, cat, resize=args.resize,
+                                 compute=Compute(batch_size=args.batch_size),
                                  progress=True)
     qs = eis.label_queries(contribs, args.label, rho, eps, mode, lam=lam, layers=layers)
     print("channels transferred: " + ", ".join(
