@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -131,6 +132,16 @@ def typed_int(d: Mapping[str, Any], key: str, where: str, *, lo: int = 0, hi: in
     if not lo <= int(v) <= hi:
         raise CorruptCheckpointError(f"{where}{key} = {describe(v)} is outside {lo}..{hi}")
     return int(v)
+
+
+@overload
+def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = ..., hi: float = ...,
+               default: float = ..., allow_none: Literal[False] = ...) -> float: ...
+
+
+@overload
+def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = ..., hi: float = ...,
+               default: Any = ..., allow_none: bool = ...) -> float | None: ...
 
 
 def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = 0.0,

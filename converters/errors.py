@@ -18,6 +18,9 @@ class UnsafePickleError(CheckpointError):
 class CorruptCheckpointError(CheckpointError):
     """The file is truncated, damaged or internally inconsistent."""
 
+    #: the underlying library error, where one was wrapped (for debugging).
+    original_error: BaseException | None = None
+
 
 class NonFiniteParameterError(CorruptCheckpointError):
     """A parameter holds NaN or infinite values (``allow_nonfinite=True`` accepts them)."""

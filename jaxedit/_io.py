@@ -25,9 +25,10 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
 
 import numpy as np
-
 
 from .errors import OutputError, OutputExistsError
 
@@ -115,7 +116,8 @@ def _commit(tmp: str, real: str, given: str, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path, *, overwrite: bool, suffix: str = "", text: bool = False):
+def atomic_output(path, *, overwrite: bool, suffix: str = "",
+                  text: bool = False) -> Iterator[IO[Any]]:
     """``with atomic_output(path, overwrite=...) as f: f.write(...)``: write a file under the
     output policy (temp file in the target's directory, renamed on success). Yields a binary
     (or text) file object; the final path is ``f.jaxedit_path`` after the block."""
@@ -144,7 +146,8 @@ def save_npz(path, *, overwrite: bool = True, **arrays) -> str:
     0-d strings. ``overwrite=False`` refuses an existing file. Returns the path written (a
     symlink's target)."""
     with atomic_output(path, overwrite=overwrite, suffix=".npz") as f:
-        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+        np.savez(f, **named)
     return os.path.realpath(os.fspath(path))
 
 

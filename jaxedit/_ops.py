@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -79,10 +79,9 @@ def _fir_axis(u: jax.Array, taps: Sequence[float], axis: int) -> jax.Array:
     """Valid correlation of ``u`` with 1-D ``taps`` along ``axis`` (a fused sum of slices)."""
     k = len(taps)
     out_len = u.shape[axis] - k + 1
-    acc = None
-    for i, t in enumerate(taps):
-        term = lax.slice_in_dim(u, i, i + out_len, axis=axis) * t
-        acc = term if acc is None else acc + term
+    acc = lax.slice_in_dim(u, 0, out_len, axis=axis) * taps[0]
+    for i in range(1, k):
+        acc = acc + lax.slice_in_dim(u, i, i + out_len, axis=axis) * taps[i]
     return acc
 
 

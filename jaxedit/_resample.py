@@ -18,6 +18,8 @@ This module is a ground floor: it imports nothing of jaxedit's but ``_checks``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,8 +137,9 @@ def lanczos_upsample(maps, size, *, backend: str = "jax") -> np.ndarray:
     from PIL import Image
 
     flat = m.reshape((-1,) + m.shape[-2:])
-    lanczos = getattr(Image, "Resampling", Image).LANCZOS
-    out = np.stack([np.asarray(Image.fromarray(f, mode="F").resize((ww, hh), lanczos))
+    filters: Any = getattr(Image, "Resampling", Image)     # Pillow < 9.1: on Image
+    lanczos = filters.LANCZOS
+    out = np.stack([np.asarray(Image.fromarray(f, mode="F").resize((int(ww), int(hh)), lanczos))
                     for f in flat])
     return out.reshape(m.shape[:-2] + (hh, ww))
 

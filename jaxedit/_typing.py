@@ -8,8 +8,6 @@ their inputs themselves and raise errors that name the argument.
 
 from __future__ import annotations
 
-from typing import Union
-
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 #: z latents ``[N, z_dim]``.
@@ -25,7 +23,7 @@ Images = Float[Array, "N H W C"]
 #: Forward-mode Jacobians of output rows: ``[N, H, W, C, D]`` (one sample: ``[H, W, C, D]``).
 Jacobian = Float[ArrayLike, "*N H W C D"]
 #: A region mask ``[H, W]`` (bool or weights in [0, 1]).
-Mask = Union[Bool[ArrayLike, "H W"], Float[ArrayLike, "H W"]]
+Mask = Bool[ArrayLike, "H W"] | Float[ArrayLike, "H W"]
 #: Directions, one per row: ``[K, D]``.
 Directions = Float[ArrayLike, "K D"]
 #: Unit vectors or eigenvalues ``[K]``.

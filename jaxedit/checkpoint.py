@@ -27,7 +27,8 @@ import re
 import shutil
 import tempfile
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +43,7 @@ from converters.errors import (
     ShapeMismatchError,
 )
 
-from .models import FAMILIES, AbstractGenerator
+from .models import FAMILIES, AbstractGenerator, BigGANGenerator, StyleGAN2Generator
 
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
@@ -70,7 +71,7 @@ def abstract_generator(family: str, config: Mapping[str, Any],
     """
     cfg_cls, gen_cls = _family(family)
     try:
-        cfg = config if isinstance(config, cfg_cls) else cfg_cls.from_dict(config)
+        cfg: Any = config if isinstance(config, cfg_cls) else cfg_cls.from_dict(config)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
         raise CorruptCheckpointError(f"{origin}: invalid {family} config ({e})") from None
     return nnx.eval_shape(lambda: gen_cls(cfg, rngs=nnx.Rngs(0)))
@@ -309,6 +310,7 @@ def save_generator(gen: nnx.Module, out_dir: str | os.PathLike, *, source: Mappi
         if not ok:
             raise _refuse(out, why)
     family = _family_of(gen)
+    assert isinstance(gen, (StyleGAN2Generator, BigGANGenerator))     # _family_of checked it
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".jaxedit-new-", dir=parent)
@@ -405,7 +407,10 @@ def _stored_tree(params_dir: str) -> dict[str, Any] | None:
 
     ckptr = ocp.StandardCheckpointer()
     try:
-        tree = ckptr.metadata(params_dir).item_metadata.tree
+        item = ckptr.metadata(params_dir).item_metadata
+        if item is None:
+            raise ValueError("no item metadata")
+        tree = item.tree
     except Exception as e:  # orbax raises many types; reported as one line
         raise CorruptCheckpointError(f"{params_dir}: cannot read the checkpoint metadata "
                                      f"({_orbax_reason(e)})") from None

@@ -28,7 +28,7 @@ def image_grid(imgs, cols: int | None = None) -> np.ndarray:
     if imgs.ndim != 4 or imgs.shape[0] == 0:
         raise ValueError(f"images must be [N, H, W, C] with N >= 1, got shape {imgs.shape}")
     n, h, w, c = imgs.shape
-    cols = n if cols is None else int(cols)
+    cols = int(n) if cols is None else int(cols)
     if cols < 1:
         raise ValueError(f"cols must be >= 1, got {cols}")
     rows = -(-n // cols)

@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import math
 import os
-from typing import Union
 
 import numpy as np
 
@@ -96,7 +95,7 @@ class Box:
     def as_tuple(self) -> tuple[int, int, int, int]:
         return self.y0, self.x0, self.y1, self.x1
 
-    def scaled(self, size: int) -> "Box":
+    def scaled(self, size: int) -> Box:
         """The same box on a ``size`` grid (corners scaled; start down, end up)."""
         g = self.grid if self.grid is not None else size
         f = size / g
@@ -195,7 +194,7 @@ def preset_names() -> list[str]:
     return names
 
 
-RegionLike = Union[np.ndarray, Box, MaskPreset, str, tuple, list]
+RegionLike = np.ndarray | Box | MaskPreset | str | tuple | list
 
 
 def parse_region(text: str) -> Box | MaskPreset:

@@ -8,7 +8,8 @@ both read. Nothing outside the table is ever imported or called.
 from __future__ import annotations
 
 import collections
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, cast
 
 import numpy as np
 
@@ -21,8 +22,8 @@ from ._standins import (
     PersistentObject,
     TFNetwork,
     _GuardedArray,
-    _plain_dtype,
     _PickledDtype,
+    _plain_dtype,
     _StorageType,
     _TensorRef,
     _TorchDtype,
@@ -89,7 +90,7 @@ def _rebuild_parameter(data, requires_grad=False, hooks=None, *rest):
 def _copyreg_reconstructor(cls, base, state):
     if cls not in (Namespace, EasyDict) or base not in (object, dict):
         raise UnsafePickleError(f"copyreg._reconstructor of {_describe(cls)} is not accepted")
-    return cls.__new__(cls)
+    return cast(Any, cls).__new__(cls)    # pyright cannot call __new__ on the type union
 
 
 def _codecs_encode(text: Any, encoding: Any = "latin1") -> bytes:

@@ -8,7 +8,8 @@ and memo and returns what the opcode costs.
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import CorruptCheckpointError, UnsafePickleError
 from ._allowlist import _KNOWN_UNSUPPORTED, _refusal
@@ -169,7 +170,8 @@ class _Scan:
 
     # ---- the memo (charged as it grows; no periodic charge) ---------------------------------
     def op_get(self, name: str, arg: Any) -> None:  # GET, BINGET, LONG_BINGET
-        cell = self.memo.get(arg if name != "GET" else _int_or_none(arg))
+        key = arg if name != "GET" else _int_or_none(arg)
+        cell = None if key is None else self.memo.get(key)
         if cell is None:
             raise self.fail(f"memo key {_describe(arg)} was never stored")
         self.stack.append(cell)

@@ -8,12 +8,13 @@ sees their state.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from ..errors import CorruptCheckpointError, UnsafePickleError
-from ._limits import _ctx, _Ctx, _describe
+from ._limits import _Ctx, _ctx, _describe
 
 
 class _Record:
@@ -295,7 +296,9 @@ class _GuardedArray(np.ndarray):
                 f"{ctx.source}: numpy array of shape {_describe(tuple(dims))} {dtype} needs "
                 f"{numel * dtype.itemsize} bytes, the pickle holds {len(raw)}")
         ctx.budget.charge(len(raw), f"a numpy array of shape {_describe(tuple(dims))}")
-        np.ndarray.__setstate__(self, (tuple(dims), dtype, bool(fortran), raw))
+        # numpy also takes the 4-tuple (shape, dtype, is_fortran, data) its stub leaves out
+        state = (tuple(dims), dtype, bool(fortran), raw)
+        np.ndarray.__setstate__(self, state)  # pyright: ignore[reportArgumentType]
 
 
 class _NumpyClass(_Sealed):

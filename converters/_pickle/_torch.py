@@ -11,7 +11,8 @@ try:  # optional in some Python builds
     from lzma import LZMAError as _LZMAError
 except ImportError:  # pragma: no cover
     _LZMAError = OSError
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import CorruptCheckpointError, UnsupportedFormatError
 from ._allowlist import _BASE_ALLOW, _allow
@@ -20,6 +21,9 @@ from ._standins import _as_index, _bytes_to_array, _itemsize, _Storage, _Storage
 from ._streams import _FileStream, _MemStream
 from ._unpickler import _safe_load
 from ._walk import _materialize
+
+#: zipfile with its private end-record reader (not in the typeshed stubs).
+_zipfile: Any = zipfile
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -191,10 +195,10 @@ def _zip_entries(source: str) -> int:
     """The member count the archive's end record declares (zip64 aware), without parsing the
     central directory (which zipfile would turn into one object per entry)."""
     with open(source, "rb") as f:
-        end = zipfile._EndRecData(f)  # noqa: SLF001 - the stdlib's own end-record reader
+        end = _zipfile._EndRecData(f)  # noqa: SLF001 - the stdlib's own end-record reader
     if end is None:
         raise CorruptCheckpointError(f"{source}: damaged zip archive (no end record)")
-    return int(end[zipfile._ECD_ENTRIES_TOTAL])  # noqa: SLF001
+    return int(end[_zipfile._ECD_ENTRIES_TOTAL])  # noqa: SLF001
 
 
 def _load_torch_zip(source: str, allow: dict, limits: Limits | None) -> Any:

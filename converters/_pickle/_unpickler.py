@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pickle
 import struct
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import CorruptCheckpointError, UnsafePickleError, UnsupportedFormatError
 from ._allowlist import _KNOWN_UNSUPPORTED, _refusal

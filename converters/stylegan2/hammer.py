@@ -55,7 +55,6 @@ from typing import Any
 import numpy as np
 
 from .. import _pickle
-from . import _layout as L
 from .._common import ConvertedCheckpoint, apply_table, check_fir, sha256_file
 from ..errors import (
     CorruptCheckpointError,
@@ -63,6 +62,7 @@ from ..errors import (
     ShapeMismatchError,
     UnsupportedFormatError,
 )
+from . import _layout as L
 
 FORMAT = "hammer-pth"
 GENERATORS = ("generator_smooth", "generator")

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from .. import _pickle
-from . import _layout as L
 from .._common import (
     ConvertedCheckpoint,
     apply_table,
@@ -34,6 +33,7 @@ from ..errors import (
     ShapeMismatchError,
     UnsupportedFormatError,
 )
+from . import _layout as L
 
 FORMAT = "nvidia-pkl"
 

@@ -54,7 +54,6 @@ from typing import Any
 import numpy as np
 
 from .. import _pickle
-from . import _layout as L
 from .._common import ConvertedCheckpoint, apply_table, sha256_file
 from ..errors import (
     CorruptCheckpointError,
@@ -62,6 +61,7 @@ from ..errors import (
     ShapeMismatchError,
     UnsupportedFormatError,
 )
+from . import _layout as L
 
 FORMAT = "nvidia-tf-pkl"
 TF_NETWORK_MODULE = b"dnnlib.tflib.network"

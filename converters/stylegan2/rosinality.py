@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from .. import _pickle
-from . import _layout as L
 from .._common import (
     ConvertedCheckpoint,
     apply_table,
@@ -33,6 +32,7 @@ from ..errors import (
     ShapeMismatchError,
     UnsupportedFormatError,
 )
+from . import _layout as L
 
 FORMAT = "rosinality-pt"
 
@@ -87,9 +87,9 @@ def infer_config(sd: dict, top: dict, source: str) -> dict[str, Any]:
     channels = {4: _shape(sd, "input.input", 4, source)[1]}
     for j in range(n_rgbs):
         channels[2 ** (j + 3)] = _shape(sd, f"convs.{2 * j + 1}.conv.weight", 5, source)[1]
-    kern_key = "convs.0.conv.blur.kernel" if n_rgbs else None
+    kern_key = "convs.0.conv.blur.kernel"
     kernel = (kernel_1d_from_2d(sd[kern_key], source, kern_key, scale=4.0)
-              if kern_key in sd else [1.0, 3.0, 3.0, 1.0])
+              if n_rgbs and kern_key in sd else [1.0, 3.0, 3.0, 1.0])
     img_channels = _shape(sd, "to_rgb1.conv.weight", 5, source)[1]
     lr_mlp = typed_real(args, "lr_mlp", at, lo=1e-8, hi=1e4, default=0.01)
     latent_avg = top.get("latent_avg")

@@ -305,7 +305,7 @@ def add_global_flags(parser: argparse.ArgumentParser) -> None:
 
 # ---- running a command --------------------------------------------------------------------------
 
-def _one_line(text: str, limit: int = 600) -> str:
+def _one_line(text: object, limit: int = 600) -> str:
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     if not lines:
         return ""

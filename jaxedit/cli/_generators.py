@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ CKPT_HELP = ("checkpoint: a directory written by 'jaxedit convert', an NVIDIA .p
 
 # ---- generators, latents, classes --------------------------------------------------------------
 
-def load_generator(path: str, which: str | None = None):
+def load_generator(path: str, which: str | None = None) -> Any:
     """A generator from a checkpoint argument ('default' = the embedded default generator).
 
     Commands call it as ``_generators.load_generator`` (looked up at call time, so a test can
@@ -36,13 +37,17 @@ def load_generator(path: str, which: str | None = None):
         path: the checkpoint argument (see `CKPT_HELP`).
         which: the network in a source file (``--which``; None: the format's default).
 
+    Returns:
+        the generator, an `jaxedit.models.AbstractGenerator` (typed ``Any``: commands read
+        family members such as ``num_ws`` or ``synthesis`` after checking the protocol).
+
     Raises:
         CLIError: ``which`` given for the embedded default generator.
     """
     if path == DEFAULT_CHECKPOINT and not os.path.exists(path):
         if which is not None:
             raise CLIError("--which does not apply to the embedded default generator")
-        from ..default import default_generator
+        from ..toyfaces.default import default_generator
 
         return default_generator()
     from ..checkpoint import load_generator as load_checkpoint
@@ -55,24 +60,21 @@ def ckpt_label(path: str) -> str:
     return path if path == DEFAULT_CHECKPOINT and not os.path.exists(path) else os.path.abspath(path)
 
 
-def is_biggan(gen) -> bool:
-    """Whether ``gen`` is a BigGAN (else a StyleGAN2)."""
-    return getattr(gen, "family", None) == "biggan"
-
-
-def num_classes(gen) -> int:
-    """The number of classes of ``gen`` (0: unconditional)."""
-    return gen.num_classes if is_biggan(gen) else gen.c_dim
-
-
 def check_family_options(gen, args) -> None:
-    """Refuse options that do not apply to the loaded generator (instead of ignoring them)."""
-    if is_biggan(gen):
-        for opt in ("psi", "cutoff", "noise_mode", "noise_seed"):
-            if getattr(args, opt, None) is not None:
-                raise CLIError(f"--{opt.replace('_', '-')} applies to StyleGAN2 only; this is a "
-                               "BigGAN generator (use --truncation)")
-    else:
+    """Refuse options that do not apply to the loaded generator (instead of ignoring them).
+
+    Told apart by the generator protocol: ``--psi`` / ``--cutoff`` need ``truncation_kind``
+    ``"psi"``, ``--noise-mode`` / ``--noise-seed`` need ``has_noise``, ``--truncation`` needs
+    ``"stats"``, ``--class`` needs ``class_dim > 0``.
+    """
+    psi_kind = gen.truncation_kind == "psi"
+    applies = {"psi": psi_kind, "cutoff": psi_kind, "noise_mode": gen.has_noise,
+               "noise_seed": gen.has_noise}
+    for opt, ok in applies.items():
+        if not ok and getattr(args, opt, None) is not None:
+            raise CLIError(f"--{opt.replace('_', '-')} applies to StyleGAN2 only; this is a "
+                           f"{gen.display_name} generator (use --truncation)")
+    if psi_kind:
         if getattr(args, "truncation", None) is not None:
             raise CLIError("--truncation applies to BigGAN only; for StyleGAN2 use --psi "
                            "(and --cutoff)")
@@ -80,7 +82,7 @@ def check_family_options(gen, args) -> None:
         if cutoff is not None and cutoff > gen.num_ws:
             raise CLIError(f"--cutoff {cutoff} out of range: this generator has {gen.num_ws} "
                            f"W+ slots (0..{gen.num_ws})")
-    classes = num_classes(gen)
+    classes = gen.class_dim
     cls = getattr(args, "class_idx", None)
     if cls is not None and classes == 0:
         raise CLIError(f"--class {cls}: this generator is unconditional (it has no classes)")
@@ -103,7 +105,7 @@ def truncation_of(args) -> float:
 
 def class_vectors(gen, args, n: int):
     """One-hot class vectors [n, classes] from --class (BigGAN / conditional StyleGAN2), else None."""
-    classes = num_classes(gen)
+    classes = gen.class_dim
     if classes == 0:
         return None
     if args.class_idx is None:
@@ -133,7 +135,7 @@ def read_latents(gen, path: str, space: str) -> np.ndarray:
     from .._io import load_array
 
     lat = load_array(path, "latents")
-    if is_biggan(gen) or space == "z":
+    if space == "z" or gen.default_space == "z":
         want, ok = f"z [N, {gen.z_dim}]", lat.ndim == 2 and lat.shape[1] == gen.z_dim
     else:
         want = f"ws [N, {gen.num_ws}, {gen.w_dim}] or w [N, {gen.w_dim}]"
@@ -141,7 +143,7 @@ def read_latents(gen, path: str, space: str) -> np.ndarray:
             lat.ndim == 3 and lat.shape[1:] == (gen.num_ws, gen.w_dim))
     if not ok or lat.shape[0] == 0:
         raise CLIError(f"--latents {path}: expected {want} for this generator"
-                       f"{' (space z)' if space == 'z' and not is_biggan(gen) else ''}, "
+                       f"{' (space z)' if space == 'z' and gen.default_space != 'z' else ''}, "
                        f"got shape {list(lat.shape)}")
     check_finite(f"--latents {path}", lat)
     return np.asarray(lat, np.float64)
@@ -149,7 +151,7 @@ def read_latents(gen, path: str, space: str) -> np.ndarray:
 
 def base_latents(gen, args, space: str, psi: float, cutoff):
     """(latents for ``space``, z or None, description) from --latents FILE or --seeds."""
-    if is_biggan(gen):
+    if gen.truncation_kind == "stats":
         if getattr(args, "latents", None):
             z = read_latents(gen, args.latents, "z")
             return z, z, f"z from {args.latents}"

@@ -25,6 +25,7 @@ def _cmd_inspect(args) -> int:
         print(json.dumps(info.meta, indent=2, sort_keys=True))
         return 0
     conv = info.converted
+    assert conv is not None     # kind == "source": inspect_checkpoint sets the conversion
     print(f"format:  {conv.source_format}")
     print(f"network: {conv.which}")
     print(f"sha256:  {conv.source_sha256}")

@@ -42,15 +42,15 @@ def run(out_dir: str, seeds=(0, 1, 2, 3, 4, 5, 6, 7), *, num_random: int = NUM_R
     from .. import toyfaces
     from .._io import save_json
     from ..checkpoint import load_generator, save_generator
-    from ..default import WEIGHTS_DIR, default_generator
     from ..editing import render_edits, save_edit_grid
     from ..images import save_image_grid
     from ..jacobians import jacobian
+    from ..methods.sefa import sefa
     from ..models.stylegan2 import seed_to_z
     from ..region_factorization import resefa
     from ..regions import preset
-    from ..sefa import sefa
     from ..toyfaces import validity
+    from ..toyfaces.default import WEIGHTS_DIR, default_generator
 
     t0 = time.time()
     out_dir = os.path.abspath(out_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,6 @@ from ._generators import (
     check_family_options,
     check_grid,
     class_vectors,
-    is_biggan,
     psi_of,
     slug,
     truncation_of,
@@ -66,19 +66,20 @@ def _edit_inputs(args):
         want = latent_dim(gen, space)
     except ValueError:
         raise CLIError(f"{args.directions}: space {space!r} does not apply to this "
-                       f"{'BigGAN' if is_biggan(gen) else 'StyleGAN2'} generator") from None
+                       f"{gen.display_name} generator") from None
     if d.size != want:
         raise CLIError(f"{args.directions}: the direction has {d.size} dimensions but space "
                        f"{space!r} of this generator has {want}: was it made for another generator?")
     psi = psi_of(args, editing.REFERENCE_PSI)
-    cutoff = args.cutoff if args.cutoff is not None else min(editing.REFERENCE_CUTOFF,
-                                                             getattr(gen, "num_ws", 0))
+    cutoff = args.cutoff if args.cutoff is not None else min(
+        editing.REFERENCE_CUTOFF, gen.num_ws if gen.truncation_kind == "psi" else 0)
     lat, z, _ = base_latents(gen, args, "w" if space in ("w", "wplus", "s") else space,
                               psi, cutoff)
-    if is_biggan(gen):
+    if not gen.has_styles:
         if args.slots is not None:
             raise CLIError("--slots applies to StyleGAN2 W / W+ directions only")
-        kw = dict(c=class_vectors(gen, args, len(lat)), truncation_psi=truncation_of(args))
+        kw: dict[str, Any] = dict(c=class_vectors(gen, args, len(lat)),
+                                  truncation_psi=truncation_of(args))
         return gen, d, space, mask, lat, None, kw
     if space == "s":
         from ..editing import flatten_styles
@@ -98,8 +99,8 @@ def _edit_inputs(args):
         raise CLIError(f"--slots {','.join(map(str, slots))} out of range: the generator has "
                        f"{gen.num_ws} W+ slots (0..{gen.num_ws - 1})")
     c = class_vectors(gen, args, len(lat)) if space == "z" else None
-    return gen, d, space, mask, lat, slots, dict(c=c, truncation_psi=psi,
-                                                 truncation_cutoff=cutoff)
+    kw = dict(c=c, truncation_psi=psi, truncation_cutoff=cutoff)
+    return gen, d, space, mask, lat, slots, kw
 
 
 def _cmd_edit(args) -> int:
@@ -139,7 +140,7 @@ def _cmd_evaluate(args) -> int:
         mask = region
     if mask is None:
         raise CLIError(f"{args.directions} stores no region mask: pass --region")
-    kw = dict(alpha=args.alpha, space=space, slots=slots, **kw)
+    kw: dict[str, Any] = dict(alpha=args.alpha, space=space, slots=slots, **kw)
     rng = np.random.default_rng(args.random_seed)
     rand = []
     with progress(args.random + 1, "evaluate", unit="direction") as bar:

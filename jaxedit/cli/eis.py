@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,6 @@ from ._generators import (
     check_grid,
     ckpt_label,
     class_vectors,
-    is_biggan,
     read_latents,
     seed_latents,
     slug,
@@ -85,7 +85,7 @@ def _stylegan2(args):
     --psi / --cutoff / --class checked against it."""
     setup_x64(args)
     gen = _generators.load_generator(args.ckpt)
-    if is_biggan(gen) or not hasattr(gen, "styles"):
+    if not gen.has_styles:
         raise CLIError(f"{args.ckpt}: Editing in Style needs a StyleGAN2 generator, this is "
                        f"{type(gen).__name__}")
     check_family_options(gen, args)
@@ -130,8 +130,8 @@ def _text_column(labels, cell: int, width: int) -> np.ndarray:
 def _heatmap_sheet(images, heatmaps, cell: int) -> np.ndarray:
     """Row 0: the samples; row 1 + k: each sample dimmed outside cluster k. A left column names
     the rows (cluster id and its share of the pixels)."""
-    from ..methods.eis import resize_masks
     from ..images import image_grid, to_uint8
+    from ..methods.eis import resize_masks
 
     imgs = _cell(to_uint8(images), cell)                                # [N, c, c, 3]
     n, k = heatmaps.shape[:2]
@@ -157,8 +157,8 @@ def _transfer_pairs(gen, pt, pr, qs, batch_size: int) -> np.ndarray:
     """eis.transfer over pairs in batches (the last one padded: one compilation)."""
     import jax.numpy as jnp
 
-    from ..methods import eis
     from .._io import progress
+    from ..methods import eis
 
     n = pt.shape[0]
     b = min(batch_size, n)
@@ -199,13 +199,11 @@ def _cmd_catalog(args) -> int:
                        f"= {res * res} pixels of {args.layer}")
     if args.latents:
         lat = read_latents(gen, args.latents, "w")
-        kw = dict(latents=lat)
+        kw: dict[str, Any] = dict(latents=lat)
         src = f"{len(lat)} latents from {args.latents}"
         n = len(lat)
     else:
-        c = None
-        if gen.c_dim:
-            c = class_vectors(gen, args, len(args.seeds))
+        c = class_vectors(gen, args, len(args.seeds)) if gen.uses_class else None
         kw = dict(seeds=args.seeds, sampling=Sampling(
             c=c, truncation_psi=1.0 if args.psi is None else args.psi,
             truncation_cutoff=args.cutoff))
@@ -233,6 +231,7 @@ def _cmd_catalog(args) -> int:
                           kmeans_batch_size=args.kmeans_batch_size, max_iter=args.max_iter,
                           max_points_bytes=limit, progress=True, **kw)
     cat = _with_info(cat, checkpoint=ckpt_label(args.ckpt))
+    assert cat.latents is not None     # Catalog.fit records the latents it clustered
     ws_prev = np.asarray(cat.latents[:n_prev])
     heat = np.asarray(cat.predict(gen, ws_prev))
     images = np.asarray(gen.synthesis(eis._as_ws(gen, ws_prev)))

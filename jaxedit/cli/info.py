@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _generators
 from ._common import examples
-from ._generators import CKPT_HELP, is_biggan
+from ._generators import CKPT_HELP
 
 
 def _biggan_layers(gen) -> list[tuple[str, int, int, int]]:
@@ -28,7 +26,9 @@ def _biggan_layers(gen) -> list[tuple[str, int, int, int]]:
 
 def _cmd_layers(args) -> int:
     gen = _generators.load_generator(args.ckpt, which=args.which)
-    if is_biggan(gen):
+    from ..models.biggan import BigGANGenerator
+
+    if isinstance(gen, BigGANGenerator):     # walks BigGAN's blocks
         print(f"BigGAN-deep {gen.resolution}px: z_dim {gen.z_dim}, {gen.num_classes} classes, "
               f"cond [z, embed] {gen.cond_dim}")
         print(f"\n{'layer':<16} {'resolution':>10} {'in':>6} {'out':>6}")
@@ -37,7 +37,7 @@ def _cmd_layers(args) -> int:
             print(f"{name:<16} {res:>10} {cin:>6} {cout:>6}")
         print("\nsefa --layers: all | gen_z; edit/jacobian spaces: z, embed, cond")
         return 0
-    from ..sefa import stylegan2_presets
+    from ..methods.sefa import stylegan2_presets
 
     print(f"StyleGAN2 {gen.resolution}px: z_dim {gen.z_dim}, w_dim {gen.w_dim}, c_dim "
           f"{gen.c_dim}, {gen.num_ws} W+ slots")
@@ -64,7 +64,7 @@ def _cmd_regions(args) -> int:
             box = ",".join(map(str, r.as_tuple()))
             print(f"{name:<24} {box:<20} {r.grid or 'any'}")
         else:
-            shape = "x".join(map(str, np.shape(r)))
+            shape = "x".join(map(str, r.frequency.shape))
             print(f"{name:<24} {'(mask)':<20} {shape}")
     print("\nA region is a preset (the short name works when it is unique, e.g. 'eyes' = "
           "'ffhq/eyes') or a box y0,x0,y1,x1 in pixels of the grid it is used on "

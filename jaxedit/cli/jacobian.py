@@ -23,7 +23,6 @@ from ._generators import (
     check_family_options,
     ckpt_label,
     class_vectors,
-    is_biggan,
     psi_of,
     truncation_of,
 )
@@ -37,7 +36,7 @@ def _cmd_jacobian(args) -> int:
     check_output(args.out, args.force)
     gen = _generators.load_generator(args.ckpt)
     check_family_options(gen, args)
-    args.space = args.space or ("z" if is_biggan(gen) else "w")
+    args.space = args.space or gen.default_space
     d = latent_dim(gen, args.space)
     h, w, ch = OutputSpec(args.resize, args.resize_mode, args.channels).out_shape(
         gen.resolution, gen.img_channels)
@@ -55,10 +54,10 @@ def _cmd_jacobian(args) -> int:
     n = lat.shape[0]
     check_size(n)
     print(f"{how}: {n} sample(s), space {args.space!r}")
-    c = class_vectors(gen, args, n) if (is_biggan(gen) or args.space == "z") else None
+    c = class_vectors(gen, args, n) if (not gen.has_styles or args.space == "z") else None
     J = jacobian(gen, lat, space=args.space, resize=args.resize, resize_mode=args.resize_mode,
                  channels=args.channels, chunk=args.chunk, c=c,
-                 truncation_psi=truncation_of(args) if is_biggan(gen) else psi_of(args),
+                 truncation_psi=truncation_of(args) if gen.truncation_kind == "stats" else psi_of(args),
                  truncation_cutoff=args.cutoff, precision=args.precision, progress=True)
     J = np.asarray(J)
     bad = int(J.size - np.isfinite(J).sum())

@@ -9,6 +9,7 @@ import hashlib
 import os
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,6 @@ from ._generators import (
     check_family_options,
     ckpt_label,
     class_vectors,
-    is_biggan,
     psi_of,
     read_latents,
     slug,
@@ -226,8 +226,8 @@ def cmd_moments(args) -> int:
 
     gen = _generators.load_generator(args.ckpt)
     check_family_options(gen, args)
-    biggan = is_biggan(gen)
-    space = args.space or ("z" if biggan else "w")
+    stats = gen.truncation_kind == "stats"
+    space = args.space or gen.default_space
     if args.latents is not None:
         samples = read_latents(gen, args.latents, space)
         lat_sha = _file_sha256(args.latents)
@@ -236,10 +236,11 @@ def cmd_moments(args) -> int:
         samples, lat_sha, n_total = list(args.seeds), "", len(args.seeds)
     c = class_vectors(gen, args, 1)
     c = None if c is None else c[0]
-    psi = truncation_of(args) if biggan else psi_of(args)
-    kw = dict(space=space, resize=args.resize, resize_mode=args.resize_mode,
-              channels=args.channels, truncation_psi=psi,
-              truncation_cutoff=None if biggan else args.cutoff, precision=args.precision)
+    psi = truncation_of(args) if stats else psi_of(args)
+    kw: dict[str, Any] = dict(space=space, resize=args.resize, resize_mode=args.resize_mode,
+                              channels=args.channels, truncation_psi=psi,
+                              truncation_cutoff=None if stats else args.cutoff,
+                              precision=args.precision)
     settings, masks, _ = moment_settings(gen, args.regions, **kw)
     run = dict(run_samples=np.int64(n_total),
                run_seeds=np.asarray(samples if args.latents is None else [], np.int64),

@@ -12,6 +12,7 @@ import argparse
 import colorsys
 import os
 import re
+from typing import Any
 
 import numpy as np
 
@@ -95,15 +96,17 @@ _layer.__name__ = "layer"
 
 def _load_gen(path: str):
     """A StyleGAN2 generator from a checkpoint argument (``default`` = the embedded one)."""
+    from ..models import StyleGAN2Generator
+
     gen = _generators.load_generator(path)
-    if not hasattr(gen, "synthesis_split"):
+    if not isinstance(gen, StyleGAN2Generator):     # splits at StyleGAN2's conv layers
         raise CLIError(f"{path}: PandA in jaxedit supports StyleGAN2 checkpoints (split points "
                        f"b4.conv1 ..); this one is a {type(gen).__name__}")
     return gen
 
 
 def _ws(gen, seeds, psi: float):
-    if gen.c_dim:
+    if gen.uses_class:
         raise CLIError("this generator is conditional; 'jaxedit panda' supports unconditional "
                        "StyleGAN2s (use jaxedit.panda.fit_generator(..., "
                        "sampling=jaxedit.Sampling(c=...)) in Python)")
@@ -133,7 +136,8 @@ def _resize_maps(maps: np.ndarray, size: int) -> np.ndarray:
 
     m = np.asarray(maps, np.float32)
     flat = m.reshape((-1,) + m.shape[-2:])
-    bil = getattr(Image, "Resampling", Image).BILINEAR
+    filters: Any = getattr(Image, "Resampling", Image)     # Pillow < 9.1: on Image
+    bil = filters.BILINEAR
     out = np.stack([np.asarray(Image.fromarray(f, mode="F").resize((size, size), bil)) for f in flat])
     return np.clip(out.reshape(m.shape[:-2] + (size, size)), 0.0, 1.0)
 
@@ -220,7 +224,7 @@ def _cmd_fit(args) -> int:
         latents.shape[0] if latents is not None else None)
     if args.batch_size is not None and n_pool is not None and args.batch_size > n_pool:
         raise CLIError(f"--batch-size {args.batch_size} is more than the {n_pool} samples")
-    if gen.c_dim:
+    if gen.uses_class:
         raise CLIError("this generator is conditional; 'jaxedit panda fit' supports unconditional "
                        "StyleGAN2s (use jaxedit.panda.fit_generator(..., "
                        "sampling=jaxedit.Sampling(c=...)) in Python)")
@@ -247,8 +251,8 @@ def _cmd_fit(args) -> int:
 
 def _cmd_edit(args) -> int:
     setup_x64(args)
-    from ..methods import panda
     from ..images import to_uint8
+    from ..methods import panda
 
     if args.out is None:
         args.out = f"panda_edit_p{'-'.join(map(str, args.parts))}_a{args.appearance}.png"
@@ -278,6 +282,7 @@ def _cmd_edit(args) -> int:
                             return_original=True)
         orig = to_uint8(x0) if orig is None else orig
         cols.append(to_uint8(x1))
+    assert orig is not None     # --strength takes one value or more
     columns = ([orig] if not args.no_original else []) + cols
     if not args.no_part:
         pf = res.parts if parts_factors is None else np.asarray(parts_factors)
@@ -327,8 +332,8 @@ def _cmd_parts(args) -> int:
 
 def _cmd_saliency(args) -> int:
     setup_x64(args)
-    from ..methods import panda
     from ..images import to_uint8
+    from ..methods import panda
 
     if args.out is None:
         args.out = f"panda_saliency_{args.concept}.png"

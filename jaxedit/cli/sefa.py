@@ -14,30 +14,30 @@ from ._common import (
     name_or_int_list,
     positive_int,
 )
-from ._generators import CKPT_HELP, ckpt_label, is_biggan
+from ._generators import CKPT_HELP, ckpt_label
 
 _SEFA_LAYERS = ("all", "coarse", "middle", "fine", "gen_z")
 
 
 def _cmd_sefa(args) -> int:
     from .._io import save_npz
-    from ..sefa import sefa
+    from ..methods.sefa import sefa
 
     check_output(args.out, args.force)
     gen = _generators.load_generator(args.ckpt)
     layers = args.layers
-    if is_biggan(gen) and layers not in ("all", "gen_z"):
-        raise CLIError(f"--layers {layers if isinstance(layers, str) else 'W+ slots'}: a BigGAN "
-                       "generator takes 'all' or 'gen_z'")
-    if not is_biggan(gen) and layers == "gen_z":
+    if not gen.has_styles and layers not in ("all", "gen_z"):
+        raise CLIError(f"--layers {layers if isinstance(layers, str) else 'W+ slots'}: a "
+                       f"{gen.display_name} generator takes 'all' or 'gen_z'")
+    if gen.has_styles and layers == "gen_z":
         raise CLIError("--layers gen_z is for BigGAN; StyleGAN2 takes all, coarse, middle, fine "
                        "or W+ slots")
     if isinstance(layers, list) and max(layers) >= gen.num_ws:
         raise CLIError(f"--layers: W+ slot {max(layers)} out of range: the generator has "
                        f"{gen.num_ws} slots (0..{gen.num_ws - 1})")
     res = sefa(gen, layers=layers, k=args.k, normalize=None if args.no_normalize else "column")
-    space = "z" if is_biggan(gen) else "w"
-    slots = [] if is_biggan(gen) else list(res.slots)
+    space = gen.default_space
+    slots = list(res.slots) if gen.has_styles else []
     print("eigenvalues " + " ".join(f"{v:.4g}" for v in res.eigenvalues))
     label = layers if isinstance(layers, str) else ",".join(map(str, layers))
     out = save_npz(args.out, overwrite=args.force, directions=res.directions[None],
@@ -50,7 +50,7 @@ def _cmd_sefa(args) -> int:
 
 
 def _cmd_spectrum(args) -> int:
-    from ..spectra import layer_spectrum
+    from ..methods.spectra import layer_spectrum
 
     if args.out is not None:
         check_output(args.out, args.force)

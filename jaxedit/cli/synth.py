@@ -24,7 +24,6 @@ from ._generators import (
     check_family_options,
     check_grid,
     class_vectors,
-    is_biggan,
     psi_of,
     seed_latents,
     truncation_of,
@@ -62,14 +61,14 @@ def _cmd_synth(args) -> int:
         for o in outs:
             check_output(o, args.force)
     key = None
-    if not is_biggan(gen) and args.noise_mode == "random":
+    if gen.has_noise and args.noise_mode == "random":
         key = jax.random.key(0 if args.noise_seed is None else args.noise_seed)
     tiles = []
     batches = range(0, len(seeds), args.batch)
     with progress(len(seeds), "synth", unit="img", enabled=len(batches) > 1) as bar:
         for lo in batches:
             part = seeds[lo:lo + args.batch]
-            if is_biggan(gen):
+            if gen.truncation_kind == "stats":
                 z = biggan_z(gen, part, truncation_of(args))
                 imgs = gen(z, class_vectors(gen, args, len(z)), truncation_of(args))
             else:
@@ -84,7 +83,7 @@ def _cmd_synth(args) -> int:
             if args.outdir is None:
                 tiles.append(u8)
             else:
-                for s, img, o in zip(part, u8, outs[lo:lo + args.batch]):
+                for _, img, o in zip(part, u8, outs[lo:lo + args.batch]):
                     save_png(img, o, overwrite=args.force)
             bar.update(len(part))
     if args.outdir is None:

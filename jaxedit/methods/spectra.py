@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -348,7 +349,7 @@ def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
     dt = _ops.default_float_dtype()
     n = lay.resolution // lay.up
     w = jnp.asarray(lay.weight[...], dt)
-    kw = {}
+    kw: dict[str, Any] = {}
     if lay.up > 1:   # zero insertion, flipped kernel, FIR: the up-conv's polyphase kernel
         w = stylegan2_upconv_kernel(w, gen.config.resample_kernel)
         kw = dict(upsample="zeros", factor=lay.up)

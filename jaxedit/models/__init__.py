@@ -15,7 +15,7 @@ from .stylegan2 import StyleGAN2Generator as StyleGAN2Generator
 from .stylegan2 import SynthesisState as SynthesisState
 from .stylegan2 import seed_to_z as seed_to_z
 
-FAMILIES: dict[str, tuple[type, type[AbstractGenerator]]] = {
+FAMILIES: dict[str, tuple[type, type[StyleGAN2Generator] | type[BigGANGenerator]]] = {
     cls.family: (cfg, cls)
     for cfg, cls in ((StyleGAN2Config, StyleGAN2Generator), (BigGANConfig, BigGANGenerator))
 }

@@ -57,7 +57,7 @@ class LayerFeatures:
     layer: str = struct.field(pytree_node=False)
     options: tuple = struct.field(pytree_node=False, default=())
 
-    def option(self, name: str, default=None):
+    def option(self, name: str, default: Any = None) -> Any:
         """The value of a static option of the paused pass (``default`` if it has none)."""
         return dict(self.options).get(name, default)
 

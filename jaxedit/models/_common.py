@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,8 @@ def _cast(v: nnx.Variable, dtype) -> jax.Array:
     return jnp.asarray(v[...], dtype)
 
 
-def _jit_method(static_argnames: Sequence[str] = ()):
+def _jit_method(static_argnames: Sequence[str] = ()
+                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Run a generator method under ``jax.jit`` with the module split into (graphdef, state)."""
 
     def deco(fn):
@@ -38,7 +40,7 @@ def _jit_method(static_argnames: Sequence[str] = ()):
             graphdef, state = nnx.split(self)
             return jitted(graphdef, state, *args, **kwargs)
 
-        wrapper.jitted = jitted
+        cast(Any, wrapper).jitted = jitted
         return wrapper
 
     return deco
@@ -57,5 +59,5 @@ class ConfigIO:
     @classmethod
     def unknown_fields(cls, d: Mapping[str, Any]) -> list[str]:
         """The keys of ``d`` that are not fields of this config, sorted."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in dataclasses.fields(cast(Any, cls))}     # a dataclass subclass
         return sorted(set(d) - names)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ from . import _biggan_split
 from ._base import AbstractGenerator, LayerFeatures
 from ._common import Buffer, ConfigIO, _cast, _jit_method
 
-PRESET_LAYERS = {
+PRESET_LAYERS: dict[int, tuple[tuple[bool, int, int], ...]] = {
     128: ((False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8),
           (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)),
 }
@@ -97,7 +98,7 @@ class BigGANConfig(ConfigIO):
         return 2 * self.z_dim
 
     @classmethod
-    def preset(cls, output_dim: int, **kw) -> "BigGANConfig":
+    def preset(cls, output_dim: int, **kw) -> BigGANConfig:
         """The published BigGAN-deep 128 / 256 / 512 architecture."""
         if output_dim not in PRESET_LAYERS:
             raise ValueError(f"no BigGAN-deep preset for {output_dim}px; choose 128, 256 or 512")
@@ -109,11 +110,13 @@ class BigGANConfig(ConfigIO):
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "BigGANConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> BigGANConfig:
         unknown = cls.unknown_fields(d)
         if unknown:
             raise ValueError(f"BigGAN config: unknown field(s) {unknown}")
-        return cls(**{k: (tuple(tuple(x) for x in v) if k == "layers" else v) for k, v in d.items()})
+        kw: dict[str, Any] = {k: (tuple(tuple(x) for x in v) if k == "layers" else v)
+                              for k, v in d.items()}
+        return cls(**kw)
 
 
 def stat_weights(truncation: float, n_stats: int) -> tuple[int, float, float]:
@@ -312,7 +315,10 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
     # ---- generator protocol (models.AbstractGenerator) ----------------------------------------
     class_dim = property(lambda self: self.config.num_classes,
                          doc="Length of the class vectors (``num_classes``).")
-    spaces = SPACES
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """BigGAN's latent spaces: ``z``, ``embed``, ``cond``."""
+        return SPACES
 
     def latent_dim(self, space: str) -> int:
         """D of ``space``: ``"z"`` and ``"embed"`` z_dim, ``"cond"`` 2 * z_dim.
@@ -406,7 +412,7 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
         n = cond.shape[0]
         x = self.gen_z(cond, precision).reshape(n, 4, 4, 16 * cfg.channel_width)
         for i in range(len(cfg.layers)):
-            if i == cfg.attention_layer_position:
+            if i == cfg.attention_layer_position and self.attention is not None:
                 x = self.attention(x, precision)
             x = getattr(self, f"block{i}")(x, cond, truncation, precision)
         x = jax.nn.relu(self.bn(x, truncation))
@@ -439,7 +445,7 @@ def truncated_noise_sample(batch_size: int = 1, z_dim: int = 128, truncation: fl
             bad = np.abs(values) > 2
     else:
         values = truncnorm.rvs(-2, 2, size=(batch_size, z_dim), random_state=state)
-    return truncation * values.astype(np.float32)
+    return truncation * np.asarray(values).astype(np.float32)
 
 
 def one_hot(classes: Sequence[int], num_classes: int = 1000) -> np.ndarray:

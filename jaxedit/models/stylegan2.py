@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,9 +37,7 @@ NOISE_MODES = ("const", "random", "none")
 SPACES = ("w", "wplus", "z", "s")
 
 
-# ------------------------------------------------------------------------------------------------
-# Configuration
-# ------------------------------------------------------------------------------------------------
+# ---- Configuration -------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class StyleGAN2Config(ConfigIO):
     """Every architecture field of a StyleGAN2 generator (hashable, JSON-serializable).
@@ -107,7 +106,7 @@ class StyleGAN2Config(ConfigIO):
         return dict(self.channels)[res]
 
     @classmethod
-    def create(cls, channels: Mapping[int, int] | Sequence[tuple[int, int]], **kw) -> "StyleGAN2Config":
+    def create(cls, channels: Mapping[int, int] | Sequence[tuple[int, int]], **kw) -> StyleGAN2Config:
         """Build a config from a ``{res: channels}`` mapping (the rest as keyword fields)."""
         items = channels.items() if isinstance(channels, Mapping) else channels
         kw.setdefault("embed_features", kw.get("w_dim", 0) if kw.get("c_dim", 0) else 0)
@@ -130,7 +129,7 @@ class StyleGAN2Config(ConfigIO):
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "StyleGAN2Config":
+    def from_dict(cls, d: Mapping[str, Any]) -> StyleGAN2Config:
         unknown = cls.unknown_fields(d)
         if unknown:
             raise ValueError(f"unknown StyleGAN2 config fields: {unknown}")
@@ -139,9 +138,7 @@ class StyleGAN2Config(ConfigIO):
         return cls.create(channels, **d)
 
 
-# ------------------------------------------------------------------------------------------------
-# Layers
-# ------------------------------------------------------------------------------------------------
+# ---- Layers --------------------------------------------------------------------------------------
 class FullyConnected(nnx.Module):
     """Equalized-lr dense layer: ``act(x @ (W * lr/sqrt(in)) + b * lr)``.
 
@@ -272,9 +269,9 @@ class MappingNetwork(nnx.Module):
         """z: [N, z_dim], c: [N, c_dim] -> w: [N, w_dim]."""
         parts = []
         if self.z_dim > 0:
-            parts.append(_ops.normalize_2nd_moment(z))
+            parts.append(_ops.normalize_2nd_moment(jnp.asarray(z)))     # mapping() checked z
         if self.c_dim > 0:
-            parts.append(_ops.normalize_2nd_moment(self.embed(c, precision)))
+            parts.append(_ops.normalize_2nd_moment(self.embed(jnp.asarray(c), precision)))
         x = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x, precision)
@@ -432,7 +429,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                 out.append((f"{bname}.torgb", 1 if block.is_first else 2 * k - 3))
         return out
 
-    def _layer(self, name: str) -> nnx.Module:
+    def _layer(self, name: str) -> SynthesisLayer | ToRGB:
         bname, lname = name.split(".")
         return getattr(getattr(self.synthesis_net, bname), lname)
 
@@ -664,7 +661,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         if not isinstance(state, SynthesisState):
             raise TypeError(f"state must be a SynthesisState, got {type(state).__name__}")
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
-        dt = ws.dtype if ws is not None else next(iter(styles.values())).dtype
+        dt = ws.dtype if ws is not None else next(iter((styles or {}).values())).dtype
         start = self._op_index_after(state.layer)
         for part in ("x", "img", "residual"):
             check_finite(f"state.{part}", getattr(state, part))

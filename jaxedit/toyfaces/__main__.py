@@ -26,8 +26,8 @@ def _train(args) -> int:
 
 def _export(args) -> int:
     from ..checkpoint import load_generator, read_config, save_generator
-    from .train import GENERATOR_DIR
     from .default import WEIGHTS_DIR
+    from .train import GENERATOR_DIR
 
     src = os.path.join(args.run, GENERATOR_DIR) if os.path.isdir(
         os.path.join(args.run, GENERATOR_DIR)) else args.run

@@ -32,6 +32,8 @@ def part_counts(n: int = PRESET_SAMPLES, seed: int = PRESET_SEED, chunk: int = 5
             m[g] = np.logical_or.reduce([m[p] for p in members])
         c = {k: v.sum(0).astype(np.int64) for k, v in m.items()}
         counts = c if counts is None else {k: counts[k] + c[k] for k in counts}
+    if counts is None:
+        raise ValueError(f"n must be >= 1, got {n}")
     return counts
 
 

@@ -10,6 +10,7 @@ architecture.
 from __future__ import annotations
 
 import os
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ def default_generator() -> StyleGAN2Generator:
     if not os.path.isdir(WEIGHTS_DIR):
         raise CheckpointError(f"the shipped toy-face weights are missing ({WEIGHTS_DIR}); "
                               f"reinstall jaxedit or run `python -m jaxedit.toyfaces export`")
-    return load_generator(WEIGHTS_DIR)
+    return cast(StyleGAN2Generator, load_generator(WEIGHTS_DIR))     # the shipped StyleGAN2
 
 
 def random_config() -> StyleGAN2Config:

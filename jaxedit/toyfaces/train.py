@@ -101,7 +101,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d) -> "TrainConfig":
+    def from_dict(cls, d) -> TrainConfig:
         d = dict(d)
         d["channels"] = tuple((int(r), int(c)) for r, c in d["channels"])
         return cls(**d)
@@ -124,7 +124,7 @@ def optimizer(tc: TrainConfig) -> optax.GradientTransformation:
 
 
 def schedule_value(tc: TrainConfig, step: int) -> float:
-    return float(_schedule(tc)(step))
+    return float(np.asarray(_schedule(tc)(step)))
 
 
 def forward(graphdef, params, rest, z):
@@ -202,9 +202,9 @@ def _flat(tree) -> dict[str, np.ndarray]:
 
 
 def _save_state(out_dir, step, params, opt_state, tc):
+    leaves: dict[str, Any] = _flat((params, opt_state))
     save_npz(os.path.join(out_dir, STATE_FILE), step=np.int64(step),
-             config=np.asarray(json.dumps(tc.to_dict(), sort_keys=True)),
-             **_flat((params, opt_state)))
+             config=np.asarray(json.dumps(tc.to_dict(), sort_keys=True)), **leaves)
 
 
 def _load_state(out_dir, template, tc):
@@ -293,8 +293,9 @@ def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False
                 if done % tc.eval_every == 0 or done == tc.steps:
                     row["eval_mae"] = float(np.mean(np.asarray(mae_fn(params, rest, z_eval))))
                 log_rows.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.4f}",
-                                **({"mae": f"{row['eval_mae']:.4f}"} if "eval_mae" in row else {}))
+                extra: dict[str, Any] = ({"mae": f"{row['eval_mae']:.4f}"} if "eval_mae" in row
+                                         else {})
+                bar.set_postfix(loss=f"{row['loss']:.4f}", **extra)
                 write_log()
             if done % tc.save_every == 0 or done == stop:
                 _save_state(out_dir, done, params, opt_state, tc)

@@ -22,7 +22,7 @@ Every locality figure is :func:`jaxedit.metrics.locality` of the same images (RO
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

@@ -50,53 +50,53 @@ cost per sample is ``O(R_S · S · C + R_S · C · R_C)``, against ``O(S · C ·
 reference's hand-written gradients. ``jax.grad`` of it equals those gradients (tested).
 """
 
-from ...errors import PandaConvergenceWarning as PandaConvergenceWarning
+from ..._resample import (
+    lanczos_upsample,
+)
+from ...errors import PandaConvergenceWarning
 from ._checks import (
-    APPEARANCE_RATE as APPEARANCE_RATE,
-    DEFAULT_LEARNING_RATE as DEFAULT_LEARNING_RATE,
-    REFERENCE_LEARNING_RATE as REFERENCE_LEARNING_RATE,
+    APPEARANCE_RATE,
+    DEFAULT_LEARNING_RATE,
+    REFERENCE_LEARNING_RATE,
 )
 from ._debug import (
-    jit_cache_sizes as jit_cache_sizes,
+    jit_cache_sizes,
 )
 from ._edit import (
-    edit as edit,
-    edit_direction as edit_direction,
-    part_map as part_map,
+    edit,
+    edit_direction,
+    part_map,
 )
 from ._evaluate import (
-    evaluate_edit as evaluate_edit,
-    part_iou as part_iou,
-    part_region as part_region,
+    evaluate_edit,
+    part_iou,
+    part_region,
 )
 from ._features import (
-    fit_generator as fit_generator,
-    reference_z as reference_z,
-    resolve_layer as resolve_layer,
+    fit_generator,
+    reference_z,
+    resolve_layer,
 )
 from ._fit import (
-    fit as fit,
-    refine as refine,
+    fit,
+    refine,
 )
 from ._loss import (
-    hosvd as hosvd,
-    loss as loss,
-)
-from ..._resample import (
-    lanczos_upsample as lanczos_upsample,
+    hosvd,
+    loss,
 )
 from ._result import (
-    PandaResult as PandaResult,
-    load as load,
-    save as save,
+    PandaResult,
+    load,
+    save,
 )
 from ._saliency import (
-    saliency as saliency,
-    saliency_masks as saliency_masks,
-    saliency_thresholds as saliency_thresholds,
+    saliency,
+    saliency_masks,
+    saliency_thresholds,
 )
 from ._steps import (
-    natural_scales as natural_scales,
+    natural_scales,
 )
 
 __all__ = [

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._loss import _hosvd_from_scatter, _loss_jit, _scatter
 from ._saliency import _coords
 from ._steps import _fit_scan, _init_states, _refine_jit, _stream_step
 
-_JITTED = {
+#: the jitted functions (``jax.jit`` wrappers: ``_cache_size`` is theirs, not in the stubs).
+_JITTED: dict[str, Any] = {
     "fit_scan": _fit_scan,
     "stream_step": _stream_step,
     "init_states": _init_states,

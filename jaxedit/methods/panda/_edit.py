@@ -4,6 +4,7 @@ factors' layer, add the direction, resume)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +83,7 @@ def edit_direction(result: PandaResult, parts, appearances, strengths, *, parts_
     _check_finite(pf, "parts_factors")
     spec = _edit_spec(parts, appearances, strengths, result.ranks[1], result.ranks[0])
     a = jnp.asarray(result.appearance)
-    d = 0
+    d: Any = 0     # an array from the first edit on (spec has one edit or more)
     for ps, j, lam in spec:
         m = jnp.asarray(part_map(pf, ps), a.dtype)
         d = d + lam * m[..., None] * a[:, j]
@@ -148,8 +149,6 @@ def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
       ValueError: no layer, features that do not match the factors, bad edit indices, or a
         ``sampling`` field this generator cannot use.
     """
-    from ... import _biggan_split
-
     _check_result(result)
     _require_generator(gen, "edit")
     sampling = _sampling_for(gen, sampling, "edit")
@@ -159,17 +158,18 @@ def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
     if name is None:
         raise ValueError("the factors record no layer: pass layer=...")
     name = resolve_layer(gen, name)
-    biggan = _biggan_split.is_biggan(gen)
-    if biggan:
+    if gen.truncation_kind == "stats":     # BigGAN: z latents, class vectors, no skip image
         if drop_skip:
-            raise ValueError("drop_skip applies to StyleGAN2 (BigGAN has no skip image)")
+            raise ValueError(f"drop_skip applies to StyleGAN2 ({gen.display_name} has no skip "
+                             "image)")
         bf = _BigGANFeatures(gen, name, sampling, compute)
         z, truncation = bf.check_latents(latents), bf.truncation
-        x, cond = _biggan_split.split(gen, z, _class_rows(gen, sampling.c, z.shape[0]), name,
-                                      truncation, dtype=dtype, precision=precision)
+        paused = gen.features_at(z, name, c=_class_rows(gen, sampling.c, z.shape[0]),
+                                 truncation=truncation, dtype=dtype, precision=precision)
+        x = paused.x
 
         def resume(feats):
-            return _biggan_split.resume(gen, feats, cond, name, truncation, precision=precision)
+            return gen.resume_at(paused, feats)
     else:
         if sampling.c is not None:
             raise ValueError("sampling.c applies to BigGAN; StyleGAN2 latents (ws) already "

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ._edit import _edit_spec, edit, part_map
 from ..._resample import lanczos_upsample
 from ..._resample import nearest_centres as _nearest
+from ._edit import _edit_spec, edit, part_map
 from ._result import PandaResult, _check_result
 
 
@@ -46,7 +48,7 @@ def evaluate_edit(gen, latents, result: PandaResult, parts, appearances, strengt
         how = region if isinstance(region, str) else f"given {type(region).__name__}"
     x0, x1 = edit(gen, latents, result, parts, appearances, strengths, return_original=True,
                   **edit_kw)
-    out = locality(np.asarray(x0), np.asarray(x1), region)
+    out: dict[str, Any] = locality(np.asarray(x0), np.asarray(x1), region)
     out["region"] = how
     out["edits"] = [{"parts": ps, "appearance": j, "strength": lam} for ps, j, lam in spec]
     return out

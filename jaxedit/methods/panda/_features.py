@@ -4,7 +4,7 @@ batch by batch from a sample pool or the reference's stream; `resolve_layer`, `r
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,14 +26,10 @@ from ._loss import _hosvd_from_scatter, _scatter
 from ._result import PandaResult
 
 
-def _is_stylegan2(gen) -> bool:
-    return hasattr(gen, "synthesis_split") and hasattr(gen, "conv_layer_names")
-
-
 def _require_generator(gen, what: str):
-    from ... import _biggan_split
+    from ...models import AbstractGenerator
 
-    if not (_is_stylegan2(gen) or _biggan_split.is_biggan(gen)):
+    if not isinstance(gen, AbstractGenerator):
         kind = type(gen).__name__
         raise ValueError(
             f"panda.{what} supports StyleGAN2 generators (split at gen.conv_layer_names, e.g. "
@@ -47,21 +43,8 @@ def resolve_layer(gen, layer) -> str:
     ``0..L-1``). StyleGAN2: conv names (``"b16.conv1"``; ``L = 5`` is ``b16.conv1`` at 1024 px).
     BigGAN-deep: the reference's ``generator.layers``, ``"block0"`` ... with ``"attention"``
     before block ``attention_layer_position``."""
-    from ... import _biggan_split
-
     _require_generator(gen, "resolve_layer")
-    if _biggan_split.is_biggan(gen):
-        return _biggan_split.layer_names(gen)[_biggan_split.resolve(gen, layer)]
-    names = gen.conv_layer_names
-    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
-        if not 1 <= layer <= len(names):
-            raise ValueError(f"layer index {layer} out of range: the reference's index L runs "
-                             f"1..{len(names)} for this generator ({names[0]} .. {names[-1]})")
-        return names[int(layer) - 1]
-    if layer not in names:
-        raise ValueError(f"unknown layer {layer!r}; choose one of {list(names)} (or the "
-                         f"reference's index 1..{len(names)})")
-    return str(layer)
+    return gen.resolve_layer(layer)
 
 
 _FEATURE_COMPUTE = Compute(batch_size=32)     # fit_generator's compute=None: 32 samples a step
@@ -69,23 +52,16 @@ _FEATURE_COMPUTE = Compute(batch_size=32)     # fit_generator's compute=None: 32
 
 def _sampling_for(gen, sampling, what: str) -> Sampling:
     """``sampling`` checked (TypeError naming it) and refused where a field cannot apply."""
-    from ... import _biggan_split
-
     sampling = as_sampling(sampling, "sampling")
-    if _biggan_split.is_biggan(gen) and sampling.truncation_cutoff is not None:
+    if gen.truncation_kind == "stats" and sampling.truncation_cutoff is not None:
         raise ValueError(f"panda.{what}: sampling.truncation_cutoff applies to StyleGAN2 (W+ "
-                         f"slots); BigGAN has none, got {sampling.truncation_cutoff!r}")
+                         f"slots); {gen.display_name} has none, got "
+                         f"{sampling.truncation_cutoff!r}")
     return sampling
 
 
-def _num_classes(gen) -> int:
-    from ... import _biggan_split
-
-    return gen.num_classes if _biggan_split.is_biggan(gen) else gen.c_dim
-
-
 def _class_rows(gen, c, n: int):
-    classes = _num_classes(gen)
+    classes = gen.class_dim
     if classes == 0:
         if c is not None:
             raise ValueError("sampling.c was given but this generator is unconditional")
@@ -181,10 +157,8 @@ class _BigGANFeatures:
         return self.from_latents(z, c)
 
     def from_latents(self, z, c=None):
-        from ... import _biggan_split
-
-        return _biggan_split.split(self.gen, z, c, self.layer, self.truncation, dtype=self.dtype,
-                                   precision=self.precision)[0]
+        return self.gen.features_at(z, self.layer, c=c, truncation=self.truncation,
+                                    dtype=self.dtype, precision=self.precision).x
 
 
 def reference_z(seed: int, n: int, z_dim: int) -> np.ndarray:
@@ -256,8 +230,6 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
         missing or misshapen ``sampling.c``, a bad ``minibatch_size``, or a pool over
         ``max_cache_bytes`` without ``minibatch_size``.
     """
-    from ... import _biggan_split
-
     _require_generator(gen, "fit_generator")
     sampling = _sampling_for(gen, sampling, "fit_generator")
     compute = _FEATURE_COMPUTE if compute is None else as_compute(compute, "compute")
@@ -273,10 +245,10 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
     precision = compute.precision
     c = sampling.c
     key = jax.random.key(0) if key is None else key
-    biggan = _biggan_split.is_biggan(gen)
+    biggan = gen.truncation_kind == "stats"     # z latents, truncation picks BN statistics
     if biggan:
         lf = _BigGANFeatures(gen, layer, sampling, compute)
-        source = dict(layer=layer, truncation=float(sampling.truncation_psi), family="biggan")
+        source = dict(layer=layer, truncation=float(sampling.truncation_psi), family=gen.family)
     else:
         lf = _LayerFeatures(gen, layer, sampling, compute)
         source = dict(layer=layer, truncation_psi=float(sampling.truncation_psi),

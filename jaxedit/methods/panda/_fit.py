@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -140,7 +141,7 @@ def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
     key = jax.random.key(0) if key is None else key
     precision = as_compute(compute, "compute").precision
     prec = _ops.as_precision(precision)
-    settings = dict(optimizer=mode, learning_rate=lr, steps=steps, batch_size=minibatch_size,
+    settings: dict[str, Any] = dict(optimizer=mode, learning_rate=lr, steps=steps, batch_size=minibatch_size,
                     precision=str(precision), ranks=None,
                     appearance_rate=APPEARANCE_RATE if normalized else 1.0)
     if callable(features) and not hasattr(features, "shape"):
@@ -167,7 +168,7 @@ def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
     k_init, k_data = jax.random.split(key)
     a, p, a_name, p_name = _init_factors(
         init_appearance, init_parts, k_init, (h, w, c), (r_c, r_s), x.dtype,
-        lambda: _hosvd_from_scatter(_scatter(xs, precision=prec) / n))
+        lambda xs=xs: _hosvd_from_scatter(_scatter(xs, precision=prec) / n))
     settings.update(init_appearance=a_name, init_parts=p_name, samples=n)
     b = n if minibatch_size is None else minibatch_size
     hp = _hyper(normalized, lr, (h, w, c), (r_c, r_s), b, energy, steps, x.dtype)

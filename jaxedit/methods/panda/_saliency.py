@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import _ops
+from ..._resample import lanczos_upsample
 from ...sampling import Compute, as_compute
 from ._checks import _check_features, _check_finite
-from ..._resample import lanczos_upsample
 from ._result import PandaResult, _check_result
 
 
