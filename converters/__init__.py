@@ -1,7 +1,7 @@
 """Torch-free, code-free readers of pretrained GAN checkpoints into jaxedit's layout.
 
 ``read_checkpoint(path)`` detects the format from the file's contents and returns a
-:class:`ConvertedCheckpoint` of plain NumPy arrays. Nothing here imports torch or executes code
+`ConvertedCheckpoint` of plain NumPy arrays. Nothing here imports torch or executes code
 from a file: pickles go through an allowlisting unpickler.
 
 Formats: NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 ``.pkl`` (``"nvidia-pkl"``),

@@ -1,15 +1,15 @@
 """Host-side I/O helpers: one output policy for every file jaxedit writes, checked .npz / .npy
 reading, a progress bar.
 
-Output policy (:func:`prepare_output`, used by :func:`save_npz`, :func:`save_json`,
-:func:`jaxedit.images.save_png` and the command line):
+Output policy (`prepare_output`, used by `save_npz`, `save_json`,
+`jaxedit.images.save_png` and the command line):
 
 * a symlink is followed: its target is written, the link stays a link;
 * only a regular file (or a missing path) is ever replaced; a directory, device, FIFO or socket
-  is refused with :class:`OutputError` (``--out /dev/null`` never replaces the device node);
+  is refused with `OutputError` (``--out /dev/null`` never replaces the device node);
 * an existing file is replaced only with ``overwrite=True`` (the command line's ``--force``),
-  else :class:`OutputExistsError`;
-* the parent directory must exist and be writable (one clear :class:`OutputError` otherwise);
+  else `OutputExistsError`;
+* the parent directory must exist and be writable (one clear `OutputError` otherwise);
 * the data goes to a temporary file in the target's directory, which is then renamed onto the
   target (atomic: a reader sees the old file or the new one, never a partial one; a failure leaves
   the target untouched and no temporary file behind). Without ``overwrite`` the rename cannot
@@ -245,7 +245,7 @@ def progress(total: int | None, desc: str, *, enabled: bool = True, unit: str = 
 
 
 def progress_printer(label: str):
-    """Callback form of :func:`progress`: returns ``show(done, total)`` (closes at ``done == total``)."""
+    """Callback form of `progress`: returns ``show(done, total)`` (closes at ``done == total``)."""
     state: dict = {}
 
     def show(done: int, total: int) -> None:

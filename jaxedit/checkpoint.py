@@ -10,7 +10,7 @@ A converted checkpoint is a directory::
 It is written to a temporary sibling and renamed into place, so a failed conversion never leaves
 a partial ``OUT``. Loading verifies every parameter file against its recorded SHA-256 (and the
 architecture fields against ``config_sha256``) before orbax reads anything (``verify=False``
-skips this); orbax / TensorStore failures become one-line :class:`CorruptCheckpointError` s.
+skips this); orbax / TensorStore failures become one-line `CorruptCheckpointError` s.
 Replacing (``overwrite=True`` / ``--force``) is allowed only for a directory that is itself a
 jaxedit checkpoint (``config.json`` + ``params/`` and nothing else): the new checkpoint is
 written beside it, the old one is renamed to a temporary sibling, the new one renamed into place,
@@ -486,7 +486,7 @@ def load_generator(path: str | os.PathLike, which: str | None = None, *, verify:
     """Load a generator from a converted directory or a source checkpoint file.
 
     Args:
-      path: a directory written by ``jaxedit convert`` / :func:`save_generator`, an NVIDIA
+      path: a directory written by ``jaxedit convert`` / `save_generator`, an NVIDIA
         StyleGAN2 ``.pkl`` (stylegan2-ada-pytorch, or the official TensorFlow releases), a
         rosinality ``.pt``, a Hammer / ReSeFa ``.pth``, or a pytorch-pretrained-BigGAN directory
         (``pytorch_model.bin`` + ``config.json``) (converted in memory; nothing executed).
@@ -506,7 +506,7 @@ def load_generator(path: str | os.PathLike, which: str | None = None, *, verify:
 
 
 def generator_from_converted(conv: converters.ConvertedCheckpoint) -> nnx.Module:
-    """Build the generator of a :class:`converters.ConvertedCheckpoint`."""
+    """Build the generator of a `converters.ConvertedCheckpoint`."""
     return generator_from_arrays(conv.family, conv.config, conv.params, conv.sources,
                                  origin=conv.source_path)
 
@@ -516,7 +516,7 @@ def convert_checkpoint(src: str | os.PathLike, out_dir: str | os.PathLike, which
     """Convert a source checkpoint file into a jaxedit checkpoint directory. Returns OUT.
 
     ``overwrite=True`` replaces ``out_dir`` only if it is itself a jaxedit checkpoint (see
-    :func:`save_generator`); ``allow_nonfinite=True`` accepts NaN / infinite parameters.
+    `save_generator`); ``allow_nonfinite=True`` accepts NaN / infinite parameters.
     """
     conv = converters.read_checkpoint(src, which, allow_nonfinite=allow_nonfinite)
     gen = generator_from_converted(conv)
@@ -525,7 +525,7 @@ def convert_checkpoint(src: str | os.PathLike, out_dir: str | os.PathLike, which
 
 @dataclasses.dataclass
 class CheckpointInfo:
-    """What :func:`inspect_checkpoint` found; every check that converting / loading makes passed.
+    """What `inspect_checkpoint` found; every check that converting / loading makes passed.
 
     Attributes:
       path: the checkpoint inspected.
@@ -533,7 +533,7 @@ class CheckpointInfo:
       family: ``"stylegan2"`` or ``"biggan"``.
       config: the architecture fields.
       num_values: number of parameter values.
-      converted: the source's :class:`converters.ConvertedCheckpoint` (``kind == "source"``).
+      converted: the source's `converters.ConvertedCheckpoint` (``kind == "source"``).
       meta: the directory's ``config.json`` (``kind == "converted"``).
       verified: whether parameter files were checked against recorded SHA-256 sums.
     """
@@ -558,7 +558,7 @@ def inspect_checkpoint(path: str | os.PathLike, which: str | None = None, *,
     its parameter files checked against their SHA-256 (unless ``verify=False``) and the stored
     tree's keys and shapes checked against the architecture.
 
-    Raises the same typed errors as :func:`convert_checkpoint` / :func:`load_generator`.
+    Raises the same typed errors as `convert_checkpoint` / `load_generator`.
     """
     path = os.fspath(path)
     if _is_converted_dir(path):

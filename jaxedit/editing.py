@@ -106,8 +106,8 @@ def render_edits(gen, latents, direction, alphas, *, space: str = "w",
                  precision: _ops.Precision = "highest") -> np.ndarray:
     """Images ``[A, N, H, W, C]`` for every alpha (row a) and sample (column n).
 
-    ``latents`` as :func:`edit_latents`; space ``"z"`` maps the edited z with the given
-    truncation, space ``"s"`` takes flattened styles ``[N, D_s]`` (see :func:`flatten_styles`).
+    ``latents`` as `edit_latents`; space ``"z"`` maps the edited z with the given
+    truncation, space ``"s"`` takes flattened styles ``[N, D_s]`` (see `flatten_styles`).
 
     BigGAN: ``latents`` are z ``[N, z_dim]``, ``c`` the class vectors ``[N, num_classes]``,
     ``truncation_psi`` the (static) truncation, and ``space`` ``"z"`` | ``"embed"`` | ``"cond"``
@@ -173,7 +173,7 @@ def draw_box(images_u8: np.ndarray, region: RegionLike | None, color=(255, 0, 0)
 def save_edit_grid(images, path, region: RegionLike | None = None, *,
                    overwrite: bool = True) -> str:
     """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha
-    (written as :func:`jaxedit.images.save_png`; ``overwrite=False`` refuses an existing file)."""
+    (written as `jaxedit.images.save_png`; ``overwrite=False`` refuses an existing file)."""
     from .images import image_grid
 
     images = np.asarray(images)
@@ -187,7 +187,7 @@ def save_edit_grid(images, path, region: RegionLike | None = None, *,
 
 @dataclasses.dataclass(frozen=True)
 class DirectionSet:
-    """Directions read by :func:`load_directions`.
+    """Directions read by `load_directions`.
 
     Attributes:
       directions: ``[S, K, D]`` float array: S sets (one per Jacobian sample) of K directions.
@@ -242,7 +242,7 @@ def load_directions(path) -> DirectionSet:
 
     The format is told from the file's contents (not its suffix); nothing is unpickled.
     Shapes, dtype and finiteness are checked; the direction length is checked against the
-    generator when it is applied (:func:`edit_latents`).
+    generator when it is applied (`edit_latents`).
 
     Raises:
       FileNotFoundError: no such file.

@@ -1,5 +1,5 @@
 """Image helpers: float NHWC in [-1, 1] -> uint8, grids, PNG files (written under the output
-policy of :mod:`jaxedit._io`: atomically, symlinks followed, special files refused)."""
+policy of `jaxedit._io`: atomically, symlinks followed, special files refused)."""
 
 from __future__ import annotations
 

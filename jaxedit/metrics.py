@@ -58,9 +58,9 @@ def evaluate_direction(gen, latents, direction, region: RegionLike, *, alpha: fl
                        truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                        noise_mode: str = "const", dtype=None,
                        precision: _ops.Precision = "highest") -> dict[str, float]:
-    """:func:`locality` of ``latents + alpha * direction`` (unit-normalized) against ``latents``.
+    """`locality` of ``latents + alpha * direction`` (unit-normalized) against ``latents``.
 
-    ``latents``/``space``/``slots`` as :func:`jaxedit.editing.edit_latents`. A non-finite or
+    ``latents``/``space``/``slots`` as `jaxedit.editing.edit_latents`. A non-finite or
     zero direction, or a non-finite alpha, raises ValueError.
     """
     alpha = finite_scalar("alpha", alpha)
@@ -122,7 +122,7 @@ def rgb_to_lab(rgb, *, parity: bool = False, value_range=(-1.0, 1.0), shift: boo
 
 def lab_squared_error(a, b, parity: bool = False, *, value_range=(-1.0, 1.0)) -> jax.Array:
     """Per-pixel CIELAB error of the reference: images ``[..., H, W, 3]`` -> ``[..., H, W]`` =
-    mean over (L, a, b) of ``(Δ / 255)²`` on the shifted 0..255 scale (see :func:`rgb_to_lab`
+    mean over (L, a, b) of ``(Δ / 255)²`` on the shifted 0..255 scale (see `rgb_to_lab`
     for ``parity`` and ``value_range``)."""
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.shape != b.shape:
@@ -139,7 +139,7 @@ def in_out_mse(error, region, *, resize: str = "nearest") -> dict[str, Any]:
     """In-MSE / Out-MSE of a per-pixel error map over a region.
 
     Args:
-      error: ``[N, H, W]`` (e.g. :func:`lab_squared_error` of target and edited).
+      error: ``[N, H, W]`` (e.g. `lab_squared_error` of target and edited).
       region: ``[H', W']`` or ``[N, H', W']`` weights in [0, 1] (bool or soft), resized to H x W
         with ``resize`` if needed.
     Returns:
@@ -174,7 +174,7 @@ def in_out_mse(error, region, *, resize: str = "nearest") -> dict[str, Any]:
 
 def lab_locality(original, edited, region, *, parity: bool = False, value_range=(-1.0, 1.0),
                  resize: str = "nearest") -> dict[str, Any]:
-    """:func:`in_out_mse` of :func:`lab_squared_error` between images ``[N, H, W, 3]``."""
+    """`in_out_mse` of `lab_squared_error` between images ``[N, H, W, 3]``."""
     return in_out_mse(lab_squared_error(original, edited, parity, value_range=value_range), region,
                       resize=resize)
 

@@ -2,16 +2,16 @@
 
 Conventions:
 
-* A :class:`Box` is ``(y0, x0, y1, x1)`` in pixels of a ``grid``-pixel square image, end-exclusive.
+* A `Box` is ``(y0, x0, y1, x1)`` in pixels of a ``grid``-pixel square image, end-exclusive.
 * The reference (zhujiapeng/resefa ``coordinate.py``) writes boxes as
   ``[center_row, center_col, height, width]`` on a 256 grid, with the top-left corner at
-  ``(center_row - height // 2, center_col - width // 2)``; :func:`center_box` converts.
+  ``(center_row - height // 2, center_col - width // 2)``; `center_box` converts.
 * Every region is resampled to the grid it is used on (the Jacobian's ``H' x W'``, or the image):
   boxes scale their corners (start rounded down, end rounded up), masks are resampled by nearest
   neighbour at pixel centres.
 * ``toyfaces/<part>`` presets (``toyfaces/eyes``, ``toyfaces/mouth``, ...) are masks of the
-  embedded toy-face model (:mod:`jaxedit.toyfaces`): the pixels covered by the part in at least
-  :data:`TOYFACES_THRESHOLD` of a fixed sample of 4096 faces (the shipped
+  embedded toy-face model (`jaxedit.toyfaces`): the pixels covered by the part in at least
+  `TOYFACES_THRESHOLD` of a fixed sample of 4096 faces (the shipped
   ``toyfaces/part_frequency.npz``, read with NumPy only). On another grid a cell belongs to the
   region when at least half of its area does (exact box-filter resampling, any ``H x W``).
 """
@@ -159,7 +159,7 @@ def toyfaces_preset(region: str) -> MaskPreset:
 
 def center_box(center_row: int, center_col: int, height: int, width: int,
                grid: int = REFERENCE_GRID) -> Box:
-    """The reference's ``[center_row, center_col, height, width]`` box as a :class:`Box`."""
+    """The reference's ``[center_row, center_col, height, width]`` box as a `Box`."""
     vals = (center_row, center_col, height, width)
     if not all(np.isfinite(float(v)) for v in vals):
         raise ValueError(f"center box values must be finite, got {vals}")
@@ -218,8 +218,8 @@ def parse_region(text: str) -> Box | MaskPreset:
 def region_mask(region: RegionLike, size: int | tuple[int, int]) -> np.ndarray:
     """Resolve any region to a boolean mask ``[H, W]`` on a ``size`` grid.
 
-    ``region``: a bool array ``[h, w]`` (resampled by nearest neighbour), a :class:`Box`, a
-    :class:`MaskPreset`, a preset name (``"ffhq/eyes"``, ``"toyfaces/eyes"``...), or a 4-tuple
+    ``region``: a bool array ``[h, w]`` (resampled by nearest neighbour), a `Box`, a
+    `MaskPreset`, a preset name (``"ffhq/eyes"``, ``"toyfaces/eyes"``...), or a 4-tuple
     ``(y0, x0, y1, x1)`` in pixels of the target grid.
     """
     h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)

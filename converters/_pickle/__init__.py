@@ -1,12 +1,12 @@
 """Restricted, torch-free, resource-bounded readers for pickles and ``torch.save`` files.
 
 Nothing here imports torch or executes code taken from a file. Every global a pickle asks for is
-looked up in an explicit allowlist; anything else raises :class:`UnsafePickleError` before it is
+looked up in an explicit allowlist; anything else raises `UnsafePickleError` before it is
 called. Tensors come back as NumPy arrays (copied out of their storages).
 
-Every read is bounded **before** anything is allocated (see :class:`Limits`):
+Every read is bounded **before** anything is allocated (see `Limits`):
 
-* each pickle is pre-scanned opcode by opcode (:mod:`pickletools`, nothing is built) before the
+* each pickle is pre-scanned opcode by opcode (`pickletools`, nothing is built) before the
   real unpickler runs: declared lengths must fit in the bytes that remain, containers may not
   nest deeper than ``max_depth`` (deep tuples would crash CPython's hash), memo indices and the
   estimated memory of the objects the pickle builds are charged against the file's budget;
@@ -20,7 +20,7 @@ Every read is bounded **before** anything is allocated (see :class:`Limits`):
 
 The budget of a file is ``max_expansion * file size + slack_bytes``: a hostile file costs a small
 multiple of its own size, whatever it declares. Each violation is a
-:class:`CorruptCheckpointError` naming the file and the key (or byte offset).
+`CorruptCheckpointError` naming the file and the key (or byte offset).
 
 Formats handled:
 
@@ -33,7 +33,7 @@ Formats handled:
   pickles of NumPy arrays (``numpy.core.multiarray._reconstruct``).
 
 Readers of other pickle formats reuse this machinery: pass their stand-in classes as
-``extra_allow`` to :func:`load_pickle` / :func:`load_torch_file` and every limit applies.
+``extra_allow`` to `load_pickle` / `load_torch_file` and every limit applies.
 
 The package, by concern (each module reads only the ones above it in this list):
 ``_limits`` (Limits, the per-load budget, the load context and its ContextVar), ``_streams``

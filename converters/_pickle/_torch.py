@@ -166,7 +166,7 @@ def load_torch_file(path: str | os.PathLike, *, extra_allow: Mapping | None = No
     Args:
       path: the file.
       extra_allow: more ``{(module, name): stand-in}`` globals to accept (format readers).
-      limits: resource limits (:class:`Limits`; the defaults bound memory to ~4x the file).
+      limits: resource limits (`Limits`; the defaults bound memory to ~4x the file).
 
     Raises:
       UnsafePickleError: the pickle names a global that is not allowlisted.
@@ -277,9 +277,9 @@ def load_pickle(path: str | os.PathLike, *, extra_allow: Mapping | None = None,
     """Load a plain pickle (e.g. an NVIDIA network snapshot) with the restricted allowlist.
 
     Storages embedded through ``torch.storage._load_from_bytes`` are parsed as legacy torch
-    blobs; persistent objects become :class:`PersistentObject` records; NumPy arrays of plain
+    blobs; persistent objects become `PersistentObject` records; NumPy arrays of plain
     numeric dtypes are accepted. No code runs. ``extra_allow`` and ``limits`` as in
-    :func:`load_torch_file`.
+    `load_torch_file`.
     """
     source = _regular_file(path)
     with open(source, "rb") as f:

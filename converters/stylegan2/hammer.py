@@ -27,9 +27,9 @@ Key mapping into jaxedit's layout (weights raw, gains applied at run time, as in
 
 z is pixel-normalized before the mapping (``normalize_z=True``, eps 1e-8), as jaxedit's mapping
 does. The configuration comes from ``model_kwargs_init`` (Hammer's constructor kwargs) and the
-tensor shapes; a disagreement is a :class:`ShapeMismatchError`, an option jaxedit cannot
+tensor shapes; a disagreement is a `ShapeMismatchError`, an option jaxedit cannot
 reproduce (``repeat_w=False``, ``final_tanh``, ``init_res != 4``, ``lr_mul != 1``...) an
-:class:`UnsupportedFormatError` naming it.
+`UnsupportedFormatError` naming it.
 
 Truncation (Hammer / ReSeFa ``forward(..., trunc_psi, trunc_layers)``)::
 

@@ -37,7 +37,7 @@ static kwargs, if a pickle has them, are ignored, as ``legacy.py`` ignores them.
 Supported: configs E and F of the StyleGAN2 paper (``G_synthesis_stylegan2``, architecture
 ``skip`` / ``resnet`` / ``orig`` as the variables say) and stylegan2-ada's TF networks
 (``G_synthesis``, ``LabelEmbed`` class conditioning, ``conv_clamp``). Refused with an
-:class:`UnsupportedFormatError` naming the reason: progressive-growing configs A-D
+`UnsupportedFormatError` naming the reason: progressive-growing configs A-D
 (``ToRGB_lod*`` variables), StyleGAN (v1) ``G_style`` networks, the original StyleGAN2 TF
 ``LabelConcat`` conditioning (it normalizes ``[z, embed]`` jointly, which the NNX mapping does
 not express), ``normalize_latents=False``, non-``lrelu`` activations and a ``fmap_const`` that

@@ -1,6 +1,6 @@
 """The shared layer of the ``jaxedit`` command line: argument validators, the parser class (one-line
-usage errors, defaults shown in ``--help``), output options under the :mod:`jaxedit._io` output
-policy, and the error handling of :func:`run` (every error one line on stderr, exit code 2;
+usage errors, defaults shown in ``--help``), output options under the `jaxedit._io` output
+policy, and the error handling of `run` (every error one line on stderr, exit code 2;
 tracebacks only with ``--debug``; SIGPIPE-safe).
 
 Command modules (``jaxedit/cli/<command>.py``, listed in ``jaxedit.cli.COMMANDS``) use it as::
@@ -18,9 +18,9 @@ Command modules (``jaxedit/cli/<command>.py``, listed in ``jaxedit.cli.COMMANDS`
         ...
         save_npz(out, overwrite=args.force, ...)
 
-``type=`` validators raise :class:`argparse.ArgumentTypeError` with a message that says what is
-expected; errors found after parsing are :class:`CLIError` (a ValueError) or any typed library
-error (ValueError, OSError, ``CheckpointError``): :func:`run` prints each as one line.
+``type=`` validators raise `argparse.ArgumentTypeError` with a message that says what is
+expected; errors found after parsing are `CLIError` (a ValueError) or any typed library
+error (ValueError, OSError, ``CheckpointError``): `run` prints each as one line.
 """
 
 from __future__ import annotations
@@ -163,20 +163,20 @@ def int_list(text, *, max_value: int | None = None, max_len: int = MAX_LIST) -> 
 
 @_named("integer list")
 def parse_int_list(text) -> list[int]:
-    """``type=`` form of :func:`int_list` (W+ slots, indices)."""
+    """``type=`` form of `int_list` (W+ slots, indices)."""
     return int_list(text)
 
 
 @_named("seed list")
 def seed_list(text) -> list[int]:
-    """Seeds for ``np.random.RandomState``: :func:`int_list` with values below 2**32."""
+    """Seeds for ``np.random.RandomState``: `int_list` with values below 2**32."""
     return int_list(text, max_value=MAX_SEED)
 
 
 @_named("alphas")
 def parse_alphas(text) -> list[float]:
     """``"-10:10:7"`` -> ``linspace(-10, 10, 7)``; ``"-2,0,2"`` -> that list. Finite values,
-    at most :data:`MAX_ALPHAS`."""
+    at most `MAX_ALPHAS`."""
     text = str(text)
     usage = f"alphas must be START:STOP:COUNT (e.g. -10:10:7) or a comma list (e.g. -2,0,2), got {text!r}"
     try:
@@ -237,7 +237,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` with :class:`HelpFormatter` and one-line usage errors (exit 2).
+    """``argparse.ArgumentParser`` with `HelpFormatter` and one-line usage errors (exit 2).
 
     Subparsers created through ``add_subparsers`` inherit the class, so plugin subcommands get
     the same behaviour without doing anything."""
@@ -257,7 +257,7 @@ def examples(*lines: str) -> str:
 def add_output_args(p, default: str | None, what: str, *, flag: str = "--out",
                     group=None) -> None:
     """``--out PATH`` (default ``default``) and ``--force``/``--overwrite`` (replace an existing
-    file). Pass the value through :func:`check_output` before computing anything. ``group``: a
+    file). Pass the value through `check_output` before computing anything. ``group``: a
     mutually exclusive group of ``p`` to put ``--out`` in (e.g. beside an ``--outdir``)."""
     (group or p).add_argument(flag, default=default, metavar="PATH",
                    help=f"write {what} here (a symlink is followed; an existing file is kept "
@@ -279,7 +279,7 @@ def setup_x64(args) -> None:
 
 
 def check_output(path, force: bool) -> str:
-    """:func:`jaxedit._io.prepare_output` for a command-line output (raises OutputError)."""
+    """`jaxedit._io.prepare_output` for a command-line output (raises OutputError)."""
     from .._io import prepare_output
 
     return prepare_output(path, overwrite=bool(force))

@@ -1,16 +1,16 @@
 """``jaxedit demo``: the main workflow on the embedded toy-face generator, offline.
 
-default generator (a StyleGAN2 trained on :mod:`jaxedit.toyfaces`, shipped in the package) ->
+default generator (a StyleGAN2 trained on `jaxedit.toyfaces`, shipped in the package) ->
 sample grid (generator above, renderer below) + checkpoint round trip -> W-space Jacobians of the
 seeds (forward mode) -> ReSeFa directions for ``toyfaces/eyes`` and ``toyfaces/mouth`` (M_f, M_b
 averaged over the seeds) -> one edit grid per region with the region drawn -> ``report.json``
 with, per region, the ROIR (lower = more local) of the top ReSeFa direction, of 20 random
 directions (median), of the top SeFa direction, and of the ground truth: each of the part's
-factors moved in z with every other factor fixed (:func:`jaxedit.toyfaces.edit_factor`).
+factors moved in z with every other factor fixed (`jaxedit.toyfaces.edit_factor`).
 
 W edits move every W+ slot by ``alpha * d`` (unit d) at the edit grid's alphas
-(:data:`DEMO_ALPHAS`); ROIR is measured at each non-zero alpha and averaged. Ground-truth edits
-move the factor's normal score by :data:`GT_DELTAS`.
+(`DEMO_ALPHAS`); ROIR is measured at each non-zero alpha and averaged. Ground-truth edits
+move the factor's normal score by `GT_DELTAS`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
         --reference-seeds 10-13 --out grid.png
 
 Every option is checked by a `jaxedit.cli._common` validator; outputs are checked
-(:func:`check_output`) before any generator is loaded and written atomically, never replacing an
+(`check_output`) before any generator is loaded and written atomically, never replacing an
 existing file without ``--force`` (``annotate`` rewrites its catalog in place unless ``--out`` is
 given: that file is its declared output). Default output names say what they hold
 (``eis_catalog_<layer>_k<k>.npz`` + ``..._clusters.png``, ``eis_transfer_<label>.png``).

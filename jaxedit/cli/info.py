@@ -10,7 +10,7 @@ from ._generators import CKPT_HELP
 
 def _biggan_layers(gen) -> list[tuple[str, int, int, int]]:
     """(name, input resolution, in channels, out channels) of every BigGAN conv (as
-    :func:`jaxedit.spectra.layer_spectrum` names them)."""
+    `jaxedit.spectra.layer_spectrum` names them)."""
     rows, res = [], 4
     for i, (up, _, _) in enumerate(gen.config.layers):
         block = getattr(gen, f"block{i}")

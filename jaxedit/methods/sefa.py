@@ -111,14 +111,14 @@ def sefa(gen, layers: str | Sequence[int] = "all", k: int = 5,
 
     Args:
       gen: StyleGAN2 or BigGAN generator.
-      layers: StyleGAN2: ``"all"``, ``"coarse"``, ``"middle"``, ``"fine"`` (:func:`stylegan2_presets`)
+      layers: StyleGAN2: ``"all"``, ``"coarse"``, ``"middle"``, ``"fine"`` (`stylegan2_presets`)
         or a list of W+ slots; BigGAN: ``"gen_z"`` or ``"all"`` (gen_z + conditional BN linears).
       k: number of directions.
       normalize: ``"column"`` (reference) or None.
       dtype: compute dtype (default: float64 under x64, else float32); ``np.float32`` is the
         genforce reference's precision.
     Returns:
-      :class:`SefaResult` with ``directions [k, w_dim]`` (BigGAN: ``[k, z_dim]``).
+      `SefaResult` with ``directions [k, w_dim]`` (BigGAN: ``[k, z_dim]``).
     """
     if isinstance(gen, BigGANGenerator):
         blocks, slots = _biggan_blocks(gen, layers if isinstance(layers, str) else None)

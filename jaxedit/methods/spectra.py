@@ -22,7 +22,7 @@ transposed, stride s                   s n          ``[n, n, C_out s², C_in]``
   s·n grid, whose blocks live on the n grid - same singular values;
 * ``upsample="nearest"`` then conv, and ``upsample="zeros"`` (zero insertion, i.e. a transposed
   conv) then conv: output phases stacked on ``C_out``;
-* StyleGAN2's up-conv (:func:`stylegan2_upconv_kernel`): zero insertion, the flipped kernel, then
+* StyleGAN2's up-conv (`stylegan2_upconv_kernel`): zero insertion, the flipped kernel, then
   the separable FIR with gain 4, folded into one kernel on the upsampled grid.
 
 Kernels larger than the grid are wrapped (taps summed modulo n), not cropped as
@@ -120,7 +120,7 @@ def conv_blocks(kernel_hwio, input_shape: Sequence[int], stride: int = 1, *,
     """Per-frequency blocks ``[n', n', rows, cols]`` whose singular values are the layer's.
 
     ``input_shape`` is the layer's input grid for every variant (see the module docstring for
-    the output grids). See :func:`conv_singular_values` for the arguments.
+    the output grids). See `conv_singular_values` for the arguments.
     """
     k = jnp.asarray(kernel_hwio)
     if k.ndim != 4 or k.shape[0] != k.shape[1]:
@@ -268,7 +268,7 @@ def conv_factorization(kernel_hwio, input_shape: Sequence[int], *, k: int = 5,
       method: ``"fft"`` (the paper's route) or ``"parseval"`` (same Gram for ``"conjugate"``).
       affine: optional ``[D, C_in]`` style affine (jaxedit layout: w_dim x C_in).
       upsample, factor: the layer upsamples its input by ``factor`` first (``"zeros"``: zero
-        insertion, e.g. with :func:`stylegan2_upconv_kernel`; ``"nearest"``).
+        insertion, e.g. with `stylegan2_upconv_kernel`; ``"nearest"``).
     """
     if method == "parseval":
         if transpose != "conjugate":
@@ -327,10 +327,10 @@ def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
                         transpose: str = "conjugate", method: str = "fft") -> ConvFactorization:
     """Closed-form directions of one generator conv layer, in the generator's latent space.
 
-    StyleGAN2 (``layer`` a conv name, e.g. ``"b16.conv1"``): :func:`conv_factorization` of the
+    StyleGAN2 (``layer`` a conv name, e.g. ``"b16.conv1"``): `conv_factorization` of the
     layer's weight at its input size composed with its style affine -> directions in w. An
     up-conv (``"b16.conv0"``) is factorized as what it computes: zero insertion, the flipped
-    kernel and the FIR (:func:`stylegan2_upconv_kernel`), i.e. its polyphase kernel on the input
+    kernel and the FIR (`stylegan2_upconv_kernel`), i.e. its polyphase kernel on the input
     grid. The Gram is ``Σ_p J_pᵀJ_p`` over input pixels p, ``J_p`` the Jacobian in w of the
     layer's (unnormalized) output for unit activations at p.
 

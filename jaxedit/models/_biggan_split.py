@@ -39,12 +39,12 @@ def layer_names(gen) -> tuple[str, ...]:
 
 def resolve(gen, layer) -> int:
     """A layer name or the reference's index L (the output of layers 0..L-1) -> the position of
-    that layer in :func:`layer_names`."""
+    that layer in `layer_names`."""
     return layer_position(layer, layer_names(gen), "BigGAN")
 
 
 def _apply(gen, j: int, x, cond, truncation: float, precision):
-    """Layer j of :func:`layer_names` on x [N, H, W, C]."""
+    """Layer j of `layer_names` on x [N, H, W, C]."""
     name = layer_names(gen)[j]
     if name == "attention":
         return gen.attention(x, precision)
@@ -85,7 +85,7 @@ def split(gen, z, class_vector, layer, truncation: float = 1.0, *, dtype=None,
 
 
 def resume(gen, x, cond, layer, truncation: float = 1.0, *, precision: Precision = "highest"):
-    """Features at ``layer`` (as :func:`split` returns them) -> images [N, H, W, 3]."""
+    """Features at ``layer`` (as `split` returns them) -> images [N, H, W, 3]."""
     graphdef, state = nnx.split(gen)
     return _tail(graphdef, state, jnp.asarray(x, cond.dtype), cond,
                  start=resolve(gen, layer) + 1, truncation=float(truncation),

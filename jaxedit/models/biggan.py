@@ -8,7 +8,7 @@ Conditional batch norm uses the *stored* statistics of ``n_stats`` truncation va
 truncation t the reference does ``coef, idx = math.modf(t / (1 / (n_stats - 1)))`` in Python
 floats and, if ``coef != 0``, ``stats[idx] * coef + stats[idx + 1] * (1 - coef)`` (the weights are
 reversed with respect to a lerp, and float artefacts such as ``0.14 / 0.02 = 7.000000000000001``
-matter). :func:`stat_weights` reproduces this exactly on the host; ``truncation`` is therefore a
+matter). `stat_weights` reproduces this exactly on the host; ``truncation`` is therefore a
 static Python float everywhere.
 """
 
@@ -135,7 +135,7 @@ def stat_weights(truncation: float, n_stats: int) -> tuple[int, float, float]:
 
 def bn_statistics(means: nnx.Variable, variances: nnx.Variable, truncation: float, dt
                   ) -> tuple[jax.Array, jax.Array]:
-    """The stored BN statistics at ``truncation`` (mixed as :func:`stat_weights`).
+    """The stored BN statistics at ``truncation`` (mixed as `stat_weights`).
 
     Args:
       means, variances: ``[n_stats, C]`` stored statistics.
@@ -282,7 +282,7 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
     Shapes: z ``[N, z_dim]``, class vectors ``[N, num_classes]`` (one-hot or soft), embeddings
     ``[N, z_dim]``, cond ``[N, 2 * z_dim]`` = ``[z, embed]``, images ``[N, H, W, 3]`` in [-1, 1].
     ``truncation`` is a static Python float in (0, 1] that picks the BN statistics (the caller
-    also scales z, e.g. with :func:`truncated_noise_sample`).
+    also scales z, e.g. with `truncated_noise_sample`).
     """
 
     family = "biggan"

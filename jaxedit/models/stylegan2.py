@@ -8,7 +8,7 @@ Layout conventions (the converters write exactly this):
 * ``synthesis.b4.const`` is ``[4, 4, C]``; ``noise_const`` is ``[R, R]``; the affine biases already
   contain the ``+1`` of ``bias_init=1``.
 
-Public entry point is :class:`StyleGAN2Generator`; its methods take NumPy or JAX arrays and return
+Public entry point is `StyleGAN2Generator`; its methods take NumPy or JAX arrays and return
 JAX arrays. They run under ``jax.jit`` by default over an explicit ``(graphdef, state)`` split of
 the module (parameters are traced arguments, never compile-time constants); ``jit=False`` runs
 the same code eagerly.
@@ -291,7 +291,7 @@ class SynthesisNetwork(nnx.Module):
 
 @struct.dataclass
 class SynthesisState:
-    """Synthesis paused after a conv layer (see :meth:`StyleGAN2Generator.synthesis_split`).
+    """Synthesis paused after a conv layer (see `StyleGAN2Generator.synthesis_split`).
 
     Attributes:
       x: [N, R, R, C] features after ``layer`` (editable).
@@ -380,7 +380,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
 
     @property
     def feature_layers(self) -> tuple[str, ...]:
-        """The split points, :attr:`conv_layer_names`."""
+        """The split points, `conv_layer_names`."""
         return self.conv_layer_names
 
     def resolve_layer(self, layer: str | int) -> str:
@@ -391,7 +391,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                     noise_mode: str = "const", key=None, dtype=None,
                     precision: Precision = "highest") -> LayerFeatures:
         """ws ``[N, num_ws, w_dim]`` -> the output of conv layer ``layer`` ``[N, R, R, C]`` (see
-        `AbstractGenerator.features_at`; :meth:`synthesis_split` underneath). ``c`` and
+        `AbstractGenerator.features_at`; `synthesis_split` underneath). ``c`` and
         ``truncation`` belong in the mapping that made the ws: pass None and 1.0."""
         if c is not None:
             raise ValueError("c applies to BigGAN; StyleGAN2 latents (ws) already include it")
@@ -513,7 +513,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         """Per-layer style vectors ("S space"): raw affine outputs ``{layer: [N, C_in]}``.
 
         For ToRGB layers this is before the ``1/sqrt(C_in)`` weight gain, as the reference's
-        ``affine`` output. Keys follow :attr:`layer_names`.
+        ``affine`` output. Keys follow `layer_names`.
         """
         out = self._styles(self._check_ws(ws, self._dtype(dtype)), precision=precision, jit=jit)
         return {name: out[name] for name in self.layer_names}  # jit sorts dict keys
@@ -618,7 +618,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
 
     def synthesis(self, ws=None, *, styles=None, noise_mode: str = "const", key=None, dtype=None,
                   precision: Precision = "highest", jit: bool = True) -> jax.Array:
-        """ws: [N, num_ws, w_dim] (or ``styles`` from :meth:`styles`) -> images [N, H, W, C]."""
+        """ws: [N, num_ws, w_dim] (or ``styles`` from `styles`) -> images [N, H, W, C]."""
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
         state, _ = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
                                  start=0, stop=len(self._ops_list()), noise_mode=noise_mode,
@@ -642,10 +642,10 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
     def synthesis_split(self, ws=None, layer: str = "b4.conv1", *, styles=None,
                         noise_mode: str = "const", key=None, dtype=None,
                         precision: Precision = "highest", jit: bool = True) -> SynthesisState:
-        """Run synthesis up to and including conv layer ``layer``; returns a :class:`SynthesisState`.
+        """Run synthesis up to and including conv layer ``layer``; returns a `SynthesisState`.
 
         The state carries the features *and* the skip image so that
-        :meth:`synthesis_resume` of an unedited state equals :meth:`synthesis`.
+        `synthesis_resume` of an unedited state equals `synthesis`.
         """
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
         stop = self._op_index_after(layer)

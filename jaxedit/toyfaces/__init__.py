@@ -1,9 +1,9 @@
 """Toy faces: a procedural face renderer with known parts, and the StyleGAN2 trained on it.
 
-``render(factors)`` draws anti-aliased 64x64 faces from named factors (:data:`FACTORS`: name,
+``render(factors)`` draws anti-aliased 64x64 faces from named factors (`FACTORS`: name,
 part, range), ``part_masks(factors)`` gives the exact pixels of every part, and
 ``factors_from_z(z)`` is the fixed map from a latent to factors that the embedded generator
-(:func:`jaxedit.default_generator`) was trained to reproduce: ``G(z) ~ render(factors_from_z(z))``.
+(`jaxedit.default_generator`) was trained to reproduce: ``G(z) ~ render(factors_from_z(z))``.
 Training: ``python -m jaxedit.toyfaces train --out DIR``.
 """
 

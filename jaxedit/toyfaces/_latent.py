@@ -5,7 +5,7 @@
 factor ``i`` (``i < K = len(FACTORS)``) is ``lo_i + (hi_i - lo_i) * Phi(u_i)`` with ``Phi`` the
 standard normal CDF (for z ~ N(0, I), each factor is close to uniform on its range). The last
 ``Z_DIM - K`` coordinates are nuisance: they change no factor and carry the norm, so that one
-factor can be moved with every other factor fixed (:func:`edit_factor`).
+factor can be moved with every other factor fixed (`edit_factor`).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``part_frequency()`` renders the part masks of ``PRESET_SAMPLES`` latents
 (``sample_z(PRESET_SEED, PRESET_SAMPLES)``) and returns, per part and group, the fraction of
 faces whose part covers each pixel. The shipped ``part_frequency.npz`` holds these counts
-(written by ``python -m jaxedit.toyfaces presets``); :mod:`jaxedit.regions` reads it with NumPy
-only and thresholds it at :data:`jaxedit.regions.TOYFACES_THRESHOLD`.
+(written by ``python -m jaxedit.toyfaces presets``); `jaxedit.regions` reads it with NumPy
+only and thresholds it at `jaxedit.regions.TOYFACES_THRESHOLD`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def part_counts(n: int = PRESET_SAMPLES, seed: int = PRESET_SEED, chunk: int = 5
 
 
 def write_presets(path: str = PRESET_FILE, n: int = PRESET_SAMPLES, seed: int = PRESET_SEED) -> str:
-    """Write the counts of :func:`part_counts` (uint16, with ``n`` and ``seed``) to ``path``."""
+    """Write the counts of `part_counts` (uint16, with ``n`` and ``seed``) to ``path``."""
     from .._io import save_npz
 
     counts = part_counts(n, seed)

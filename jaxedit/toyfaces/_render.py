@@ -1,7 +1,7 @@
 """The toy-face renderer: named factors -> anti-aliased 64x64 RGB faces and exact part masks.
 
 Every shape is an implicit function turned into a (first-order) signed distance ``sdf`` in
-pixels; its coverage is a cubic smoothstep of ``sdf`` over :data:`EDGE` pixels, exactly 0 at
+pixels; its coverage is a cubic smoothstep of ``sdf`` over `EDGE` pixels, exactly 0 at
 ``sdf >= EDGE / 2`` and exactly 1 at ``sdf <= -EDGE / 2``, so a part's mask ("coverage > 0") is
 the set of pixels it can colour, and the image is a smooth function of the factors. Layers are
 composited back to front (``over``); coordinates are pixel centres ``(i + 0.5)`` with x to the
@@ -248,7 +248,7 @@ def render(factors) -> jax.Array:
 
 
 def part_masks(factors) -> dict[str, np.ndarray]:
-    """Factor vectors ``[N, K]`` -> ``{part: [N, 64, 64] bool}`` for every part in :data:`PARTS`.
+    """Factor vectors ``[N, K]`` -> ``{part: [N, 64, 64] bool}`` for every part in `PARTS`.
 
     A pixel belongs to a part when the part's layers contribute to its final colour (coverage
     > 0 and not fully covered by another part). ``face`` is the whole face ellipse, features
@@ -268,7 +268,7 @@ def factor_index(name: str) -> int:
 
 
 def factors_of_part(part: str) -> tuple[str, ...]:
-    """Names of the factors owned by ``part`` (a part of :data:`PARTS` or a group like ``eyes``)."""
+    """Names of the factors owned by ``part`` (a part of `PARTS` or a group like ``eyes``)."""
     parts = GROUPS.get(part, (part,))
     for p in parts:
         if p not in PARTS:

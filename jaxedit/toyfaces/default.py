@@ -1,8 +1,8 @@
 """The embedded default generator: the StyleGAN2 trained on the toy faces, shipped in the package.
 
-:func:`default_generator` loads ``jaxedit/toyfaces/weights`` (a :func:`jaxedit.save_generator`
+`default_generator` loads ``jaxedit/toyfaces/weights`` (a `jaxedit.save_generator`
 directory; nothing is downloaded) - a 64 px StyleGAN2 with ``G(z) ~ toyfaces.render(
-toyfaces.factors_from_z(z))``, see :mod:`jaxedit.toyfaces`. :func:`random_generator` is the old
+toyfaces.factors_from_z(z))``, see `jaxedit.toyfaces`. `random_generator` is the old
 untrained builder (weights a pure function of a seed), for code that needs an arbitrary
 architecture.
 """
@@ -41,7 +41,7 @@ def random_config() -> StyleGAN2Config:
 
 
 def random_generator(seed: int = RANDOM_SEED) -> StyleGAN2Generator:
-    """An untrained StyleGAN2 (:func:`random_config`) whose weights are a pure function of
+    """An untrained StyleGAN2 (`random_config`) whose weights are a pure function of
     ``seed``: noise strengths and biases are set non-zero so that every parameter matters, ToRGB
     weights are scaled so images are not saturated, and ``w_avg`` is the mean of 4096 mapped
     latents."""

@@ -4,14 +4,14 @@ Regression, not a GAN: every step draws fresh latents ``z ~ N(0, I)`` (``jax.ran
 the run's key and the step number, so a resumed run sees the same stream), renders the targets
 inside the same jitted program, and takes one optax Adam step on the L1 image error (the metric
 the run is judged by: the mean absolute pixel error, images in [-1, 1]), in which the pixels of
-the eyes, eyebrows, nose and mouth presets weigh ``1 + part_weight`` (:func:`loss_weights`). The
-generator is this package's :class:`~jaxedit.models.stylegan2.StyleGAN2Generator` (c_dim 0, no
+the eyes, eyebrows, nose and mouth presets weigh ``1 + part_weight`` (`loss_weights`). The
+generator is this package's `StyleGAN2Generator` (c_dim 0, no
 noise inputs); its parameters are split once (``nnx.split``) and passed to the jitted step as an
 explicit pytree.
 
 Outputs in ``out_dir``: ``log.jsonl`` (one line per logged step: loss, learning rate, wall and
 process CPU seconds, held-out MAE where evaluated), ``state.npz`` (parameters + optimizer state +
-step, for ``--resume``), ``generator/`` (the final generator, :func:`jaxedit.save_generator`
+step, for ``--resume``), ``generator/`` (the final generator, `jaxedit.save_generator`
 format), ``summary.json``.
 """
 
@@ -158,7 +158,7 @@ def loss_weights(part_weight: float) -> np.ndarray:
 def make_step(graphdef, tx: optax.GradientTransformation, batch: int, loss: str = "l1",
               part_weight: float = 0.0):
     """The jitted training step ``(params, rest, opt_state, key) -> (params, opt_state, loss)``;
-    the loss is the (optionally ``"l1+l2"``) image error weighted by :func:`loss_weights`."""
+    the loss is the (optionally ``"l1+l2"``) image error weighted by `loss_weights`."""
     weights = jnp.asarray(loss_weights(part_weight))
 
     def loss_fn(params, rest, z):

@@ -3,13 +3,13 @@
 The generator was trained so that ``G(z) ~ render(factors_from_z(z))``, so every factor has a
 known effect and a known owner part. Three ground-truth objects follow:
 
-* **factor z edits** (:func:`factor_z_edits`): ``z -> edit_factor(z, name, delta)`` moves one
+* **factor z edits** (`factor_z_edits`): ``z -> edit_factor(z, name, delta)`` moves one
   factor's normal score by ``delta`` with every other factor fixed; its images are the ideal
   local edit of that factor's part, up to the model's fitting error;
-* **factor W directions** (:func:`factor_w_directions`): ``dw/du_i`` at each sample, the W-space
+* **factor W directions** (`factor_w_directions`): ``dw/du_i`` at each sample, the W-space
   tangent of that edit through the mapping network (one direction per sample and factor);
 * **image-change subspaces**: at a sample with W Jacobian ``J_n`` (pixels x w_dim), a set of W
-  directions ``D`` changes the image within ``span(J_n Dᵀ)``. :func:`subspace_agreement`
+  directions ``D`` changes the image within ``span(J_n Dᵀ)``. `subspace_agreement`
   compares a method's top-k directions with a part's factor directions by the principal angles
   between these pixel-space subspaces. Comparing image changes, not W vectors, is what makes the
   measure meaningful: W directions are not identifiable (W has more dimensions than there are
@@ -17,7 +17,7 @@ known effect and a known owner part. Three ground-truth objects follow:
   exactly what an edit does; principal angles are invariant to the basis inside each subspace
   (a method may find "both eyes open" where the factors are "left eye", "right eye").
 
-Every locality figure is :func:`jaxedit.metrics.locality` of the same images (ROIR, masked MSE).
+Every locality figure is `jaxedit.metrics.locality` of the same images (ROIR, masked MSE).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ._render import factor_index
 
 
 def _edit_u(z, i: int, t):
-    """Pure (traceable) :func:`edit_factor`: z [N, Z_DIM], scalar t -> z' [N, Z_DIM]."""
+    """Pure (traceable) `edit_factor`: z [N, Z_DIM], scalar t -> z' [N, Z_DIM]."""
     u = normalize(z)
     u_f = u[:, :NUM_FACTORS].at[:, i].add(t)
     nuis = u[:, NUM_FACTORS:]
@@ -112,7 +112,7 @@ def _collect(base, imgs, region, alphas) -> dict:
 
 def factor_z_edits(gen, z, name: str, region: RegionLike, deltas, *, base=None,
                    dtype=None) -> dict:
-    """Locality (as :func:`direction_locality`) of the exact ground-truth edit of factor ``name``:
+    """Locality (as `direction_locality`) of the exact ground-truth edit of factor ``name``:
     ``G(edit_factor(z, name, delta))`` against ``G(z)`` for each ``delta != 0`` (normal-score
     units)."""
     _check_gen(gen)
@@ -161,7 +161,7 @@ def subspace_agreement(J, directions_a, directions_b) -> dict:
     """Principal angles between the image-change subspaces of two direction sets.
 
     Args:
-      J: W Jacobians ``[N, H, W, C, D]`` (:func:`jaxedit.jacobian`, space ``"w"``).
+      J: W Jacobians ``[N, H, W, C, D]`` (`jaxedit.jacobian`, space ``"w"``).
       directions_a, directions_b: ``[k, D]`` (shared by all samples) or ``[N, k, D]``.
     Returns:
       ``{"cosines": [N, min(k_a, k_b)]`` principal cosines per sample (descending),

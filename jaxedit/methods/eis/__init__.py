@@ -3,18 +3,18 @@
 Pipeline (``IVRL/GANLocalEditing``, StyleGAN1 there; reimplemented, not ported):
 
 1. **Catalog.** Every pixel of every sample's feature map at one conv layer (``[N·H·W, C]``) is
-   clustered with :func:`spherical_kmeans` (rows L2-normalized, unit centroids). Each cluster is a
-   part (eyes, mouth...); :meth:`Catalog.annotate` names groups of clusters.
+   clustered with `spherical_kmeans` (rows L2-normalized, unit centroids). Each cluster is a
+   part (eyes, mouth...); `Catalog.annotate` names groups of clusters.
 2. **Contributions.** For every style layer l and part k,
    ``M_l[k, c] = Σ_{n,h,w} A²[n,h,w,c]·U_k[n,h,w] / Σ_{n,h,w} A²[n,h,w,c]``: the share of channel
    c's energy that falls inside part k. ``A`` is the **input** of the modulated conv that style
    ``s_l`` scales, ``U_k`` the part mask resized to A's resolution (nearest, as the reference;
    ``"area"`` averages instead). Rows sum to 1 over parts that cover the image.
-3. **Query.** Per layer, which channels to transfer: :func:`query` (the reference's sequential
+3. **Query.** Per layer, which channels to transfer: `query` (the reference's sequential
    rule, the paper's in/out ratio reading of rho, or the simultaneous ``min(1, λM)``).
 4. **Transfer.** ``s_l = (1 − q_l)·s_T + q_l·s_R`` per style layer (exact at q = 0 and q = 1),
    then synthesis from the mixed styles.
-5. **Locality.** :func:`lab_squared_error` (the reference's CIELAB error) and :func:`in_out_mse`.
+5. **Locality.** `lab_squared_error` (the reference's CIELAB error) and `in_out_mse`.
 
 What changes for StyleGAN2 (the reference is StyleGAN1-only):
 
@@ -22,7 +22,7 @@ What changes for StyleGAN2 (the reference is StyleGAN1-only):
   modulated 3x3 conv (or ToRGB 1x1 conv), then the weights are demodulated. So the features
   whose energy defines ``M_l`` are the conv's *input*: for ``bR.conv0`` (the upsampling conv) the
   previous block's output at R/2, for ``bR.conv1`` the output of ``bR.conv0``, for ``bR.torgb``
-  the output of ``bR.conv1``, for ``b4.conv1`` the learned constant (see :func:`layer_inputs`).
+  the output of ``bR.conv1``, for ``b4.conv1`` the learned constant (see `layer_inputs`).
 * There is no instance norm, so channel energies are not unit: ``M`` divides by ``Σ A²``
   explicitly (the paper's ``1/(NHW)`` normalization relies on AdaIN's unit variance).
 * ToRGB layers have styles too; they are interpolated like the others (``layers=`` restricts).

@@ -70,7 +70,7 @@ class Catalog:
       resolution: side of that layer's feature map (heatmaps are ``[N, K, R, R]``).
       annotations: ``{label: (cluster ids...)}``; a label's mask is the sum of its clusters'.
       latents: the samples the catalog was fitted on, ws ``[N, num_ws, w_dim]`` or ``[N, w_dim]``
-        (the default samples of :func:`contributions`), or None.
+        (the default samples of `contributions`), or None.
       info: JSON-serializable facts (objective, convergence, seeds, psi, k-means options...).
     """
 
@@ -202,7 +202,7 @@ class Catalog:
                              f"the generator {ch}: it was fitted on another generator")
 
     def predict_features(self, features, *, soft: bool = False, temperature: float = 0.1) -> jax.Array:
-        """features ``[N, R, R, C]`` of :attr:`layer` -> heatmaps ``[N, K, R, R]``: one-hot of the
+        """features ``[N, R, R, C]`` of `layer` -> heatmaps ``[N, K, R, R]``: one-hot of the
         most similar centroid (cosine), or ``softmax(cos / temperature)`` over K with ``soft``."""
         f = jnp.asarray(features)
         if f.ndim != 4 or f.shape[-1] != self.centroids.shape[1]:
@@ -276,7 +276,7 @@ class Catalog:
         """Label masks of samples at any resolution: ``[N, L, h, w]``.
 
         ``size``: None (the catalog layer's), an int / (h, w), or a style layer name (that
-        layer's *input* resolution, as :func:`contributions` uses). ``resize``: ``"nearest"``
+        layer's *input* resolution, as `contributions` uses). ``resize``: ``"nearest"``
         (reference) or ``"area"``.
         """
         m = self.label_masks(self.predict(gen, latents, soft=soft, **kw), labels)
@@ -321,7 +321,7 @@ class Catalog:
 
     @classmethod
     def load(cls, path) -> "Catalog":
-        """Read a catalog written by :meth:`save`; every problem is a ValueError naming the file
+        """Read a catalog written by `save`; every problem is a ValueError naming the file
         and key (no pickles are read)."""
         from ..._io import load_npz
 

@@ -57,11 +57,11 @@ def contributions_from_features(features: Mapping[str, Any], masks, resize: str 
     """Channel contributions of parts, from feature maps and masks given directly (pure core).
 
     ``M_l[k, c] = Σ_{n,h,w} A_l²[n,h,w,c]·U_k[n,h,w] / Σ_{n,h,w} A_l²[n,h,w,c]`` with ``U_k`` the
-    masks resized to A_l's grid (:func:`resize_masks`); a channel with no energy gets 0.
+    masks resized to A_l's grid (`resize_masks`); a channel with no energy gets 0.
 
     Args:
       features: ``{layer: [N, H_l, W_l, C_l]}``: for Editing in Style, the *input* of each styled
-        layer (:func:`layer_inputs`).
+        layer (`layer_inputs`).
       masks: ``[N, K, H0, W0]`` part masks (0/1 or soft).
       resize: ``"nearest"`` (reference) or ``"area"``.
     Returns:
@@ -79,7 +79,7 @@ class Contributions(Mapping):
 
     Attributes:
       rows: name of each row (cluster ids as strings, or label names).
-      annotations: ``{label: cluster ids}`` used by :meth:`label` when rows are clusters.
+      annotations: ``{label: cluster ids}`` used by `label` when rows are clusters.
     """
 
     def __init__(self, matrices: Mapping[str, jax.Array], rows: Sequence[str],
@@ -124,16 +124,16 @@ def contributions(gen, latents, catalog, labels: str | Sequence[str] | None = No
                   sampling=None, compute=None, progress: bool = False) -> Contributions:
     """``M_l`` ``[K, C_l]`` for every style layer l, accumulated over samples in batches.
 
-    ``A_l`` is the input of layer l's modulated conv (:func:`layer_inputs`), ``U_k`` the part
+    ``A_l`` is the input of layer l's modulated conv (`layer_inputs`), ``U_k`` the part
     mask resized to A_l's grid (``resize``: ``"nearest"``, the reference, or ``"area"``).
 
     Args:
-      latents: ws ``[N, num_ws, w_dim]`` / w ``[N, w_dim]``; None with a :class:`Catalog` uses
+      latents: ws ``[N, num_ws, w_dim]`` / w ``[N, w_dim]``; None with a `Catalog` uses
         the samples it was fitted on.
-      catalog: a :class:`Catalog` (masks predicted per sample at its layer; rows = its K clusters,
+      catalog: a `Catalog` (masks predicted per sample at its layer; rows = its K clusters,
         or with ``labels`` the named labels) or an array of masks ``[N, K, H0, W0]`` for the same
         samples (rows named by ``names``, default ``"0".."K-1"``).
-      soft, temperature: soft heatmaps (:meth:`Catalog.predict_features`).
+      soft, temperature: soft heatmaps (`Catalog.predict_features`).
       layers: style layers (default ``gen.layer_names``).
       sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (``"const"`` or ``"none"``:
         the feature pass takes no noise key; the latents are used as given). None:
@@ -141,7 +141,7 @@ def contributions(gen, latents, catalog, labels: str | Sequence[str] | None = No
       compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype``, ``precision``
         and ``batch_size`` (samples per generator call).
     Returns:
-      :class:`Contributions` (``{layer: [K, C_l]}`` with row names).
+      `Contributions` (``{layer: [K, C_l]}`` with row names).
 
     Raises:
       TypeError: ``sampling`` / ``compute`` of the wrong type.

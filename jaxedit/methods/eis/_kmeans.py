@@ -19,7 +19,7 @@ from ._common import _HIGHEST, _normalize_rows
 
 @dataclasses.dataclass(frozen=True)
 class SphericalKMeansResult:
-    """Result of :func:`spherical_kmeans`.
+    """Result of `spherical_kmeans`.
 
     Attributes:
       centroids: ``[k, C]`` unit vectors.
@@ -239,8 +239,8 @@ def spherical_kmeans(X, k: int, key=None, *, n_init: int = 3, batch_size: int | 
       progress: show a progress bar over the restarts.
 
     Returns:
-      :class:`SphericalKMeansResult` (``.centroids [k, C]``, ``.labels [N]``, ``.objective``,
-      ``.converged``). A :class:`KMeansConvergenceWarning` is issued when the kept restart hit
+      `SphericalKMeansResult` (``.centroids [k, C]``, ``.labels [N]``, ``.objective``,
+      ``.converged``). A `KMeansConvergenceWarning` is issued when the kept restart hit
       ``max_iter`` first (raise ``max_iter``).
     """
     X = as_float_array(X)

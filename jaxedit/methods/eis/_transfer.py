@@ -101,7 +101,7 @@ def query(m, rho=None, eps=None, mode: str = "reference", *, lam=None):
 def label_queries(contribs: Contributions, label: str, rho=None, eps=None,
                   mode: str = "reference", *, lam=None, layers: Sequence[str] | None = None
                   ) -> dict[str, jax.Array]:
-    """``{layer: q_l [C_l]}`` for one label: :func:`query` of :meth:`Contributions.label` on
+    """``{layer: q_l [C_l]}`` for one label: `query` of `Contributions.label` on
     every layer (``layers`` restricts them; rho/eps/lam per layer follow that order)."""
     if not isinstance(contribs, Contributions):
         raise ValueError(f"contribs must be Contributions, got {type(contribs).__name__}")
@@ -183,8 +183,8 @@ def transfer(gen, ws_target, ws_reference, qs, label: str | None = None, rho=Non
       ws_target, ws_reference: ws ``[N, num_ws, w_dim]`` / w ``[N, w_dim]``, paired by index
         (equal N, or one side N = 1, broadcast).
       qs: either the explicit ``{layer: q_l [C_l]}`` (then label/rho/eps/mode are unused), or a
-        :class:`Contributions` / :class:`Catalog` with ``label`` and the query parameters
-        (:func:`query`; rho/eps/lam scalar or per layer). A catalog's contributions are computed
+        `Contributions` / `Catalog` with ``label`` and the query parameters
+        (`query`; rho/eps/lam scalar or per layer). A catalog's contributions are computed
         on ``contribution_latents`` (default: the catalog's own samples) with ``resize``.
       layers: style layers that may change (default all, ToRGB included).
       sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (the latents are used as

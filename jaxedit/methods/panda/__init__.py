@@ -11,11 +11,11 @@ reference's ``C x S`` unfolding), PandA learns *appearances* ``A [C, R_C]`` and 
 A *local edit* adds ``λ · a_j ⊗ minmax01(Σ_{k∈parts} P[:, k])`` to one sample's features and
 resumes the generator from that layer.
 
-Conventions (jaxedit): features are NHWC ``[N, H, W, C]`` as :meth:`StyleGAN2Generator.features`
+Conventions (jaxedit): features are NHWC ``[N, H, W, C]`` as `StyleGAN2Generator.features`
 returns them; ``Z_i = features[i].reshape(S, C).T`` (row-major over ``H, W``, as the reference's
 ``Z.view(C, H*W)``); parts are returned as ``[H, W, R_S]``.
 
-Optimization (:func:`fit`):
+Optimization (`fit`):
 
 * ``optimizer="pgd"`` is the reference's solver exactly: per step, the gradient of the loss
   **summed** over the batch, ``P ← max(P − lr·∇_P, 0)``, then ``A ← A − lr·∇_A`` evaluated at the
@@ -27,18 +27,18 @@ Optimization (:func:`fit`):
   every layer:
 
   - the loss is divided by the mean feature energy ``E = mean_i ‖Z_i‖²_F`` of the data (fixed
-    before the first step, stored as :attr:`PandaResult.feature_energy`) and averaged over the
+    before the first step, stored as `PandaResult.feature_energy`) and averaged over the
     batch: it is the fraction of the feature energy left unexplained (1 at ``P = 0``), whatever
     the layer's or the checkpoint's activation scale;
   - the optimizer updates ``A / σ_A`` and ``P / σ_P`` with ``σ_A = 1/sqrt(C)`` (the entry scale of
     unit-norm columns) and ``σ_P = sqrt(R_S / (H·W))`` (the entry scale of parts with
     ``PᵀP ≈ I`` and near-disjoint supports), so a step of ``lr`` moves each entry by about
-    ``lr`` times its natural size on any layer (:func:`natural_scales`).
+    ``lr`` times its natural size on any layer (`natural_scales`).
 
-  - the appearance updates are scaled by 0.1 (:data:`APPEARANCE_RATE`): ``A`` starts at the
+  - the appearance updates are scaled by 0.1 (`APPEARANCE_RATE`): ``A`` starts at the
     near-optimal HOSVD solution, and full-rate appearance steps make Adam oscillate.
 
-  The default Adam uses a peak learning rate of 0.05 (:data:`DEFAULT_LEARNING_RATE`) with a
+  The default Adam uses a peak learning rate of 0.05 (`DEFAULT_LEARNING_RATE`) with a
   linear warm-up over the first 5 % of the steps and a cosine decay to 1 % of the peak at the
   last step (measured on 8x8 … 64x64 layers of random and fixture StyleGAN2s: peak rates up to
   0.1 converge, 0.2 and above can drive parts to zero, where they stay).

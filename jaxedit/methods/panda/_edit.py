@@ -70,7 +70,7 @@ def edit_direction(result: PandaResult, parts, appearances, strengths, *, parts_
         ``[[0, 1], [2]]``; a bare int is one edit.
       appearances: one appearance index per edit; strengths: one λ per edit.
       parts_factors: parts to use instead of ``result.parts``: ``[H, W, R_S]`` or refined
-        per-sample parts ``[N, H, W, R_S]`` (from :func:`refine`).
+        per-sample parts ``[N, H, W, R_S]`` (from `refine`).
     Returns:
       ``[H, W, C]`` (``[N, H, W, C]`` for per-sample parts), in the appearance's dtype.
     """
@@ -118,7 +118,7 @@ def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
          parts_factors=None, layer: str | None = None, drop_skip: bool = False,
          sampling: Sampling | None = None, compute: Compute | None = None, key=None,
          return_original: bool = False):
-    """Local PandA edit: split the synthesis at the factors' layer, add :func:`edit_direction` to
+    """Local PandA edit: split the synthesis at the factors' layer, add `edit_direction` to
     the features, resume.
 
     StyleGAN2: the skip image accumulated before the split is carried across it (so zero
@@ -131,7 +131,7 @@ def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
     Args:
       gen: a StyleGAN2 or BigGAN-deep generator. latents: StyleGAN2 ws ``[N, num_ws, w_dim]``;
         BigGAN z ``[N, z_dim]``.
-      parts, appearances, strengths, parts_factors: as :func:`edit_direction`.
+      parts, appearances, strengths, parts_factors: as `edit_direction`.
       layer: override ``result.layer``.
       sampling: a `jaxedit.Sampling` (None = ``Sampling()``). StyleGAN2: ``noise_mode`` is
         read (``"random"`` needs ``key``); ws already carry the class and the truncation, so

@@ -29,13 +29,13 @@ def part_region(result: PandaResult, parts, threshold: float = 0.5, *, parts_fac
 
 def evaluate_edit(gen, latents, result: PandaResult, parts, appearances, strengths, region=None,
                   *, threshold: float = 0.5, **edit_kw) -> dict:
-    """ROIR and masked MSE (:func:`jaxedit.metrics.locality`) of a PandA edit against the same
-    latents unedited (both through :func:`edit`).
+    """ROIR and masked MSE (`jaxedit.metrics.locality`) of a PandA edit against the same
+    latents unedited (both through `edit`).
 
-    ``region``: any region :func:`jaxedit.regions.region_mask` accepts (bool mask, Box, preset,
-    4-tuple) or None: the learned parts of the edit, :func:`part_region` (union of every edit's
+    ``region``: any region `jaxedit.regions.region_mask` accepts (bool mask, Box, preset,
+    4-tuple) or None: the learned parts of the edit, `part_region` (union of every edit's
     parts) at ``threshold``. The result records the region's provenance under ``"region"``.
-    ``edit_kw`` go to :func:`edit` (``sampling=``, ``compute=``, ``key=``, ``drop_skip=`` ...).
+    ``edit_kw`` go to `edit` (``sampling=``, ``compute=``, ``key=``, ``drop_skip=`` ...).
     """
     from ...metrics import locality
 
@@ -63,12 +63,12 @@ def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts
              resample: str = "lanczos", max_parts: int = 1) -> dict[str, dict]:
     """IoU of the best-matching learned part for every ground-truth part mask.
 
-    Each learned part k, ``minmax01(P_k)`` (:func:`part_map`), is brought to the ground truth's
+    Each learned part k, ``minmax01(P_k)`` (`part_map`), is brought to the ground truth's
     grid and thresholded ``>= threshold``: ``resample="lanczos"`` (default) upsamples the soft
-    map with :func:`lanczos_upsample` first, as the reference's saliency masks do;
-    ``"nearest"`` thresholds at the feature grid (:func:`part_region`) and resamples the binary
+    map with `lanczos_upsample` first, as the reference's saliency masks do;
+    ``"nearest"`` thresholds at the feature grid (`part_region`) and resamples the binary
     mask by nearest neighbour. With per-sample masks ``[N, H', W']`` (or per-sample
-    ``parts_factors [N, H, W, R_S]`` from :func:`refine`) the IoU is averaged over the samples.
+    ``parts_factors [N, H, W, R_S]`` from `refine`) the IoU is averaged over the samples.
 
     ``max_parts > 1`` also searches unions of up to that many parts for each mask (a region made
     of several parts, e.g. both eyes): greedily, starting from the best part, adding the part

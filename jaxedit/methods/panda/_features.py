@@ -173,12 +173,12 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
                   optimizer=None, learning_rate: float | None = None, init_appearance="hosvd",
                   init_parts=None, hosvd_samples: int = 1000, key=None, progress: bool = False,
                   max_cache_bytes: int = 2**30) -> PandaResult:
-    """:func:`fit` on a generator layer's features, drawn from the generator batch by batch.
+    """`fit` on a generator layer's features, drawn from the generator batch by batch.
 
     Generators: StyleGAN2 (layers ``"b16.conv1"`` ...) and BigGAN-deep (``"block3"``,
     ``"attention"`` ...; ``sampling.c`` is required, ``sampling.truncation_psi`` is BigGAN's
     truncation in (0, 1], which scales z and picks the BN statistics); either also by the
-    reference's index L (:func:`resolve_layer`).
+    reference's index L (`resolve_layer`).
 
     Samples:
       * ``seeds`` (StyleGAN2: NVIDIA ``generate.py`` latents, ``RandomState(seed).randn(1,
@@ -195,11 +195,11 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
         ``i < hosvd_samples / 10``.
 
     Memory is bounded by ``max(max_cache_bytes, compute.batch_size · H·W·C)`` feature values.
-    Other arguments as :func:`fit`.
+    Other arguments as `fit`.
 
     Args:
       gen: a StyleGAN2 or BigGAN-deep generator.
-      layer: a layer name or the reference's index L (:func:`resolve_layer`).
+      layer: a layer name or the reference's index L (`resolve_layer`).
       ranks: ``(R_C, R_S)``. steps: number of alternating steps.
       seeds: a pool of seeds, or None. latents: a pool of latents (see above), or None.
       minibatch_size: PandA's optimizer mini-batch, the samples of one step of the fit (not
@@ -215,11 +215,11 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
         precision) and ``batch_size``, samples per jitted generator step. None =
         ``Compute(batch_size=32)``; ``chunk`` is not used.
       optimizer, learning_rate, init_appearance, init_parts, hosvd_samples, key, progress:
-        as :func:`fit`.
+        as `fit`.
       max_cache_bytes: largest pool of features computed once and kept in memory.
 
     Returns:
-      A :class:`PandaResult` with ``layer`` set; its ``settings`` record the source of the
+      A `PandaResult` with ``layer`` set; its ``settings`` record the source of the
       features (``truncation_psi``, ``noise_mode``, ``truncation_cutoff``; BigGAN:
       ``truncation``) and ``batch_size`` (the mini-batch size, the key of the file format).
 

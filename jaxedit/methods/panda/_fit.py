@@ -129,7 +129,7 @@ def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
       hosvd_samples: samples for the HOSVD init and the feature energy with a callable.
 
     Returns:
-      :class:`PandaResult` (``appearance [C, R_C]``, ``parts [H, W, R_S]``, ``losses [steps]``).
+      `PandaResult` (``appearance [C, R_C]``, ``parts [H, W, R_S]``, ``losses [steps]``).
 
     Raises:
       TypeError: ``compute`` is not a `jaxedit.Compute`.
@@ -268,7 +268,7 @@ def _fit_stream(features, ranks, steps, tx, lr, mode, normalized, init_appearanc
 def refine(result: PandaResult, features, steps: int = 100, learning_rate: float | None = None,
            optimizer=None, *, compute: Compute | None = None, return_losses: bool = False):
     """Sample-specific parts ``P̃_i``: the parts objective on one sample with ``A`` frozen, from the
-    global parts (the reference's ``refine``), with the same optimizer choices as :func:`fit`.
+    global parts (the reference's ``refine``), with the same optimizer choices as `fit`.
 
     ``"pgd"`` is the reference's loop exactly (gradient of that sample's loss, clamp at 0; its
     defaults are lr 1e-8 for 1000 steps, 1e-5 for 100 in its demo); the default Adam works on the

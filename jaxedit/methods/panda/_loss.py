@@ -47,7 +47,7 @@ def loss(result_or_appearance, features, parts=None, *, compute: Compute | None 
     """Per-sample loss ``‖Z_i − A AᵀZ_i P Pᵀ‖²_F`` in the direct form: ``[N]`` for features
     ``[N, H, W, C]``.
 
-    Pass a :class:`PandaResult`, or ``A [C, R_C]`` and ``parts [H·W | H, W, R_S]``. (:func:`fit`
+    Pass a `PandaResult`, or ``A [C, R_C]`` and ``parts [H·W | H, W, R_S]``. (`fit`
     records its losses from an expanded form that loses ~4 digits in float32 when the loss is
     below 0.1 % of the feature energy; use this for final numbers.)
 

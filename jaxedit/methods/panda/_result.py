@@ -25,7 +25,7 @@ class PandaResult:
       feature_energy: ``E = mean_i ‖Z_i‖²_F`` of the training features (the loss normalizer).
       layer: the generator layer the features came from (e.g. ``"b16.conv1"``) or None.
       converged: False when the loss was still falling by more than 1 % over the last tenth of
-        the steps, or became non-finite (a :class:`PandaConvergenceWarning` says so).
+        the steps, or became non-finite (a `PandaConvergenceWarning` says so).
       settings: how the factors were made (optimizer, learning rate, steps, batch size, init,
         precision, and the source of the features when known).
     """
@@ -84,7 +84,7 @@ def save(result: PandaResult, path, *, overwrite: bool = True) -> str:
 
 
 def load(path) -> PandaResult:
-    """Read factors written by :func:`save` (no pickles); every key and shape is checked."""
+    """Read factors written by `save` (no pickles); every key and shape is checked."""
     from ..._io import load_npz
 
     d = load_npz(path, ("format", "appearance", "parts", "losses", "feature_energy", "layer",

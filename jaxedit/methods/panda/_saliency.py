@@ -60,10 +60,10 @@ def saliency_masks(result: PandaResult, features, size, concepts=None, *, thresh
     """Binary concept masks as in the reference notebook (``localize-concepts.ipynb``).
 
     ``(Aᵀ Z_i)[k]`` is upsampled to the image size with a Lanczos-3 filter (the notebook uses
-    PIL's ``LANCZOS`` on the float32 map; :func:`lanczos_upsample`'s default JAX backend equals it
+    PIL's ``LANCZOS`` on the float32 map; `lanczos_upsample`'s default JAX backend equals it
     to float32 rounding, ``backend="pil"`` calls PIL itself) and thresholded ``>=`` the mean of
     the *low-resolution* coordinates over the given samples and positions
-    (:func:`saliency_thresholds`), or ``thresholds [K]`` computed on another sample set.
+    (`saliency_thresholds`), or ``thresholds [K]`` computed on another sample set.
 
     Args:
       features: ``[N, H, W, C]``. size: image side (or ``(H', W')``).

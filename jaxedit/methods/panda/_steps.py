@@ -109,7 +109,7 @@ _fit_scan = jax.jit(_fit_scan_impl, static_argnums=(0,),
 
 
 def _hyper(normalized, lr, shape, ranks, batch, energy, total, dtype) -> dict:
-    """The traced per-fit scalars of :func:`_step`."""
+    """The traced per-fit scalars of `_step`."""
     sa, sp = natural_scales(shape, ranks) if normalized else (1.0, 1.0)
     return dict(weight=jnp.asarray(1.0 / (batch * energy) if normalized else 1.0, dtype),
                 scale_a=jnp.asarray(sa, dtype), scale_p=jnp.asarray(sp, dtype),
