@@ -20,7 +20,7 @@ from .methods.resefa import (
     resefa_moments,
     save_moments,
 )
-from .methods.resefa._moments import _pack_mask  # noqa: F401  (the CLI imports it)
+from .methods.resefa import pack_mask as _pack_mask  # noqa: F401  (the CLI imports it)
 
 warnings.warn("jaxedit.moments is deprecated: import from jaxedit.methods.resefa (or jaxedit)",
               DeprecationWarning, stacklevel=2)

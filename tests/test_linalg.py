@@ -204,3 +204,16 @@ def test_float32_pencils():
         sol = linalg.pencil_eigh(p, 3, solver=solver)
         assert sol.directions.dtype == np.float32
         assert np.min(_abs_cos(sol.directions, v)) > 0.999, solver
+
+
+@pytest.mark.parametrize("module", ["jaxedit.solvers", "jaxedit.moments",
+                                    "jaxedit.region_factorization"])
+def test_deprecated_alias_modules_warn_and_keep_their_names(module):
+    import importlib
+    import sys
+
+    sys.modules.pop(module, None)
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        mod = importlib.import_module(module)
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
