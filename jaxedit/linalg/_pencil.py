@@ -17,9 +17,8 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ._common import HP, sym
+from ._common import HP
 
 
 def basis_chunk(i, chunk: int, d: int, dt) -> jax.Array:
@@ -221,9 +220,3 @@ def _function_apply(pure, operands, wf, wb, v):
     m = v.shape[1]
     return both[:m].T, both[m:].T
 
-
-def row_weights(rowmask) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Indicator weights of a row mask: ``(mask / n_f, ~mask / n_b, n_f, n_b)`` (float64)."""
-    rowmask = np.asarray(rowmask, bool)
-    n_f, n_b = int(rowmask.sum()), int((~rowmask).sum())
-    return rowmask / n_f, ~rowmask / n_b, n_f, n_b

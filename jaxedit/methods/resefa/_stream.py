@@ -340,7 +340,8 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
         raise ValueError("this generator is conditional: pass c ([N, classes] or [classes])")
     if src.seeds is None:   # shape errors now, not after a compile
         lat, c0 = src.latents_of(np.arange(1))
-        jacobians.prepare_latents(gen, lat, space, c0, dt, precision, truncation_psi, truncation_cutoff)
+        jacobians.prepare_latents(gen, lat, space, c0, dt, precision, truncation_psi,
+                                  truncation_cutoff)
     d = settings.dim
     chunk = min(chunk, d)
     weights = []   # [2R, rows]: region / background row indicators
@@ -386,8 +387,8 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
             idx = np.minimum(np.arange(lo, lo + gbatch), n - 1)
             valid = (np.arange(lo, lo + gbatch) < n).astype(dt)
             lat, cc = src.latents_of(idx[local])
-            base, x0 = jacobians.prepare_latents(gen, lat, space, cc, dt, precision, truncation_psi,
-                                          truncation_cutoff)
+            base, x0 = jacobians.prepare_latents(gen, lat, space, cc, dt, precision,
+                                                 truncation_psi, truncation_cutoff)
             args = [_global(a, local, gbatch, rows_sh) for a in (base, x0, valid[local])]
             acc = step(state, *args, w_dev, acc)
             jax.block_until_ready(acc)
@@ -410,8 +411,8 @@ def moment_settings(gen, regions, *, space: str = "w", resize: int | None = None
                     truncation_cutoff: int | None = None, precision: _ops.Precision = "highest"
                     ) -> tuple[MomentSettings, dict[str, np.ndarray], Any]:
     """Validate the options: ``(settings, {name: mask [H', W']}, jacobian render options)``."""
-    opts = jacobians.render_options(gen, space, resize, resize_mode, channels, noise_mode, precision,
-                              truncation_psi, truncation_cutoff)
+    opts = jacobians.render_options(gen, space, resize, resize_mode, channels, noise_mode,
+                                    precision, truncation_psi, truncation_cutoff)
     d = jacobians.latent_dim(gen, space)
     grid = tuple(int(v) for v in opts.out.out_shape(gen.resolution, gen.img_channels))
     masks = {n: region_mask(r, grid[:2]) for n, r in _normalize_regions(regions).items()}
