@@ -217,3 +217,11 @@ def test_deprecated_alias_modules_warn_and_keep_their_names(module):
         mod = importlib.import_module(module)
     for name in mod.__all__:
         assert hasattr(mod, name), name
+
+
+def test_solve_called_directly_refuses_too():
+    *_, pencils = _pencils()
+    with pytest.raises(ValueError, match=r"Woodbury cannot solve a MomentPencil: .*use Dense"):
+        linalg.Woodbury().solve(pencils["moment"], k=2, regularization=0.0)
+    with pytest.raises(ValueError, match=r"Dense cannot solve a FunctionPencil: .*MatrixFree"):
+        linalg.Dense().solve(pencils["function"], k=2, regularization=0.0)

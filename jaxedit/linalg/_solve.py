@@ -3,13 +3,11 @@ where solver names are parsed."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from ._common import check_regularization
 from ._pencil import AbstractPencil
 from ._solution import PencilSolution
 from ._solver.auto import Auto
-from ._solver.base import AbstractPencilSolver
+from ._solver.base import AbstractPencilSolver, compiled
 from ._solver.dense import Dense, generalized_eigh
 from ._solver.matrix_free import MatrixFree
 from ._solver.matrix_free import compiled_programs as _matrix_free_programs
@@ -43,7 +41,7 @@ def solver_from_name(name: str, **options) -> AbstractPencilSolver:
                          f"(jaxedit.Dense(), Woodbury(), MatrixFree(), ReferenceEig()), "
                          f"got {name!r}")
     cls = SOLVERS[name]
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = set(getattr(cls, "__dataclass_fields__", {}))
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ValueError(f"solver {name!r} has no option(s) {unknown}; it has {sorted(fields)}")
@@ -93,9 +91,7 @@ def pencil_eigh(pencil: AbstractPencil, k: int, *, regularization: float = 0.0,
         solver(s) to use).
     """
     solver = resolve_solver(solver, pencil)
-    why = solver.refusal(pencil)
-    if why is not None:
-        raise ValueError(f"{type(solver).__name__} cannot solve a {type(pencil).__name__}: {why}")
+    solver.check(pencil)
     return solver.solve(pencil, k=k, regularization=check_regularization(regularization))
 
 
@@ -107,6 +103,6 @@ def compiled_programs() -> dict[str, int]:
       "matrix_free_function"}`` -> number of compiled programs (one per shape and static
       option set; new values must not add any).
     """
-    out = {"dense": generalized_eigh._cache_size(), "woodbury": woodbury_eigh._cache_size()}
+    out = {"dense": compiled(generalized_eigh), "woodbury": compiled(woodbury_eigh)}
     out.update({f"matrix_free_{k}": v for k, v in _matrix_free_programs().items()})
     return out

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import abc
 
+from typing import Any
+
 from ..._ops import as_precision
 from .._pencil import AbstractPencil
 from .._solution import PencilSolution
+
+
+def compiled(fn: Any) -> int:
+    """Number of programs a ``jax.jit``-wrapped function has compiled."""
+    return int(fn._cache_size())
 
 
 def check_precision(precision) -> None:
@@ -35,6 +42,20 @@ class AbstractPencilSolver(abc.ABC):
         """Why this solver cannot take ``pencil``, naming the solver(s) to use (None: it can)."""
         return None
 
+    def check(self, pencil: AbstractPencil) -> None:
+        """Raise unless this solver takes ``pencil``.
+
+        Args:
+          pencil: any pencil.
+
+        Raises:
+          ValueError: naming the solver(s) to use instead.
+        """
+        why = self.refusal(pencil)
+        if why is not None:
+            raise ValueError(f"{type(self).__name__} cannot solve a {type(pencil).__name__}: "
+                             f"{why}")
+
     @abc.abstractmethod
     def solve(self, pencil: AbstractPencil, *, k: int, regularization: float) -> PencilSolution:
         """Top-k eigenpairs.
@@ -46,4 +67,7 @@ class AbstractPencilSolver(abc.ABC):
 
         Returns:
           `PencilSolution` (eigenvalues ``[k]``, directions ``[k, D]``, stats).
+
+        Raises:
+          ValueError: an unsuitable pencil (see `check`) or bad ``k`` / ``regularization``.
         """

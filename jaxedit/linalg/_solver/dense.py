@@ -102,6 +102,7 @@ class Dense(AbstractPencilSolver):
         return matrix_refusal("Dense", pencil)
 
     def solve(self, pencil, *, k, regularization=0.0):
+        self.check(pencil)
         mf, mb = matrices_of(pencil)
         k = check_k(k, mf.shape[-1])
         tau = check_regularization(regularization)

@@ -19,7 +19,7 @@ from .._common import canonical_rows, check_k, check_regularization, sym
 from .._pencil import FunctionPencil, RowPencil, basis_chunk, check_matrices
 from .._solution import PencilSolution, SolverStats
 from ._lobpcg import hutchpp_trace, lobpcg_top, nystrom_preconditioner
-from .base import AbstractPencilSolver, check_precision
+from .base import AbstractPencilSolver, check_precision, compiled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +95,7 @@ class MatrixFree(AbstractPencilSolver):
         return "exact" if d <= 2 * p + self.trace_probes else "hutch++"
 
     def solve(self, pencil, *, k, regularization=0.0):
+        self.check(pencil)
         d = pencil.dim
         k = check_k(k, d)
         tau = check_regularization(regularization)
@@ -209,8 +210,8 @@ _moments_lobpcg = jax.jit(_moments_lobpcg_impl, static_argnames=_LOBPCG_STATIC)
 _rows_lobpcg = jax.jit(_rows_lobpcg_impl, static_argnames=_LOBPCG_STATIC)
 
 
-def _lobpcg_solution(r, lo, hi, k, tol, tau, trace, trace_stderr, trace_method="exact"
-                     ) -> PencilSolution:
+def _lobpcg_solution(r, lo, hi, k, tol, tau, trace, trace_stderr,
+                     trace_method: str | None = "exact") -> PencilSolution:
     lam = np.asarray(r.eigenvalues[:k])
     dirs = np.asarray(canonical_rows(r.vectors[:, :k].T))
     res = np.asarray(r.residuals[:k])
@@ -286,7 +287,7 @@ _function_lobpcg = jax.jit(_function_lobpcg_impl, static_argnames=_FUNCTION_STAT
 
 def compiled_programs() -> dict[str, int]:
     """Compiled programs per matrix-free route (``{"moments", "rows", "function"}``)."""
-    return {"moments": _moments_lobpcg._cache_size(), "rows": _rows_lobpcg._cache_size(),
-            "function": _function_lobpcg._cache_size()}
+    return {"moments": compiled(_moments_lobpcg), "rows": compiled(_rows_lobpcg),
+            "function": compiled(_function_lobpcg)}
 
 

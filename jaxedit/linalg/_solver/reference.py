@@ -59,6 +59,7 @@ class ReferenceEig(AbstractPencilSolver):
         return matrix_refusal("ReferenceEig", pencil)
 
     def solve(self, pencil, *, k, regularization=0.0):
+        self.check(pencil)
         mf, mb = matrices_of(pencil)
         k = check_k(k, mf.shape[-1])
         tau = check_regularization(regularization)

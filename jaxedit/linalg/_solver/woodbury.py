@@ -141,6 +141,8 @@ class Woodbury(AbstractPencilSolver):
                 f"MatrixFree() (products)")
 
     def solve(self, pencil, *, k, regularization=0.0):
+        self.check(pencil)
+        assert isinstance(pencil, RowPencil)
         d = pencil.dim
         k = check_k(k, d)
         tau = check_regularization(regularization)

@@ -316,7 +316,7 @@ def _finish(outs: list[PencilSolution], name: str, src: PencilInput, tau: float,
     lams = np.stack([o.eigenvalues for o in outs])
     stats = stack_stats([o.stats for o in outs], squeeze)
     conds = np.array([o.stats.condition_number for o in outs], float)
-    imag = None if outs[0].max_imag is None else float(max(o.max_imag for o in outs))
+    imag = None if outs[0].max_imag is None else max(float(o.max_imag or 0.0) for o in outs)
     iterative = outs[0].stats.tol is not None
     eps = float(jnp.finfo(dtype).eps)
     singular = bool(np.any(np.isinf(conds)) or np.any(conds > _sing_threshold(dtype)))
