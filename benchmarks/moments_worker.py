@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     import jaxedit
-    from jaxedit.region_factorization import region_moments as dense_moments
+    from jaxedit.methods.resefa import jacobian_moments as dense_moments
 
     gen = _model(args.smoke)
     seeds = list(range(args.samples))

@@ -396,8 +396,7 @@ def suite_solvers(ctx: Context) -> list[Row]:
     import scipy.linalg as sl
     import torch
 
-    from jaxedit import rayleigh
-    from jaxedit.region_factorization import rows_lobpcg
+    from jaxedit import linalg
 
     sizes = (32, 64) if ctx.smoke else (512, 2048, 9216)
     k = 5 if ctx.smoke else 10
@@ -411,12 +410,12 @@ def suite_solvers(ctx: Context) -> list[Row]:
             ref = v[:, ::-1][:, :k].T
         else:
             with jax.enable_x64(True):
-                ref = np.asarray(rayleigh.generalized_eigh(jnp.asarray(a, jnp.float64),
-                                                           jnp.asarray(b, jnp.float64), k=k)[1])
+                ref = np.asarray(linalg.generalized_eigh(jnp.asarray(a, jnp.float64),
+                                                         jnp.asarray(b, jnp.float64), k=k)[1])
         name = f"generalized eig, D = {d}"
         reps = ctx.repeats if (ctx.smoke or d <= 2048) else 1
         row, (_, dirs, _, _) = timed_row("solvers", name, "numpy-reference", "fp32",
-                                      lambda: rayleigh.reference_eig(a, b, k=k), repeats=reps,
+                                      lambda: linalg.reference_eig(a, b, k=k), repeats=reps,
                                       backend="none")
         row.accuracy, row.accuracy_metric = _abs_cos_min(dirs, ref), f"top-{k} |cos| vs {w_ref}"
         rows.append(row)
@@ -436,7 +435,7 @@ def suite_solvers(ctx: Context) -> list[Row]:
         rows.append(row)
         aj, bj = jnp.asarray(a), jnp.asarray(b)
         row, out = timed_row("solvers", name, "jaxedit", "fp32",
-                             lambda: rayleigh.generalized_eigh(aj, bj, k=k), repeats=ctx.repeats)
+                             lambda: linalg.generalized_eigh(aj, bj, k=k), repeats=ctx.repeats)
         row.accuracy, row.accuracy_metric = _abs_cos_min(out[1], ref), f"top-{k} |cos| vs {w_ref}"
         row.notes = "dense: Cholesky whitening + eigh"
         if d == 9216:
@@ -444,7 +443,7 @@ def suite_solvers(ctx: Context) -> list[Row]:
         rows.append(row)
         jfs, jbs = jnp.asarray(jf / math.sqrt(len(jf))), jnp.asarray(jb / math.sqrt(len(jb)))
         row, out = timed_row("solvers", name, "jaxedit-woodbury", "fp32",
-                             lambda: rayleigh.woodbury_eigh(jfs, jbs, ridge, k=k),
+                             lambda: linalg.woodbury_eigh(jfs, jbs, ridge, k=k),
                              repeats=ctx.repeats)
         row.accuracy, row.accuracy_metric = _abs_cos_min(out[1], ref), f"top-{k} |cos| vs {w_ref}"
         row.notes = "SVD of J_b + Sherman-Morrison-Woodbury (n_f x n_f form)"
@@ -454,15 +453,16 @@ def suite_solvers(ctx: Context) -> list[Row]:
         tau = ridge / float(np.trace(b - ridge * np.eye(d, dtype=np.float32)))
         row, out = timed_row(
             "solvers", name, "jaxedit-matrix_free", "fp32",
-            lambda: rows_lobpcg(rows_all, wf, 1.0 - wf, k=k, regularization=tau),
+            lambda: linalg.pencil_eigh(linalg.RowPencil(rows_all, wf, 1.0 - wf), k,
+                                       regularization=tau, solver=linalg.MatrixFree()),
             repeats=ctx.repeats)
         row.accuracy, row.accuracy_metric = (_abs_cos_min(out.directions, ref),
                                              f"top-{k} |cos| vs {w_ref}")
-        row.params = {"iterations": out.stats["iterations"],
-                      "max_residual": out.stats["max_residual"],
-                      "converged": out.stats["converged"]}
+        row.params = {"iterations": out.stats.iterations,
+                      "max_residual": out.stats.max_residual,
+                      "converged": out.stats.converged}
         row.notes = (f"preconditioned block LOBPCG on products with the rows: "
-                     f"{out.stats['iterations']} it")
+                     f"{out.stats.iterations} it")
         rows.append(row)
     return rows
 
@@ -811,7 +811,7 @@ def suite_moments(ctx: Context) -> list[Row]:
     import jax.numpy as jnp
 
     import jaxedit
-    from jaxedit.region_factorization import region_moments as dense_moments
+    from jaxedit.methods.resefa import jacobian_moments as dense_moments
 
     gpu = jax.devices()[0].platform != "cpu"
     regions = ["eyes", "mouth", "nose"]
@@ -950,7 +950,7 @@ def suite_validity(ctx: Context) -> list[Row]:
 
     import jaxedit
     from jaxedit import toyfaces
-    from jaxedit.region_factorization import resefa
+    from jaxedit import resefa
     from jaxedit.regions import preset
     from jaxedit.toyfaces import validity
 

@@ -54,16 +54,17 @@ from .methods.spectra import conv_factorization, conv_singular_values
 from .metrics import evaluate_direction, locality
 from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
-from .moments import (
+from .methods.resefa import (
     Moments,
+    ResefaResult,
     load_moments,
     merge_moments,
     region_moments,
+    resefa,
     save_moments,
 )
-from .region_factorization import ResefaResult, resefa
 from .regions import Box, MaskPreset, center_box, preset, region_mask
-from .solvers import (
+from .linalg import (
     Dense,
     MatrixFree,
     ReferenceEig,

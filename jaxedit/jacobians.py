@@ -40,6 +40,7 @@ from jax.sharding import PartitionSpec as P
 
 from . import _io, _ops
 from ._checks import check_finite, finite_scalar
+from .linalg import FunctionPencil, basis_chunk
 
 SPACES = ("w", "wplus", "z", "s")
 BIGGAN_SPACES = ("z", "embed", "cond")
@@ -101,13 +102,14 @@ class OutputSpec:
         return img
 
 
-def _is_biggan(gen) -> bool:
+def is_biggan(gen) -> bool:
+    """Whether ``gen`` is a BigGAN generator (its ``family``)."""
     return getattr(gen, "family", None) == "biggan"
 
 
 def latent_dim(gen, space: str) -> int:
     """D, the number of latent coordinates for ``space``."""
-    if _is_biggan(gen):
+    if is_biggan(gen):
         if space not in BIGGAN_SPACES:
             raise ValueError(f"space must be one of {BIGGAN_SPACES} for BigGAN, got {space!r}")
         return gen.cond_dim if space == "cond" else gen.z_dim
@@ -136,9 +138,9 @@ class _Render:
     truncation_cutoff: int | None
 
 
-def _render(gen, opts: _Render, base: dict, x: jax.Array) -> jax.Array:
+def render_rows(gen, opts: _Render, base: dict, x: jax.Array) -> jax.Array:
     """One sample: latent coordinates x [D] around ``base`` -> rows [H', W', C']."""
-    if _is_biggan(gen):
+    if is_biggan(gen):
         if opts.space == "z":
             cond = jnp.concatenate([x, base["cond"][gen.z_dim:]])
         elif opts.space == "embed":
@@ -169,14 +171,28 @@ def _render(gen, opts: _Render, base: dict, x: jax.Array) -> jax.Array:
     return opts.out.apply(img[0])
 
 
-def _prepare(gen, latents, space: str, c, dtype, precision, truncation_psi, truncation_cutoff,
-             ) -> tuple[dict, jax.Array]:
-    """Batched linearization points: (base pytree with leading N, x0 [N, D])."""
+def prepare_latents(gen, latents, space: str, c, dtype, precision, truncation_psi,
+                    truncation_cutoff) -> tuple[dict, jax.Array]:
+    """Batched linearization points (checks the latents and class vectors).
+
+    Args:
+      gen: the generator.
+      latents: as `jacobian` (``[N, ...]``).
+      space: the latent space.
+      c: class vectors ``[N, classes]`` or None.
+      dtype: compute dtype (None: the default float).
+      precision: matmul precision.
+      truncation_psi: mapping truncation (BigGAN: the truncation).
+      truncation_cutoff: mapping truncation cutoff.
+
+    Returns:
+      ``(base pytree with leading N, x0 [N, D])``.
+    """
     dt = jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
     check_finite("latents", latents)
     check_finite("c", c)
     lat = jnp.asarray(latents, dt)
-    if _is_biggan(gen):
+    if is_biggan(gen):
         if c is None:
             raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {gen.num_classes}]")
         cond = gen.cond(lat, c, dtype=dt, precision=precision)
@@ -204,18 +220,13 @@ def _prepare(gen, latents, space: str, c, dtype, precision, truncation_psi, trun
     return {"ws": lat}, jnp.zeros((n, d), dt)
 
 
-def _basis_chunk(i, chunk: int, d: int, dt) -> jax.Array:
-    """Rows i*chunk .. i*chunk+chunk-1 of the D x D identity (rows past D are zero): [chunk, D]."""
-    rows = i * chunk + jnp.arange(chunk)
-    return (rows[:, None] == jnp.arange(d)[None, :]).astype(dt)
-
-
-def _jacobian_one(gen, opts: _Render, chunk: int, base, x0):
-    """Unbatched core: [H', W', C', D] for one linearization point."""
-    _, f_lin = jax.linearize(lambda x: _render(gen, opts, base, x), x0)
+def sample_jacobian(gen, opts: _Render, chunk: int, base, x0):
+    """Unbatched core: ``[H', W', C', D]`` for one linearization point (``base`` and
+    ``x0 [D]`` of one sample of `prepare_latents`; forward mode, ``chunk`` tangents at a time)."""
+    _, f_lin = jax.linearize(lambda x: render_rows(gen, opts, base, x), x0)
     d = x0.shape[0]
     n_chunks = -(-d // chunk)
-    cols = jax.lax.map(lambda i: jax.vmap(f_lin)(_basis_chunk(i, chunk, d, x0.dtype)),
+    cols = jax.lax.map(lambda i: jax.vmap(f_lin)(basis_chunk(i, chunk, d, x0.dtype)),
                        jnp.arange(n_chunks))            # [n_chunks, chunk, H', W', C']
     cols = cols.reshape((n_chunks * chunk,) + cols.shape[2:])[:d]
     return jnp.moveaxis(cols, 0, -1)
@@ -224,7 +235,7 @@ def _jacobian_one(gen, opts: _Render, chunk: int, base, x0):
 @functools.partial(jax.jit, static_argnames=("graphdef", "opts", "chunk"))
 def _jacobian_batch(graphdef, state, base, x0, *, opts: _Render, chunk: int):
     gen = nnx.merge(graphdef, state)
-    return jax.vmap(lambda b, x: _jacobian_one(gen, opts, chunk, b, x))(base, x0)
+    return jax.vmap(lambda b, x: sample_jacobian(gen, opts, chunk, b, x))(base, x0)
 
 
 def _sample_sharding(latents) -> NamedSharding | None:
@@ -240,7 +251,7 @@ def _sample_sharding(latents) -> NamedSharding | None:
 def _jacobian_sharded_fn(graphdef, opts: _Render, chunk: int, batch: int, mesh, spec):
     def local(state, base, x0):   # this device's samples, ``batch`` at a time
         gen = nnx.merge(graphdef, state)
-        return jax.lax.map(lambda bx: _jacobian_one(gen, opts, chunk, *bx), (base, x0),
+        return jax.lax.map(lambda bx: sample_jacobian(gen, opts, chunk, *bx), (base, x0),
                            batch_size=batch)
 
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), spec, spec), out_specs=spec,
@@ -259,9 +270,10 @@ def _slice(tree, lo: int, hi: int):
     return jax.tree.map(lambda a: a[lo:hi], tree)
 
 
-def _options(gen, space, resize, resize_mode, channels, noise_mode, precision, truncation_psi,
-             truncation_cutoff) -> _Render:
-    if _is_biggan(gen):
+def render_options(gen, space, resize, resize_mode, channels, noise_mode, precision,
+                   truncation_psi, truncation_cutoff) -> _Render:
+    """The static, hashable options of `render_rows` (validated as `jacobian` validates them)."""
+    if is_biggan(gen):
         latent_dim(gen, space)
         from .models.biggan import stat_weights
         stat_weights(truncation_psi, gen.config.n_stats)
@@ -310,11 +322,12 @@ def jacobian(gen, latents, *, space: str = "w", resize: int | None = None,
     Returns:
       J ``[N, H', W', C', D]``, rows in NHWC order, D as :func:`latent_dim`.
     """
-    opts = _options(gen, space, resize, resize_mode, channels, noise_mode, precision,
+    opts = render_options(gen, space, resize, resize_mode, channels, noise_mode, precision,
                     truncation_psi, truncation_cutoff)
     if chunk < 1 or batch < 1:
         raise ValueError(f"chunk and batch must be >= 1, got chunk={chunk}, batch={batch}")
-    base, x0 = _prepare(gen, latents, space, c, dtype, precision, truncation_psi, truncation_cutoff)
+    base, x0 = prepare_latents(gen, latents, space, c, dtype, precision, truncation_psi,
+                               truncation_cutoff)
     chunk = int(min(chunk, x0.shape[1]))
     graphdef, state = nnx.split(gen)
     n = x0.shape[0]
@@ -357,11 +370,12 @@ class JacobianOperator:
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         self.chunk = int(chunk)
-        self.opts = _options(gen, space, resize, resize_mode, channels, noise_mode, precision,
-                             truncation_psi, truncation_cutoff)
+        self.opts = render_options(gen, space, resize, resize_mode, channels, noise_mode,
+                                   precision, truncation_psi, truncation_cutoff)
         lat = jnp.asarray(latent)
-        base, x0 = _prepare(gen, lat[None], space, None if c is None else jnp.asarray(c)[None],
-                            dtype, precision, truncation_psi, truncation_cutoff)
+        base, x0 = prepare_latents(gen, lat[None], space,
+                                   None if c is None else jnp.asarray(c)[None],
+                                   dtype, precision, truncation_psi, truncation_cutoff)
         self.base = jax.tree.map(lambda a: a[0], base)
         self.x0 = x0[0]
         self.graphdef, self.state = nnx.split(gen)
@@ -397,11 +411,25 @@ class JacobianOperator:
         opts, base = self.opts, arrays["base"]
 
         def f(x):
-            return _render(gen, opts, base, x).reshape(-1)
+            return render_rows(gen, opts, base, x).reshape(-1)
 
         _, f_lin = jax.linearize(f, arrays["x0"])
         f_t = jax.linear_transpose(f_lin, arrays["x0"])
         return (_chunked(f_lin, self.chunk), _chunked(lambda u: f_t(u)[0], self.chunk))
+
+    def pencil(self, wf, wb) -> FunctionPencil:
+        """The pencil ``(Jᵀ diag(wf) J, Jᵀ diag(wb) J)`` of this operator, for
+        `jaxedit.linalg.pencil_eigh` (matrix-free: JVPs and VJPs of the generator).
+
+        Args:
+          wf: ``[rows]`` weights of A (e.g. region rows / n_f).
+          wb: ``[rows]`` weights of B (e.g. background rows / n_b).
+
+        Returns:
+          `jaxedit.linalg.FunctionPencil` (operators of one structure share compiled solvers).
+        """
+        return FunctionPencil(_Products(self), self.arrays(), wf, wb, dim=self.dim,
+                              dtype=self.dtype, chunk=self.chunk)
 
     def mv(self, v) -> jax.Array:
         """J v: v [D] or [m, D] -> [rows] or [m, rows]."""
@@ -421,6 +449,17 @@ class JacobianOperator:
         out = _op_call(self, "gram", self.arrays(), jnp.atleast_2d(v),
                        jnp.asarray(weights, self.dtype).reshape(-1))
         return out[0] if v.ndim == 1 else out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Products:
+    """``op.pure`` as a static argument that hashes and compares as the operator does (a bound
+    method compares its ``__self__`` by identity, which would recompile for every operator)."""
+
+    op: JacobianOperator
+
+    def __call__(self, arrays: dict) -> tuple[Callable, Callable]:
+        return self.op.pure(arrays)
 
 
 def _chunked(fn: Callable, chunk: int) -> Callable:
@@ -448,5 +487,16 @@ def _op_call(op: JacobianOperator, kind: str, arrays, v, weights=None):
     return rmv(mv(v) * weights[None, :])
 
 
+def compiled_programs() -> dict[str, int]:
+    """How many programs the jitted Jacobian kernels have compiled so far (a recompile guard).
+
+    Returns:
+      ``{"jacobian": ..., "operator": ...}``: programs of `jacobian`'s batch kernel and of
+      `JacobianOperator`'s products (one per shape and static option set).
+    """
+    return {"jacobian": _jacobian_batch._cache_size(), "operator": _op_call._cache_size()}
+
+
 __all__ = ["CHANNEL_MODES", "JacobianOperator", "OutputSpec", "RESIZE_MODES", "SPACES",
-           "jacobian", "latent_dim"]
+           "compiled_programs", "is_biggan", "jacobian", "latent_dim", "prepare_latents",
+           "render_options", "render_rows", "sample_jacobian"]

@@ -107,13 +107,13 @@ def test_chunk_batch_and_eager_agree(gen, ws):
 
 def test_no_recompile_and_params_traced(gen, ws):
     jacobian(gen, ws, space="w", chunk=4)
-    size = jacobians._jacobian_batch._cache_size()
+    size = jacobians.compiled_programs()["jacobian"]
     jacobian(gen, ws + 0.5, space="w", chunk=4)
-    assert jacobians._jacobian_batch._cache_size() == size
+    assert jacobians.compiled_programs()["jacobian"] == size
     from flax import nnx
     graphdef, state = nnx.split(gen)
-    base, x0 = jacobians._prepare(gen, ws, "w", None, None, "highest", 1.0, None)
-    opts = jacobians._options(gen, "w", None, "nearest", "rgb", "const", "highest", 1.0, None)
+    base, x0 = jacobians.prepare_latents(gen, ws, "w", None, None, "highest", 1.0, None)
+    opts = jacobians.render_options(gen, "w", None, "nearest", "rgb", "const", "highest", 1.0, None)
     jaxpr = jax.make_jaxpr(lambda s, b, x: jacobians._jacobian_batch(graphdef, s, b, x, opts=opts,
                                                                      chunk=4))(state, base, x0)
     big = [c for c in jaxpr.consts if getattr(c, "size", 0) > 64]

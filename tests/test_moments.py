@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import jaxedit
-from jaxedit import moments as mm
+from jaxedit.methods import resefa as mm
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -202,13 +202,13 @@ def test_save_load_roundtrip_and_bad_files(gen, tmp_path):
 
 def test_compiles_once_per_step_shape(gen):
     jaxedit.region_moments(gen, range(3), ["eyes"], resize=8)
-    before = mm.TRACES["step"]
+    before = mm.compiled_programs()
     other = jaxedit.StyleGAN2Generator(gen.config, rngs=__import__("flax").nnx.Rngs(3))
     jaxedit.region_moments(other, range(10, 15), ["mouth"], resize=8)
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(2, 8)))
     jaxedit.region_moments(gen, ws, {"r": _mask()}, resize=8)
     # other N, weights, regions (same count), seeds or latents: the same program
-    assert mm.TRACES["step"] == before
+    assert mm.compiled_programs() == before
 
 
 def test_errors(gen):

@@ -4,7 +4,6 @@ exact trace for Hutch++."""
 
 import warnings
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,13 +11,14 @@ import pytest
 import scipy.linalg as sl
 
 import jaxedit
-from jaxedit import _lobpcg, rayleigh
-from jaxedit import region_factorization as rf
-from jaxedit.solvers import (
+from jaxedit import linalg
+from jaxedit import linalg as rayleigh  # the dense / Woodbury / reference kernels
+from jaxedit.errors import (
     ComplexEigenpairsWarning,
     ConvergenceWarning,
     SingularBackgroundWarning,
 )
+from jaxedit.methods.resefa import jacobian_moments
 
 
 def _problem(d=24, n_f=10, n_b=400, seed=0, decay=3.0):
@@ -166,7 +166,7 @@ def test_reference_promotes_to_float64_with_regularization_as_the_original():
     assert off.directions.dtype == np.float32                   # no full_rank: stays float32
     on = jaxedit.resefa(J, box, k=3, solver=jaxedit.ReferenceEig(), regularization=1e-3)
     assert on.directions.dtype == np.float64
-    mf, mb = (np.asarray(m) for m in rf.region_moments(J, box))  # float32, as the original's
+    mf, mb = (np.asarray(m) for m in jacobian_moments(J, box))  # float32, as the original's
     assert mf.dtype == np.float32
     mb = mb + 1e-3 * np.trace(mb) * np.eye(24)                  # written out: float64
     val, vec = np.linalg.eig(np.linalg.inv(mb) @ mf)
@@ -251,11 +251,12 @@ def test_solve_moments_route():
     a, b = jf.T @ jf / 10, jb.T @ jb / 400
     w, v = _scipy_top(a, b + 1e-3 * np.trace(b) * np.eye(30), 3)
     for solver in ("dense", "reference", jaxedit.MatrixFree(tol=1e-9)):
-        sol = rf.solve_moments(a, b, k=3, regularization=1e-3, solver=solver)
+        sol = linalg.pencil_eigh(linalg.MomentPencil(a, b), 3, regularization=1e-3,
+                                 solver=solver)
         np.testing.assert_allclose(sol.eigenvalues, w, rtol=1e-7)
         np.testing.assert_allclose(_abs_cos(sol.directions, v), 1, atol=1e-7)
-    with pytest.raises(ValueError, match="rows of J"):
-        rf.solve_moments(a, b, k=3, solver="woodbury")
+    with pytest.raises(ValueError, match=r"Woodbury cannot solve a MomentPencil.*use Dense"):
+        linalg.pencil_eigh(linalg.MomentPencil(a, b), 3, solver="woodbury")
 
 
 # ---- the matrix-free solver on the issue's pencils ------------------------------------------
@@ -355,15 +356,15 @@ def test_lobpcg_explicit_matrices_and_soft_locking():
         return a @ v, b @ v
 
     x0 = jax.random.normal(jax.random.key(0), (d, 8), a.dtype)
-    r = jax.jit(lambda x: _lobpcg.lobpcg_top(apply, x, k=5, maxiter=500, tol=1e-7))(x0)
+    r = jax.jit(lambda x: linalg.lobpcg_top(apply, x, k=5, maxiter=500, tol=1e-7))(x0)
     assert bool(r.converged) and int(r.iterations) < 500
     np.testing.assert_allclose(r.eigenvalues[:5], lam[:5], rtol=1e-10)
     np.testing.assert_allclose(np.asarray(r.vectors.T @ r.vectors)[:5, :5], np.eye(5), atol=1e-9)
     assert float(r.b_ritz_min) == pytest.approx(1.0) and float(r.b_ritz_max) == pytest.approx(1.0)
     # jitted and eager agree (a few iterations: the eager loop runs op by op)
-    r5 = jax.jit(lambda x: _lobpcg.lobpcg_top(apply, x, k=5, maxiter=4, tol=1e-7))(x0)
+    r5 = jax.jit(lambda x: linalg.lobpcg_top(apply, x, k=5, maxiter=4, tol=1e-7))(x0)
     with jax.disable_jit():
-        e5 = _lobpcg.lobpcg_top(apply, x0, k=5, maxiter=4, tol=1e-7)
+        e5 = linalg.lobpcg_top(apply, x0, k=5, maxiter=4, tol=1e-7)
     assert int(e5.iterations) == int(r5.iterations) == 4
     np.testing.assert_allclose(e5.eigenvalues, r5.eigenvalues, rtol=1e-10)
     np.testing.assert_allclose(e5.residuals, r5.residuals, rtol=1e-6)
@@ -435,25 +436,27 @@ def test_resefa_input_errors():
 
 
 # ---- recompiles -----------------------------------------------------------------------------
-def test_dense_solver_compiles_once(monkeypatch):
-    guarded = jax.jit(chex.assert_max_traces(rayleigh.generalized_eigh.__wrapped__, n=1),
-                      static_argnames=("k", "precision"))
-    monkeypatch.setattr(rayleigh, "generalized_eigh", guarded)
+def test_dense_solver_compiles_once():
+    before = linalg.compiled_programs()["dense"]
     J = _jacobian_like()
     jaxedit.resefa(J, (0, 0, 4, 4), k=3)
+    assert linalg.compiled_programs()["dense"] <= before + 1
+    once = linalg.compiled_programs()["dense"]
     jaxedit.resefa(J * 2, (1, 1, 5, 6), k=3, regularization=1e-3)
+    assert linalg.compiled_programs()["dense"] == once
 
 
-def test_matrix_free_solver_compiles_once(monkeypatch):
-    guarded = jax.jit(chex.assert_max_traces(rf._rows_lobpcg_impl, n=1),
-                      static_argnames=rf._LOBPCG_STATIC)
-    monkeypatch.setattr(rf, "_rows_lobpcg", guarded)
+def test_matrix_free_solver_compiles_once():
+    before = linalg.compiled_programs()["matrix_free_rows"]
     J = _jacobian_like(d=30)
     a = jaxedit.resefa(J, (0, 0, 4, 4), k=3, solver="matrix_free")
+    assert linalg.compiled_programs()["matrix_free_rows"] <= before + 1
+    once = linalg.compiled_programs()["matrix_free_rows"]
     # new values, region, ridge, tolerance, iteration limit and key: no new trace
     b = jaxedit.resefa(J * 2, (1, 1, 5, 6), k=3, regularization=1e-3,
                        solver=jaxedit.MatrixFree(tol=1e-7, maxiter=200, key=5))
     assert a.stats.converged and b.stats.converged
+    assert linalg.compiled_programs()["matrix_free_rows"] == once
 
 
 # ---- the operator path ----------------------------------------------------------------------
@@ -464,16 +467,16 @@ def _op_and_dense(gen, space="wplus", seed=0):
     return op, J
 
 
-def test_operator_matrix_free_matches_dense_and_reports(small_gen, monkeypatch):
+def test_operator_matrix_free_matches_dense_and_reports(small_gen):
     op, J = _op_and_dense(small_gen)                 # 16 px, W+ D = 48
     box = (4, 4, 10, 12)
     a, b = _moments_np(J, box)
     tau = 1e-3
     w, v = _scipy_top(a, b + tau * np.trace(b) * np.eye(48), 3)
-    guarded = jax.jit(chex.assert_max_traces(rf._operator_lobpcg_impl, n=1),
-                      static_argnames=rf._OPERATOR_STATIC)
-    monkeypatch.setattr(rf, "_operator_lobpcg", guarded)
+    before = linalg.compiled_programs()["matrix_free_function"]
     res = jaxedit.resefa(op, box, k=3, regularization=tau)
+    assert linalg.compiled_programs()["matrix_free_function"] <= before + 1
+    once = linalg.compiled_programs()["matrix_free_function"]
     assert res.solver == "matrix_free" and res.stats.converged
     np.testing.assert_allclose(res.eigenvalues, w, rtol=1e-8)
     np.testing.assert_allclose(_abs_cos(res.directions, v), 1, atol=1e-8)
@@ -485,6 +488,7 @@ def test_operator_matrix_free_matches_dense_and_reports(small_gen, monkeypatch):
     op2, _ = _op_and_dense(small_gen, seed=1)
     assert op2 == op and hash(op2) == hash(op)
     jaxedit.resefa(op2, box, k=3, regularization=2e-3)
+    assert linalg.compiled_programs()["matrix_free_function"] == once
 
 
 @pytest.mark.slow   # a second compilation of the operator solver; Hutch++ itself is tested above
@@ -543,7 +547,7 @@ def test_hutchpp_accuracy_against_the_exact_trace(seed):
     k1, k2 = jax.random.split(key)
     sketch = jax.random.normal(k1, (d, 20), b.dtype)
     probes = jax.random.rademacher(k2, (d, 40), dtype=b.dtype)
-    est, se, qq, bq = _lobpcg.hutchpp_trace(lambda v: b @ v, sketch, probes)
+    est, se, qq, bq = linalg.hutchpp_trace(lambda v: b @ v, sketch, probes)
     exact = lam.sum()
     assert 0 < float(se) < 0.02 * exact
     assert abs(float(est) - exact) < 4 * float(se)
@@ -552,9 +556,9 @@ def test_hutchpp_accuracy_against_the_exact_trace(seed):
 
 def test_trace_rule_exact_when_it_costs_no_more():
     mf = jaxedit.MatrixFree()
-    assert rf._trace_method(mf, 96, 48) == "exact"          # D <= 2p + probes
-    assert rf._trace_method(mf, 512, 80) == "hutch++"       # 2p + probes = 224 < 512
-    assert rf._trace_method(jaxedit.MatrixFree(trace="exact"), 9216, 80) == "exact"
+    assert mf.trace_method(96, 48) == "exact"          # D <= 2p + probes
+    assert mf.trace_method(512, 80) == "hutch++"       # 2p + probes = 224 < 512
+    assert jaxedit.MatrixFree(trace="exact").trace_method(9216, 80) == "exact"
 
 
 # ---- on a real generator ----------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The pencil solvers (one module per solver; `base` is their common floor)."""
