@@ -259,7 +259,7 @@ def _cli(*argv):
 
 
 def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeypatch, capsys):
-    import jaxedit.moments
+    import jaxedit.methods.resefa as resefa_pkg
 
     base = [ada_pkl, "--regions", "eyes,box=2:2:8:8", "--x64", "--no-progress"]
     common = base + ["--seeds", "0-4", "--resize", "8"]
@@ -268,7 +268,7 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
     assert _cli("moments", *common, "--out", full) == 2   # exists: neither --resume nor --force
     assert "or --resume" in capsys.readouterr().err
 
-    region_moments = jaxedit.moments.region_moments
+    region_moments = resefa_pkg.region_moments
 
     def stop_after_two(*args, callback, **kwargs):  # Ctrl-C right after the checkpoint of 2 samples
         def checkpoint(done, total, partial):
@@ -276,10 +276,10 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
             if done == 2:
                 raise KeyboardInterrupt
         return region_moments(*args, callback=checkpoint, **kwargs)
-    monkeypatch.setattr(jaxedit.moments, "region_moments", stop_after_two)
+    monkeypatch.setattr(resefa_pkg, "region_moments", stop_after_two)
     assert _cli("moments", *common, "--out", part, "--checkpoint-every", "0") == 130
     assert "interrupted" in capsys.readouterr().err
-    monkeypatch.setattr(jaxedit.moments, "region_moments", region_moments)
+    monkeypatch.setattr(resefa_pkg, "region_moments", region_moments)
     partial = np.load(part)
     assert int(partial["n_samples"]) == 2 and not bool(partial["run_complete"])
     # other settings are refused, the partial file is left alone

@@ -47,7 +47,7 @@ def run(out_dir: str, seeds=(0, 1, 2, 3, 4, 5, 6, 7), *, num_random: int = NUM_R
     from ..jacobians import jacobian
     from ..methods.sefa import sefa
     from ..models.stylegan2 import seed_to_z
-    from ..region_factorization import resefa
+    from ..methods.resefa import resefa
     from ..regions import preset
     from ..toyfaces import validity
     from ..toyfaces.default import WEIGHTS_DIR, default_generator

@@ -222,7 +222,7 @@ def cmd_moments(args) -> int:
     setup_x64(args)
     import jax
 
-    from ..moments import moment_settings, read_moments, region_moments, save_moments
+    from ..methods.resefa import moment_settings, read_moments, region_moments, save_moments
 
     gen = _generators.load_generator(args.ckpt)
     check_family_options(gen, args)
@@ -325,7 +325,7 @@ def _check_resume(name, data, initial, settings, masks, run) -> None:
 
 
 def cmd_merge(args) -> int:
-    from ..moments import merge_moments, read_moments, save_moments
+    from ..methods.resefa import merge_moments, read_moments, save_moments
 
     out = check_output(args.out, args.force)
     if out in {os.path.realpath(p) for p in args.inputs}:

@@ -39,25 +39,29 @@ def solver_from_name(name: str, *, tol: float | None = None, maxiter: int | None
         maxiter: ``--maxiter``: the matrix-free LOBPCG iteration limit (None: the default).
 
     Returns:
-        ``name`` itself, or a `jaxedit.solvers.MatrixFree` carrying ``tol`` / ``maxiter``.
+        the solver object (`jaxedit.linalg.solver_from_name`), a `MatrixFree` carrying
+        ``tol`` / ``maxiter`` when they are given.
 
     Raises:
         CLIError: ``tol`` or ``maxiter`` given with a solver other than ``matrix_free``.
     """
+    from ..linalg import solver_from_name as parse
+
     if tol is None and maxiter is None:
-        return name
+        return parse(name)
     if name != "matrix_free":
         raise CLIError("--tol and --maxiter apply to --solver matrix_free only (the other "
                        "solvers are direct)")
-    from ..solvers import MatrixFree
-
-    return MatrixFree(tol=tol, maxiter=maxiter or MatrixFree.maxiter)
+    options = {"tol": tol} if tol is not None else {}
+    if maxiter is not None:
+        options["maxiter"] = maxiter
+    return parse(name, **options)
 
 
 def _cmd_resefa(args) -> int:
     setup_x64(args)
     from .._io import load_npz, save_npz
-    from ..region_factorization import resefa
+    from ..methods.resefa import resefa
     from ..regions import parse_region
 
     solver = solver_from_name(args.solver, tol=args.tol, maxiter=args.maxiter)
@@ -117,8 +121,8 @@ def _cmd_resefa_moments(args, solver) -> int:
     """``jaxedit resefa --moments FILE --region NAME``: directions from stored moments
     (``solver``: what `solver_from_name` returned)."""
     from .._io import save_npz
-    from ..moments import read_moments
-    from ..region_factorization import resefa
+    from ..methods.resefa import read_moments
+    from ..methods.resefa import resefa
 
     if args.sample is not None:
         raise CLIError("--sample needs --jacobian: moments are already averaged over samples")

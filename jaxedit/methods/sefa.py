@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import _ops
 from ..models.biggan import BigGANGenerator
-from ..rayleigh import canonical_rows
+from ..linalg import canonical_rows
 
 
 @dataclasses.dataclass(frozen=True)

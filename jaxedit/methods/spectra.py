@@ -53,7 +53,7 @@ import numpy as np
 
 from .. import _ops
 from ..models.biggan import BigGANGenerator, bn_statistics, upsample_nearest2x
-from ..rayleigh import canonical_rows
+from ..linalg import canonical_rows
 
 
 def _wrap(kernel: jax.Array, n0: int, n1: int | None = None) -> jax.Array:
