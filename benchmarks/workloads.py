@@ -470,10 +470,10 @@ def suite_solvers(ctx: Context) -> list[Row]:
 def suite_sefa(ctx: Context) -> list[Row]:
     import jax.numpy as jnp
 
-    from jaxedit.sefa import _stylegan2_blocks, factorize
+    from jaxedit.methods.sefa import factorize, weight_blocks
 
     gen, _, cfg = _sg2_pair(ctx)
-    blocks, _ = _stylegan2_blocks(gen, "all")
+    blocks, _ = weight_blocks(gen, "all")
     w = np.concatenate(blocks, axis=1).astype(np.float32)
 
     def numpy_ref():

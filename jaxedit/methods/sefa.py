@@ -92,6 +92,20 @@ def _biggan_blocks(gen, layers) -> tuple[list[np.ndarray], tuple[str, ...]]:
     return blocks, tuple(names)
 
 
+def weight_blocks(gen, layers="all") -> tuple[list[np.ndarray], tuple[int, ...]]:
+    """The style-affine weight blocks SeFa factorizes, for a StyleGAN2.
+
+    Args:
+      gen: a StyleGAN2 generator.
+      layers: a preset name of `stylegan2_presets` (``"all"``, ``"coarse"``, ...) or W+ slots.
+
+    Returns:
+      (blocks, slots): the affine weights ``[w_dim, C_in]`` of each selected layer (their
+      concatenation along axis 1 is SeFa's ``[D, units]`` matrix) and the W+ slots they read.
+    """
+    return _stylegan2_blocks(gen, layers)
+
+
 @functools.partial(jax.jit, static_argnames=("k", "normalize"))
 def factorize(weight: jax.Array, *, k: int, normalize: str | None = "column"):
     """weight [D, units] -> (eigenvalues [k], directions [k, D]) of ``W Wᵀ`` (HIGHEST precision)."""
@@ -132,4 +146,4 @@ def sefa(gen, layers: str | Sequence[int] = "all", k: int = 5,
     return SefaResult(directions=np.asarray(dirs), eigenvalues=np.asarray(lam), slots=slots)
 
 
-__all__ = ["SefaResult", "factorize", "sefa", "stylegan2_presets"]
+__all__ = ["SefaResult", "factorize", "sefa", "stylegan2_presets", "weight_blocks"]
