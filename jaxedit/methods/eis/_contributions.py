@@ -201,4 +201,6 @@ def contributions(gen, latents, catalog, labels: str | Sequence[str] | None = No
             num = nb if num is None else {k: num[k] + nb[k] for k in num}
             den = db if den is None else {k: den[k] + db[k] for k in den}
             bar.update(hi - lo)
+    if num is None or den is None:
+        raise ValueError("latents hold no samples: contributions need at least one")
     return Contributions({k: _ratio(num[k], den[k]) for k in layers}, rows, annotations, resize)

@@ -301,6 +301,7 @@ def spherical_kmeans(X, k: int, key=None, *, n_init: int = 3, batch_size: int | 
             if best is None or objs[-1] < best[1]:
                 best = (C, objs[-1], int(it), bool(conv))
             bar.update(1)
+    assert best is not None                     # n_init >= 1 was checked
     C, obj, it, conv = best
     if not conv:
         warnings.warn(f"spherical k-means stopped at max_iter={max_iter} before converging "

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +33,7 @@ def _query_core(m, rho, eps, lam, mode: str):
     return q * keep.astype(m.dtype)
 
 
-def _per_layer(value, names: Sequence[str], argname: str) -> dict[str, Any]:
+def _per_layer(value, names: Sequence[Any], argname: str) -> dict[Any, Any]:
     if isinstance(value, Mapping):
         missing = [n for n in names if n not in value]
         extra = [k for k in value if k not in names]
@@ -79,8 +79,8 @@ def query(m, rho=None, eps=None, mode: str = "reference", *, lam=None):
     if mode not in QUERY_MODES:
         raise ValueError(f"mode must be one of {QUERY_MODES}, got {mode!r}")
     if isinstance(m, Mapping) or (isinstance(m, (list, tuple)) and m and np.ndim(m[0]) == 1):
-        names = list(m) if isinstance(m, Mapping) else list(range(len(m)))
-        vals = m if isinstance(m, Mapping) else dict(zip(names, m))
+        names: list[Any] = list(m) if isinstance(m, Mapping) else list(range(len(m)))
+        vals: Mapping[Any, Any] = m if isinstance(m, Mapping) else dict(zip(names, m))
         r = _per_layer(rho, names, "rho")
         e = _per_layer(eps, names, "eps")
         lm = _per_layer(lam, names, "lam")
@@ -111,7 +111,7 @@ def label_queries(contribs: Contributions, label: str, rho=None, eps=None,
         if unknown:
             raise ValueError(f"unknown layers {unknown}; contributions have {list(ms)}")
         ms = {n: ms[n] for n in layers}
-    return query(ms, rho, eps, mode, lam=lam)
+    return cast(dict[str, jax.Array], query(ms, rho, eps, mode, lam=lam))
 
 
 # ------------------------------------------------------------------------------------------------
