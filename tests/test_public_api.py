@@ -1,7 +1,7 @@
 """Every public name has a docstring and a place in the API reference (``docs/api/*.md``).
 
-Public names: ``jaxedit.__all__``, the ``__all__`` of the namespaces ``jaxedit.panda``,
-``jaxedit.eis`` and ``jaxedit.toyfaces``, and of the torch-free readers ``converters``. A name
+Public names: ``jaxedit.__all__``, the ``__all__`` of the namespaces ``jaxedit.linalg``,
+``jaxedit.panda``, ``jaxedit.eis`` and ``jaxedit.toyfaces``, and of the torch-free readers ``converters``. A name
 appears in the reference when a page has a ``::: <namespace>.<name>`` directive, or a
 ``::: <namespace>`` directive whose ``members:`` option lists it.
 """
@@ -17,7 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 API_DIR = ROOT / "docs" / "api"
-NAMESPACES = ("jaxedit", "jaxedit.panda", "jaxedit.eis", "jaxedit.toyfaces", "converters")
+NAMESPACES = ("jaxedit", "jaxedit.linalg", "jaxedit.panda", "jaxedit.eis", "jaxedit.toyfaces",
+              "converters")
 #: Public names known to lack a docstring, in files this change could not edit. Add the
 #: docstring, then remove the name here (the test fails while a listed name has one).
 KNOWN_UNDOCUMENTED = frozenset({"converters.sha256_file"})
