@@ -19,6 +19,8 @@ import sys
 
 from .methods import eis as eis
 from .methods import panda as panda
+from . import debug as debug
+from . import linalg as linalg
 from . import toyfaces
 from .errors import (
     CheckpointError,
@@ -120,12 +122,14 @@ __all__ = [
     "conv_factorization",
     "conv_singular_values",
     "convert_checkpoint",
+    "debug",
     "default_generator",
     "edit_latents",
     "eis",
     "evaluate_direction",
     "inspect_checkpoint",
     "jacobian",
+    "linalg",
     "load_directions",
     "load_generator",
     "load_moments",

@@ -247,23 +247,23 @@ def test_module_spellings():
 
 def test_no_recompilation_for_new_values(problem):
     feats, A0, P0 = problem
-    before = panda.jit_cache_sizes()["fit_scan"]
+    before = panda.compiled_programs()["fit_scan"]
     sizes = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", panda.PandaConvergenceWarning)
         for i, lr in enumerate((1e-3, 2e-3)):      # new data, init, learning rate and key
             panda.fit(feats + i, (3, 2), 5, "pgd", lr, A0 + i, P0 * (i + 1),
                       key=jax.random.key(i))
-            sizes.append(panda.jit_cache_sizes()["fit_scan"])
+            sizes.append(panda.compiled_programs()["fit_scan"])
         for lr in (0.05, 0.02):                     # one more variant: the Adam transformation
             panda.fit(feats, (3, 2), 5, learning_rate=lr)
-            sizes.append(panda.jit_cache_sizes()["fit_scan"])
+            sizes.append(panda.compiled_programs()["fit_scan"])
     assert sizes[1] == sizes[0] and sizes[3] == sizes[2]
     assert sizes[3] <= before + 2
     panda.fit(feats, (3, 2), 5, learning_rate=0.03)
-    size = panda.jit_cache_sizes()["fit_scan"]
+    size = panda.compiled_programs()["fit_scan"]
     panda.fit(feats * 2, (3, 2), 5, learning_rate=0.04, key=jax.random.key(7))
-    assert panda.jit_cache_sizes()["fit_scan"] == size
+    assert panda.compiled_programs()["fit_scan"] == size
 
 
 def test_hosvd_init(problem):

@@ -23,6 +23,20 @@ def _cast(v: nnx.Variable, dtype) -> jax.Array:
     return jnp.asarray(v[...], dtype)
 
 
+#: every generator method's jitted program, by ``Class.method`` (read by `compiled_programs`)
+_JITTED: dict[str, Any] = {}
+
+
+def compiled_programs() -> dict[str, int]:
+    """How many programs each jitted generator method has compiled so far (a recompile guard).
+
+    Returns:
+      ``{"StyleGAN2Generator.mapping": n, ...}``: one entry per jitted method of each family
+      (one program per input shape, dtype and static option set: new values must add none).
+    """
+    return {name: int(fn._cache_size()) for name, fn in sorted(_JITTED.items())}
+
+
 def _jit_method(static_argnames: Sequence[str] = ()
                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Run a generator method under ``jax.jit`` with the module split into (graphdef, state)."""
@@ -41,6 +55,7 @@ def _jit_method(static_argnames: Sequence[str] = ()
             return jitted(graphdef, state, *args, **kwargs)
 
         cast(Any, wrapper).jitted = jitted
+        _JITTED[fn.__qualname__] = jitted
         return wrapper
 
     return deco

@@ -60,7 +60,7 @@ from ._checks import (
     REFERENCE_LEARNING_RATE,
 )
 from ._debug import (
-    jit_cache_sizes,
+    compiled_programs,
 )
 from ._edit import (
     edit,
@@ -111,7 +111,7 @@ __all__ = [
     "fit",
     "fit_generator",
     "hosvd",
-    "jit_cache_sizes",
+    "compiled_programs",
     "lanczos_upsample",
     "load",
     "loss",

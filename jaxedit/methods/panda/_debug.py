@@ -21,8 +21,8 @@ _JITTED: dict[str, Any] = {
 }
 
 
-def jit_cache_sizes() -> dict[str, int]:
-    """The number of compiled variants each of PandA's jitted functions holds (a debug hook).
+def compiled_programs() -> dict[str, int]:
+    """How many programs each of PandA's jitted functions has compiled so far (a recompile guard).
 
     Calling `fit`, `refine`, `loss`, `hosvd` or `saliency` again with new values of the same
     shapes, dtypes and static settings (the same optimizer object, number of steps, minibatch
