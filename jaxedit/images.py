@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from jaxtyping import ArrayLike, Float, UInt8
+
+from ._typing import Uint8Images
 
 
-def to_uint8(img) -> np.ndarray:
+def to_uint8(img: Float[ArrayLike, "*N H W C"]) -> UInt8[np.ndarray, "*N H W C"]:
     """[..., H, W, C] floats in [-1, 1] -> uint8 as NVIDIA's ``generate.py`` (``x*127.5+128``).
 
     Raises ValueError if any value is NaN or infinite (it would silently become black).
@@ -22,7 +25,8 @@ def to_uint8(img) -> np.ndarray:
     return np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)
 
 
-def image_grid(imgs, cols: int | None = None) -> np.ndarray:
+def image_grid(imgs: Uint8Images, cols: int | None = None
+               ) -> UInt8[np.ndarray, "rows*H cols*W C"]:
     """[N, H, W, C] uint8 -> one [rows*H, cols*W, C] image (``cols`` defaults to N)."""
     imgs = np.asarray(imgs)
     if imgs.ndim != 4 or imgs.shape[0] == 0:
@@ -39,7 +43,8 @@ def image_grid(imgs, cols: int | None = None) -> np.ndarray:
     return grid
 
 
-def save_png(image: np.ndarray, path: str | os.PathLike, *, overwrite: bool = True) -> str:
+def save_png(image: UInt8[ArrayLike, "H W C"], path: str | os.PathLike, *,
+             overwrite: bool = True) -> str:
     """Write a [H, W, 3|1] uint8 image to ``path`` (atomically; ``overwrite=False`` refuses an
     existing file). Returns the path written (a symlink's target)."""
     from PIL import Image
@@ -57,7 +62,8 @@ def save_png(image: np.ndarray, path: str | os.PathLike, *, overwrite: bool = Tr
     return os.path.realpath(os.fspath(path))
 
 
-def save_image_grid(imgs, path: str | os.PathLike, cols: int | None = None, *,
+def save_image_grid(imgs: Float[ArrayLike, "N H W C"], path: str | os.PathLike,
+                    cols: int | None = None, *,
                     overwrite: bool = True) -> str:
     """[N, H, W, C] floats in [-1, 1] -> a PNG grid at ``path``."""
     return save_png(image_grid(to_uint8(imgs), cols), path, overwrite=overwrite)

@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from .. import _ops
 from ..models.biggan import BigGANGenerator
@@ -107,7 +108,8 @@ def weight_blocks(gen, layers="all") -> tuple[list[np.ndarray], tuple[int, ...]]
 
 
 @functools.partial(jax.jit, static_argnames=("k", "normalize"))
-def factorize(weight: jax.Array, *, k: int, normalize: str | None = "column"):
+def factorize(weight: Float[Array, "D units"], *, k: int, normalize: str | None = "column"
+              ) -> tuple[Float[Array, "k"], Float[Array, "k D"]]:
     """weight [D, units] -> (eigenvalues [k], directions [k, D]) of ``W Wᵀ`` (HIGHEST precision)."""
     w = weight
     if normalize == "column":
