@@ -7,8 +7,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from ... import _ops
+from ..._typing import Features
 from ...sampling import Compute, as_compute
 from ._checks import _check_appearance, _check_features, _check_parts
 from ._result import PandaResult
@@ -42,8 +44,8 @@ def _direct_loss(a, p, x, precision) -> jax.Array:
     return jnp.sum(jnp.square(x - rec))
 
 
-def loss(result_or_appearance, features, parts=None, *, compute: Compute | None = None
-         ) -> jax.Array:
+def loss(result_or_appearance, features: Features, parts=None, *,
+         compute: Compute | None = None) -> Float[Array, "N"]:
     """Per-sample loss ``‖Z_i − A AᵀZ_i P Pᵀ‖²_F`` in the direct form: ``[N]`` for features
     ``[N, H, W, C]``.
 
@@ -94,7 +96,8 @@ def _hosvd_from_scatter(scat: jax.Array) -> jax.Array:
     return _sign_fix(v[:, ::-1])
 
 
-def hosvd(features, rank: int | None = None, *, compute: Compute | None = None) -> jax.Array:
+def hosvd(features: Features, rank: int | None = None, *, compute: Compute | None = None
+          ) -> Float[Array, "C rank"]:
     """HOSVD appearance init: left singular vectors of ``Σ = (1/N) Σ_i Z_i Z_iᵀ`` (uncentred).
 
     features: ``[N, H, W, C]`` -> ``[C, rank]`` (all C when rank is None), columns by descending
