@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from jaxtyping import ArrayLike, Float, UInt8
 
-from ._typing import Uint8Images
+from ._typing import Features, SampleFeatures, Uint8Array, Uint8Grid, Uint8Image, Uint8Images
 
 
-def to_uint8(img: Float[ArrayLike, "*N H W C"]) -> UInt8[np.ndarray, "*N H W C"]:
+def to_uint8(img: SampleFeatures) -> Uint8Array:
     """[..., H, W, C] floats in [-1, 1] -> uint8 as NVIDIA's ``generate.py`` (``x*127.5+128``).
 
     Raises ValueError if any value is NaN or infinite (it would silently become black).
@@ -26,7 +25,7 @@ def to_uint8(img: Float[ArrayLike, "*N H W C"]) -> UInt8[np.ndarray, "*N H W C"]
 
 
 def image_grid(imgs: Uint8Images, cols: int | None = None
-               ) -> UInt8[np.ndarray, "rows*H cols*W C"]:
+               ) -> Uint8Grid:
     """[N, H, W, C] uint8 -> one [rows*H, cols*W, C] image (``cols`` defaults to N)."""
     imgs = np.asarray(imgs)
     if imgs.ndim != 4 or imgs.shape[0] == 0:
@@ -43,7 +42,7 @@ def image_grid(imgs: Uint8Images, cols: int | None = None
     return grid
 
 
-def save_png(image: UInt8[ArrayLike, "H W C"], path: str | os.PathLike, *,
+def save_png(image: Uint8Image, path: str | os.PathLike, *,
              overwrite: bool = True) -> str:
     """Write a [H, W, 3|1] uint8 image to ``path`` (atomically; ``overwrite=False`` refuses an
     existing file). Returns the path written (a symlink's target)."""
@@ -62,7 +61,7 @@ def save_png(image: UInt8[ArrayLike, "H W C"], path: str | os.PathLike, *,
     return os.path.realpath(os.fspath(path))
 
 
-def save_image_grid(imgs: Float[ArrayLike, "N H W C"], path: str | os.PathLike,
+def save_image_grid(imgs: Features, path: str | os.PathLike,
                     cols: int | None = None, *,
                     overwrite: bool = True) -> str:
     """[N, H, W, C] floats in [-1, 1] -> a PNG grid at ``path``."""

@@ -25,10 +25,8 @@ import os
 
 import numpy as np
 
-from jaxtyping import Bool, Float
-
 from ._resample import coverage_matrix
-from ._typing import MaskArray
+from ._typing import BoxMask, Frequency, MaskArray
 
 REFERENCE_GRID = 256
 
@@ -105,7 +103,7 @@ class Box:
         return Box(math.floor(self.y0 * f + 1e-9), math.floor(self.x0 * f + 1e-9),
                    math.ceil(self.y1 * f - 1e-9), math.ceil(self.x1 * f - 1e-9), size)
 
-    def mask(self, size: int) -> Bool[np.ndarray, "size size"]:
+    def mask(self, size: int) -> BoxMask:
         """[size, size] bool (clipped to the image)."""
         b = self.scaled(size)
         m = np.zeros((size, size), bool)
@@ -124,7 +122,7 @@ class MaskPreset:
     """
 
     name: str
-    frequency: Float[np.ndarray, "grid grid"]
+    frequency: Frequency
     threshold: float
 
     @property

@@ -30,11 +30,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
 
 from .. import _ops
-from ..models.biggan import BigGANGenerator
+from .._typing import SefaDirections, SefaEigenvalues, SefaWeight
 from ..linalg import canonical_rows
+from ..models.biggan import BigGANGenerator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +108,8 @@ def weight_blocks(gen, layers="all") -> tuple[list[np.ndarray], tuple[int, ...]]
 
 
 @functools.partial(jax.jit, static_argnames=("k", "normalize"))
-def factorize(weight: Float[Array, "D units"], *, k: int, normalize: str | None = "column"
-              ) -> tuple[Float[Array, "k"], Float[Array, "k D"]]:
+def factorize(weight: SefaWeight, *, k: int, normalize: str | None = "column"
+              ) -> tuple[SefaEigenvalues, SefaDirections]:
     """weight [D, units] -> (eigenvalues [k], directions [k, D]) of ``W Wᵀ`` (HIGHEST precision)."""
     w = weight
     if normalize == "column":

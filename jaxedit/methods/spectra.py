@@ -50,12 +50,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Complex, Float
 
 from .. import _ops
-from ..models.biggan import BigGANGenerator, bn_statistics, upsample_nearest2x
-from .._typing import ConvKernel
+from .._typing import ComplexGram, ConvKernel, ConvKernelArray, Gram, StyleAffine
 from ..linalg import canonical_rows
+from ..models.biggan import BigGANGenerator, bn_statistics, upsample_nearest2x
 
 
 def _wrap(kernel: jax.Array, n0: int, n1: int | None = None) -> jax.Array:
@@ -181,7 +180,7 @@ def conv_singular_values(kernel_hwio: ConvKernel, input_shape: Sequence[int], st
 
 
 def stylegan2_upconv_kernel(weight_hwio: ConvKernel, resample_kernel: Sequence[float] = (1, 3, 3, 1)
-                            ) -> Float[Array, "_ _ C_in C_out"]:
+                            ) -> ConvKernelArray:
     """StyleGAN2's up-conv as one kernel on the zero-inserted grid: ``flip(W)`` followed by the
     separable FIR with gain 4 (``[k + len(f) - 1]²`` taps). Use with ``upsample="zeros"``."""
     w = jnp.asarray(weight_hwio)[::-1, ::-1]
@@ -221,7 +220,7 @@ def _closed_form_kernel(kernel_hwio, upsample, factor):
 
 
 def fft_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], transpose: str = "conjugate", *,
-             upsample: str | None = None, factor: int = 2) -> Complex[Array, "C_in C_in"]:
+             upsample: str | None = None, factor: int = 2) -> ComplexGram:
     """The paper's Gram: ``A = FFT2(K wrapped to n0 x n1)`` reshaped to ``(C_out·n0·n1, C_in)``
     (C_in moved last first), ``AᴴA`` (``"conjugate"``) or ``AᵀA`` (``"plain"``, as published).
     Complex ``[C_in, C_in]``. Kernels larger than the grid are wrapped (exact for circular
@@ -239,7 +238,7 @@ def fft_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], transpose: str
 
 
 def parseval_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], *,
-                  upsample: str | None = None, factor: int = 2) -> Float[Array, "C_in C_in"]:
+                  upsample: str | None = None, factor: int = 2) -> Gram:
     """``n0·n1 · K̃ᵀK̃`` with ``K̃`` the kernel wrapped to the grid (taps summed modulo n, as the
     FFT path does for kernels larger than the grid) and reshaped to ``(k·k·C_out, C_in)``: equals
     the conjugate FFT Gram, in real arithmetic and without an FFT."""
@@ -253,7 +252,7 @@ def parseval_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], *,
 
 def conv_factorization(kernel_hwio: ConvKernel, input_shape: Sequence[int], *, k: int = 5,
                        transpose: str = "conjugate", method: str = "fft",
-                       affine: Float[ArrayLike, "D C_in"] | None = None,
+                       affine: StyleAffine | None = None,
                        upsample: str | None = None, factor: int = 2) -> ConvFactorization:
     """Closed-form directions of a conv layer (ICME 2022, Algorithm 1), optionally pulled back
     through the style affine that feeds it.

@@ -23,13 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jaxtyping import Array, Float
 
 from .. import _ops
 from .._checks import check_finite, finite_scalar
 from .._ops import Precision
-from .._typing import (ClassVectorsBigGAN, Cond, CondArray, Features, RGBImages, ZArray,
-                       ZLatents)
+from .._typing import (ClassVectorsBigGAN, Cond, CondArray, Features, FeaturesArray, OneHot,
+                       RGBImages, TruncatedNoise, Upsampled, ZArray, ZLatents)
 from . import _biggan_split
 from ._base import AbstractGenerator, LayerFeatures
 from ._common import Buffer, ConfigIO, _cast, _jit_method
@@ -214,7 +213,7 @@ class BatchNorm(nnx.Module):
         return (x - mean) / jnp.sqrt(var + self.eps) * _cast(self.weight, x.dtype) + _cast(self.bias, x.dtype)
 
 
-def upsample_nearest2x(x: Float[Array, "N H W C"]) -> Float[Array, "N 2*H 2*W C"]:
+def upsample_nearest2x(x: FeaturesArray) -> Upsampled:
     """Nearest-neighbour x2 upsampling: ``[N, H, W, C]`` -> ``[N, 2H, 2W, C]``."""
     return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
@@ -432,7 +431,7 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
 
 
 def truncated_noise_sample(batch_size: int = 1, z_dim: int = 128, truncation: float = 1.0,
-                           seed: int | None = None) -> Float[np.ndarray, "batch_size z_dim"]:
+                           seed: int | None = None) -> TruncatedNoise:
     """``truncation * truncnorm(-2, 2)`` as the reference's ``utils.truncated_noise_sample``
     (``scipy.stats.truncnorm.rvs`` with ``RandomState(seed)``; float32). [batch_size, z_dim].
 
@@ -454,7 +453,7 @@ def truncated_noise_sample(batch_size: int = 1, z_dim: int = 128, truncation: fl
     return truncation * np.asarray(values).astype(np.float32)
 
 
-def one_hot(classes: Sequence[int], num_classes: int = 1000) -> Float[np.ndarray, "N num_classes"]:
+def one_hot(classes: Sequence[int], num_classes: int = 1000) -> OneHot:
     """Class indices -> one-hot class vectors [N, num_classes] (float32)."""
     idx = np.asarray(list(classes), int)
     if idx.size and (idx.min() < 0 or idx.max() >= num_classes):

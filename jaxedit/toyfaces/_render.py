@@ -16,7 +16,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float
+
+from .._typing import ToyFactors, ToyImages, ToyPartMasks
 
 SIZE = 64
 EDGE = 2.0  # anti-aliasing ramp width in pixels
@@ -242,13 +243,13 @@ def _check_factors(factors, name: str = "factors"):
     return f
 
 
-def render(factors: Float[ArrayLike, "N K"]) -> Float[Array, "N 64 64 3"]:
+def render(factors: ToyFactors) -> ToyImages:
     """Factor vectors ``[N, K]`` (K = ``len(FACTORS)``, columns in ``FACTORS`` order, values in
     each factor's range) -> images ``[N, 64, 64, 3]`` in [-1, 1] (the input's float dtype)."""
     return _render_batch(_check_factors(factors))
 
 
-def part_masks(factors: Float[ArrayLike, "N K"]) -> dict[str, Bool[np.ndarray, "N 64 64"]]:
+def part_masks(factors: ToyFactors) -> dict[str, ToyPartMasks]:
     """Factor vectors ``[N, K]`` -> ``{part: [N, 64, 64] bool}`` for every part in `PARTS`.
 
     A pixel belongs to a part when the part's layers contribute to its final colour (coverage

@@ -27,9 +27,16 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, Float
 
-from .._typing import Jacobian, WPlus
+from .._typing import (
+    DirectionSets,
+    EditedImages,
+    FactorDirections,
+    Jacobian,
+    ToyZ,
+    WDirections,
+    WPlus,
+)
 from ..metrics import locality
 from ..regions import RegionLike
 from ._latent import NUM_FACTORS, Z_DIM, normalize
@@ -58,8 +65,8 @@ def _check_gen(gen):
                          f"{getattr(gen, 'z_dim', None)}")
 
 
-def factor_w_directions(gen, z: Float[ArrayLike, "N Z_DIM"], names: Sequence[str], *, dtype=None
-                        ) -> Float[np.ndarray, "N names w_dim"]:
+def factor_w_directions(gen, z: ToyZ, names: Sequence[str], *, dtype=None
+                        ) -> FactorDirections:
     """``dw/du`` of each named factor at each sample, unit-normalized.
 
     z ``[N, Z_DIM]`` -> ``[N, len(names), w_dim]`` (forward-mode derivative of
@@ -80,8 +87,8 @@ def factor_w_directions(gen, z: Float[ArrayLike, "N Z_DIM"], names: Sequence[str
     return np.stack(out, axis=1)
 
 
-def edited_images(gen, ws: WPlus, directions: Float[ArrayLike, "*N w_dim"], alphas, *,
-                  dtype=None) -> Float[np.ndarray, "A N H W C"]:
+def edited_images(gen, ws: WPlus, directions: WDirections, alphas, *,
+                  dtype=None) -> EditedImages:
     """ws ``[N, num_ws, w_dim]`` moved by ``alpha * d`` on every slot, with one direction for all
     samples (``directions [w_dim]``) or one per sample (``[N, w_dim]``; unit-normalized here).
     -> images ``[A, N, H, W, C]``."""
@@ -93,7 +100,7 @@ def edited_images(gen, ws: WPlus, directions: Float[ArrayLike, "*N w_dim"], alph
                      for a in np.asarray(alphas, np.float64).reshape(-1)])
 
 
-def direction_locality(gen, ws: WPlus, directions: Float[ArrayLike, "*N w_dim"],
+def direction_locality(gen, ws: WPlus, directions: WDirections,
                        region: RegionLike, alphas, *, base=None, dtype=None) -> dict:
     """Locality of a W edit at each alpha (``alpha != 0``): ``{"alphas", "roir" [A],
     "mse_inside" [A], "mse_outside" [A], "roir_per_sample" [A, N], "roir_mean"}`` where
@@ -114,7 +121,7 @@ def _collect(base, imgs, region, alphas) -> dict:
             "roir_mean": float(np.mean([r["roir"] for r in rows]))}
 
 
-def factor_z_edits(gen, z: Float[ArrayLike, "N Z_DIM"], name: str, region: RegionLike, deltas, *,
+def factor_z_edits(gen, z: ToyZ, name: str, region: RegionLike, deltas, *,
                    base=None, dtype=None) -> dict:
     """Locality (as `direction_locality`) of the exact ground-truth edit of factor ``name``:
     ``G(edit_factor(z, name, delta))`` against ``G(z)`` for each ``delta != 0`` (normal-score
@@ -134,7 +141,7 @@ def factor_z_edits(gen, z: Float[ArrayLike, "N Z_DIM"], name: str, region: Regio
     return out
 
 
-def factor_edit_fidelity(gen, z: Float[ArrayLike, "N Z_DIM"], name: str, delta: float = 1.0, *,
+def factor_edit_fidelity(gen, z: ToyZ, name: str, delta: float = 1.0, *,
                          dtype=None) -> dict:
     """How faithfully the generator reproduces one factor's edit: with ``z' = edit_factor(z,
     name, delta)``, ``d_G = G(z') - G(z)`` and ``d_R = render(z') - render(z)`` (all samples
@@ -162,8 +169,8 @@ def _orth(a: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
     return u[:, keep]
 
 
-def subspace_agreement(J: Jacobian, directions_a: Float[ArrayLike, "*N k D"],
-                       directions_b: Float[ArrayLike, "*N k D"]) -> dict:
+def subspace_agreement(J: Jacobian, directions_a: DirectionSets,
+                       directions_b: DirectionSets) -> dict:
     """Principal angles between the image-change subspaces of two direction sets.
 
     Args:

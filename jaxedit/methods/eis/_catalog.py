@@ -14,11 +14,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
 
 from ..._checks import as_key, check_finite
 from ..._resample import resize_masks
-from ..._typing import WLatents
+from ..._typing import (
+    CatalogFeatures,
+    Heatmaps,
+    HeatmapsLike,
+    LabelMasks,
+    LabelMasksResized,
+    WLatents,
+)
 from ...sampling import Sampling
 from ._common import (
     _HIGHEST,
@@ -204,8 +210,8 @@ class Catalog:
             raise ValueError(f"the catalog has {self.centroids.shape[1]} channels at {self.layer}, "
                              f"the generator {ch}: it was fitted on another generator")
 
-    def predict_features(self, features: Float[ArrayLike, "N R R C"], *, soft: bool = False,
-                         temperature: float = 0.1) -> Float[Array, "N K R R"]:
+    def predict_features(self, features: CatalogFeatures, *, soft: bool = False,
+                         temperature: float = 0.1) -> Heatmaps:
         """features ``[N, R, R, C]`` of `layer` -> heatmaps ``[N, K, R, R]``: one-hot of the
         most similar centroid (cosine), or ``softmax(cos / temperature)`` over K with ``soft``."""
         f = jnp.asarray(features)
@@ -218,7 +224,7 @@ class Catalog:
                          soft=bool(soft))
 
     def predict(self, gen, latents: WLatents, *, soft: bool = False, temperature: float = 0.1,
-                sampling=None, compute=None, progress: bool = False) -> Float[Array, "N K R R"]:
+                sampling=None, compute=None, progress: bool = False) -> Heatmaps:
         """Heatmaps of new samples (see `predict_features`).
 
         Args:
@@ -264,8 +270,8 @@ class Catalog:
             raise ValueError("the catalog has no annotations: name clusters with annotate first")
         return out
 
-    def label_masks(self, heatmaps: Float[ArrayLike, "N K H W"],
-                    labels: str | Sequence[str] | None = None) -> Float[Array, "N L H W"]:
+    def label_masks(self, heatmaps: HeatmapsLike,
+                    labels: str | Sequence[str] | None = None) -> LabelMasks:
         """heatmaps ``[N, K, H, W]`` -> ``[N, L, H, W]``: per label, the sum of its clusters'
         heatmaps (labels: a name, a list, or None for all annotated labels in order)."""
         h = jnp.asarray(heatmaps)
@@ -277,7 +283,7 @@ class Catalog:
         return jnp.einsum("lk,nkhw->nlhw", jnp.asarray(sel, h.dtype), h, precision=_HIGHEST)
 
     def masks(self, gen, latents: WLatents, labels: str | Sequence[str] | None = None, size=None,
-              *, resize: str = "nearest", soft: bool = False, **kw) -> Float[Array, "N L h w"]:
+              *, resize: str = "nearest", soft: bool = False, **kw) -> LabelMasksResized:
         """Label masks of samples at any resolution: ``[N, L, h, w]``.
 
         ``size``: None (the catalog layer's), an int / (h, w), or a style layer name (that

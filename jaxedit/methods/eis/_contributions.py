@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
 
 from ..._checks import as_float_array, check_finite, check_resize
 from ..._resample import resize_masks
-from ..._typing import WLatents
+from ..._typing import ContributionRows, LayerInputs, PartMasks, WLatents
 from ._catalog import Catalog
 from ._common import _HIGHEST, _as_ws, _check_gen, _options
 from ._features import _feature_batches, _inputs_from_features, input_source
@@ -54,9 +52,9 @@ def _check_features_masks(features, masks):
     return feats, m
 
 
-def contributions_from_features(features: Mapping[str, Float[ArrayLike, "N H_l W_l C_l"]],
-                                masks: Float[ArrayLike, "N K H0 W0"], resize: str = "nearest"
-                                ) -> dict[str, Float[Array, "K C_l"]]:
+def contributions_from_features(features: Mapping[str, LayerInputs],
+                                masks: PartMasks, resize: str = "nearest"
+                                ) -> dict[str, ContributionRows]:
     """Channel contributions of parts, from feature maps and masks given directly (pure core).
 
     ``M_l[k, c] = Σ_{n,h,w} A_l²[n,h,w,c]·U_k[n,h,w] / Σ_{n,h,w} A_l²[n,h,w,c]`` with ``U_k`` the

@@ -8,9 +8,8 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
 
-from ..._typing import WLatents
+from ..._typing import LayerInput, WLatents
 from ...sampling import Compute, Sampling
 from ._common import _as_ws, _check_gen, _options
 
@@ -58,7 +57,7 @@ def _inputs_from_features(gen, feats: Mapping[str, jax.Array], layers, n: int, d
 
 def layer_inputs(gen, latents: WLatents, *, layers: Sequence[str] | None = None, sampling=None,
                  compute=None, key=None, jit: bool = True
-                 ) -> dict[str, Float[Array, "N R R C_in"]]:
+                 ) -> dict[str, LayerInput]:
     """The input feature map of every style layer's modulated conv (what its style scales).
 
     Args:

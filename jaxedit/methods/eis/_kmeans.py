@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import ArrayLike, Float
 
 from ..._checks import as_float_array, as_key, check_finite
+from ..._typing import Rows
 from ...errors import KMeansConvergenceWarning
 from ._common import _HIGHEST, _normalize_rows
 
@@ -205,7 +205,7 @@ def _labels_of(X, C):
     return _assign(X, C)[0]
 
 
-def spherical_kmeans(X: Float[ArrayLike, "N C"], k: int, key=None, *, n_init: int = 3,
+def spherical_kmeans(X: Rows, k: int, key=None, *, n_init: int = 3,
                      batch_size: int | None = None, max_iter: int = 100, tol: float = 0.0,
                      init="k-means++", init_size: int | None = None,
                      max_no_improvement: int = 10, reassignment_ratio: float = 0.01,

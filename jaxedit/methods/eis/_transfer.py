@@ -9,10 +9,9 @@ from typing import Any, cast
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
 
 from ..._checks import as_float_array, check_finite, is_tracer
-from ..._typing import RGBImages, WLatents
+from ..._typing import MixedStyles, RGBImages, WLatents
 from ._catalog import Catalog
 from ._common import QUERY_MODES, _as_ws, _check_gen, _options
 from ._contributions import Contributions, contributions
@@ -146,7 +145,7 @@ def _check_qs(gen, qs: Mapping[str, Any], n: int, dt) -> dict[str, jax.Array]:
 
 
 def transfer_styles(gen, ws_target: WLatents, ws_reference: WLatents, qs: Mapping[str, Any], *,
-                    compute=None, jit: bool = True) -> dict[str, Float[Array, "N C_l"]]:
+                    compute=None, jit: bool = True) -> dict[str, MixedStyles]:
     """Mixed styles ``s_l = (1 − q_l)·s_T + q_l·s_R`` (exactly s_T at q = 0 and s_R at q = 1).
 
     Args:

@@ -6,18 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from jaxtyping import ArrayLike, Bool, Float
 
 from ..._resample import lanczos_upsample
 from ..._resample import nearest_centres as _nearest
-from ..._typing import Latents
+from ..._typing import Latents, PartRegion, Parts
 from ._edit import _edit_spec, edit, part_map
 from ._result import PandaResult, _check_result
 
 
 def part_region(result: PandaResult, parts, threshold: float = 0.5, *,
-                parts_factors: Float[ArrayLike, "*N H W R_S"] | None = None
-                ) -> Bool[np.ndarray, "*N H W"]:
+                parts_factors: Parts | None = None
+                ) -> PartRegion:
     """A region from learned parts: ``minmax01(Σ_{k∈parts} P[:, :, k]) >= threshold``, ``[H, W]``
     bool at the feature resolution (``[N, H, W]`` for per-sample ``parts_factors``); regions
     are resampled to the image by nearest neighbour wherever jaxedit uses them."""
@@ -63,7 +62,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *,
-             parts_factors: Float[ArrayLike, "*N H W R_S"] | None = None,
+             parts_factors: Parts | None = None,
              resample: str = "lanczos", max_parts: int = 1) -> dict[str, dict]:
     """IoU of the best-matching learned part for every ground-truth part mask.
 

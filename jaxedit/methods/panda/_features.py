@@ -9,10 +9,9 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Float
 
 from ... import _ops
-from ..._typing import Latents
+from ..._typing import Latents, ReferenceZ
 from ...sampling import Compute, Sampling, as_compute, as_sampling
 from ._checks import (
     APPEARANCE_RATE,
@@ -163,7 +162,7 @@ class _BigGANFeatures:
                                     dtype=self.dtype, precision=self.precision).x
 
 
-def reference_z(seed: int, n: int, z_dim: int) -> Float[np.ndarray, "n z_dim"]:
+def reference_z(seed: int, n: int, z_dim: int) -> ReferenceZ:
     """The reference's latents for step/seed t: ``np.random.seed(t); randn(n, z_dim)``.
     -> [n, z_dim]."""
     return np.random.RandomState(int(seed)).randn(int(n), int(z_dim))

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, Float
 
 from ... import _ops
-from ..._typing import Features
+from ..._typing import Features, LossHistory, PartsArray, SampleFeatures
 from ...errors import PandaConvergenceWarning
 from ...sampling import Compute, as_compute
 from ._checks import (
@@ -268,7 +267,20 @@ def _fit_stream(features, ranks, steps, tx, lr, mode, normalized, init_appearanc
                    layer, settings)
 
 
-def refine(result: PandaResult, features: Float[ArrayLike, "*N H W C"], steps: int = 100,
+@overload
+def refine(result: PandaResult, features: SampleFeatures, steps: int = 100,
+           learning_rate: float | None = None, optimizer=None, *, compute: Compute | None = None,
+           return_losses: Literal[False] = False) -> PartsArray: ...
+
+
+@overload
+def refine(result: PandaResult, features: SampleFeatures, steps: int = 100,
+           learning_rate: float | None = None, optimizer=None, *, compute: Compute | None = None,
+           return_losses: Literal[True]
+           ) -> tuple[PartsArray, LossHistory]: ...
+
+
+def refine(result: PandaResult, features: SampleFeatures, steps: int = 100,
            learning_rate: float | None = None, optimizer=None, *, compute: Compute | None = None,
            return_losses: bool = False):
     """Sample-specific parts ``P̃_i``: the parts objective on one sample with ``A`` frozen, from the

@@ -8,11 +8,10 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
 
 from ... import _ops
 from ..._resample import lanczos_upsample
-from ..._typing import Features
+from ..._typing import Features, Saliency, SampleFeatures, Thresholds
 from ...sampling import Compute, as_compute
 from ._checks import _check_features, _check_finite
 from ._result import PandaResult, _check_result
@@ -23,8 +22,8 @@ def _coords(x, a, *, precision):
     return jnp.einsum("nhwc,cr->nhwr", x, a, precision=precision)
 
 
-def saliency(result: PandaResult, features: Float[ArrayLike, "*N H W C"], *,
-             compute: Compute | None = None) -> Float[Array, "*N H W R_C"]:
+def saliency(result: PandaResult, features: SampleFeatures, *,
+             compute: Compute | None = None) -> Saliency:
     """Coordinates in the appearance basis, ``Aᵀ Z_i``: ``[N, H, W, C]`` -> ``[N, H, W, R_C]``
     (``[H, W, C]`` -> ``[H, W, R_C]``); channel k is the saliency map of appearance k.
 
@@ -53,7 +52,7 @@ def _concepts(concepts, r_c: int) -> list[int]:
 
 
 def saliency_thresholds(result: PandaResult, features: Features, concepts=None
-                        ) -> Float[np.ndarray, "K"]:
+                        ) -> Thresholds:
     """The reference's mask thresholds: the mean of ``(Aᵀ Z_i)[k]`` over the given samples and
     positions, ``[K]`` for the chosen concepts (all R_C by default)."""
     ks = _concepts(concepts, result.ranks[0])
