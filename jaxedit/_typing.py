@@ -77,6 +77,9 @@ __all__ += ["ClassDimVectors", "ClassVectorsBigGAN", "Cond", "CondArray", "ConvK
             "Features", "FeaturesArray", "Labels", "LayerOutput", "MaskArray", "RGBImages",
             "SeedLatent", "Style", "StyleArray", "Uint8Images", "WPlus", "WPlusArray", "WVector",
             "WVectorArray", "ZArray"]
+#: Float images in about [-1, 1]: any leading axes ``[..., H, W, C]``, or a batch ``[N, H, W, C]``.
+ImagesLike = Float[ArrayLike, "*N H W C"]
+ImageBatch = Float[ArrayLike, "N H W C"]
 #: uint8 images as NumPy ``[..., H, W, C]``, one image ``[H, W, C]``, a grid
 #: ``[rows*H, cols*W, C]``.
 Uint8Array = UInt8[np.ndarray, "*N H W C"]
@@ -169,6 +172,7 @@ FactorDirections = Float[np.ndarray, "N names w_dim"]
 EditedImages = Float[np.ndarray, "A N H W C"]
 
 __all__ += ["Appearance", "BoxMask", "CatalogFeatures", "ComplexGram", "ContributionRows",
+            "ImageBatch", "ImagesLike",
             "ConvKernelArray", "DirectionSets", "EditDirection", "EditedImages",
             "FactorDirections", "Frequency", "Gram", "Heatmaps", "HeatmapsLike", "LabelMasks",
             "LabelMasksResized", "LayerInput", "LayerInputs", "LossHistory", "MixedStyles",

@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 
-from ._typing import Features, SampleFeatures, Uint8Array, Uint8Grid, Uint8Image, Uint8Images
+from ._typing import ImageBatch, ImagesLike, Uint8Array, Uint8Grid, Uint8Image, Uint8Images
 
 
-def to_uint8(img: SampleFeatures) -> Uint8Array:
+def to_uint8(img: ImagesLike) -> Uint8Array:
     """[..., H, W, C] floats in [-1, 1] -> uint8 as NVIDIA's ``generate.py`` (``x*127.5+128``).
 
     Raises ValueError if any value is NaN or infinite (it would silently become black).
@@ -61,7 +61,7 @@ def save_png(image: Uint8Image, path: str | os.PathLike, *,
     return os.path.realpath(os.fspath(path))
 
 
-def save_image_grid(imgs: Features, path: str | os.PathLike,
+def save_image_grid(imgs: ImageBatch, path: str | os.PathLike,
                     cols: int | None = None, *,
                     overwrite: bool = True) -> str:
     """[N, H, W, C] floats in [-1, 1] -> a PNG grid at ``path``."""
