@@ -7,8 +7,10 @@ import os
 
 import numpy as np
 
+from ._typing import ImageBatch, ImagesLike, Uint8Array, Uint8Grid, Uint8Image, Uint8Images
 
-def to_uint8(img) -> np.ndarray:
+
+def to_uint8(img: ImagesLike) -> Uint8Array:
     """[..., H, W, C] floats in [-1, 1] -> uint8 as NVIDIA's ``generate.py`` (``x*127.5+128``).
 
     Raises ValueError if any value is NaN or infinite (it would silently become black).
@@ -22,7 +24,8 @@ def to_uint8(img) -> np.ndarray:
     return np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)
 
 
-def image_grid(imgs, cols: int | None = None) -> np.ndarray:
+def image_grid(imgs: Uint8Images, cols: int | None = None
+               ) -> Uint8Grid:
     """[N, H, W, C] uint8 -> one [rows*H, cols*W, C] image (``cols`` defaults to N)."""
     imgs = np.asarray(imgs)
     if imgs.ndim != 4 or imgs.shape[0] == 0:
@@ -39,7 +42,8 @@ def image_grid(imgs, cols: int | None = None) -> np.ndarray:
     return grid
 
 
-def save_png(image: np.ndarray, path: str | os.PathLike, *, overwrite: bool = True) -> str:
+def save_png(image: Uint8Image, path: str | os.PathLike, *,
+             overwrite: bool = True) -> str:
     """Write a [H, W, 3|1] uint8 image to ``path`` (atomically; ``overwrite=False`` refuses an
     existing file). Returns the path written (a symlink's target)."""
     from PIL import Image
@@ -57,7 +61,8 @@ def save_png(image: np.ndarray, path: str | os.PathLike, *, overwrite: bool = Tr
     return os.path.realpath(os.fspath(path))
 
 
-def save_image_grid(imgs, path: str | os.PathLike, cols: int | None = None, *,
+def save_image_grid(imgs: ImageBatch, path: str | os.PathLike,
+                    cols: int | None = None, *,
                     overwrite: bool = True) -> str:
     """[N, H, W, C] floats in [-1, 1] -> a PNG grid at ``path``."""
     return save_png(image_grid(to_uint8(imgs), cols), path, overwrite=overwrite)

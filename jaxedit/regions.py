@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from ._resample import coverage_matrix
+from ._typing import BoxMask, Frequency, MaskArray
 
 REFERENCE_GRID = 256
 
@@ -102,7 +103,7 @@ class Box:
         return Box(math.floor(self.y0 * f + 1e-9), math.floor(self.x0 * f + 1e-9),
                    math.ceil(self.y1 * f - 1e-9), math.ceil(self.x1 * f - 1e-9), size)
 
-    def mask(self, size: int) -> np.ndarray:
+    def mask(self, size: int) -> BoxMask:
         """[size, size] bool (clipped to the image)."""
         b = self.scaled(size)
         m = np.zeros((size, size), bool)
@@ -121,14 +122,14 @@ class MaskPreset:
     """
 
     name: str
-    frequency: np.ndarray
+    frequency: Frequency
     threshold: float
 
     @property
     def grid(self) -> int:
         return int(self.frequency.shape[0])
 
-    def mask(self, size: int | tuple[int, int]) -> np.ndarray:
+    def mask(self, size: int | tuple[int, int]) -> MaskArray:
         """``[H, W]`` bool on a ``size`` grid: cells at least half covered by the region."""
         h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
         m = (self.frequency >= self.threshold).astype(np.float64)
@@ -215,7 +216,7 @@ def parse_region(text: str) -> Box | MaskPreset:
                      f"'y0,x0,y1,x1', got {text!r}")
 
 
-def region_mask(region: RegionLike, size: int | tuple[int, int]) -> np.ndarray:
+def region_mask(region: RegionLike, size: int | tuple[int, int]) -> MaskArray:
     """Resolve any region to a boolean mask ``[H, W]`` on a ``size`` grid.
 
     ``region``: a bool array ``[h, w]`` (resampled by nearest neighbour), a `Box`, a
@@ -254,7 +255,7 @@ def region_mask(region: RegionLike, size: int | tuple[int, int]) -> np.ndarray:
     return m
 
 
-def mask_box(mask: np.ndarray) -> Box:
+def mask_box(mask: MaskArray) -> Box:
     """Bounding box of a boolean mask (for drawing)."""
     rows, cols = np.nonzero(np.asarray(mask))
     return Box(int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1,

@@ -32,8 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _ops
-from ..models.biggan import BigGANGenerator
+from .._typing import SefaDirections, SefaEigenvalues, SefaWeight
 from ..linalg import canonical_rows
+from ..models.biggan import BigGANGenerator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +108,8 @@ def weight_blocks(gen, layers="all") -> tuple[list[np.ndarray], tuple[int, ...]]
 
 
 @functools.partial(jax.jit, static_argnames=("k", "normalize"))
-def factorize(weight: jax.Array, *, k: int, normalize: str | None = "column"):
+def factorize(weight: SefaWeight, *, k: int, normalize: str | None = "column"
+              ) -> tuple[SefaEigenvalues, SefaDirections]:
     """weight [D, units] -> (eigenvalues [k], directions [k, D]) of ``W Wᵀ`` (HIGHEST precision)."""
     w = weight
     if normalize == "column":

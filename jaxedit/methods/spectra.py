@@ -52,8 +52,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _ops
-from ..models.biggan import BigGANGenerator, bn_statistics, upsample_nearest2x
+from .._typing import ComplexGram, ConvKernel, ConvKernelArray, Gram, StyleAffine
 from ..linalg import canonical_rows
+from ..models.biggan import BigGANGenerator, bn_statistics, upsample_nearest2x
 
 
 def _wrap(kernel: jax.Array, n0: int, n1: int | None = None) -> jax.Array:
@@ -115,7 +116,7 @@ def _upsample_phases(kernel, s: int, mode: str):
     return jnp.concatenate(out, axis=3)
 
 
-def conv_blocks(kernel_hwio, input_shape: Sequence[int], stride: int = 1, *,
+def conv_blocks(kernel_hwio: ConvKernel, input_shape: Sequence[int], stride: int = 1, *,
                 transpose: bool = False, upsample: str | None = None, factor: int = 2) -> jax.Array:
     """Per-frequency blocks ``[n', n', rows, cols]`` whose singular values are the layer's.
 
@@ -155,7 +156,7 @@ def _svals(blocks, top_k):
     return s if top_k is None else s[:top_k]
 
 
-def conv_singular_values(kernel_hwio, input_shape: Sequence[int], stride: int = 1, *,
+def conv_singular_values(kernel_hwio: ConvKernel, input_shape: Sequence[int], stride: int = 1, *,
                          transpose: bool = False, upsample: str | None = None, factor: int = 2,
                          top_k: int | None = None) -> jax.Array:
     """Every singular value (descending) of a circular 2-D convolution layer.
@@ -178,7 +179,8 @@ def conv_singular_values(kernel_hwio, input_shape: Sequence[int], stride: int = 
                               upsample=upsample, factor=factor), top_k)
 
 
-def stylegan2_upconv_kernel(weight_hwio, resample_kernel: Sequence[float] = (1, 3, 3, 1)) -> jax.Array:
+def stylegan2_upconv_kernel(weight_hwio: ConvKernel, resample_kernel: Sequence[float] = (1, 3, 3, 1)
+                            ) -> ConvKernelArray:
     """StyleGAN2's up-conv as one kernel on the zero-inserted grid: ``flip(W)`` followed by the
     separable FIR with gain 4 (``[k + len(f) - 1]²`` taps). Use with ``upsample="zeros"``."""
     w = jnp.asarray(weight_hwio)[::-1, ::-1]
@@ -217,8 +219,8 @@ def _closed_form_kernel(kernel_hwio, upsample, factor):
     return k if upsample is None else _upsample_phases(k, int(factor), upsample)
 
 
-def fft_gram(kernel_hwio, input_shape: Sequence[int], transpose: str = "conjugate", *,
-             upsample: str | None = None, factor: int = 2) -> jax.Array:
+def fft_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], transpose: str = "conjugate", *,
+             upsample: str | None = None, factor: int = 2) -> ComplexGram:
     """The paper's Gram: ``A = FFT2(K wrapped to n0 x n1)`` reshaped to ``(C_out·n0·n1, C_in)``
     (C_in moved last first), ``AᴴA`` (``"conjugate"``) or ``AᵀA`` (``"plain"``, as published).
     Complex ``[C_in, C_in]``. Kernels larger than the grid are wrapped (exact for circular
@@ -235,8 +237,8 @@ def fft_gram(kernel_hwio, input_shape: Sequence[int], transpose: str = "conjugat
     raise ValueError(f"transpose must be 'conjugate' or 'plain', got {transpose!r}")
 
 
-def parseval_gram(kernel_hwio, input_shape: Sequence[int], *, upsample: str | None = None,
-                  factor: int = 2) -> jax.Array:
+def parseval_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], *,
+                  upsample: str | None = None, factor: int = 2) -> Gram:
     """``n0·n1 · K̃ᵀK̃`` with ``K̃`` the kernel wrapped to the grid (taps summed modulo n, as the
     FFT path does for kernels larger than the grid) and reshaped to ``(k·k·C_out, C_in)``: equals
     the conjugate FFT Gram, in real arithmetic and without an FFT."""
@@ -248,8 +250,9 @@ def parseval_gram(kernel_hwio, input_shape: Sequence[int], *, upsample: str | No
     return n0 * n1 * jnp.matmul(kt.T, kt, precision=jax.lax.Precision.HIGHEST)
 
 
-def conv_factorization(kernel_hwio, input_shape: Sequence[int], *, k: int = 5,
-                       transpose: str = "conjugate", method: str = "fft", affine=None,
+def conv_factorization(kernel_hwio: ConvKernel, input_shape: Sequence[int], *, k: int = 5,
+                       transpose: str = "conjugate", method: str = "fft",
+                       affine: StyleAffine | None = None,
                        upsample: str | None = None, factor: int = 2) -> ConvFactorization:
     """Closed-form directions of a conv layer (ICME 2022, Algorithm 1), optionally pulled back
     through the style affine that feeds it.

@@ -39,6 +39,7 @@ import numpy as np
 from flax import struct
 
 from .._ops import Precision
+from .._typing import ClassDimVectors, Features, FeaturesArray, Images, Latents
 
 
 @struct.dataclass
@@ -52,7 +53,7 @@ class LayerFeatures:
       options: static ``(name, value)`` pairs of the pass (truncation, noise mode, precision).
     """
 
-    x: jax.Array
+    x: FeaturesArray
     context: Any
     layer: str = struct.field(pytree_node=False)
     options: tuple = struct.field(pytree_node=False, default=())
@@ -126,8 +127,8 @@ class AbstractGenerator(abc.ABC):
         """
 
     @abc.abstractmethod
-    def features_at(self, latents, layer: str | int, *, c=None, truncation: float = 1.0,
-                    noise_mode: str = "const", key=None, dtype=None,
+    def features_at(self, latents: Latents, layer: str | int, *, c: ClassDimVectors | None = None,
+                    truncation: float = 1.0, noise_mode: str = "const", key=None, dtype=None,
                     precision: Precision = "highest") -> LayerFeatures:
         """Run the forward pass up to and including ``layer``.
 
@@ -146,7 +147,7 @@ class AbstractGenerator(abc.ABC):
         """
 
     @abc.abstractmethod
-    def resume_at(self, state: LayerFeatures, x=None) -> jax.Array:
+    def resume_at(self, state: LayerFeatures, x: Features | None = None) -> Images:
         """The rest of the pass from ``state`` -> images ``[N, H, W, img_channels]``.
 
         Args:

@@ -27,6 +27,8 @@ from flax import nnx
 from .. import _ops
 from .._checks import check_finite, finite_scalar
 from .._ops import Precision
+from .._typing import (ClassVectorsBigGAN, Cond, CondArray, Features, FeaturesArray, OneHot,
+                       RGBImages, TruncatedNoise, Upsampled, ZArray, ZLatents)
 from . import _biggan_split
 from ._base import AbstractGenerator, LayerFeatures
 from ._common import Buffer, ConfigIO, _cast, _jit_method
@@ -211,7 +213,7 @@ class BatchNorm(nnx.Module):
         return (x - mean) / jnp.sqrt(var + self.eps) * _cast(self.weight, x.dtype) + _cast(self.bias, x.dtype)
 
 
-def upsample_nearest2x(x: jax.Array) -> jax.Array:
+def upsample_nearest2x(x: FeaturesArray) -> Upsampled:
     """Nearest-neighbour x2 upsampling: ``[N, H, W, C]`` -> ``[N, 2H, 2W, C]``."""
     return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
@@ -349,7 +351,8 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
         """A feature layer by name or by the reference's index L -> its name."""
         return self.feature_layers[_biggan_split.resolve(self, layer)]
 
-    def features_at(self, latents, layer: str | int, *, c=None, truncation: float = 1.0,
+    def features_at(self, latents: ZLatents, layer: str | int, *,
+                    c: ClassVectorsBigGAN | None = None, truncation: float = 1.0,
                     noise_mode: str = "const", key=None, dtype=None,
                     precision: Precision = "highest") -> LayerFeatures:
         """z ``[N, z_dim]`` and class vectors c ``[N, num_classes]`` -> the output of ``layer``
@@ -366,7 +369,7 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
         return LayerFeatures(x=x, context={"cond": cond}, layer=name,
                              options=(("truncation", truncation), ("precision", precision)))
 
-    def resume_at(self, state: LayerFeatures, x=None) -> jax.Array:
+    def resume_at(self, state: LayerFeatures, x: Features | None = None) -> RGBImages:
         """Images ``[N, H, W, 3]`` from (possibly edited) features at ``state.layer``."""
         x = self._resume_input(state, x)
         return _biggan_split.resume(self, x, state.context["cond"], state.layer,
@@ -383,13 +386,15 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
             raise ValueError(f"{name} must have shape [N, {width}], got {tuple(x.shape)}")
         return x
 
-    def embed(self, class_vector, *, dtype=None, precision: Precision = "highest") -> jax.Array:
+    def embed(self, class_vector: ClassVectorsBigGAN, *, dtype=None,
+              precision: Precision = "highest") -> ZArray:
         """class vectors [N, num_classes] -> embeddings [N, z_dim] (linear, no bias)."""
         dt = self._dtype(dtype)
         cv = self._check("class_vector", class_vector, self.num_classes, dt)
         return self.embeddings(cv, precision)
 
-    def cond(self, z, class_vector, *, dtype=None, precision: Precision = "highest") -> jax.Array:
+    def cond(self, z: ZLatents, class_vector: ClassVectorsBigGAN, *, dtype=None,
+             precision: Precision = "highest") -> CondArray:
         """``[z, embed(class_vector)]``: [N, 2 * z_dim]."""
         dt = self._dtype(dtype)
         z = self._check("z", z, self.z_dim, dt)
@@ -398,8 +403,8 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
             raise ValueError(f"z has {z.shape[0]} rows but class_vector has {e.shape[0]}")
         return jnp.concatenate([z, e], axis=1)
 
-    def synthesis_from_cond(self, cond, truncation: float = 1.0, *, dtype=None,
-                            precision: Precision = "highest", jit: bool = True) -> jax.Array:
+    def synthesis_from_cond(self, cond: Cond, truncation: float = 1.0, *, dtype=None,
+                            precision: Precision = "highest", jit: bool = True) -> RGBImages:
         """cond [N, 2 * z_dim] -> images [N, H, W, 3]."""
         dt = self._dtype(dtype)
         cond = self._check("cond", cond, self.cond_dim, dt)
@@ -418,15 +423,15 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
         x = jax.nn.relu(self.bn(x, truncation))
         return jnp.tanh(self.conv_to_rgb(x, precision, out_channels=3))
 
-    def __call__(self, z, class_vector, truncation: float = 1.0, *, dtype=None,
-                 precision: Precision = "highest", jit: bool = True) -> jax.Array:
+    def __call__(self, z: ZLatents, class_vector: ClassVectorsBigGAN, truncation: float = 1.0, *,
+                 dtype=None, precision: Precision = "highest", jit: bool = True) -> RGBImages:
         """z [N, z_dim], class_vector [N, num_classes] -> images [N, H, W, 3] (NHWC)."""
         cond = self.cond(z, class_vector, dtype=dtype, precision=precision)
         return self.synthesis_from_cond(cond, truncation, dtype=dtype, precision=precision, jit=jit)
 
 
 def truncated_noise_sample(batch_size: int = 1, z_dim: int = 128, truncation: float = 1.0,
-                           seed: int | None = None) -> np.ndarray:
+                           seed: int | None = None) -> TruncatedNoise:
     """``truncation * truncnorm(-2, 2)`` as the reference's ``utils.truncated_noise_sample``
     (``scipy.stats.truncnorm.rvs`` with ``RandomState(seed)``; float32). [batch_size, z_dim].
 
@@ -448,7 +453,7 @@ def truncated_noise_sample(batch_size: int = 1, z_dim: int = 128, truncation: fl
     return truncation * np.asarray(values).astype(np.float32)
 
 
-def one_hot(classes: Sequence[int], num_classes: int = 1000) -> np.ndarray:
+def one_hot(classes: Sequence[int], num_classes: int = 1000) -> OneHot:
     """Class indices -> one-hot class vectors [N, num_classes] (float32)."""
     idx = np.asarray(list(classes), int)
     if idx.size and (idx.min() < 0 or idx.max() >= num_classes):

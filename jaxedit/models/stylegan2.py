@@ -29,6 +29,8 @@ from flax import nnx, struct
 from .. import _ops
 from .._checks import check_finite, finite_scalar
 from .._ops import Precision
+from .._typing import (Features, Images, Labels, LayerOutput, SeedLatent, Style, StyleArray, WPlus,
+                       WPlusArray, WVector, WVectorArray, ZLatents)
 from ._base import AbstractGenerator, LayerFeatures, layer_position
 from ._common import Buffer, ConfigIO, _cast, _jit_method
 
@@ -387,7 +389,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         """A conv layer by name or by the reference's genforce index L (5: b16.conv1 at 1024 px)."""
         return self.feature_layers[layer_position(layer, self.feature_layers, "generator")]
 
-    def features_at(self, latents, layer: str | int, *, c=None, truncation: float = 1.0,
+    def features_at(self, latents: WPlus, layer: str | int, *, c=None, truncation: float = 1.0,
                     noise_mode: str = "const", key=None, dtype=None,
                     precision: Precision = "highest") -> LayerFeatures:
         """ws ``[N, num_ws, w_dim]`` -> the output of conv layer ``layer`` ``[N, R, R, C]`` (see
@@ -405,7 +407,7 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         return LayerFeatures(x=state.x, context=ctx, layer=name,
                              options=(("noise_mode", noise_mode), ("precision", precision)))
 
-    def resume_at(self, state: LayerFeatures, x=None) -> jax.Array:
+    def resume_at(self, state: LayerFeatures, x: Features | None = None) -> Images:
         """Images ``[N, H, W, C]`` from (possibly edited) features at ``state.layer``."""
         x = self._resume_input(state, x)
         ctx = state.context
@@ -437,8 +439,9 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         return jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
 
     # ---- mapping -------------------------------------------------------------------------------
-    def mapping(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                *, dtype=None, precision: Precision = "highest", jit: bool = True) -> jax.Array:
+    def mapping(self, z: ZLatents | None, c: Labels | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, *, dtype=None,
+                precision: Precision = "highest", jit: bool = True) -> WPlusArray:
         """z: [N, z_dim], c: [N, c_dim] or None -> ws: [N, num_ws, w_dim].
 
         Truncation ``w_avg + psi * (w - w_avg)`` on all slots, or on ``ws[:, :truncation_cutoff]``.
@@ -485,12 +488,13 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                 ws = jnp.where(slot < truncation_cutoff, tr, ws)
         return ws
 
-    def estimate_w_avg(self, key: jax.Array, num_samples: int = 10000, c=None) -> jax.Array:
+    def estimate_w_avg(self, key: jax.Array, num_samples: int = 10000, c: Labels | None = None
+                       ) -> WVectorArray:
         """Mean of ``mapping(z)`` over ``num_samples`` normal z (for checkpoints without w_avg)."""
         z = jax.random.normal(key, (num_samples, self.z_dim))
         return jnp.mean(self.mapping(z, c)[:, 0], axis=0)
 
-    def set_w_avg(self, w_avg) -> None:
+    def set_w_avg(self, w_avg: WVector) -> None:
         """Replace ``w_avg`` ([w_dim]) and mark it valid for truncation."""
         check_finite("w_avg", w_avg)
         w_avg = jnp.asarray(w_avg, jnp.float32)
@@ -508,8 +512,8 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                 f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         return ws
 
-    def styles(self, ws, *, dtype=None, precision: Precision = "highest", jit: bool = True
-               ) -> dict[str, jax.Array]:
+    def styles(self, ws: WPlus, *, dtype=None, precision: Precision = "highest", jit: bool = True
+               ) -> dict[str, StyleArray]:
         """Per-layer style vectors ("S space"): raw affine outputs ``{layer: [N, C_in]}``.
 
         For ToRGB layers this is before the ``1/sqrt(C_in)`` weight gain, as the reference's
@@ -616,8 +620,9 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         state = dict(state)
         return self._run(styles, state, start, stop, noise_mode, key, precision, collect)
 
-    def synthesis(self, ws=None, *, styles=None, noise_mode: str = "const", key=None, dtype=None,
-                  precision: Precision = "highest", jit: bool = True) -> jax.Array:
+    def synthesis(self, ws: WPlus | None = None, *, styles: Mapping[str, Style] | None = None,
+                  noise_mode: str = "const", key=None, dtype=None,
+                  precision: Precision = "highest", jit: bool = True) -> Images:
         """ws: [N, num_ws, w_dim] (or ``styles`` from `styles`) -> images [N, H, W, C]."""
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
         state, _ = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
@@ -625,13 +630,13 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                                  precision=precision, collect=False, jit=jit)
         return state["img"]
 
-    def synthesis_from_styles(self, styles: Mapping[str, Any], **kw) -> jax.Array:
+    def synthesis_from_styles(self, styles: Mapping[str, Style], **kw) -> Images:
         """Synthesis from (possibly edited) per-layer styles ``{layer: [N, C_in]}``."""
         return self.synthesis(styles=styles, **kw)
 
-    def features(self, ws=None, *, styles=None, noise_mode: str = "const", key=None, dtype=None,
-                 precision: Precision = "highest", jit: bool = True
-                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def features(self, ws: WPlus | None = None, *, styles: Mapping[str, Style] | None = None,
+                 noise_mode: str = "const", key=None, dtype=None, precision: Precision = "highest",
+                 jit: bool = True) -> tuple[Images, dict[str, LayerOutput]]:
         """Images and every conv layer's output features ``{layer: [N, R, R, C]}`` in one pass."""
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
         state, feats = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
@@ -639,7 +644,8 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                                      precision=precision, collect=True, jit=jit)
         return state["img"], {name: feats[name] for name in self.conv_layer_names}
 
-    def synthesis_split(self, ws=None, layer: str = "b4.conv1", *, styles=None,
+    def synthesis_split(self, ws: WPlus | None = None, layer: str = "b4.conv1", *,
+                        styles: Mapping[str, Style] | None = None,
                         noise_mode: str = "const", key=None, dtype=None,
                         precision: Precision = "highest", jit: bool = True) -> SynthesisState:
         """Run synthesis up to and including conv layer ``layer``; returns a `SynthesisState`.
@@ -654,9 +660,10 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                                  collect=False, jit=jit)
         return SynthesisState(x=state["x"], img=state["img"], residual=state["residual"], layer=layer)
 
-    def synthesis_resume(self, ws=None, state: SynthesisState | None = None, *, styles=None,
-                         noise_mode: str = "const", key=None, dtype=None,
-                         precision: Precision = "highest", jit: bool = True) -> jax.Array:
+    def synthesis_resume(self, ws: WPlus | None = None, state: SynthesisState | None = None, *,
+                         styles: Mapping[str, Style] | None = None, noise_mode: str = "const",
+                         key=None, dtype=None, precision: Precision = "highest",
+                         jit: bool = True) -> Images:
         """Continue synthesis from ``state`` (features possibly edited) -> images [N, H, W, C]."""
         if not isinstance(state, SynthesisState):
             raise TypeError(f"state must be a SynthesisState, got {type(state).__name__}")
@@ -672,9 +679,9 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                                noise_mode=noise_mode, precision=precision, collect=False, jit=jit)
         return out["img"]
 
-    def __call__(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                 *, noise_mode: str = "const", key=None, dtype=None,
-                 precision: Precision = "highest", jit: bool = True) -> jax.Array:
+    def __call__(self, z: ZLatents | None, c: Labels | None = None, truncation_psi: float = 1.0,
+                 truncation_cutoff: int | None = None, *, noise_mode: str = "const", key=None,
+                 dtype=None, precision: Precision = "highest", jit: bool = True) -> Images:
         """z: [N, z_dim] -> images [N, H, W, C] (mapping then synthesis)."""
         ws = self.mapping(z, c, truncation_psi, truncation_cutoff, dtype=dtype,
                           precision=precision, jit=jit)
@@ -682,16 +689,10 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                               precision=precision, jit=jit)
 
 
-def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
+def seed_to_z(seed: int, z_dim: int) -> SeedLatent:
     """NVIDIA ``generate.py``'s latent for a seed: ``RandomState(seed).randn(1, z_dim)``. -> [1, z_dim]."""
     return np.random.RandomState(int(seed)).randn(1, z_dim)
 
 
-__all__ = [
-    "SPACES",
-    "Buffer",
-    "StyleGAN2Config",
-    "StyleGAN2Generator",
-    "SynthesisState",
-    "seed_to_z",
-]
+__all__ = ["SPACES", "Buffer", "StyleGAN2Config", "StyleGAN2Generator", "SynthesisState",
+           "seed_to_z"]

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
+from .._typing import ToyFactors, ToyFactorsArray, ToyNuisance, ToyZ, ToyZArray, ToyZSample
 from ._render import FACTORS, _check_factors, factor_index
 
 Z_DIM = 64
@@ -39,7 +40,7 @@ def _check_z(z, name: str = "z"):
     return z
 
 
-def normalize(z):
+def normalize(z: ToyZArray) -> ToyZArray:
     """z [N, Z_DIM] -> u [N, Z_DIM], the mapping network's ``normalize_2nd_moment``."""
     return z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + _EPS)
 
@@ -49,13 +50,14 @@ def _factors_from_z(z):
     return lo + (hi - lo) * ndtr(normalize(z)[:, :NUM_FACTORS])
 
 
-def factors_from_z(z) -> jax.Array:
+def factors_from_z(z: ToyZ) -> ToyFactorsArray:
     """z ``[N, Z_DIM]`` -> factors ``[N, K]``: ``lo + (hi - lo) * Phi(u[:, :K])`` with
     ``u = z / sqrt(mean(z**2) + 1e-8)`` (see the module docstring)."""
     return _factors_from_z(_check_z(z))
 
 
-def z_from_factors(factors, nuisance) -> jax.Array:
+def z_from_factors(factors: ToyFactors, nuisance: ToyNuisance
+                   ) -> ToyZArray:
     """The z (with ``mean(z**2) = 1``) whose factors are ``factors [N, K]``; ``nuisance
     [N, Z_DIM - K]`` gives the direction of the nuisance coordinates (rescaled to carry the norm).
 
@@ -87,7 +89,7 @@ def _with_norm(u_f, nuis):
     return jnp.concatenate([u_f, nuis * jnp.sqrt(room) / norm], axis=-1)
 
 
-def edit_factor(z, name: str, alpha) -> jax.Array:
+def edit_factor(z: ToyZ, name: str, alpha) -> ToyZArray:
     """Ground-truth factor edit: z ``[N, Z_DIM]`` -> z' ``[N, Z_DIM]`` whose normal score
     ``u_i`` of factor ``name`` is moved by ``alpha`` and every other factor is unchanged
     (the nuisance coordinates are rescaled so that ``mean(z'**2) = 1``)."""
@@ -98,7 +100,7 @@ def edit_factor(z, name: str, alpha) -> jax.Array:
     return _with_norm(u_f, u[:, NUM_FACTORS:])
 
 
-def sample_z(seed: int, n: int, dtype=None) -> jax.Array:
+def sample_z(seed: int, n: int, dtype=None) -> ToyZSample:
     """``n`` standard normal latents ``[n, Z_DIM]`` from ``jax.random.key(seed)``."""
     dtype = dtype or jax.dtypes.canonicalize_dtype(jnp.float64)
     return jax.random.normal(jax.random.key(int(seed)), (int(n), Z_DIM), dtype)

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._typing import ToyFactors, ToyImages, ToyPartMasks
+
 SIZE = 64
 EDGE = 2.0  # anti-aliasing ramp width in pixels
 
@@ -241,13 +243,13 @@ def _check_factors(factors, name: str = "factors"):
     return f
 
 
-def render(factors) -> jax.Array:
+def render(factors: ToyFactors) -> ToyImages:
     """Factor vectors ``[N, K]`` (K = ``len(FACTORS)``, columns in ``FACTORS`` order, values in
     each factor's range) -> images ``[N, 64, 64, 3]`` in [-1, 1] (the input's float dtype)."""
     return _render_batch(_check_factors(factors))
 
 
-def part_masks(factors) -> dict[str, np.ndarray]:
+def part_masks(factors: ToyFactors) -> dict[str, ToyPartMasks]:
     """Factor vectors ``[N, K]`` -> ``{part: [N, 64, 64] bool}`` for every part in `PARTS`.
 
     A pixel belongs to a part when the part's layers contribute to its final colour (coverage

@@ -28,6 +28,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._typing import (
+    DirectionSets,
+    EditedImages,
+    FactorDirections,
+    Jacobian,
+    ToyZ,
+    WDirections,
+    WPlus,
+)
 from ..metrics import locality
 from ..regions import RegionLike
 from ._latent import NUM_FACTORS, Z_DIM, normalize
@@ -56,7 +65,8 @@ def _check_gen(gen):
                          f"{getattr(gen, 'z_dim', None)}")
 
 
-def factor_w_directions(gen, z, names: Sequence[str], *, dtype=None) -> np.ndarray:
+def factor_w_directions(gen, z: ToyZ, names: Sequence[str], *, dtype=None
+                        ) -> FactorDirections:
     """``dw/du`` of each named factor at each sample, unit-normalized.
 
     z ``[N, Z_DIM]`` -> ``[N, len(names), w_dim]`` (forward-mode derivative of
@@ -77,7 +87,8 @@ def factor_w_directions(gen, z, names: Sequence[str], *, dtype=None) -> np.ndarr
     return np.stack(out, axis=1)
 
 
-def edited_images(gen, ws, directions, alphas, *, dtype=None) -> np.ndarray:
+def edited_images(gen, ws: WPlus, directions: WDirections, alphas, *,
+                  dtype=None) -> EditedImages:
     """ws ``[N, num_ws, w_dim]`` moved by ``alpha * d`` on every slot, with one direction for all
     samples (``directions [w_dim]``) or one per sample (``[N, w_dim]``; unit-normalized here).
     -> images ``[A, N, H, W, C]``."""
@@ -89,8 +100,8 @@ def edited_images(gen, ws, directions, alphas, *, dtype=None) -> np.ndarray:
                      for a in np.asarray(alphas, np.float64).reshape(-1)])
 
 
-def direction_locality(gen, ws, directions, region: RegionLike, alphas, *, base=None,
-                       dtype=None) -> dict:
+def direction_locality(gen, ws: WPlus, directions: WDirections,
+                       region: RegionLike, alphas, *, base=None, dtype=None) -> dict:
     """Locality of a W edit at each alpha (``alpha != 0``): ``{"alphas", "roir" [A],
     "mse_inside" [A], "mse_outside" [A], "roir_per_sample" [A, N], "roir_mean"}`` where
     ``roir_mean`` averages over the alphas. ``base``: the unedited images (computed if None)."""
@@ -110,8 +121,8 @@ def _collect(base, imgs, region, alphas) -> dict:
             "roir_mean": float(np.mean([r["roir"] for r in rows]))}
 
 
-def factor_z_edits(gen, z, name: str, region: RegionLike, deltas, *, base=None,
-                   dtype=None) -> dict:
+def factor_z_edits(gen, z: ToyZ, name: str, region: RegionLike, deltas, *,
+                   base=None, dtype=None) -> dict:
     """Locality (as `direction_locality`) of the exact ground-truth edit of factor ``name``:
     ``G(edit_factor(z, name, delta))`` against ``G(z)`` for each ``delta != 0`` (normal-score
     units)."""
@@ -130,7 +141,8 @@ def factor_z_edits(gen, z, name: str, region: RegionLike, deltas, *, base=None,
     return out
 
 
-def factor_edit_fidelity(gen, z, name: str, delta: float = 1.0, *, dtype=None) -> dict:
+def factor_edit_fidelity(gen, z: ToyZ, name: str, delta: float = 1.0, *,
+                         dtype=None) -> dict:
     """How faithfully the generator reproduces one factor's edit: with ``z' = edit_factor(z,
     name, delta)``, ``d_G = G(z') - G(z)`` and ``d_R = render(z') - render(z)`` (all samples
     together), ``{"cosine": <d_G, d_R> / (|d_G| |d_R|), "energy_ratio": |d_G| / |d_R|}``
@@ -157,7 +169,8 @@ def _orth(a: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
     return u[:, keep]
 
 
-def subspace_agreement(J, directions_a, directions_b) -> dict:
+def subspace_agreement(J: Jacobian, directions_a: DirectionSets,
+                       directions_b: DirectionSets) -> dict:
     """Principal angles between the image-change subspaces of two direction sets.
 
     Args:

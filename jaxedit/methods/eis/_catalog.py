@@ -17,6 +17,14 @@ import numpy as np
 
 from ..._checks import as_key, check_finite
 from ..._resample import resize_masks
+from ..._typing import (
+    CatalogFeatures,
+    Heatmaps,
+    HeatmapsLike,
+    LabelMasks,
+    LabelMasksResized,
+    WLatents,
+)
 from ...sampling import Sampling
 from ._common import (
     _HIGHEST,
@@ -95,7 +103,8 @@ class Catalog:
 
     # ---- fitting ---------------------------------------------------------------------------
     @classmethod
-    def fit(cls, gen, layer: str, k: int, seeds: Sequence[int] | None = None, latents=None, *,
+    def fit(cls, gen, layer: str, k: int, seeds: Sequence[int] | None = None,
+            latents: WLatents | None = None, *,
             key=None, sampling=None, compute=None, pixels_per_sample: int | None = None,
             max_points_bytes: int = 2**31, n_init: int = 3, kmeans_batch_size: int | None = None,
             max_iter: int = 100, tol: float = 0.0, progress: bool = False) -> "Catalog":
@@ -201,7 +210,8 @@ class Catalog:
             raise ValueError(f"the catalog has {self.centroids.shape[1]} channels at {self.layer}, "
                              f"the generator {ch}: it was fitted on another generator")
 
-    def predict_features(self, features, *, soft: bool = False, temperature: float = 0.1) -> jax.Array:
+    def predict_features(self, features: CatalogFeatures, *, soft: bool = False,
+                         temperature: float = 0.1) -> Heatmaps:
         """features ``[N, R, R, C]`` of `layer` -> heatmaps ``[N, K, R, R]``: one-hot of the
         most similar centroid (cosine), or ``softmax(cos / temperature)`` over K with ``soft``."""
         f = jnp.asarray(features)
@@ -213,8 +223,8 @@ class Catalog:
         return _heatmaps(f, jnp.asarray(self.centroids), jnp.asarray(temperature, f.dtype),
                          soft=bool(soft))
 
-    def predict(self, gen, latents, *, soft: bool = False, temperature: float = 0.1,
-                sampling=None, compute=None, progress: bool = False) -> jax.Array:
+    def predict(self, gen, latents: WLatents, *, soft: bool = False, temperature: float = 0.1,
+                sampling=None, compute=None, progress: bool = False) -> Heatmaps:
         """Heatmaps of new samples (see `predict_features`).
 
         Args:
@@ -260,7 +270,8 @@ class Catalog:
             raise ValueError("the catalog has no annotations: name clusters with annotate first")
         return out
 
-    def label_masks(self, heatmaps, labels: str | Sequence[str] | None = None) -> jax.Array:
+    def label_masks(self, heatmaps: HeatmapsLike,
+                    labels: str | Sequence[str] | None = None) -> LabelMasks:
         """heatmaps ``[N, K, H, W]`` -> ``[N, L, H, W]``: per label, the sum of its clusters'
         heatmaps (labels: a name, a list, or None for all annotated labels in order)."""
         h = jnp.asarray(heatmaps)
@@ -271,8 +282,8 @@ class Catalog:
             sel[i, list(cl)] = 1.0
         return jnp.einsum("lk,nkhw->nlhw", jnp.asarray(sel, h.dtype), h, precision=_HIGHEST)
 
-    def masks(self, gen, latents, labels: str | Sequence[str] | None = None, size=None, *,
-              resize: str = "nearest", soft: bool = False, **kw) -> jax.Array:
+    def masks(self, gen, latents: WLatents, labels: str | Sequence[str] | None = None, size=None,
+              *, resize: str = "nearest", soft: bool = False, **kw) -> LabelMasksResized:
         """Label masks of samples at any resolution: ``[N, L, h, w]``.
 
         ``size``: None (the catalog layer's), an int / (h, w), or a style layer name (that

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from ..._checks import as_float_array, check_finite, check_resize
 from ..._resample import resize_masks
+from ..._typing import ContributionRows, LayerInputs, PartMasks, WLatents
 from ._catalog import Catalog
 from ._common import _HIGHEST, _as_ws, _check_gen, _options
 from ._features import _feature_batches, _inputs_from_features, input_source
@@ -52,8 +52,9 @@ def _check_features_masks(features, masks):
     return feats, m
 
 
-def contributions_from_features(features: Mapping[str, Any], masks, resize: str = "nearest"
-                                ) -> dict[str, jax.Array]:
+def contributions_from_features(features: Mapping[str, LayerInputs],
+                                masks: PartMasks, resize: str = "nearest"
+                                ) -> dict[str, ContributionRows]:
     """Channel contributions of parts, from feature maps and masks given directly (pure core).
 
     ``M_l[k, c] = Σ_{n,h,w} A_l²[n,h,w,c]·U_k[n,h,w] / Σ_{n,h,w} A_l²[n,h,w,c]`` with ``U_k`` the
@@ -118,7 +119,8 @@ class Contributions(Mapping):
                          f"{list(self.annotations)}")
 
 
-def contributions(gen, latents, catalog, labels: str | Sequence[str] | None = None, *,
+def contributions(gen, latents: WLatents | None, catalog,
+                  labels: str | Sequence[str] | None = None, *,
                   names: Sequence[str] | None = None, resize: str = "nearest", soft: bool = False,
                   temperature: float = 0.1, layers: Sequence[str] | None = None,
                   sampling=None, compute=None, progress: bool = False) -> Contributions:

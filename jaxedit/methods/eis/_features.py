@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from ..._typing import LayerInput, WLatents
 from ...sampling import Compute, Sampling
 from ._common import _as_ws, _check_gen, _options
 
@@ -54,8 +55,9 @@ def _inputs_from_features(gen, feats: Mapping[str, jax.Array], layers, n: int, d
     return out
 
 
-def layer_inputs(gen, latents, *, layers: Sequence[str] | None = None, sampling=None,
-                 compute=None, key=None, jit: bool = True) -> dict[str, jax.Array]:
+def layer_inputs(gen, latents: WLatents, *, layers: Sequence[str] | None = None, sampling=None,
+                 compute=None, key=None, jit: bool = True
+                 ) -> dict[str, LayerInput]:
     """The input feature map of every style layer's modulated conv (what its style scales).
 
     Args:

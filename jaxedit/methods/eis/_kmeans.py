@@ -13,6 +13,7 @@ import numpy as np
 from jax import lax
 
 from ..._checks import as_float_array, as_key, check_finite
+from ..._typing import Rows
 from ...errors import KMeansConvergenceWarning
 from ._common import _HIGHEST, _normalize_rows
 
@@ -204,9 +205,9 @@ def _labels_of(X, C):
     return _assign(X, C)[0]
 
 
-def spherical_kmeans(X, k: int, key=None, *, n_init: int = 3, batch_size: int | None = None,
-                     max_iter: int = 100, tol: float = 0.0, init="k-means++",
-                     init_size: int | None = None,
+def spherical_kmeans(X: Rows, k: int, key=None, *, n_init: int = 3,
+                     batch_size: int | None = None, max_iter: int = 100, tol: float = 0.0,
+                     init="k-means++", init_size: int | None = None,
                      max_no_improvement: int = 10, reassignment_ratio: float = 0.01,
                      progress: bool = False) -> SphericalKMeansResult:
     """Spherical k-means: cluster the directions of the rows of ``X``.

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._checks import as_float_array, check_finite, is_tracer
+from ..._typing import MixedStyles, RGBImages, WLatents
 from ._catalog import Catalog
 from ._common import QUERY_MODES, _as_ws, _check_gen, _options
 from ._contributions import Contributions, contributions
@@ -143,8 +144,8 @@ def _check_qs(gen, qs: Mapping[str, Any], n: int, dt) -> dict[str, jax.Array]:
     return out
 
 
-def transfer_styles(gen, ws_target, ws_reference, qs: Mapping[str, Any], *, compute=None,
-                    jit: bool = True) -> dict[str, jax.Array]:
+def transfer_styles(gen, ws_target: WLatents, ws_reference: WLatents, qs: Mapping[str, Any], *,
+                    compute=None, jit: bool = True) -> dict[str, MixedStyles]:
     """Mixed styles ``s_l = (1 − q_l)·s_T + q_l·s_R`` (exactly s_T at q = 0 and s_R at q = 1).
 
     Args:
@@ -173,10 +174,11 @@ def transfer_styles(gen, ws_target, ws_reference, qs: Mapping[str, Any], *, comp
             for name in gen.layer_names}
 
 
-def transfer(gen, ws_target, ws_reference, qs, label: str | None = None, rho=None, eps=None,
-             mode: str = "reference", *, lam=None, layers: Sequence[str] | None = None,
-             contribution_latents=None, resize: str = "nearest", sampling=None, compute=None,
-             key=None, jit: bool = True) -> jax.Array:
+def transfer(gen, ws_target: WLatents, ws_reference: WLatents, qs, label: str | None = None,
+             rho=None, eps=None, mode: str = "reference", *, lam=None,
+             layers: Sequence[str] | None = None, contribution_latents: WLatents | None = None,
+             resize: str = "nearest", sampling=None, compute=None, key=None,
+             jit: bool = True) -> RGBImages:
     """Local style transfer: the ``label`` part of reference i's appearance onto target i.
 
     Args:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._typing import EditDirection, Latents, PartMap, Parts
 from ...sampling import Compute, Sampling, as_compute
 from ._checks import _check_finite
 from ._features import (
@@ -47,7 +47,7 @@ def _edit_spec(parts, appearances, strengths, r_s: int, r_c: int):
     return list(zip(parts, apps, lams))
 
 
-def part_map(parts_factors, parts) -> np.ndarray:
+def part_map(parts_factors: Parts, parts) -> PartMap:
     """``minmax01(Σ_{k∈parts} P[..., k])``: ``[H, W, R_S]`` (or ``[N, H, W, R_S]``) -> ``[H, W]``
     (``[N, H, W]``), each map rescaled to [0, 1] (the reference's ``mapRange``)."""
     pf = np.asarray(parts_factors, np.float64)
@@ -61,8 +61,9 @@ def part_map(parts_factors, parts) -> np.ndarray:
     return (m - lo) / (hi - lo)
 
 
-def edit_direction(result: PandaResult, parts, appearances, strengths, *, parts_factors=None
-                   ) -> jax.Array:
+def edit_direction(result: PandaResult, parts, appearances, strengths, *,
+                   parts_factors: Parts | None = None
+                   ) -> EditDirection:
     """The feature-space edit ``Σ_i λ_i · a_{app_i} ⊗ minmax01(Σ_{k∈parts_i} P[:, k])``.
 
     Args:
@@ -114,8 +115,9 @@ def _resume(gen, ws, state, x, drop_skip: bool, noise_mode, key, dtype, precisio
     return out["img"]
 
 
-def edit(gen, latents, result: PandaResult, parts, appearances, strengths, *,
-         parts_factors=None, layer: str | None = None, drop_skip: bool = False,
+def edit(gen, latents: Latents, result: PandaResult, parts, appearances, strengths, *,
+         parts_factors: Parts | None = None, layer: str | None = None,
+         drop_skip: bool = False,
          sampling: Sampling | None = None, compute: Compute | None = None, key=None,
          return_original: bool = False):
     """Local PandA edit: split the synthesis at the factors' layer, add `edit_direction` to

@@ -9,12 +9,14 @@ import numpy as np
 
 from ..._resample import lanczos_upsample
 from ..._resample import nearest_centres as _nearest
+from ..._typing import Latents, PartRegion, Parts
 from ._edit import _edit_spec, edit, part_map
 from ._result import PandaResult, _check_result
 
 
-def part_region(result: PandaResult, parts, threshold: float = 0.5, *, parts_factors=None
-                ) -> np.ndarray:
+def part_region(result: PandaResult, parts, threshold: float = 0.5, *,
+                parts_factors: Parts | None = None
+                ) -> PartRegion:
     """A region from learned parts: ``minmax01(Σ_{k∈parts} P[:, :, k]) >= threshold``, ``[H, W]``
     bool at the feature resolution (``[N, H, W]`` for per-sample ``parts_factors``); regions
     are resampled to the image by nearest neighbour wherever jaxedit uses them."""
@@ -27,8 +29,8 @@ def part_region(result: PandaResult, parts, threshold: float = 0.5, *, parts_fac
     return part_map(pf, idx) >= threshold
 
 
-def evaluate_edit(gen, latents, result: PandaResult, parts, appearances, strengths, region=None,
-                  *, threshold: float = 0.5, **edit_kw) -> dict:
+def evaluate_edit(gen, latents: Latents, result: PandaResult, parts, appearances, strengths,
+                  region=None, *, threshold: float = 0.5, **edit_kw) -> dict:
     """ROIR and masked MSE (`jaxedit.metrics.locality`) of a PandA edit against the same
     latents unedited (both through `edit`).
 
@@ -59,7 +61,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = np.logical_or(a, b).sum(axis=(-2, -1))
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
-def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *, parts_factors=None,
+def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *,
+             parts_factors: Parts | None = None,
              resample: str = "lanczos", max_parts: int = 1) -> dict[str, dict]:
     """IoU of the best-matching learned part for every ground-truth part mask.
 

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import _ops
+from ..._typing import Latents, ReferenceZ
 from ...sampling import Compute, Sampling, as_compute, as_sampling
 from ._checks import (
     APPEARANCE_RATE,
@@ -161,14 +162,14 @@ class _BigGANFeatures:
                                     dtype=self.dtype, precision=self.precision).x
 
 
-def reference_z(seed: int, n: int, z_dim: int) -> np.ndarray:
+def reference_z(seed: int, n: int, z_dim: int) -> ReferenceZ:
     """The reference's latents for step/seed t: ``np.random.seed(t); randn(n, z_dim)``.
     -> [n, z_dim]."""
     return np.random.RandomState(int(seed)).randn(int(n), int(z_dim))
 
 
 def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds=None,
-                  latents=None, minibatch_size: int | None = None,
+                  latents: Latents | None = None, minibatch_size: int | None = None,
                   sampling: Sampling | None = None, compute: Compute | None = None,
                   optimizer=None, learning_rate: float | None = None, init_appearance="hosvd",
                   init_parts=None, hosvd_samples: int = 1000, key=None, progress: bool = False,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ... import _ops
+from ..._typing import Features, LossHistory, PartsArray, SampleFeatures
 from ...errors import PandaConvergenceWarning
 from ...sampling import Compute, as_compute
 from ._checks import (
@@ -93,9 +95,9 @@ def _finish(a, p, losses, energy, shape, layer, settings, warn: bool = True) -> 
                        settings=dict(settings))
 
 
-def fit(features, ranks=REFERENCE_RANKS, steps: int = 1000, optimizer=None,
-        learning_rate: float | None = None, init_appearance="hosvd", init_parts=None,
-        minibatch_size: int | None = None, key=None, progress: bool = False, *,
+def fit(features: Features | Callable[..., Any], ranks=REFERENCE_RANKS, steps: int = 1000,
+        optimizer=None, learning_rate: float | None = None, init_appearance="hosvd",
+        init_parts=None, minibatch_size: int | None = None, key=None, progress: bool = False, *,
         layer: str | None = None, compute: Compute | None = None,
         hosvd_samples: int = 1000) -> PandaResult:
     """Learn PandA parts and appearances from one layer's features.
@@ -265,8 +267,22 @@ def _fit_stream(features, ranks, steps, tx, lr, mode, normalized, init_appearanc
                    layer, settings)
 
 
-def refine(result: PandaResult, features, steps: int = 100, learning_rate: float | None = None,
-           optimizer=None, *, compute: Compute | None = None, return_losses: bool = False):
+@overload
+def refine(result: PandaResult, features: SampleFeatures, steps: int = 100,
+           learning_rate: float | None = None, optimizer=None, *, compute: Compute | None = None,
+           return_losses: Literal[False] = False) -> PartsArray: ...
+
+
+@overload
+def refine(result: PandaResult, features: SampleFeatures, steps: int = 100,
+           learning_rate: float | None = None, optimizer=None, *, compute: Compute | None = None,
+           return_losses: Literal[True]
+           ) -> tuple[PartsArray, LossHistory]: ...
+
+
+def refine(result: PandaResult, features: SampleFeatures, steps: int = 100,
+           learning_rate: float | None = None, optimizer=None, *, compute: Compute | None = None,
+           return_losses: bool = False):
     """Sample-specific parts ``P̃_i``: the parts objective on one sample with ``A`` frozen, from the
     global parts (the reference's ``refine``), with the same optimizer choices as `fit`.
 

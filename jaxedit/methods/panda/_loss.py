@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ... import _ops
+from ..._typing import Appearance, Features, PerSample
 from ...sampling import Compute, as_compute
 from ._checks import _check_appearance, _check_features, _check_parts
 from ._result import PandaResult
@@ -42,8 +43,8 @@ def _direct_loss(a, p, x, precision) -> jax.Array:
     return jnp.sum(jnp.square(x - rec))
 
 
-def loss(result_or_appearance, features, parts=None, *, compute: Compute | None = None
-         ) -> jax.Array:
+def loss(result_or_appearance, features: Features, parts=None, *,
+         compute: Compute | None = None) -> PerSample:
     """Per-sample loss ``‖Z_i − A AᵀZ_i P Pᵀ‖²_F`` in the direct form: ``[N]`` for features
     ``[N, H, W, C]``.
 
@@ -94,7 +95,8 @@ def _hosvd_from_scatter(scat: jax.Array) -> jax.Array:
     return _sign_fix(v[:, ::-1])
 
 
-def hosvd(features, rank: int | None = None, *, compute: Compute | None = None) -> jax.Array:
+def hosvd(features: Features, rank: int | None = None, *, compute: Compute | None = None
+          ) -> Appearance:
     """HOSVD appearance init: left singular vectors of ``Σ = (1/N) Σ_i Z_i Z_iᵀ`` (uncentred).
 
     features: ``[N, H, W, C]`` -> ``[C, rank]`` (all C when rank is None), columns by descending

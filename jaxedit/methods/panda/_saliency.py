@@ -11,6 +11,7 @@ import numpy as np
 
 from ... import _ops
 from ..._resample import lanczos_upsample
+from ..._typing import Features, Saliency, SampleFeatures, Thresholds
 from ...sampling import Compute, as_compute
 from ._checks import _check_features, _check_finite
 from ._result import PandaResult, _check_result
@@ -21,7 +22,8 @@ def _coords(x, a, *, precision):
     return jnp.einsum("nhwc,cr->nhwr", x, a, precision=precision)
 
 
-def saliency(result: PandaResult, features, *, compute: Compute | None = None) -> jax.Array:
+def saliency(result: PandaResult, features: SampleFeatures, *,
+             compute: Compute | None = None) -> Saliency:
     """Coordinates in the appearance basis, ``Aᵀ Z_i``: ``[N, H, W, C]`` -> ``[N, H, W, R_C]``
     (``[H, W, C]`` -> ``[H, W, R_C]``); channel k is the saliency map of appearance k.
 
@@ -49,13 +51,14 @@ def _concepts(concepts, r_c: int) -> list[int]:
     return ks
 
 
-def saliency_thresholds(result: PandaResult, features, concepts=None) -> np.ndarray:
+def saliency_thresholds(result: PandaResult, features: Features, concepts=None
+                        ) -> Thresholds:
     """The reference's mask thresholds: the mean of ``(Aᵀ Z_i)[k]`` over the given samples and
     positions, ``[K]`` for the chosen concepts (all R_C by default)."""
     ks = _concepts(concepts, result.ranks[0])
     return np.asarray(saliency(result, features), np.float64)[..., ks].mean(axis=(0, 1, 2))
 
-def saliency_masks(result: PandaResult, features, size, concepts=None, *, thresholds=None,
+def saliency_masks(result: PandaResult, features: Features, size, concepts=None, *, thresholds=None,
                    backend: str = "jax") -> np.ndarray:
     """Binary concept masks as in the reference notebook (``localize-concepts.ipynb``).
 
