@@ -151,7 +151,7 @@ def _residuals(ax, bx, lam):
 
 def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
                precondition: Callable | None = None, drop: float | None = None,
-               precision=jax.lax.Precision.HIGHEST) -> LobpcgResult:
+               precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST) -> LobpcgResult:
     """Top ``m = x0.shape[1]`` eigenpairs of ``A x = λ B x``; stops when the top ``k`` residuals
     ``‖A x − λ B x‖ / ‖A x‖`` are all at most ``tol`` (or after ``maxiter`` iterations).
 
@@ -179,7 +179,7 @@ def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
     """
     dt = x0.dtype
     d, m = x0.shape
-    drop = float(jnp.finfo(dt).eps) ** (1 / 3) if drop is None else float(drop)
+    drop_tol = float(jnp.finfo(dt).eps) ** (1 / 3) if drop is None else float(drop)
     ones = jnp.ones((m,), bool)
     x = jnp.linalg.qr(x0)[0]
     zeros = jnp.zeros_like(x)
@@ -214,14 +214,14 @@ def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
                     x_best, best)
 
         def iterate(_):
-            xh, axh, bxh, _ = svqb(x, ax, bx, ones, drop, precision)
+            xh, axh, bxh, _ = svqb(x, ax, bx, ones, drop_tol, precision)
             z = jnp.concatenate([w, p], axis=1)
             az = jnp.concatenate([av, ap], axis=1)
             bz = jnp.concatenate([bv, bp], axis=1)
             zk = jnp.concatenate([active, p_ok & active])
             for _ in range(2):
-                z, az, bz, zk = _project_out(xh, axh, bxh, z, az, bz, zk, drop, precision)
-                z, az, bz, zk = svqb(z, az, bz, zk, drop, precision)
+                z, az, bz, zk = _project_out(xh, axh, bxh, z, az, bz, zk, drop_tol, precision)
+                z, az, bz, zk = svqb(z, az, bz, zk, drop_tol, precision)
             q = jnp.concatenate([xh, z], axis=1)
             aq = jnp.concatenate([axh, az], axis=1)
             bq = jnp.concatenate([bxh, bz], axis=1)
@@ -249,7 +249,8 @@ def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
 # Preconditioner and trace estimation
 # ------------------------------------------------------------------------------------------------
 def nystrom_preconditioner(q: jax.Array, bq: jax.Array, shift=0.0,
-                           precision=jax.lax.Precision.HIGHEST) -> Callable:
+                           precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST
+                           ) -> Callable:
     """Randomized Nyström preconditioner ``T ≈ (B + shift I)⁻¹`` (Frangella, Tropp & Udell 2023).
 
     From ``Y = B Q`` on an orthonormal ``Q [D, p]``: the stabilized Nyström approximation
@@ -290,7 +291,8 @@ def nystrom_preconditioner(q: jax.Array, bq: jax.Array, shift=0.0,
 
 
 def hutchpp_trace(apply_b: Callable, sketch: jax.Array, probes: jax.Array,
-                  quad: Callable | None = None, precision=jax.lax.Precision.HIGHEST):
+                  quad: Callable | None = None,
+                  precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST):
     """Hutch++ (Meyer, Musco, Musco & Woodruff 2021) estimate of ``trace(B)`` for PSD B.
 
     ``trace(B) = trace(QᵀBQ) + trace((I − QQᵀ) B (I − QQᵀ))``: the first term is exact for

@@ -169,6 +169,7 @@ def _lobpcg_core(apply_fb, apply_b, a, x0, omega, tol, maxiter, *, k, sketch, pr
         if q is None:
             q = jnp.linalg.qr(omega)[0]
             bq = apply_b(q)
+        assert bq is not None                   # given with q, or computed above
         pc = nystrom_preconditioner(q, bq, shift=a, precision=prec)
         ev = jnp.linalg.eigvalsh(sym(jnp.matmul(q.T, bq, precision=prec))) + a
         lo, hi = ev[0], ev[-1]
