@@ -13,16 +13,17 @@ Latent spaces (``D`` = the Jacobian's last axis):
 * ``"s"``: all per-layer style vectors (raw affine outputs), concatenated in
   ``gen.layer_names`` order; D = sum of the layers' input channels.
 
-BigGAN (latents z ``[N, z_dim]`` with class vectors ``c``; ``truncation_psi`` is BigGAN's static
-truncation that picks the BN statistics): ``"z"`` (D = z_dim), ``"embed"`` (the class embedding,
-D = z_dim) and ``"cond"`` (the concatenated ``[z, embed]``, D = 2 * z_dim).
+BigGAN (latents z ``[N, z_dim]`` with class vectors ``sampling.c``; ``sampling.truncation_psi``
+is BigGAN's static truncation that picks the BN statistics): ``"z"`` (D = z_dim), ``"embed"``
+(the class embedding, D = z_dim) and ``"cond"`` (the concatenated ``[z, embed]``, D = 2 * z_dim).
 
-Output rows: the NHWC image, optionally reduced to ``resize`` pixels per side (``"nearest"``
-picks pixel (s*i, s*j) as torch's default ``F.interpolate``; ``"area"`` averages s x s blocks), and
-the channels kept (``"rgb"``), summed (``"sum"``, ReSeFa) or averaged (``"mean"``, LowRankGAN).
-The reference applies both only when the image is larger than 256 px (a 256 px model gives RGB
-rows); here they are explicit options, so ``resize=256, channels="sum"`` reproduces its 1024 px
-setting and ``channels="rgb"`` its 256 px one.
+Output rows (`OutputSpec`): the NHWC image, optionally reduced to ``resize`` pixels per side
+(``"nearest"`` picks pixel (s*i, s*j) as torch's default ``F.interpolate``; ``"area"`` averages
+s x s blocks), and the channels kept (``"rgb"``), summed (``"sum"``, ReSeFa) or averaged
+(``"mean"``, LowRankGAN). The reference applies both only when the image is larger than 256 px
+(a 256 px model gives RGB rows); here they are explicit options, so
+``OutputSpec(256, channels="sum")`` reproduces its 1024 px setting and
+``OutputSpec(channels="rgb")`` its 256 px one.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class OutputSpec:
       resize: target side length, or None for the full resolution. Must divide the image size.
       mode: ``"nearest"`` | ``"area"``.
       channels: ``"rgb"`` | ``"sum"`` | ``"mean"``.
+
+    Raises:
+      ValueError: an unknown ``mode`` or ``channels``, or a ``resize`` that is not a positive
+        integer (a ``resize`` that does not fit the generator is refused where it is used).
     """
 
     resize: int | None = None
