@@ -78,7 +78,10 @@ class _PeakRSS:
         return False
 
 
-SETTINGS = dict(space="w", channels="rgb", chunk=32)
+def _settings(jaxedit) -> dict:
+    """The options of every timed run (the W space, full-resolution RGB rows, 32 tangents)."""
+    return dict(space="w", output=jaxedit.OutputSpec(channels="rgb"),
+                compute=jaxedit.Compute(chunk=32))
 
 
 def main(argv=None) -> int:
@@ -97,6 +100,8 @@ def main(argv=None) -> int:
 
     import jaxedit
     from jaxedit.methods.resefa import jacobian_moments as dense_moments
+
+    SETTINGS = _settings(jaxedit)
 
     gen = _model(args.smoke)
     seeds = list(range(args.samples))
@@ -128,7 +133,7 @@ def main(argv=None) -> int:
                 np.asarray(m["eyes"].M_f)
                 return
             z = np.concatenate([jaxedit.seed_to_z(s, gen.z_dim) for s in seeds[:n]])
-            J = jaxedit.jacobian(gen, gen.mapping(z), space="w", channels="rgb", chunk=32)
+            J = jaxedit.jacobian(gen, gen.mapping(z), **SETTINGS)
             for r in REGIONS:
                 mf, mb = zip(*(dense_moments(j, r) for j in J))
                 np.asarray(sum(mf))

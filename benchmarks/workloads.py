@@ -167,8 +167,9 @@ def suite_jacobian(ctx: Context) -> list[Row]:
     out: list[Row] = []
 
     # reference quality: jaxedit fp32 HIGHEST
-    ref_j = np.asarray(jaxedit.jacobian(gen, ws, space="w", resize=resize, channels="sum",
-                                        dtype=jnp.float32, chunk=chunk)[0])
+    out_sum = jaxedit.OutputSpec(resize, channels="sum")
+    ref_j = np.asarray(jaxedit.jacobian(gen, ws, space="w", output=out_sum,
+                                        compute=jaxedit.Compute(jnp.float32, chunk=chunk))[0])
     ref_dirs = jaxedit.resefa(ref_j.astype(np.float64), box, k=5).directions
 
     def acc(J):
@@ -211,9 +212,10 @@ def suite_jacobian(ctx: Context) -> list[Row]:
         row_t.accuracy, row_t.accuracy_metric = acc(jt.cpu().numpy()), "top-5 |cos| vs jaxedit fp32"
         row_j, jj = timed_row(
             "jacobian", "W Jacobian (1 sample)", "jaxedit", prec,
-            lambda: jaxedit.jacobian(gen, ws, space="w", resize=resize, channels="sum",
-                                     dtype=jnp.float32, chunk=chunk,
-                                     precision=_jax_prec(fast)), repeats=ctx.repeats)
+            lambda: jaxedit.jacobian(gen, ws, space="w", output=out_sum,
+                                     compute=jaxedit.Compute(jnp.float32, _jax_prec(fast),
+                                                             chunk=chunk)),
+            repeats=ctx.repeats)
         row_j.accuracy, row_j.accuracy_metric = acc(jj[0]), "top-5 |cos| vs jaxedit fp32"
         row_j.target = TARGETS["jacobian_fast" if fast else "jacobian_fp32"]
         out += [row_t, row_j]
@@ -277,8 +279,9 @@ def _wplus_rows(ctx: Context, gen, p, cfg, ws, resize, *, k, box, label, tau=1e-
     workload = f"W+ top-{k} ({d}-d), {label}"
 
     def jx_dense():
-        J = jaxedit.jacobian(gen, ws, space="wplus", resize=resize, channels="sum",
-                             dtype=jnp.float32, chunk=chunk)
+        J = jaxedit.jacobian(gen, ws, space="wplus",
+                             output=jaxedit.OutputSpec(resize, channels="sum"),
+                             compute=jaxedit.Compute(jnp.float32, chunk=chunk))
         return J, jaxedit.resefa(J[0], mask, k=k, regularization=tau, solver=jaxedit.Dense())
 
     row_d, (J32, res_d) = timed_row(suite, workload, "jaxedit-dense", "fp32", jx_dense,
@@ -301,8 +304,9 @@ def _wplus_rows(ctx: Context, gen, p, cfg, ws, resize, *, k, box, label, tau=1e-
     rows.append(row_d)
 
     def jx_mf():
-        op = jaxedit.JacobianOperator(gen, ws[0], space="wplus", resize=resize, channels="sum",
-                                      dtype=jnp.float32)
+        op = jaxedit.JacobianOperator(gen, ws[0], space="wplus",
+                                      output=jaxedit.OutputSpec(resize, channels="sum"),
+                                      compute=jaxedit.Compute(jnp.float32))
         return jaxedit.resefa(op, mask, k=k, regularization=tau, solver=jaxedit.MatrixFree(),
                               warn=False)
 
@@ -798,6 +802,15 @@ def _worker(args: list[str], timeout: float = 1800) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _moments_kw(output, chunk: int) -> dict:
+    """Options of the moments workload: float32, ``chunk`` tangents per pass."""
+    import jax.numpy as jnp
+
+    import jaxedit
+
+    return dict(output=output, compute=jaxedit.Compute(jnp.float32, chunk=chunk))
+
+
 def suite_moments(ctx: Context) -> list[Row]:
     """Many-sample region moments (issue 16): samples/s of ``region_moments`` against the
     in-memory path (every sample's Jacobian, then the moments), 1 -> 4 CPU devices, and peak RSS
@@ -821,17 +834,19 @@ def suite_moments(ctx: Context) -> list[Row]:
         from jaxedit.models.stylegan2 import StyleGAN2Generator
 
         gen = StyleGAN2Generator(_sg2_config(True), rngs=nnx.Rngs(0))
-        kw, n, label = dict(resize=8, channels="sum", chunk=8), 4, "toy 32 px"
+        kw, n, label = _moments_kw(jaxedit.OutputSpec(8, channels="sum"), 8), 4, "toy 32 px"
     elif gpu:
         from flax import nnx
 
         from jaxedit.models.stylegan2 import StyleGAN2Generator
 
         gen = StyleGAN2Generator(_sg2_config(False), rngs=nnx.Rngs(0))
-        kw, n, label = dict(resize=256, channels="sum", chunk=32), 16, "1024 px config-f"
+        kw, n, label = _moments_kw(jaxedit.OutputSpec(256, channels="sum"), 32), 16, \
+            "1024 px config-f"
     else:
         gen = jaxedit.default_generator()
-        kw, n, label = dict(resize=None, channels="rgb", chunk=32), 16, f"CPU: default {gen.resolution} px"
+        kw, n, label = _moments_kw(jaxedit.OutputSpec(None, channels="rgb"), 32), 16, \
+            f"CPU: default {gen.resolution} px"
     seeds = list(range(n))
     f32 = jnp.float32
     name = f"region_moments, {label}, W, {n} samples, 3 regions"
@@ -840,7 +855,7 @@ def suite_moments(ctx: Context) -> list[Row]:
 
     def baseline():   # the in-memory path: every Jacobian, then per-sample moments, averaged
         z = np.concatenate([jaxedit.seed_to_z(s, gen.z_dim) for s in seeds])
-        J = jaxedit.jacobian(gen, gen.mapping(z, dtype=f32), space="w", dtype=f32, **kw)
+        J = jaxedit.jacobian(gen, gen.mapping(z, dtype=f32), space="w", **kw)
         out = {}
         for r in regions:
             mf, mb = zip(*(dense_moments(j, r) for j in J))
@@ -853,7 +868,7 @@ def suite_moments(ctx: Context) -> list[Row]:
     row_b.notes = "all N Jacobians in memory, then resefa's per-sample moments"
 
     def ours():
-        return jaxedit.region_moments(gen, seeds, regions, space="w", dtype=f32, **kw)
+        return jaxedit.region_moments(gen, seeds, regions, space="w", **kw)
 
     row_j, m = timed_row("moments", name, "jaxedit", "fp32", ours, repeats=reps)
     row_j.accuracy = max(max(_rel(m[r].M_f, ref[r][0]), _rel(m[r].M_b, ref[r][1]))
@@ -963,7 +978,8 @@ def suite_validity(ctx: Context) -> list[Row]:
     ws = np.asarray(gen.mapping(z))
     base = np.asarray(gen.synthesis(ws))
     t0 = time.perf_counter()
-    J = np.asarray(jaxedit.jacobian(gen, ws, space="w", channels="rgb", batch=min(n, 8)))
+    J = np.asarray(jaxedit.jacobian(gen, ws, space="w", output=jaxedit.OutputSpec(channels="rgb"),
+                                    compute=jaxedit.Compute(batch_size=min(n, 8))))
     t_jac = time.perf_counter() - t0
     rng = np.random.default_rng(VALIDITY_SEED)
     rows = []

@@ -6,6 +6,8 @@ Public API::
     ws  = gen.mapping(z, c, truncation_psi=0.7)          # [N, num_ws, w_dim]
     img = gen.synthesis(ws, noise_mode="const")          # [N, H, W, 3]
     J   = jaxedit.jacobian(gen, ws, space="w")           # [N, H, W, 3, D] (forward mode)
+    J   = jaxedit.jacobian(gen, ws, output=jaxedit.OutputSpec(resize=64),
+                           compute=jaxedit.Compute(chunk=16, batch_size=4))
     res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
     res = jaxedit.resefa(op, box, solver=jaxedit.MatrixFree(tol=1e-6))   # .stats: SolverStats
     m   = jaxedit.region_moments(gen, seeds, {"eyes": box})  # many samples, sharded, mergeable
@@ -48,7 +50,7 @@ from .checkpoint import (
 )
 from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
-from .jacobians import JacobianOperator, jacobian
+from .jacobians import JacobianOperator, OutputSpec, jacobian
 from .methods import sefa as _sefa_module
 from .methods import spectra as spectra
 from .methods.sefa import SefaResult, sefa
@@ -66,6 +68,7 @@ from .methods.resefa import (
     save_moments,
 )
 from .regions import Box, MaskPreset, center_box, preset, region_mask
+from .sampling import Compute, Sampling
 from .linalg import (
     Dense,
     MatrixFree,
@@ -93,6 +96,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointInfo",
     "ComplexEigenpairsWarning",
+    "Compute",
     "ConvergenceWarning",
     "CorruptCheckpointError",
     "Dense",
@@ -106,8 +110,10 @@ __all__ = [
     "NonFiniteParameterError",
     "OutputError",
     "OutputExistsError",
+    "OutputSpec",
     "ReferenceEig",
     "ResefaResult",
+    "Sampling",
     "SefaResult",
     "ShapeMismatchError",
     "SingularBackgroundWarning",

@@ -14,11 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _ops
 from ._checks import check_finite
 from .images import save_png, to_uint8
 from .models.biggan import BigGANGenerator
 from .regions import RegionLike, mask_box, region_mask
+from .sampling import Compute, Sampling, as_compute, as_sampling
 
 REFERENCE_SLOTS = (4, 5, 6, 7)
 REFERENCE_ALPHAS = tuple(np.linspace(-10.0, 10.0, 7))
@@ -101,27 +101,50 @@ def flatten_styles(gen, styles) -> jax.Array:
 
 
 def render_edits(gen, latents, direction, alphas, *, space: str = "w",
-                 slots: Sequence[int] | None = None, c=None, truncation_psi: float = 1.0,
-                 truncation_cutoff: int | None = None, noise_mode: str = "const", dtype=None,
-                 precision: _ops.Precision = "highest") -> np.ndarray:
+                 slots: Sequence[int] | None = None, sampling: Sampling | None = None,
+                 compute: Compute | None = None) -> np.ndarray:
     """Images ``[A, N, H, W, C]`` for every alpha (row a) and sample (column n).
 
     ``latents`` as `edit_latents`; space ``"z"`` maps the edited z with the given
     truncation, space ``"s"`` takes flattened styles ``[N, D_s]`` (see `flatten_styles`).
 
-    BigGAN: ``latents`` are z ``[N, z_dim]``, ``c`` the class vectors ``[N, num_classes]``,
-    ``truncation_psi`` the (static) truncation, and ``space`` ``"z"`` | ``"embed"`` | ``"cond"``
-    says which part of the conditioning vector ``[z, embed]`` the direction moves.
+    BigGAN: ``latents`` are z ``[N, z_dim]``, ``sampling.c`` the class vectors
+    ``[N, num_classes]``, ``sampling.truncation_psi`` the (static) truncation, and ``space``
+    ``"z"`` | ``"embed"`` | ``"cond"`` says which part of the conditioning vector ``[z, embed]``
+    the direction moves.
+
+    Args:
+      gen: a StyleGAN2 or BigGAN generator.
+      latents: as `edit_latents` (BigGAN: z ``[N, z_dim]``).
+      direction: ``[D]`` (as `edit_latents`).
+      alphas: ``[A]`` step sizes.
+      space: the latent space of the direction.
+      slots: W+ slots that move (``"w"``/``"wplus"``; None = all).
+      sampling: a `jaxedit.Sampling` (None: ``Sampling()``): ``c`` (space ``"z"`` of a
+        conditional StyleGAN2, BigGAN), ``truncation_psi`` / ``truncation_cutoff`` (space
+        ``"z"``; BigGAN's truncation) and ``noise_mode``.
+      compute: a `jaxedit.Compute` (None: ``Compute()``); ``dtype`` and ``precision`` are read.
+
+    Returns:
+      ``[A, N, H, W, C]`` images.
+
+    Raises:
+      TypeError: ``sampling`` / ``compute`` of the wrong type.
+      ValueError: non-finite inputs, shapes that do not fit, missing BigGAN class vectors.
     """
+    sampling = as_sampling(sampling)
+    compute = as_compute(compute)
+    c, noise_mode = sampling.c, sampling.noise_mode
+    dtype, precision = compute.dtype, compute.precision
     if isinstance(gen, BigGANGenerator):
-        return _render_biggan(gen, latents, direction, alphas, space, c, truncation_psi, dtype,
-                              precision)
+        return _render_biggan(gen, latents, direction, alphas, space, c,
+                              sampling.truncation_psi, dtype, precision)
     edited = edit_latents(latents, direction, alphas, space=space, slots=slots)
     out = []
     for lat in edited:
         if space == "z":
-            img = gen(lat, c, truncation_psi, truncation_cutoff, noise_mode=noise_mode,
-                      dtype=dtype, precision=precision)
+            img = gen(lat, c, sampling.truncation_psi, sampling.truncation_cutoff,
+                      noise_mode=noise_mode, dtype=dtype, precision=precision)
         elif space == "s":
             img = gen.synthesis(styles=_split_styles(gen, lat), noise_mode=noise_mode,
                                 dtype=dtype, precision=precision)

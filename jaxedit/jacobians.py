@@ -13,16 +13,17 @@ Latent spaces (``D`` = the Jacobian's last axis):
 * ``"s"``: all per-layer style vectors (raw affine outputs), concatenated in
   ``gen.layer_names`` order; D = sum of the layers' input channels.
 
-BigGAN (latents z ``[N, z_dim]`` with class vectors ``c``; ``truncation_psi`` is BigGAN's static
-truncation that picks the BN statistics): ``"z"`` (D = z_dim), ``"embed"`` (the class embedding,
-D = z_dim) and ``"cond"`` (the concatenated ``[z, embed]``, D = 2 * z_dim).
+BigGAN (latents z ``[N, z_dim]`` with class vectors ``sampling.c``; ``sampling.truncation_psi``
+is BigGAN's static truncation that picks the BN statistics): ``"z"`` (D = z_dim), ``"embed"``
+(the class embedding, D = z_dim) and ``"cond"`` (the concatenated ``[z, embed]``, D = 2 * z_dim).
 
-Output rows: the NHWC image, optionally reduced to ``resize`` pixels per side (``"nearest"``
-picks pixel (s*i, s*j) as torch's default ``F.interpolate``; ``"area"`` averages s x s blocks), and
-the channels kept (``"rgb"``), summed (``"sum"``, ReSeFa) or averaged (``"mean"``, LowRankGAN).
-The reference applies both only when the image is larger than 256 px (a 256 px model gives RGB
-rows); here they are explicit options, so ``resize=256, channels="sum"`` reproduces its 1024 px
-setting and ``channels="rgb"`` its 256 px one.
+Output rows (`OutputSpec`): the NHWC image, optionally reduced to ``resize`` pixels per side
+(``"nearest"`` picks pixel (s*i, s*j) as torch's default ``F.interpolate``; ``"area"`` averages
+s x s blocks), and the channels kept (``"rgb"``), summed (``"sum"``, ReSeFa) or averaged
+(``"mean"``, LowRankGAN). The reference applies both only when the image is larger than 256 px
+(a 256 px model gives RGB rows); here they are explicit options, so
+``OutputSpec(256, channels="sum")`` reproduces its 1024 px setting and
+``OutputSpec(channels="rgb")`` its 256 px one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from jax.sharding import PartitionSpec as P
 from . import _io, _ops
 from ._checks import check_finite, finite_scalar
 from .linalg import FunctionPencil, basis_chunk
+from .sampling import Compute, Sampling, as_compute, as_sampling
 
 SPACES = ("w", "wplus", "z", "s")
 BIGGAN_SPACES = ("z", "embed", "cond")
@@ -56,6 +58,10 @@ class OutputSpec:
       resize: target side length, or None for the full resolution. Must divide the image size.
       mode: ``"nearest"`` | ``"area"``.
       channels: ``"rgb"`` | ``"sum"`` | ``"mean"``.
+
+    Raises:
+      ValueError: an unknown ``mode`` or ``channels``, or a ``resize`` that is not a positive
+        integer (a ``resize`` that does not fit the generator is refused where it is used).
     """
 
     resize: int | None = None
@@ -100,6 +106,15 @@ class OutputSpec:
         elif self.channels == "mean":
             img = img.mean(axis=-1, keepdims=True)
         return img
+
+
+def as_output(output: OutputSpec | None, name: str = "output") -> OutputSpec:
+    """``output``, or ``OutputSpec()`` for None; TypeError naming ``name`` for anything else."""
+    if output is None:
+        return OutputSpec()
+    if not isinstance(output, OutputSpec):
+        raise TypeError(f"{name} must be a jaxedit.OutputSpec, got {type(output).__name__}")
+    return output
 
 
 def is_biggan(gen) -> bool:
@@ -151,7 +166,9 @@ def render_rows(gen, opts: _Render, base: dict, x: jax.Array) -> jax.Array:
                              precision=opts.precision, jit=False)
         return opts.out.apply(img[0])
     if opts.space == "z":
-        ws = gen.mapping(x[None], base.get("c"), opts.truncation_psi, opts.truncation_cutoff,
+        c = base.get("c")           # one sample's class vector [c_dim] (or absent)
+        ws = gen.mapping(x[None], None if c is None else c[None], opts.truncation_psi,
+                         opts.truncation_cutoff,
                          dtype=x.dtype, precision=opts.precision, jit=False)
         img = gen.synthesis(ws, noise_mode=opts.noise_mode, dtype=x.dtype,
                             precision=opts.precision, jit=False)
@@ -171,8 +188,8 @@ def render_rows(gen, opts: _Render, base: dict, x: jax.Array) -> jax.Array:
     return opts.out.apply(img[0])
 
 
-def prepare_latents(gen, latents, space: str, c, dtype, precision, truncation_psi,
-                    truncation_cutoff) -> tuple[dict, jax.Array]:
+def prepare_latents(gen, latents, space: str, c=None, compute: Compute | None = None
+                    ) -> tuple[dict, jax.Array]:
     """Batched linearization points (checks the latents and class vectors).
 
     Args:
@@ -180,14 +197,13 @@ def prepare_latents(gen, latents, space: str, c, dtype, precision, truncation_ps
       latents: as `jacobian` (``[N, ...]``).
       space: the latent space.
       c: class vectors ``[N, classes]`` or None.
-      dtype: compute dtype (None: the default float).
-      precision: matmul precision.
-      truncation_psi: mapping truncation (BigGAN: the truncation).
-      truncation_cutoff: mapping truncation cutoff.
+      compute: a `jaxedit.Compute`; ``dtype`` and ``precision`` are read (None: ``Compute()``).
 
     Returns:
       ``(base pytree with leading N, x0 [N, D])``.
     """
+    compute = as_compute(compute)
+    dtype, precision = compute.dtype, compute.precision
     dt = jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
     check_finite("latents", latents)
     check_finite("c", c)
@@ -270,9 +286,30 @@ def _slice(tree, lo: int, hi: int):
     return jax.tree.map(lambda a: a[lo:hi], tree)
 
 
-def render_options(gen, space, resize, resize_mode, channels, noise_mode, precision,
-                   truncation_psi, truncation_cutoff) -> _Render:
-    """The static, hashable options of `render_rows` (validated as `jacobian` validates them)."""
+def render_options(gen, space: str, output: OutputSpec | None = None,
+                   sampling: Sampling | None = None, compute: Compute | None = None) -> _Render:
+    """The static, hashable options of `render_rows` (validated as `jacobian` validates them).
+
+    Args:
+      gen: the generator.
+      space: the latent space.
+      output: a `jaxedit.OutputSpec` (None: ``OutputSpec()``).
+      sampling: a `jaxedit.Sampling`; ``truncation_psi``, ``truncation_cutoff`` and
+        ``noise_mode`` are read (None: ``Sampling()``).
+      compute: a `jaxedit.Compute`; ``precision`` is read (None: ``Compute()``).
+
+    Returns:
+      The options (a jit static argument).
+
+    Raises:
+      TypeError: an option object of the wrong type.
+      ValueError: an unknown space, a resize that does not fit the generator, a BigGAN
+        truncation outside (0, 1], or ``sampling.noise_mode="random"``.
+    """
+    out = as_output(output)
+    sampling = as_sampling(sampling)
+    compute = as_compute(compute)
+    truncation_psi = sampling.truncation_psi
     if is_biggan(gen):
         latent_dim(gen, space)
         from .models.biggan import stat_weights
@@ -281,21 +318,19 @@ def render_options(gen, space, resize, resize_mode, channels, noise_mode, precis
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
     else:
         finite_scalar("truncation_psi", truncation_psi)
-    out = OutputSpec(resize, resize_mode, channels)
     out.out_shape(gen.resolution, gen.img_channels)  # validates resize against the generator
+    noise_mode = sampling.noise_mode
     if noise_mode not in ("const", "none"):
-        raise ValueError(f"noise_mode must be 'const' or 'none' for a Jacobian, got {noise_mode!r}")
-    _ops.as_precision(precision)
-    return _Render(space, out, noise_mode, precision, float(truncation_psi),
-                   None if truncation_cutoff is None else int(truncation_cutoff))
+        raise ValueError(f"sampling.noise_mode must be 'const' or 'none' for a Jacobian, got "
+                         f"{noise_mode!r}")
+    _ops.as_precision(compute.precision)
+    return _Render(space, out, noise_mode, compute.precision, float(truncation_psi),
+                   sampling.truncation_cutoff)
 
 
-def jacobian(gen, latents, *, space: str = "w", resize: int | None = None,
-             resize_mode: str = "nearest", channels: str = "rgb", chunk: int = 32,
-             batch: int = 1, c=None, truncation_psi: float = 1.0,
-             truncation_cutoff: int | None = None, noise_mode: str = "const", dtype=None,
-             precision: _ops.Precision = "highest", progress: bool | Callable = False
-             ) -> jax.Array:
+def jacobian(gen, latents, *, space: str = "w", output: OutputSpec | None = None,
+             sampling: Sampling | None = None, compute: Compute | None = None,
+             progress: bool | Callable = False) -> jax.Array:
     """Jacobian of the generator's output rows with respect to a latent space, in forward mode.
 
     Args:
@@ -303,32 +338,40 @@ def jacobian(gen, latents, *, space: str = "w", resize: int | None = None,
       latents: ws ``[N, num_ws, w_dim]`` (or w ``[N, w_dim]``, broadcast to every slot) for spaces
         ``"w"``, ``"wplus"``, ``"s"``; z ``[N, z_dim]`` for ``"z"`` and for every BigGAN space.
       space: ``"w"`` | ``"wplus"`` | ``"z"`` | ``"s"``; BigGAN: ``"z"`` | ``"embed"`` | ``"cond"``.
-      resize: output side length (None = full resolution); ``resize_mode`` ``"nearest"`` | ``"area"``.
-      channels: ``"rgb"`` | ``"sum"`` | ``"mean"``.
-      chunk: tangents per ``vmap`` (bounds memory: about ``chunk`` generator activations).
-      batch: samples per jitted call (``vmap``-ed together).
-      c: class labels ``[N, c_dim]`` (space ``"z"`` of a conditional StyleGAN2), BigGAN class
-        vectors ``[N, num_classes]`` (required).
-      truncation_psi, truncation_cutoff: mapping truncation, space ``"z"`` only; for BigGAN the
-        truncation in (0, 1] (static).
-      noise_mode: ``"const"`` (reference) or ``"none"``.
-      dtype, precision: compute dtype (float64 under x64) and matmul/conv precision.
+      output: a `jaxedit.OutputSpec`: ``resize`` (output side length, None = full resolution),
+        ``mode`` (``"nearest"`` | ``"area"``) and ``channels`` (``"rgb"`` | ``"sum"`` |
+        ``"mean"``). None: ``OutputSpec()``.
+      sampling: a `jaxedit.Sampling` (None: ``Sampling()``): ``c``, class labels ``[N, c_dim]``
+        (space ``"z"`` of a conditional StyleGAN2) or BigGAN class vectors ``[N, num_classes]``
+        (required); ``truncation_psi`` / ``truncation_cutoff``, the mapping truncation (space
+        ``"z"`` only; for BigGAN the truncation in (0, 1], static); ``noise_mode``
+        ``"const"`` (reference) or ``"none"``.
+      compute: a `jaxedit.Compute` (None: ``Compute()``): ``dtype`` (float64 under x64) and
+        ``precision`` (matmul/conv), ``chunk`` (tangents per ``vmap``; bounds memory: about
+        ``chunk`` generator activations) and ``batch_size`` (samples per jitted call,
+        ``vmap``-ed together).
       progress: True for a progress bar on stderr, or a callable ``(done, total)``.
 
     Latents sharded over samples (a ``jax.Array`` with a ``NamedSharding`` whose first axis is
-    split over several devices) are computed where they live (``shard_map``, ``batch`` samples
-    per device at a time) and J comes back sharded the same way over samples.
+    split over several devices) are computed where they live (``shard_map``,
+    ``compute.batch_size`` samples per device at a time) and J comes back sharded the same way
+    over samples.
 
     Returns:
       J ``[N, H', W', C', D]``, rows in NHWC order, D as :func:`latent_dim`.
+
+    Raises:
+      TypeError: ``output`` / ``sampling`` / ``compute`` is not a `jaxedit.OutputSpec` /
+        `jaxedit.Sampling` / `jaxedit.Compute`.
+      ValueError: bad latents or class vectors, an unknown space, a resize that does not fit,
+        or ``sampling.noise_mode="random"``.
     """
-    opts = render_options(gen, space, resize, resize_mode, channels, noise_mode, precision,
-                    truncation_psi, truncation_cutoff)
-    if chunk < 1 or batch < 1:
-        raise ValueError(f"chunk and batch must be >= 1, got chunk={chunk}, batch={batch}")
-    base, x0 = prepare_latents(gen, latents, space, c, dtype, precision, truncation_psi,
-                               truncation_cutoff)
-    chunk = int(min(chunk, x0.shape[1]))
+    sampling = as_sampling(sampling)
+    compute = as_compute(compute)
+    opts = render_options(gen, space, output, sampling, compute)
+    base, x0 = prepare_latents(gen, latents, space, sampling.c, compute)
+    chunk = int(min(compute.chunk, x0.shape[1]))
+    batch = compute.batch_size
     graphdef, state = nnx.split(gen)
     n = x0.shape[0]
     show = _io.progress_printer("jacobian") if progress is True else (progress or None)
@@ -362,20 +405,33 @@ class JacobianOperator:
     (``vmap`` inside ``lax.map``), so memory stays bounded for any block size.
     """
 
-    def __init__(self, gen, latent, *, space: str = "w", resize: int | None = None,
-                 resize_mode: str = "nearest", channels: str = "rgb", c=None,
-                 truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                 noise_mode: str = "const", dtype=None, precision: _ops.Precision = "highest",
-                 chunk: int = 32):
-        if chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {chunk}")
-        self.chunk = int(chunk)
-        self.opts = render_options(gen, space, resize, resize_mode, channels, noise_mode,
-                                   precision, truncation_psi, truncation_cutoff)
+    def __init__(self, gen, latent, *, space: str = "w", output: OutputSpec | None = None,
+                 sampling: Sampling | None = None, compute: Compute | None = None):
+        """Linearization point and options of the operator.
+
+        Args:
+          gen: the generator (as `jacobian`).
+          latent: one sample's latent: ws ``[num_ws, w_dim]`` or w ``[w_dim]`` (spaces w /
+            wplus / s), z ``[z_dim]`` (space z and BigGAN).
+          space: as `jacobian`.
+          output: a `jaxedit.OutputSpec` (None: ``OutputSpec()``).
+          sampling: a `jaxedit.Sampling` (None: ``Sampling()``); its ``c`` is this sample's
+            class vector ``[classes]``.
+          compute: a `jaxedit.Compute` (None: ``Compute()``): ``dtype``, ``precision`` and
+            ``chunk`` (vectors per ``vmap``); ``batch_size`` is not used.
+
+        Raises:
+          TypeError: an option object of the wrong type.
+          ValueError: as `jacobian`.
+        """
+        sampling = as_sampling(sampling)
+        compute = as_compute(compute)
+        self.chunk = compute.chunk
+        self.opts = render_options(gen, space, output, sampling, compute)
         lat = jnp.asarray(latent)
+        c = sampling.c
         base, x0 = prepare_latents(gen, lat[None], space,
-                                   None if c is None else jnp.asarray(c)[None],
-                                   dtype, precision, truncation_psi, truncation_cutoff)
+                                   None if c is None else jnp.asarray(c)[None], compute)
         self.base = jax.tree.map(lambda a: a[0], base)
         self.x0 = x0[0]
         self.graphdef, self.state = nnx.split(gen)
@@ -498,5 +554,5 @@ def compiled_programs() -> dict[str, int]:
 
 
 __all__ = ["CHANNEL_MODES", "JacobianOperator", "OutputSpec", "RESIZE_MODES", "SPACES",
-           "compiled_programs", "is_biggan", "jacobian", "latent_dim", "prepare_latents",
-           "render_options", "render_rows", "sample_jacobian"]
+           "as_output", "compiled_programs", "is_biggan", "jacobian", "latent_dim",
+           "prepare_latents", "render_options", "render_rows", "sample_jacobian"]

@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import _ops
 from ._checks import as_float_array, check_finite, finite_scalar
 from ._resample import resize_masks
 from .editing import render_edits
 from .regions import RegionLike, region_mask
+from .sampling import Compute, Sampling, as_compute, as_sampling
 
 
 def locality(original, edited, region: RegionLike) -> dict[str, float]:
@@ -54,15 +54,34 @@ def locality(original, edited, region: RegionLike) -> dict[str, float]:
 
 
 def evaluate_direction(gen, latents, direction, region: RegionLike, *, alpha: float = 3.0,
-                       space: str = "w", slots: Sequence[int] | None = None, c=None,
-                       truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                       noise_mode: str = "const", dtype=None,
-                       precision: _ops.Precision = "highest") -> dict[str, float]:
+                       space: str = "w", slots: Sequence[int] | None = None,
+                       sampling: Sampling | None = None, compute: Compute | None = None
+                       ) -> dict[str, float]:
     """`locality` of ``latents + alpha * direction`` (unit-normalized) against ``latents``.
 
     ``latents``/``space``/``slots`` as `jaxedit.editing.edit_latents`. A non-finite or
     zero direction, or a non-finite alpha, raises ValueError.
+
+    Args:
+      gen: the generator.
+      latents: as `jaxedit.render_edits`.
+      direction: ``[D]``.
+      region: the region (mask ``[H, W]``, Box, preset name or tuple).
+      alpha: the edit size.
+      space: the latent space of the direction.
+      slots: W+ slots that move (None = all).
+      sampling: a `jaxedit.Sampling` (None: ``Sampling()``), as `jaxedit.render_edits`.
+      compute: a `jaxedit.Compute` (None: ``Compute()``), as `jaxedit.render_edits`.
+
+    Returns:
+      `locality`'s dict plus ``"alpha"``.
+
+    Raises:
+      TypeError: ``sampling`` / ``compute`` of the wrong type.
+      ValueError: a non-finite or zero direction, a non-finite alpha.
     """
+    sampling = as_sampling(sampling)
+    compute = as_compute(compute)
     alpha = finite_scalar("alpha", alpha)
     check_finite("direction", direction)
     d = np.asarray(direction, np.float64)
@@ -70,9 +89,8 @@ def evaluate_direction(gen, latents, direction, region: RegionLike, *, alpha: fl
     if norm == 0:
         raise ValueError("direction is all zeros: it has no direction to normalize")
     d = d / norm
-    imgs = render_edits(gen, latents, d, [0.0, float(alpha)], space=space, slots=slots, c=c,
-                        truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                        noise_mode=noise_mode, dtype=dtype, precision=precision)
+    imgs = render_edits(gen, latents, d, [0.0, float(alpha)], space=space, slots=slots,
+                        sampling=sampling, compute=compute)
     out = locality(imgs[0], imgs[1], region)
     out["alpha"] = float(alpha)
     return out

@@ -194,9 +194,11 @@ def test_converter_errors(tmp_path, pair):
 def test_jacobian_spaces_and_resefa(small_biggan):
     gen, kw = small_biggan
     z, c = _inputs(kw, n=2)
-    Jz = jaxedit.jacobian(gen, z, space="z", c=c, truncation_psi=0.4, channels="sum")
-    Jc = jaxedit.jacobian(gen, z, space="cond", c=c, truncation_psi=0.4, channels="sum")
-    Je = jaxedit.jacobian(gen, z, space="embed", c=c, truncation_psi=0.4, channels="sum")
+    opts = dict(sampling=jaxedit.Sampling(c=c, truncation_psi=0.4),
+                output=jaxedit.OutputSpec(channels="sum"))
+    Jz = jaxedit.jacobian(gen, z, space="z", **opts)
+    Jc = jaxedit.jacobian(gen, z, space="cond", **opts)
+    Je = jaxedit.jacobian(gen, z, space="embed", **opts)
     zd = kw["z_dim"]
     assert Jz.shape == (2, 32, 32, 1, zd) and Jc.shape == (2, 32, 32, 1, 2 * zd)
     np.testing.assert_allclose(Jc[..., :zd], Jz, atol=1e-12)
@@ -206,13 +208,13 @@ def test_jacobian_spaces_and_resefa(small_biggan):
     np.testing.assert_allclose(Jz[0], ref, atol=1e-11 * float(np.abs(ref).max()))
     res = jaxedit.resefa(Jc[0], "biggan/center0", k=3)
     assert res.directions.shape == (3, 2 * zd) and np.all(res.residuals < 1e-8)
-    imgs = jaxedit.render_edits(gen, z, res.directions[0], [0.0, 1.0], space="cond", c=c,
-                                truncation_psi=0.4)
+    imgs = jaxedit.render_edits(gen, z, res.directions[0], [0.0, 1.0], space="cond",
+                                sampling=jaxedit.Sampling(c=c, truncation_psi=0.4))
     np.testing.assert_allclose(imgs[0], gen(z, c, 0.4), atol=1e-12)
     with pytest.raises(ValueError, match="class vectors"):
         jaxedit.jacobian(gen, z, space="z")
     with pytest.raises(ValueError, match="space"):
-        jaxedit.jacobian(gen, z, space="w", c=c)
+        jaxedit.jacobian(gen, z, space="w", sampling=jaxedit.Sampling(c=c))
 
 
 def test_cli_synth_biggan(pair, tmp_path):
@@ -243,14 +245,21 @@ def test_sefa_and_chain_factorization(small_biggan):
     assert full.directions.shape == (3, zd) and len(full.slots) == 1 + 5 * 4 * 2
     chain = spectra.layer_factorization(gen, "gen_z", k=3)
     np.testing.assert_allclose(chain.eigenvalues, raw.eigenvalues, rtol=1e-9)
-    conv0 = spectra.layer_factorization(gen, "block0.conv_0", k=3, truncation=0.4)
+    conv0 = spectra.layer_factorization(gen, "block0.conv_0", k=3,
+                                        sampling=jaxedit.Sampling(truncation_psi=0.4))
     _, var = (np.asarray(gen.block0.bn_0.running_means[...], np.float64),
               np.asarray(gen.block0.bn_0.running_vars[...], np.float64))
     x = kz.reshape(zd, 4, 4, -1) / np.sqrt(var[20] + 1e-4)          # truncation 0.4 -> stats[20]
     lin = np.einsum("zhwc,co->hwoz", x, np.asarray(gen.block0.conv_0.kernel[...], np.float64)[0, 0])
     w2 = np.linalg.eigvalsh(lin.reshape(-1, zd).T @ lin.reshape(-1, zd))
     np.testing.assert_allclose(conv0.eigenvalues, w2[::-1][:3], rtol=1e-9)
-    conv1 = spectra.layer_factorization(gen, "block0.conv_1", k=2, truncation=0.4)
+    conv1 = spectra.layer_factorization(gen, "block0.conv_1", k=2,
+                                        sampling=jaxedit.Sampling(truncation_psi=0.4))
     assert conv1.directions.shape == (2, zd) and np.all(np.isfinite(conv1.eigenvalues))
+    with pytest.raises(ValueError, match="sampling.truncation_cutoff applies to StyleGAN2"):
+        spectra.layer_factorization(gen, "block0.conv_0", k=3,
+                                    sampling=jaxedit.Sampling(truncation_cutoff=4))
+    with pytest.raises(TypeError, match="sampling must be a jaxedit.Sampling, got float"):
+        spectra.layer_factorization(gen, "block0.conv_0", k=3, sampling=0.4)
     with pytest.raises(ValueError, match="BigGAN layers"):
         jaxedit.sefa(gen, layers=[0, 1])

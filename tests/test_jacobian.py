@@ -8,6 +8,7 @@ import pytest
 import jaxedit
 from jaxedit import jacobians
 from jaxedit.jacobians import JacobianOperator, OutputSpec, jacobian, latent_dim
+from jaxedit.sampling import Compute, Sampling
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +74,7 @@ def test_matches_jacrev(gen, ws, space, resize, mode, channels):
     out = OutputSpec(resize, mode, channels)
     z = np.random.RandomState(0).randn(2, 8)
     lat = z if space == "z" else ws
-    J = jacobian(gen, lat, space=space, resize=resize, resize_mode=mode, channels=channels,
-                 chunk=5)
+    J = jacobian(gen, lat, space=space, output=out, compute=Compute(chunk=5))
     d = latent_dim(gen, space)
     assert J.shape == (2,) + out.out_shape(16, 3) + (d,)
     for i in range(2):
@@ -97,23 +97,24 @@ def test_output_transforms():
 
 
 def test_chunk_batch_and_eager_agree(gen, ws):
-    a = jacobian(gen, ws, space="wplus", chunk=48)
-    b = jacobian(gen, ws, space="wplus", chunk=7, batch=2)
+    a = jacobian(gen, ws, space="wplus", compute=Compute(chunk=48))
+    b = jacobian(gen, ws, space="wplus", compute=Compute(chunk=7, batch_size=2))
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
     with jax.disable_jit():
-        c = jacobian(gen, ws[:1], space="w", chunk=8, resize=4)
-    np.testing.assert_allclose(c, jacobian(gen, ws[:1], space="w", resize=4), rtol=0, atol=1e-13)
+        c = jacobian(gen, ws[:1], space="w", output=OutputSpec(4), compute=Compute(chunk=8))
+    np.testing.assert_allclose(c, jacobian(gen, ws[:1], space="w", output=OutputSpec(4)),
+                               rtol=0, atol=1e-13)
 
 
 def test_no_recompile_and_params_traced(gen, ws):
-    jacobian(gen, ws, space="w", chunk=4)
+    jacobian(gen, ws, space="w", compute=Compute(chunk=4))
     size = jacobians.compiled_programs()["jacobian"]
-    jacobian(gen, ws + 0.5, space="w", chunk=4)
+    jacobian(gen, ws + 0.5, space="w", compute=Compute(chunk=4))
     assert jacobians.compiled_programs()["jacobian"] == size
     from flax import nnx
     graphdef, state = nnx.split(gen)
-    base, x0 = jacobians.prepare_latents(gen, ws, "w", None, None, "highest", 1.0, None)
-    opts = jacobians.render_options(gen, "w", None, "nearest", "rgb", "const", "highest", 1.0, None)
+    base, x0 = jacobians.prepare_latents(gen, ws, "w", None, Compute())
+    opts = jacobians.render_options(gen, "w", OutputSpec(), Sampling(), Compute())
     jaxpr = jax.make_jaxpr(lambda s, b, x: jacobians._jacobian_batch(graphdef, s, b, x, opts=opts,
                                                                      chunk=4))(state, base, x0)
     big = [c for c in jaxpr.consts if getattr(c, "size", 0) > 64]
@@ -121,9 +122,10 @@ def test_no_recompile_and_params_traced(gen, ws):
 
 
 def test_operator_products(gen, ws):
-    J = np.asarray(jacobian(gen, ws[:1], space="wplus", resize=8, channels="sum")[0])
+    out = OutputSpec(8, channels="sum")
+    J = np.asarray(jacobian(gen, ws[:1], space="wplus", output=out)[0])
     J2 = J.reshape(-1, J.shape[-1])
-    op = JacobianOperator(gen, ws[0], space="wplus", resize=8, channels="sum")
+    op = JacobianOperator(gen, ws[0], space="wplus", output=out)
     assert op.shape == J2.shape
     rng = np.random.default_rng(0)
     v, u = rng.standard_normal((3, J2.shape[1])), rng.standard_normal((3, J2.shape[0]))
@@ -132,7 +134,7 @@ def test_operator_products(gen, ws):
     np.testing.assert_allclose(op.mv(v[0]), J2 @ v[0], rtol=0, atol=1e-12)
     w = rng.random(J2.shape[0])
     np.testing.assert_allclose(op.gram_mv(v, w), v @ (J2.T * w) @ J2, rtol=0, atol=1e-11)
-    small = JacobianOperator(gen, ws[0], space="wplus", resize=8, channels="sum", chunk=2)
+    small = JacobianOperator(gen, ws[0], space="wplus", output=out, compute=Compute(chunk=2))
     np.testing.assert_allclose(small.mv(v), v @ J2.T, rtol=0, atol=1e-12)      # 3 = 2 + 1 pad
     np.testing.assert_allclose(small.rmv(u), u @ J2, rtol=0, atol=1e-12)
 
@@ -143,17 +145,115 @@ def test_bad_inputs_are_named(gen, ws):
     with pytest.raises(ValueError, match=r"\[N, 6, 8\]"):
         jacobian(gen, ws[:, :3], space="wplus")
     with pytest.raises(ValueError, match="divide"):
-        jacobian(gen, ws, resize=5)
+        jacobian(gen, ws, output=OutputSpec(5))
     with pytest.raises(ValueError, match="larger"):
-        jacobian(gen, ws, resize=32)
+        jacobian(gen, ws, output=OutputSpec(32))
     with pytest.raises(ValueError, match="noise_mode"):
-        jacobian(gen, ws, noise_mode="random")
+        jacobian(gen, ws, sampling=Sampling(noise_mode="random"))
     with pytest.raises(ValueError, match="z of shape"):
         jacobian(gen, ws, space="z")
 
 
 def test_float32_path(gen, ws):
-    a = jacobian(gen, ws[:1], space="w", dtype=jnp.float32)
+    a = jacobian(gen, ws[:1], space="w", compute=Compute(dtype=jnp.float32))
     b = jacobian(gen, ws[:1], space="w")
     assert a.dtype == jnp.float32
     assert _rel(a, b) < 1e-5
+
+
+# ------------------------------------------------------------------------------------------------
+# Option objects (Sampling / Compute / OutputSpec)
+# ------------------------------------------------------------------------------------------------
+def _z_fn(gen, psi, cutoff, out, c=None):
+    """Rows of one sample as a function of its z, composed directly from mapping + synthesis."""
+    def f(z):
+        ws = gen.mapping(z[None], None if c is None else c[None], psi, cutoff, jit=False)
+        return out.apply(gen.synthesis(ws, noise_mode="const", jit=False)[0])
+
+    return f
+
+
+@pytest.mark.parametrize("cutoff", [None, 3])
+def test_truncated_z_matches_jacfwd(gen, cutoff):
+    z = np.random.RandomState(1).randn(2, 8)
+    out = OutputSpec(8, "area", "sum")
+    J = jacobian(gen, z, space="z", output=out,
+                 sampling=Sampling(truncation_psi=0.7, truncation_cutoff=cutoff))
+    for i in range(2):
+        ref = jax.jacfwd(_z_fn(gen, 0.7, cutoff, out))(jnp.asarray(z[i]))
+        np.testing.assert_allclose(J[i], ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+    J1 = jacobian(gen, z, space="z", output=out)          # psi = 1: another Jacobian
+    assert _rel(J1, J) > 1e-3
+
+
+def test_conditional_z_class_vector_from_sampling(make_small_generator):
+    g = make_small_generator(c_dim=3)
+    z = np.random.RandomState(2).randn(2, 8)
+    c = np.eye(3)[[0, 2]]
+    out = OutputSpec(4, "nearest", "mean")
+    J = jacobian(g, z, space="z", output=out, sampling=Sampling(c=c, truncation_psi=0.5))
+    for i in range(2):
+        ref = jax.jacfwd(_z_fn(g, 0.5, None, out, jnp.asarray(c[i])))(jnp.asarray(z[i]))
+        np.testing.assert_allclose(J[i], ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+    op = JacobianOperator(g, z[1], space="z", output=out,
+                          sampling=Sampling(c=c[1], truncation_psi=0.5))
+    J2 = np.asarray(J[1]).reshape(-1, 8)
+    v = np.random.default_rng(0).standard_normal((2, 8))
+    np.testing.assert_allclose(op.mv(v), v @ J2.T, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="conditional"):
+        jacobian(g, z, space="z")
+
+
+def test_compute_batch_and_chunk_do_not_change_j(gen):
+    ws = np.asarray(gen.mapping(np.random.RandomState(3).randn(3, 8)))
+    a = jacobian(gen, ws, space="wplus", output=OutputSpec(8))
+    b = jacobian(gen, ws, space="wplus", output=OutputSpec(8),
+                 compute=Compute(batch_size=2, chunk=3))
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-13)
+
+
+@pytest.mark.float32
+def test_compute_batch_and_chunk_do_not_change_j_float32(gen):
+    ws = np.asarray(gen.mapping(np.random.RandomState(3).randn(3, 8)))
+    a = jacobian(gen, ws, space="w")
+    b = jacobian(gen, ws, space="w", compute=Compute(batch_size=2, chunk=3))
+    assert a.dtype == b.dtype == jnp.float32
+    assert _rel(b, a) < 1e-5
+
+
+def test_option_objects_of_the_wrong_type_are_named(gen, ws):
+    with pytest.raises(TypeError, match="sampling must be a jaxedit.Sampling, got dict"):
+        jacobian(gen, ws, sampling={"truncation_psi": 0.7})
+    with pytest.raises(TypeError, match="compute must be a jaxedit.Compute, got Sampling"):
+        jacobian(gen, ws, compute=Sampling())
+    with pytest.raises(TypeError, match="output must be a jaxedit.OutputSpec, got tuple"):
+        jacobian(gen, ws, output=(8, "nearest", "rgb"))
+    with pytest.raises(TypeError, match="sampling must be a jaxedit.Sampling"):
+        JacobianOperator(gen, ws[0], sampling=0.7)
+    with pytest.raises(TypeError, match="compute must be a jaxedit.Compute, got int"):
+        JacobianOperator(gen, ws[0], compute=4)
+    with pytest.raises(TypeError, match="output must be a jaxedit.OutputSpec"):
+        JacobianOperator(gen, ws[0], output="sum")
+    with pytest.raises(TypeError, match="sampling must be a jaxedit.Sampling"):
+        jaxedit.render_edits(gen, ws, np.ones(8), [1.0], sampling=Compute())
+    with pytest.raises(TypeError, match="compute must be a jaxedit.Compute"):
+        jaxedit.evaluate_direction(gen, ws, np.ones(8), (0, 0, 8, 8), compute="highest")
+    with pytest.raises(TypeError, match="output must be a jaxedit.OutputSpec"):
+        jaxedit.region_moments(gen, [0, 1], {"c": (0, 0, 8, 8)}, output=8)
+    with pytest.raises(TypeError, match="compute must be a jaxedit.Compute"):
+        jaxedit.region_moments(gen, [0, 1], {"c": (0, 0, 8, 8)}, compute={"batch_size": 2})
+
+
+def test_option_objects_are_top_level():
+    assert jaxedit.Sampling is Sampling and jaxedit.Compute is Compute
+    assert jaxedit.OutputSpec is OutputSpec
+
+
+
+def test_operator_static_key_from_options(gen, ws):
+    a = JacobianOperator(gen, ws[0], output=OutputSpec(8), compute=Compute(chunk=4))
+    b = JacobianOperator(gen, ws[1], output=OutputSpec(8), compute=Compute(chunk=4, batch_size=3))
+    assert a == b and hash(a) == hash(b)        # other latents, batch_size unused: one program
+    assert a != JacobianOperator(gen, ws[0], output=OutputSpec(8), compute=Compute(chunk=5))
+    assert a != JacobianOperator(gen, ws[0], output=OutputSpec(8), compute=Compute(chunk=4),
+                                 sampling=Sampling(noise_mode="none"))

@@ -18,6 +18,7 @@ from jaxedit.methods import resefa as mm
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
+R8 = jaxedit.OutputSpec(8)      # Jacobian rows on an 8 x 8 grid
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,10 @@ def _abs_cos(a, b):
 def test_matches_full_jacobians(gen, space, resize, channels, batch, gram):
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
     regions = {"box": _mask(), "eyes": "eyes"}
-    m = jaxedit.region_moments(gen, ws, regions, space=space, resize=resize, channels=channels,
-                               batch=batch, chunk=3, gram=gram)
-    J = jaxedit.jacobian(gen, ws, space=space, resize=resize, channels=channels)
+    out = jaxedit.OutputSpec(resize, channels=channels)
+    m = jaxedit.region_moments(gen, ws, regions, space=space, output=out,
+                               compute=jaxedit.Compute(batch_size=batch, chunk=3), gram=gram)
+    J = jaxedit.jacobian(gen, ws, space=space, output=out)
     grid = J.shape[1:3]
     for name, region in regions.items():
         mask = jaxedit.region_mask(region, grid)
@@ -82,8 +84,9 @@ def test_matches_full_jacobians(gen, space, resize, channels, batch, gram):
 def test_seeds_equal_their_latents(gen):
     z = np.concatenate([jaxedit.seed_to_z(s, 8) for s in (3, 7, 11)])
     ws = np.asarray(gen.mapping(z, None, 0.7))
-    a = jaxedit.region_moments(gen, [3, 7, 11], ["eyes"], truncation_psi=0.7, resize=8)["eyes"]
-    b = jaxedit.region_moments(gen, ws, ["eyes"], resize=8)["eyes"]
+    a = jaxedit.region_moments(gen, [3, 7, 11], ["eyes"], output=R8,
+                               sampling=jaxedit.Sampling(truncation_psi=0.7))["eyes"]
+    b = jaxedit.region_moments(gen, ws, ["eyes"], output=R8)["eyes"]
     assert a.seeds == (3, 7, 11) and b.seeds is None
     assert _rel(a.M_f, b.M_f) < 1e-13 and _rel(a.M_b, b.M_b) < 1e-13
     assert a.settings.truncation_psi == 0.7
@@ -128,9 +131,9 @@ def test_resefa_from_moments_equals_mean_aggregate(gen, solver):
 
 
 def test_merge_and_initial(gen):
-    full = jaxedit.region_moments(gen, range(4), ["eyes", "mouth"], resize=8)
-    a = jaxedit.region_moments(gen, [0, 1], ["eyes", "mouth"], resize=8)
-    b = jaxedit.region_moments(gen, [2, 3], ["eyes", "mouth"], resize=8)
+    full = jaxedit.region_moments(gen, range(4), ["eyes", "mouth"], output=R8)
+    a = jaxedit.region_moments(gen, [0, 1], ["eyes", "mouth"], output=R8)
+    b = jaxedit.region_moments(gen, [2, 3], ["eyes", "mouth"], output=R8)
     merged = mm.merge_moments(a, b)
     for name in full:
         s = a[name] + b[name]
@@ -140,11 +143,11 @@ def test_merge_and_initial(gen):
         assert _rel(merged[name].M_f, full[name].M_f) < 1e-14
     # the pytree leaves are the additive sums (same metadata: latents, no seeds)
     ws = np.asarray(gen.mapping(np.concatenate([jaxedit.seed_to_z(s, 8) for s in range(4)])))
-    la, lb = (jaxedit.region_moments(gen, w, ["eyes"], resize=8)["eyes"] for w in (ws[:2], ws[2:]))
+    la, lb = (jaxedit.region_moments(gen, w, ["eyes"], output=R8)["eyes"] for w in (ws[:2], ws[2:]))
     t = jax.tree.map(lambda x, y: x + y, la, lb)
     assert t.n_samples == 4 and _rel(t.M_f, full["eyes"].M_f) < 1e-14
     # continuing from a checkpoint reproduces one pass bit for bit
-    cont = jaxedit.region_moments(gen, [2, 3], ["eyes", "mouth"], resize=8, initial=a)
+    cont = jaxedit.region_moments(gen, [2, 3], ["eyes", "mouth"], output=R8, initial=a)
     for name in full:
         np.testing.assert_array_equal(cont[name].gram_f, full[name].gram_f)
         np.testing.assert_array_equal(cont[name].gram_b, full[name].gram_b)
@@ -152,13 +155,13 @@ def test_merge_and_initial(gen):
     with pytest.raises(ValueError, match="summed in both"):
         a["eyes"] + full["eyes"]
     with pytest.raises(ValueError, match="already in the initial"):
-        jaxedit.region_moments(gen, [1, 2], ["eyes", "mouth"], resize=8, initial=a)
+        jaxedit.region_moments(gen, [1, 2], ["eyes", "mouth"], output=R8, initial=a)
     e = b["eyes"]
     other = dataclasses.replace(e, settings=dataclasses.replace(e.settings, space="wplus"))
     with pytest.raises(ValueError, match=r"different settings: space 'w' vs 'wplus'"):
         a["eyes"] + other
     with pytest.raises(ValueError, match="other settings"):
-        jaxedit.region_moments(gen, [5], ["eyes"], resize=8, initial={"eyes": other})
+        jaxedit.region_moments(gen, [5], ["eyes"], output=R8, initial={"eyes": other})
     with pytest.raises(ValueError, match="different masks"):
         a["eyes"] + dataclasses.replace(b["mouth"], name="eyes")
     with pytest.raises(ValueError, match="regions"):
@@ -166,7 +169,7 @@ def test_merge_and_initial(gen):
 
 
 def test_save_load_roundtrip_and_bad_files(gen, tmp_path):
-    m = jaxedit.region_moments(gen, [4, 5], {"eyes": "eyes", "box": (1, 2, 9, 7)}, resize=8)
+    m = jaxedit.region_moments(gen, [4, 5], {"eyes": "eyes", "box": (1, 2, 9, 7)}, output=R8)
     path = jaxedit.save_moments(tmp_path / "m.npz", m)
     back = jaxedit.load_moments(path)
     assert list(back) == ["eyes", "box"]
@@ -177,7 +180,7 @@ def test_save_load_roundtrip_and_bad_files(gen, tmp_path):
         assert (back[name].n_f, back[name].n_b) == (m[name].n_f, m[name].n_b)
     # the generator's identity is part of the settings
     other_gen = jaxedit.StyleGAN2Generator(gen.config, rngs=__import__("flax").nnx.Rngs(7))
-    o = jaxedit.region_moments(other_gen, [6], {"eyes": "eyes"}, resize=8)
+    o = jaxedit.region_moments(other_gen, [6], {"eyes": "eyes"}, output=R8)
     with pytest.raises(ValueError, match="generator"):
         back["eyes"] + o["eyes"]
     data = dict(np.load(path))
@@ -201,12 +204,12 @@ def test_save_load_roundtrip_and_bad_files(gen, tmp_path):
 
 
 def test_compiles_once_per_step_shape(gen):
-    jaxedit.region_moments(gen, range(3), ["eyes"], resize=8)
+    jaxedit.region_moments(gen, range(3), ["eyes"], output=R8)
     before = mm.compiled_programs()
     other = jaxedit.StyleGAN2Generator(gen.config, rngs=__import__("flax").nnx.Rngs(3))
-    jaxedit.region_moments(other, range(10, 15), ["mouth"], resize=8)
+    jaxedit.region_moments(other, range(10, 15), ["mouth"], output=R8)
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(2, 8)))
-    jaxedit.region_moments(gen, ws, {"r": _mask()}, resize=8)
+    jaxedit.region_moments(gen, ws, {"r": _mask()}, output=R8)
     # other N, weights, regions (same count), seeds or latents: the same program
     assert mm.compiled_programs() == before
 
@@ -219,8 +222,8 @@ def test_errors(gen):
         jaxedit.region_moments(gen, bad, ["eyes"])
     with pytest.raises(ValueError, match="duplicates"):
         jaxedit.region_moments(gen, [1, 1], ["eyes"])
-    with pytest.raises(ValueError, match="batch and chunk"):
-        jaxedit.region_moments(gen, ws, ["eyes"], batch=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        jaxedit.region_moments(gen, ws, ["eyes"], compute=jaxedit.Compute(batch_size=0))
     with pytest.raises(ValueError, match="mesh"):
         jaxedit.region_moments(gen, ws, ["eyes"], mesh="cpu")
     with pytest.raises(ValueError, match="empty"):
@@ -304,7 +307,7 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
                 "--out", dirs) == 0
     gen = jaxedit.load_generator(ada_pkl)
     ws = gen.mapping(np.concatenate([jaxedit.seed_to_z(s, 32) for s in range(5)]))
-    J = jaxedit.jacobian(gen, ws, resize=8, channels="sum")
+    J = jaxedit.jacobian(gen, ws, output=jaxedit.OutputSpec(8, channels="sum"))
     ref = jaxedit.resefa(J, "eyes", aggregate="mean", k=3)
     d = np.load(dirs)
     assert d["directions"].shape == (1, 3, 32) and int(d["n_samples"]) == 5
@@ -367,21 +370,22 @@ from conftest import _small_generator
 import jaxedit
 gen = _small_generator()
 regions = {{"eyes": "eyes", "box": (2, 3, 9, 12)}}
+R8 = jaxedit.OutputSpec(8)
 out = sys.argv[-1]
 if mode == "devices":
     assert jax.device_count() == 4
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
-    m4 = jaxedit.region_moments(gen, ws, regions, resize=8)     # default mesh: the 4 devices
+    m4 = jaxedit.region_moments(gen, ws, regions, output=R8)     # default mesh: the 4 devices
     mesh = jax.make_mesh((4,), ("s",))
     sharded = jax.device_put(ws[:4], NamedSharding(mesh, P("s")))
-    J = jaxedit.jacobian(gen, sharded, resize=8)
+    J = jaxedit.jacobian(gen, sharded, output=R8)
     moments = {{f"{{n}}_{{k}}": np.asarray(getattr(m4[n], k)) for n in m4 for k in ("M_f", "M_b")}}
     np.savez(out, **moments,
              J=np.asarray(J), spec=str(J.sharding.spec),
              n_shards=len({{s.device for s in J.addressable_shards}}))
 else:
     assert jax.process_count() == 2 and jax.device_count() == 4
-    m = jaxedit.region_moments(gen, range(5), regions, resize=8)
+    m = jaxedit.region_moments(gen, range(5), regions, output=R8)
     if jax.process_index() == 0:
         jaxedit.save_moments(out, m)
     jax.distributed.shutdown()
@@ -407,9 +411,10 @@ def test_four_devices_equal_one_device_and_full_jacobians(gen, tmp_path):
     d = np.load(out)
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
     regions = {"eyes": "eyes", "box": (2, 3, 9, 12)}
-    one = jaxedit.region_moments(gen, ws, regions, resize=8, batch=2)   # this process: 1 device
+    one = jaxedit.region_moments(gen, ws, regions, output=R8,   # this process: 1 device
+                                 compute=jaxedit.Compute(batch_size=2))
     assert len(jax.devices()) == 1
-    J = jaxedit.jacobian(gen, ws, resize=8)
+    J = jaxedit.jacobian(gen, ws, output=R8)
     for name, region in regions.items():
         mf, mb = _numpy_moments(J, jaxedit.region_mask(region, 8))
         assert _rel(d[f"{name}_M_f"], one[name].M_f) < 1e-13
@@ -444,7 +449,7 @@ def test_two_processes_equal_one_process(gen, tmp_path):
                 p.kill()
     assert all(p.returncode == 0 for p in procs), "\n".join(e[-2000:] for e in errs)
     got = jaxedit.load_moments(out)
-    ref = jaxedit.region_moments(gen, range(5), {"eyes": "eyes", "box": (2, 3, 9, 12)}, resize=8)
+    ref = jaxedit.region_moments(gen, range(5), {"eyes": "eyes", "box": (2, 3, 9, 12)}, output=R8)
     for name in ref:
         assert got[name].seeds == (0, 1, 2, 3, 4) and got[name].n_samples == 5
         assert got[name].settings == ref[name].settings

@@ -10,6 +10,7 @@ import jaxedit
 from jaxedit import editing, metrics, regions
 from jaxedit.images import to_uint8
 from jaxedit.models.biggan import BigGANConfig, truncated_noise_sample
+from jaxedit.sampling import Sampling
 
 NAN, INF = float("nan"), float("inf")
 
@@ -92,11 +93,11 @@ def test_biggan_inputs(tiny_biggan):
     with pytest.raises(ValueError, match="^truncation must be finite"):
         truncated_noise_sample(1, 8, NAN, seed=0)
     with pytest.raises(ValueError, match="^direction contains"):
-        editing.render_edits(g, z, np.full(g.z_dim, NAN), [1.0], space="z", c=c,
-                             truncation_psi=0.5)
+        editing.render_edits(g, z, np.full(g.z_dim, NAN), [1.0], space="z",
+                             sampling=Sampling(c=c, truncation_psi=0.5))
     with pytest.raises(ValueError, match="^alphas contains"):
-        editing.render_edits(g, z, np.ones(g.z_dim), [0.0, INF], space="z", c=c,
-                             truncation_psi=0.5)
+        editing.render_edits(g, z, np.ones(g.z_dim), [0.0, INF], space="z",
+                             sampling=Sampling(c=c, truncation_psi=0.5))
 
 
 def test_editing_and_metrics(small_gen):
@@ -161,7 +162,8 @@ def test_jacobian_inputs(small_gen):
     with pytest.raises(ValueError, match="^latents contains"):
         jaxedit.JacobianOperator(g, np.full((g.num_ws, g.w_dim), INF))
     with pytest.raises(ValueError, match="^truncation_psi must be finite"):
-        jaxedit.jacobian(g, np.zeros((1, g.z_dim)), space="z", truncation_psi=NAN)
+        jaxedit.jacobian(g, np.zeros((1, g.z_dim)), space="z",
+                         sampling=Sampling(truncation_psi=NAN))
 
 
 def test_images():

@@ -461,8 +461,9 @@ def test_matrix_free_solver_compiles_once():
 # ---- the operator path ----------------------------------------------------------------------
 def _op_and_dense(gen, space="wplus", seed=0):
     ws = gen.mapping(np.random.RandomState(seed).randn(1, gen.z_dim))
-    J = np.asarray(jaxedit.jacobian(gen, ws, space=space, channels="sum"))[0]
-    op = jaxedit.JacobianOperator(gen, ws[0], space=space, channels="sum")
+    out = jaxedit.OutputSpec(channels="sum")
+    J = np.asarray(jaxedit.jacobian(gen, ws, space=space, output=out))[0]
+    op = jaxedit.JacobianOperator(gen, ws[0], space=space, output=out)
     return op, J
 
 
@@ -564,7 +565,7 @@ def test_trace_rule_exact_when_it_costs_no_more():
 def test_fixture_top_direction_is_more_local_than_random(ada_gen, ada_ref):
     ws = ada_ref["ws_psi10"]
     box = (8, 8, 20, 24)
-    J = jaxedit.jacobian(ada_gen, ws[:1], space="w", channels="sum")
+    J = jaxedit.jacobian(ada_gen, ws[:1], space="w", output=jaxedit.OutputSpec(channels="sum"))
     res = jaxedit.resefa(J[0], box, k=3)
     top = jaxedit.evaluate_direction(ada_gen, ws, res.directions[0], box, alpha=0.5)["roir"]
     rng = np.random.default_rng(0)

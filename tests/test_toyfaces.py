@@ -264,7 +264,7 @@ def test_top_resefa_direction_for_eyes_is_local(shipped):
     gen = shipped
     z = np.asarray(tf.sample_z(11, 4))
     ws = np.asarray(gen.mapping(z))
-    J = jaxedit.jacobian(gen, ws, space="w", batch=4)
+    J = jaxedit.jacobian(gen, ws, space="w", compute=jaxedit.Compute(batch_size=4))
     res = jaxedit.resefa(J, "toyfaces/eyes", k=1, aggregate="mean")
     base = np.asarray(gen.synthesis(ws))
     alphas = (-1.0, 1.0)

@@ -44,11 +44,12 @@ def run(out_dir: str, seeds=(0, 1, 2, 3, 4, 5, 6, 7), *, num_random: int = NUM_R
     from ..checkpoint import load_generator, save_generator
     from ..editing import render_edits, save_edit_grid
     from ..images import save_image_grid
-    from ..jacobians import jacobian
+    from ..jacobians import OutputSpec, jacobian
     from ..methods.sefa import sefa
     from ..models.stylegan2 import seed_to_z
     from ..methods.resefa import resefa
     from ..regions import preset
+    from ..sampling import Compute
     from ..toyfaces import validity
     from ..toyfaces.default import WEIGHTS_DIR, default_generator
 
@@ -73,7 +74,8 @@ def run(out_dir: str, seeds=(0, 1, 2, 3, 4, 5, 6, 7), *, num_random: int = NUM_R
 
     ws = np.asarray(gen.mapping(z))
     t1 = time.time()
-    J = jacobian(gen, ws, space="w", channels="rgb", batch=len(seeds))
+    J = jacobian(gen, ws, space="w", output=OutputSpec(channels="rgb"),
+                 compute=Compute(batch_size=len(seeds)))
     t_jac = time.time() - t1
     print(f"W Jacobians {list(J.shape)} in {t_jac:.1f}s")
     sefa_top = sefa(gen, "all", k=1).directions[0]

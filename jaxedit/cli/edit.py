@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import editing
+from ..sampling import Sampling
 from . import _generators
 from ._common import (
     CLIError,
@@ -78,8 +79,8 @@ def _edit_inputs(args):
     if not gen.has_styles:
         if args.slots is not None:
             raise CLIError("--slots applies to StyleGAN2 W / W+ directions only")
-        kw: dict[str, Any] = dict(c=class_vectors(gen, args, len(lat)),
-                                  truncation_psi=truncation_of(args))
+        kw: dict[str, Any] = dict(sampling=Sampling(c=class_vectors(gen, args, len(lat)),
+                                                    truncation_psi=truncation_of(args)))
         return gen, d, space, mask, lat, None, kw
     if space == "s":
         from ..editing import flatten_styles
@@ -99,7 +100,7 @@ def _edit_inputs(args):
         raise CLIError(f"--slots {','.join(map(str, slots))} out of range: the generator has "
                        f"{gen.num_ws} W+ slots (0..{gen.num_ws - 1})")
     c = class_vectors(gen, args, len(lat)) if space == "z" else None
-    kw = dict(c=c, truncation_psi=psi, truncation_cutoff=cutoff)
+    kw = dict(sampling=Sampling(c=c, truncation_psi=psi, truncation_cutoff=cutoff))
     return gen, d, space, mask, lat, slots, kw
 
 

@@ -32,6 +32,7 @@ def _cmd_jacobian(args) -> int:
     setup_x64(args)
     from .._io import save_npz
     from ..jacobians import OutputSpec, jacobian, latent_dim
+    from ..sampling import Compute, Sampling
 
     check_output(args.out, args.force)
     gen = _generators.load_generator(args.ckpt)
@@ -55,10 +56,11 @@ def _cmd_jacobian(args) -> int:
     check_size(n)
     print(f"{how}: {n} sample(s), space {args.space!r}")
     c = class_vectors(gen, args, n) if (not gen.has_styles or args.space == "z") else None
-    J = jacobian(gen, lat, space=args.space, resize=args.resize, resize_mode=args.resize_mode,
-                 channels=args.channels, chunk=args.chunk, c=c,
-                 truncation_psi=truncation_of(args) if gen.truncation_kind == "stats" else psi_of(args),
-                 truncation_cutoff=args.cutoff, precision=args.precision, progress=True)
+    psi = truncation_of(args) if gen.truncation_kind == "stats" else psi_of(args)
+    J = jacobian(gen, lat, space=args.space,
+                 output=OutputSpec(args.resize, args.resize_mode, args.channels),
+                 sampling=Sampling(c=c, truncation_psi=psi, truncation_cutoff=args.cutoff),
+                 compute=Compute(precision=args.precision, chunk=args.chunk), progress=True)
     J = np.asarray(J)
     bad = int(J.size - np.isfinite(J).sum())
     if bad:

@@ -9,7 +9,6 @@ import hashlib
 import os
 import sys
 import time
-from typing import Any
 
 import numpy as np
 
@@ -222,7 +221,9 @@ def cmd_moments(args) -> int:
     setup_x64(args)
     import jax
 
+    from ..jacobians import OutputSpec
     from ..methods.resefa import moment_settings, read_moments, region_moments, save_moments
+    from ..sampling import Compute, Sampling
 
     gen = _generators.load_generator(args.ckpt)
     check_family_options(gen, args)
@@ -237,11 +238,11 @@ def cmd_moments(args) -> int:
     c = class_vectors(gen, args, 1)
     c = None if c is None else c[0]
     psi = truncation_of(args) if stats else psi_of(args)
-    kw: dict[str, Any] = dict(space=space, resize=args.resize, resize_mode=args.resize_mode,
-                              channels=args.channels, truncation_psi=psi,
-                              truncation_cutoff=None if stats else args.cutoff,
-                              precision=args.precision)
-    settings, masks, _ = moment_settings(gen, args.regions, **kw)
+    output = OutputSpec(args.resize, args.resize_mode, args.channels)
+    sampling = Sampling(c=c, truncation_psi=psi, truncation_cutoff=None if stats else args.cutoff)
+    settings, masks, _ = moment_settings(gen, args.regions, space=space, output=output,
+                                         sampling=sampling,
+                                         compute=Compute(precision=args.precision))
     run = dict(run_samples=np.int64(n_total),
                run_seeds=np.asarray(samples if args.latents is None else [], np.int64),
                run_latents_sha256=lat_sha, run_checkpoint=ckpt_label(args.ckpt),
@@ -282,9 +283,10 @@ def cmd_moments(args) -> int:
             state["t"] = now
 
     rest = samples[done0:]
-    res = region_moments(gen, rest, args.regions, c=c, batch=args.batch, chunk=args.chunk,
-                         gram=args.gram, progress=args.progress, callback=checkpoint,
-                         initial=initial, **kw)
+    compute = Compute(precision=args.precision, chunk=args.chunk, batch_size=args.batch)
+    res = region_moments(gen, rest, args.regions, space=space, output=output, sampling=sampling,
+                         compute=compute, gram=args.gram, progress=args.progress,
+                         callback=checkpoint, initial=initial)
     write(res, True)
     if leader:
         first = next(iter(res.values()))

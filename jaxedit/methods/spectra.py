@@ -55,6 +55,7 @@ from .. import _ops
 from .._typing import ComplexGram, ConvKernel, ConvKernelArray, Gram, StyleAffine
 from ..linalg import canonical_rows
 from ..models.biggan import BigGANGenerator, bn_statistics, upsample_nearest2x
+from ..sampling import Sampling, as_sampling
 
 
 def _wrap(kernel: jax.Array, n0: int, n1: int | None = None) -> jax.Array:
@@ -326,7 +327,7 @@ def layer_spectrum(gen, layer: str, *, top_k: int | None = None) -> jax.Array:
     return conv_singular_values(w, (lay.resolution, lay.resolution), top_k=top_k)
 
 
-def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
+def layer_factorization(gen, layer: str, *, k: int = 5, sampling: Sampling | None = None,
                         transpose: str = "conjugate", method: str = "fft") -> ConvFactorization:
     """Closed-form directions of one generator conv layer, in the generator's latent space.
 
@@ -338,14 +339,36 @@ def layer_factorization(gen, layer: str, *, k: int = 5, truncation: float = 1.0,
     layer's (unnormalized) output for unit activations at p.
 
     BigGAN (``layer`` one of ``"gen_z"``, ``"block0.conv_0"``, ``"block0.conv_1"``): the linear
-    chain z -> ``gen_z`` (z columns) -> block0's BN normalization at ``truncation`` (the
-    class-conditional gain taken at its neutral value 1 and offsets dropped) -> ReLU taken as
-    identity -> the 1x1 ``conv_0`` -> (for ``conv_1``: BN normalization, nearest upsampling if
-    the block upsamples, the 3x3 ``conv_1`` with its zero padding). That map is linear in z; its
-    Gram ``LᵀL`` is formed exactly (no circular approximation) -> directions in z.
+    chain z -> ``gen_z`` (z columns) -> block0's BN normalization at
+    ``sampling.truncation_psi`` (the class-conditional gain taken at its neutral value 1 and
+    offsets dropped) -> ReLU taken as identity -> the 1x1 ``conv_0`` -> (for ``conv_1``: BN
+    normalization, nearest upsampling if the block upsamples, the 3x3 ``conv_1`` with its zero
+    padding). That map is linear in z; its Gram ``LᵀL`` is formed exactly (no circular
+    approximation) -> directions in z.
+
+    Args:
+      gen: a StyleGAN2 or BigGAN generator.
+      layer: the conv layer's name.
+      k: number of directions.
+      sampling: a `jaxedit.Sampling` (None: ``Sampling()``); BigGAN reads its
+        ``truncation_psi`` (the truncation that picks the BN statistics); StyleGAN2 reads
+        nothing (the factorization does not depend on the latent).
+      transpose, method: as `conv_factorization`.
+
+    Returns:
+      `ConvFactorization` with directions in w (StyleGAN2) or z (BigGAN).
+
+    Raises:
+      TypeError: ``sampling`` is not a `jaxedit.Sampling`.
+      ValueError: an unknown layer, or for BigGAN a ``sampling.truncation_cutoff`` (a
+        StyleGAN2 option) or a ``sampling.truncation_psi`` outside (0, 1].
     """
+    sampling = as_sampling(sampling)
     if isinstance(gen, BigGANGenerator):
-        return _biggan_chain_factorization(gen, layer, k, truncation)
+        if sampling.truncation_cutoff is not None:
+            raise ValueError(f"layer_factorization: sampling.truncation_cutoff applies to "
+                             f"StyleGAN2 only, got {sampling.truncation_cutoff!r} for BigGAN")
+        return _biggan_chain_factorization(gen, layer, k, sampling.truncation_psi)
     if layer not in gen.conv_layer_names:
         raise ValueError(f"unknown conv layer {layer!r}; choose one of {gen.conv_layer_names}")
     lay = gen._layer(layer)

@@ -452,5 +452,5 @@ def seed_to_z(seed: int, z_dim: int) -> SeedLatent:
     return np.random.RandomState(int(seed)).randn(1, z_dim)
 
 
-__all__ = ["SPACES", "Buffer", "StyleGAN2Config", "StyleGAN2Generator", "SynthesisState",
+__all__ = ["SPACES", "StyleGAN2Config", "StyleGAN2Generator", "SynthesisState",
            "seed_to_z"]

@@ -40,6 +40,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ... import _io, _ops, jacobians
+from ...jacobians import OutputSpec, as_output
+from ...sampling import Compute, Sampling, as_compute, as_sampling
 from ...linalg import basis_chunk
 from ...regions import RegionLike, region_mask
 from ._moments import Moments, MomentSettings, check_run, is_moments, pack_mask
@@ -182,10 +184,10 @@ def _is_seed_list(x) -> bool:
 class _Source:
     """Latents of samples ``idx`` (host numpy), from seeds or from a latent array."""
 
-    def __init__(self, gen, samples, space, c, truncation_psi, truncation_cutoff, dtype,
-                 precision):
+    def __init__(self, gen, samples, space, sampling: Sampling, dtype, precision):
         self.gen, self.space, self.dtype, self.precision = gen, space, dtype, precision
-        self.psi, self.cutoff = truncation_psi, truncation_cutoff
+        self.psi, self.cutoff = sampling.truncation_psi, sampling.truncation_cutoff
+        c = sampling.c
         self.biggan = jacobians.is_biggan(gen)
         if _is_seed_list(samples):
             seeds = [int(s) for s in samples]
@@ -267,13 +269,10 @@ def _normalize_regions(regions) -> dict[str, RegionLike]:
 # ---------------------------------------------------------------------------------------------
 # region_moments
 # ---------------------------------------------------------------------------------------------
-def region_moments(gen, samples, regions, *, space: str = "w", resize: int | None = None,
-                   resize_mode: str = "nearest", channels: str = "rgb", batch: int = 1,
-                   chunk: int = 32, gram: str = "dense", mesh: Mesh | None = None, c=None,
-                   truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                   noise_mode: str = "const", dtype=None,
-                   precision: _ops.Precision = "highest", progress: bool | Callable = False,
-                   callback: Callable | None = None,
+def region_moments(gen, samples, regions, *, space: str = "w", output: OutputSpec | None = None,
+                   sampling: Sampling | None = None, compute: Compute | None = None,
+                   gram: str = "dense", mesh: Mesh | None = None,
+                   progress: bool | Callable = False, callback: Callable | None = None,
                    initial: Mapping[str, Moments] | None = None) -> dict[str, Moments]:
     """Per-region ReSeFa moments over many samples, without keeping their Jacobians.
 
@@ -287,12 +286,14 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
         batch, so seeds cost no memory.
       regions: ``{name: region}`` (a bool mask ``[H, W]`` of any size, a :class:`~jaxedit.Box`, a
         preset name or ``(y0, x0, y1, x1)`` on the Jacobian grid), or a list of preset names.
-      space, resize, resize_mode, channels, c, truncation_psi, truncation_cutoff, noise_mode,
-        dtype, precision: as :func:`jaxedit.jacobian` (``c``: ``[N, classes]`` or one
-        ``[classes]`` vector for every sample).
-      batch: samples per device per step; a step processes ``batch x devices`` samples (the last
-        one is padded with zero-weight samples, so every step has the same shape).
-      chunk: tangents per ``vmap`` in the forward-mode Jacobian (memory bound).
+      space, output: as :func:`jaxedit.jacobian`.
+      sampling: a `jaxedit.Sampling` as for :func:`jaxedit.jacobian` (None: ``Sampling()``);
+        ``c`` is ``[N, classes]`` or one ``[classes]`` vector for every sample.
+      compute: a `jaxedit.Compute` (None: ``Compute()``): ``dtype`` and ``precision`` as for
+        :func:`jaxedit.jacobian`; ``batch_size``: samples per device per step (a step processes
+        ``batch_size x devices`` samples; the last one is padded with zero-weight samples, so
+        every step has the same shape); ``chunk``: tangents per ``vmap`` in the forward-mode
+        Jacobian (memory bound).
       gram: ``"dense"`` (default: the step's Jacobians ``[batch, H', W', C', D]`` are formed,
         then the Grams by matmuls - fastest) or ``"stream"`` (no Jacobian is formed: for each
         block of ``chunk`` columns, ``Jᵀ W J_c`` by transposed products; memory
@@ -313,35 +314,36 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
     Returns:
       ``{name: Moments}`` with ``M_f``, ``M_b`` ``[D, D]``, ``n_f``, ``n_b``, ``n_samples``.
 
-    Memory per device: the forward-mode working set of ``batch x chunk`` tangents, ``2 x
-    regions x D²`` accumulators, and with ``gram="dense"`` the step's ``batch`` Jacobians
-    ``[H', W', C', D]`` (``"stream"``: ``batch x chunk`` Jacobian columns instead) - independent
-    of N.
+    Memory per device: the forward-mode working set of ``batch_size x chunk`` tangents, ``2 x
+    regions x D²`` accumulators, and with ``gram="dense"`` the step's ``batch_size`` Jacobians
+    ``[H', W', C', D]`` (``"stream"``: ``batch_size x chunk`` Jacobian columns instead) -
+    independent of N.
+
+    Raises:
+      TypeError: ``output`` / ``sampling`` / ``compute`` of the wrong type.
+      ValueError: bad samples, regions, class vectors or options, ``initial`` moments of
+        another run, or non-finite Jacobians.
     """
-    settings, masks, opts = moment_settings(
-        gen, regions, space=space, resize=resize, resize_mode=resize_mode, channels=channels,
-        noise_mode=noise_mode, truncation_psi=truncation_psi,
-        truncation_cutoff=truncation_cutoff, precision=precision)
-    if int(batch) != batch or batch < 1 or int(chunk) != chunk or chunk < 1:
-        raise ValueError(f"batch and chunk must be integers >= 1, got batch={batch}, chunk={chunk}")
-    batch, chunk = int(batch), int(chunk)
+    sampling = as_sampling(sampling)
+    compute = as_compute(compute)
+    settings, masks, opts = moment_settings(gen, regions, space=space, output=output,
+                                            sampling=sampling, compute=compute)
+    batch, chunk = compute.batch_size, compute.chunk
+    precision = compute.precision
     if gram not in GRAMS:
         raise ValueError(f"gram must be one of {GRAMS}, got {gram!r}")
     mesh = default_mesh() if mesh is None else mesh
     if not isinstance(mesh, Mesh):
         raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
-    dt = jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
+    dt = compute.resolved_dtype             # a floating dtype (checked by Compute)
     acc_dtype = jnp.dtype(_ops.default_float_dtype())   # float64 whenever x64 is on
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"dtype must be a float dtype, got {dt}")
-    src = _Source(gen, samples, space, c, truncation_psi, truncation_cutoff, dt, precision)
+    src = _Source(gen, samples, space, sampling, dt, precision)
     if src.c is None and (jacobians.is_biggan(gen)
                           or (space == "z" and getattr(gen, "c_dim", 0) > 0)):
         raise ValueError("this generator is conditional: pass c ([N, classes] or [classes])")
     if src.seeds is None:   # shape errors now, not after a compile
         lat, c0 = src.latents_of(np.arange(1))
-        jacobians.prepare_latents(gen, lat, space, c0, dt, precision, truncation_psi,
-                                  truncation_cutoff)
+        jacobians.prepare_latents(gen, lat, space, c0, compute)
     d = settings.dim
     chunk = min(chunk, d)
     weights = []   # [2R, rows]: region / background row indicators
@@ -387,8 +389,7 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
             idx = np.minimum(np.arange(lo, lo + gbatch), n - 1)
             valid = (np.arange(lo, lo + gbatch) < n).astype(dt)
             lat, cc = src.latents_of(idx[local])
-            base, x0 = jacobians.prepare_latents(gen, lat, space, cc, dt, precision,
-                                                 truncation_psi, truncation_cutoff)
+            base, x0 = jacobians.prepare_latents(gen, lat, space, cc, compute)
             args = [_global(a, local, gbatch, rows_sh) for a in (base, x0, valid[local])]
             acc = step(state, *args, w_dev, acc)
             jax.block_until_ready(acc)
@@ -405,21 +406,37 @@ def region_moments(gen, samples, regions, *, space: str = "w", resize: int | Non
     return partial(n, acc)
 
 
-def moment_settings(gen, regions, *, space: str = "w", resize: int | None = None,
-                    resize_mode: str = "nearest", channels: str = "rgb",
-                    noise_mode: str = "const", truncation_psi: float = 1.0,
-                    truncation_cutoff: int | None = None, precision: _ops.Precision = "highest"
+def moment_settings(gen, regions, *, space: str = "w", output: OutputSpec | None = None,
+                    sampling: Sampling | None = None, compute: Compute | None = None
                     ) -> tuple[MomentSettings, dict[str, np.ndarray], Any]:
-    """Validate the options: ``(settings, {name: mask [H', W']}, jacobian render options)``."""
-    opts = jacobians.render_options(gen, space, resize, resize_mode, channels, noise_mode,
-                                    precision, truncation_psi, truncation_cutoff)
+    """Validate the options: ``(settings, {name: mask [H', W']}, jacobian render options)``.
+
+    Args:
+      gen: the generator.
+      regions: as `region_moments`.
+      space, output: as `region_moments`.
+      sampling: a `jaxedit.Sampling`; ``noise_mode``, ``truncation_psi`` and
+        ``truncation_cutoff`` are read (``c`` is not part of the settings).
+      compute: a `jaxedit.Compute`; ``precision`` is read.
+
+    Returns:
+      ``(MomentSettings, {name: mask [H', W']}, render options)``.
+
+    Raises:
+      TypeError: an option object of the wrong type.
+      ValueError: bad regions or options.
+    """
+    out = as_output(output)
+    sampling = as_sampling(sampling)
+    opts = jacobians.render_options(gen, space, out, sampling, as_compute(compute))
     d = jacobians.latent_dim(gen, space)
     grid = tuple(int(v) for v in opts.out.out_shape(gen.resolution, gen.img_channels))
     masks = {n: region_mask(r, grid[:2]) for n, r in _normalize_regions(regions).items()}
-    settings = MomentSettings(space, None if grid[0] == gen.resolution else int(resize),
-                              opts.out.mode, opts.out.channels, noise_mode,
-                              float(truncation_psi),
-                              None if truncation_cutoff is None else int(truncation_cutoff),
+    cutoff = sampling.truncation_cutoff
+    settings = MomentSettings(space, None if grid[0] == gen.resolution else int(out.resize),
+                              opts.out.mode, opts.out.channels, sampling.noise_mode,
+                              float(sampling.truncation_psi),
+                              None if cutoff is None else int(cutoff),
                               grid, int(d), generator_fingerprint(gen))
     return settings, masks, opts
 
