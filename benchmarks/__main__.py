@@ -25,19 +25,26 @@ def _run(args) -> int:
     names = list(workloads.SUITES) if args.suite == "all" else args.suite.split(",")
     unknown = [n for n in names if n not in workloads.SUITES]
     if unknown:
-        print(f"unknown suite(s) {unknown}; choose from {list(workloads.SUITES)} or all",
-              file=sys.stderr)
+        print(
+            f"unknown suite(s) {unknown}; choose from {list(workloads.SUITES)} or all",
+            file=sys.stderr,
+        )
         return 2
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    ctx = workloads.Context(smoke=args.smoke, repeats=args.repeats or (2 if args.smoke else 10),
-                            torch_device=dev)
+    ctx = workloads.Context(
+        smoke=args.smoke, repeats=args.repeats or (2 if args.smoke else 10), torch_device=dev
+    )
     info = harness.device_info()
     if jax.devices()[0].platform == "cpu" and not args.smoke:
-        print("warning: no GPU visible to JAX; full-size suites on a CPU take very long",
-              file=sys.stderr)
+        print(
+            "warning: no GPU visible to JAX; full-size suites on a CPU take very long",
+            file=sys.stderr,
+        )
     out = args.out or os.path.join(
-        RESULTS, f"{harness.today()}-{(info.get('torch_cuda') or info['jax_device']).replace(' ', '_')}"
-        f"{'-smoke' if args.smoke else ''}.json")
+        RESULTS,
+        f"{harness.today()}-{(info.get('torch_cuda') or info['jax_device']).replace(' ', '_')}"
+        f"{'-smoke' if args.smoke else ''}.json",
+    )
     rows, failures = [], {}
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     for name in names:
@@ -49,14 +56,23 @@ def _run(args) -> int:
             traceback.print_exc()
             continue
         for r in new:
-            print(f"   {r.workload:<45} {r.impl:<28} {r.precision:<5} "
-                  f"{harness._fmt_s(r.median_s):>10}  acc {r.accuracy}", flush=True)
+            print(
+                f"   {r.workload:<45} {r.impl:<28} {r.precision:<5} "
+                f"{harness._fmt_s(r.median_s):>10}  acc {r.accuracy}",
+                flush=True,
+            )
         rows += new
-    meta = {"date": harness.today(), "device": info, "smoke": args.smoke, "suites": names,
-            "repeats": ctx.repeats, "failures": failures,
-            # other processes on a shared machine slow every row: say how busy it was
-            "loadavg_start": load_start,
-            "loadavg_end": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    meta = {
+        "date": harness.today(),
+        "device": info,
+        "smoke": args.smoke,
+        "suites": names,
+        "repeats": ctx.repeats,
+        "failures": failures,
+        # other processes on a shared machine slow every row: say how busy it was
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
     print(f"wrote {harness.write_results(out, rows, meta)}")
     return 1 if failures else 0
 
@@ -69,9 +85,14 @@ def _render(args) -> int:
             docs.append((os.path.basename(f), json.load(fh)))
     if not args.include_smoke:
         docs = [(n, d) for n, d in docs if not d.get("meta", {}).get("smoke")]
-    text = harness.render_markdown(docs) if docs else (
-        "# Benchmark results\n\nNo full-size results yet: run `python -m benchmarks run --suite all` "
-        "on a GPU machine, then `python -m benchmarks render`.\n")
+    text = (
+        harness.render_markdown(docs)
+        if docs
+        else (
+            "# Benchmark results\n\nNo full-size results yet: run `python -m benchmarks run --suite all` "
+            "on a GPU machine, then `python -m benchmarks render`.\n"
+        )
+    )
     out = args.out or os.path.join(args.results, "README.md")
     with open(out, "w") as fh:
         fh.write(text)
@@ -83,7 +104,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--suite", default="all", help=f"all or a comma list of {list(workloads.SUITES)}")
+    r.add_argument(
+        "--suite", default="all", help=f"all or a comma list of {list(workloads.SUITES)}"
+    )
     r.add_argument("--out", default=None)
     r.add_argument("--smoke", action="store_true", help="toy sizes (CPU, seconds)")
     r.add_argument("--repeats", type=int, default=None)

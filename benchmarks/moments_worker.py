@@ -26,8 +26,11 @@ import time
 
 
 def _setup(devices: int) -> None:
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
-             if not f.startswith("--xla_force_host_platform_device_count")]
+    flags = [
+        f
+        for f in os.environ.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
     flags.append(f"--xla_force_host_platform_device_count={devices}")
     os.environ["XLA_FLAGS"] = " ".join(flags)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -36,7 +39,7 @@ def _setup(devices: int) -> None:
 def _model(smoke: bool):
     import jaxedit
 
-    if smoke:   # the suite's toy model (32 px)
+    if smoke:  # the suite's toy model (32 px)
         from flax import nnx
 
         from jaxedit.models.stylegan2 import StyleGAN2Generator
@@ -80,8 +83,9 @@ class _PeakRSS:
 
 def _settings(jaxedit) -> dict:
     """The options of every timed run (the W space, full-resolution RGB rows, 32 tangents)."""
-    return dict(space="w", output=jaxedit.OutputSpec(channels="rgb"),
-                compute=jaxedit.Compute(chunk=32))
+    return dict(
+        space="w", output=jaxedit.OutputSpec(channels="rgb"), compute=jaxedit.Compute(chunk=32)
+    )
 
 
 def main(argv=None) -> int:
@@ -105,8 +109,14 @@ def main(argv=None) -> int:
 
     gen = _model(args.smoke)
     seeds = list(range(args.samples))
-    out: dict = {"mode": args.mode, "devices": jax.device_count(), "samples": args.samples,
-                 "impl": args.impl, "resolution": gen.resolution, "dim": gen.w_dim}
+    out: dict = {
+        "mode": args.mode,
+        "devices": jax.device_count(),
+        "samples": args.samples,
+        "impl": args.impl,
+        "resolution": gen.resolution,
+        "dim": gen.w_dim,
+    }
     if args.mode == "scaling":
         from jax.sharding import Mesh
 
@@ -127,6 +137,7 @@ def main(argv=None) -> int:
         if args.one:
             out["times_1dev"] = timed(Mesh(np.asarray(jax.devices()[:1]), ("samples",)))
     else:
+
         def run(n):
             if args.impl == "moments":
                 m = jaxedit.region_moments(gen, seeds[:n], list(REGIONS), **SETTINGS)
@@ -138,7 +149,7 @@ def main(argv=None) -> int:
                 mf, mb = zip(*(dense_moments(j, r) for j in J))
                 np.asarray(sum(mf))
 
-        run(1)                     # compile first: its memory is not what is measured
+        run(1)  # compile first: its memory is not what is measured
         gc.collect()
         before = _rss()
         with _PeakRSS() as peak:

@@ -42,10 +42,12 @@ def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
             if has_cfg and has_params:
                 raise UnsupportedFormatError(
                     f"{source}: this is a converted jaxedit checkpoint, not a source checkpoint "
-                    "file (load it with jaxedit.load_generator)")
+                    "file (load it with jaxedit.load_generator)"
+                )
             raise UnsupportedFormatError(
                 f"{source}: a directory, but not a jaxedit checkpoint (no config.json + params/) "
-                f"nor a BigGAN one (no {biggan.WEIGHTS_NAME})")
+                f"nor a BigGAN one (no {biggan.WEIGHTS_NAME})"
+            )
         source = os.path.join(source, biggan.WEIGHTS_NAME)
     if not os.path.exists(source):
         raise FileNotFoundError(f"{source}: no such checkpoint file")
@@ -61,7 +63,8 @@ def _classify(path: str | os.PathLike) -> tuple[str, object | None]:
             return nvidia.FORMAT, None
     elif kind != "zip":
         raise UnsupportedFormatError(
-            f"{source}: unrecognized file (neither a pickle nor a torch.save archive)")
+            f"{source}: unrecognized file (neither a pickle nor a torch.save archive)"
+        )
     obj = load_torch_file(source)
     if rosinality.sniff(obj):
         return rosinality.FORMAT, obj
@@ -83,12 +86,21 @@ def detect_format(path: str | os.PathLike) -> str:
 # What a malformed (but safely loaded) object tree can still provoke in a format reader; turned
 # into one CorruptCheckpointError line naming the file. The readers check types and shapes
 # explicitly first, with better messages; this is the net under them.
-_MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError,
-              ZeroDivisionError, RecursionError)
+_MALFORMED = (
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    ValueError,
+    OverflowError,
+    ZeroDivisionError,
+    RecursionError,
+)
 
 
-def read_checkpoint(path: str | os.PathLike, which: str | None = None, *,
-                    allow_nonfinite: bool = False) -> ConvertedCheckpoint:
+def read_checkpoint(
+    path: str | os.PathLike, which: str | None = None, *, allow_nonfinite: bool = False
+) -> ConvertedCheckpoint:
     """Read a checkpoint file into jaxedit's layout.
 
     Args:
@@ -121,7 +133,8 @@ def read_checkpoint(path: str | os.PathLike, which: str | None = None, *,
     except _MALFORMED as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise CorruptCheckpointError(
-            f"{os.fspath(path)}: malformed checkpoint ({type(e).__name__}: {text})") from e
+            f"{os.fspath(path)}: malformed checkpoint ({type(e).__name__}: {text})"
+        ) from e
     if not allow_nonfinite:
         check_finite(conv.source_path, conv.params, conv.sources)
     return conv

@@ -47,8 +47,12 @@ class ConvertedCheckpoint:
     source_tensors: dict[str, tuple[int, ...]]
 
     def source_info(self) -> dict[str, Any]:
-        return {"format": self.source_format, "path": os.path.basename(self.source_path),
-                "sha256": self.source_sha256, "which": self.which}
+        return {
+            "format": self.source_format,
+            "path": os.path.basename(self.source_path),
+            "sha256": self.source_sha256,
+            "which": self.which,
+        }
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -72,6 +76,7 @@ def apply_table(
     tensors that carry no parameters (recomputable buffers), each validated by its check.
     Raises KeyMismatchError naming every missing and unexpected source key.
     """
+
     def keys(src):
         return (src,) if isinstance(src, str) else tuple(src)
 
@@ -98,7 +103,8 @@ def apply_table(
                 raise
             shapes = ", ".join(f"{k} {tuple(a.shape)}" for k, a in zip(keys(s), args))
             raise ShapeMismatchError(
-                f"{source}: {shapes} cannot be converted to {t} ({e})") from None
+                f"{source}: {shapes} cannot be converted to {t} ({e})"
+            ) from None
     return params, {t: "+".join(keys(s)) for t, (s, _) in table.items()}
 
 
@@ -113,14 +119,22 @@ def check_finite(source: str, params: Mapping[str, np.ndarray], sources: Mapping
         raise NonFiniteParameterError(
             f"{source}: {src} (jaxedit {target}, shape {tuple(a.shape)}) holds {n_nan} NaN and "
             f"{n_inf} infinite values; pass allow_nonfinite=True (CLI: --allow-nonfinite) to "
-            "convert it anyway")
+            "convert it anyway"
+        )
 
 
 _MISSING = object()
 
 
-def typed_int(d: Mapping[str, Any], key: str, where: str, *, lo: int = 0, hi: int = 1 << 20,
-              default: Any = _MISSING) -> int:
+def typed_int(
+    d: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    lo: int = 0,
+    hi: int = 1 << 20,
+    default: Any = _MISSING,
+) -> int:
     """``d[key]`` as an int (a real int, not a bool, a float or a string) within [lo, hi]."""
     v = d.get(key, _MISSING) if isinstance(d, Mapping) else _MISSING
     if v is _MISSING:
@@ -135,17 +149,41 @@ def typed_int(d: Mapping[str, Any], key: str, where: str, *, lo: int = 0, hi: in
 
 
 @overload
-def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = ..., hi: float = ...,
-               default: float = ..., allow_none: Literal[False] = ...) -> float: ...
+def typed_real(
+    d: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    lo: float = ...,
+    hi: float = ...,
+    default: float = ...,
+    allow_none: Literal[False] = ...,
+) -> float: ...
 
 
 @overload
-def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = ..., hi: float = ...,
-               default: Any = ..., allow_none: bool = ...) -> float | None: ...
+def typed_real(
+    d: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    lo: float = ...,
+    hi: float = ...,
+    default: Any = ...,
+    allow_none: bool = ...,
+) -> float | None: ...
 
 
-def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = 0.0,
-               hi: float = 1e30, default: Any = _MISSING, allow_none: bool = False):
+def typed_real(
+    d: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    lo: float = 0.0,
+    hi: float = 1e30,
+    default: Any = _MISSING,
+    allow_none: bool = False,
+):
     """``d[key]`` as a finite real number within [lo, hi] (or None when allowed)."""
     v = d.get(key, _MISSING) if isinstance(d, Mapping) else _MISSING
     if v is _MISSING:
@@ -161,8 +199,9 @@ def typed_real(d: Mapping[str, Any], key: str, where: str, *, lo: float = 0.0,
     return float(v)
 
 
-def typed_str(d: Mapping[str, Any], key: str, where: str, choices: tuple[str, ...],
-              default: Any = _MISSING):
+def typed_str(
+    d: Mapping[str, Any], key: str, where: str, choices: tuple[str, ...], default: Any = _MISSING
+):
     v = d.get(key, _MISSING) if isinstance(d, Mapping) else _MISSING
     if v is _MISSING:
         if default is _MISSING:
@@ -193,12 +232,15 @@ def kernel_1d_from_2d(f2d: np.ndarray, source: str, key: str, scale: float = 1.0
     a = f.sum(axis=1)
     if not np.isclose(a.sum(), 1.0, atol=1e-5) or not np.allclose(np.outer(a, a), f, atol=1e-6):
         raise UnsupportedFormatError(
-            f"{source}: {key} is not a normalized separable FIR filter (times {scale})")
+            f"{source}: {key} is not a normalized separable FIR filter (times {scale})"
+        )
     taps = a / a.min() if a.min() > 0 else a / np.abs(a).max()
     return [float(round(t, 6)) for t in taps]
 
 
-def check_fir(expected_1d, source: str, key: str, scale: float = 1.0) -> Callable[[np.ndarray], None]:
+def check_fir(
+    expected_1d, source: str, key: str, scale: float = 1.0
+) -> Callable[[np.ndarray], None]:
     """A check that a stored 2-D FIR buffer equals ``scale * outer(k, k) / sum(k)**2``."""
     k = np.asarray(expected_1d, np.float64)
     want = np.outer(k, k) / k.sum() ** 2 * scale
@@ -208,6 +250,7 @@ def check_fir(expected_1d, source: str, key: str, scale: float = 1.0) -> Callabl
             raise CorruptCheckpointError(f"{source}: {key} holds NaN or infinite values")
         if arr.shape != want.shape or not np.allclose(arr, want, rtol=1e-5, atol=1e-7):
             raise UnsupportedFormatError(
-                f"{source}: {key} differs from the FIR of the other layers ({list(expected_1d)})")
+                f"{source}: {key} differs from the FIR of the other layers ({list(expected_1d)})"
+            )
 
     return check

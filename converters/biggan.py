@@ -22,8 +22,17 @@ from .errors import CorruptCheckpointError, UnsupportedFormatError
 FORMAT = "biggan-bin"
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
-CONFIG_FIELDS = ("output_dim", "z_dim", "class_embed_dim", "channel_width", "num_classes",
-                 "layers", "attention_layer_position", "eps", "n_stats")
+CONFIG_FIELDS = (
+    "output_dim",
+    "z_dim",
+    "class_embed_dim",
+    "channel_width",
+    "num_classes",
+    "layers",
+    "attention_layer_position",
+    "eps",
+    "n_stats",
+)
 
 
 def is_biggan(obj: Any) -> bool:
@@ -40,7 +49,8 @@ def resolve(path: str | os.PathLike) -> tuple[str, str]:
     if not os.path.isfile(config):
         raise UnsupportedFormatError(
             f"{weights}: a BigGAN state dict needs its {CONFIG_NAME} in the same directory "
-            f"(the architecture's upsampling pattern is not recoverable from shapes)")
+            f"(the architecture's upsampling pattern is not recoverable from shapes)"
+        )
     return weights, config
 
 
@@ -71,15 +81,23 @@ def read_config(config_path: str) -> dict[str, Any]:
     }
     layers = raw["layers"]
     if not isinstance(layers, list) or not 1 <= len(layers) <= 64:
-        raise CorruptCheckpointError(f"{at}layers is {describe(layers)}, expected a list of "
-                                     "[up, in_mult, out_mult]")
+        raise CorruptCheckpointError(
+            f"{at}layers is {describe(layers)}, expected a list of [up, in_mult, out_mult]"
+        )
     cfg["layers"] = []
     for k, layer in enumerate(layers):
-        if (not isinstance(layer, list) or len(layer) != 3 or not isinstance(layer[0], bool)
-                or any(isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 1 << 10
-                       for m in layer[1:])):
-            raise CorruptCheckpointError(f"{at}layers[{k}] is {describe(layer)}, expected "
-                                         "[true|false, in_mult, out_mult]")
+        if (
+            not isinstance(layer, list)
+            or len(layer) != 3
+            or not isinstance(layer[0], bool)
+            or any(
+                isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 1 << 10
+                for m in layer[1:]
+            )
+        ):
+            raise CorruptCheckpointError(
+                f"{at}layers[{k}] is {describe(layer)}, expected [true|false, in_mult, out_mult]"
+            )
         cfg["layers"].append([layer[0], layer[1], layer[2]])
     return {k: cfg[k] for k in CONFIG_FIELDS}
 
@@ -92,13 +110,16 @@ def _fold(source: str, prefix: str):
         if u.shape != (wm.shape[0],) or v.shape != (wm.shape[1],):
             raise CorruptCheckpointError(
                 f"{source}: {prefix}.weight_u {u.shape} / weight_v {v.shape} do not fit "
-                f"{prefix}.weight_orig {w.shape}")
+                f"{prefix}.weight_orig {w.shape}"
+            )
         sigma = float(np.asarray(u, np.float64) @ (wm @ np.asarray(v, np.float64)))
         if not np.isfinite(sigma) or sigma == 0:
             # the reference divides by whatever u, v give (a negative σ only flips the sign);
             # zero or non-finite cannot be reproduced
-            raise CorruptCheckpointError(f"{source}: {prefix}: spectral norm σ = {sigma} from the "
-                                         f"stored weight_u / weight_v is zero or not finite")
+            raise CorruptCheckpointError(
+                f"{source}: {prefix}: spectral norm σ = {sigma} from the "
+                f"stored weight_u / weight_v is zero or not finite"
+            )
         return np.asarray(w, np.float64) / sigma
 
     return fold
@@ -153,20 +174,32 @@ def build_table(cfg: dict, source: str) -> dict:
 def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> ConvertedCheckpoint:
     """Read ``DIR`` (with ``pytorch_model.bin`` + ``config.json``) or ``.../pytorch_model.bin``."""
     if which not in (None, "G", "generator"):
-        raise UnsupportedFormatError(f"{os.fspath(path)}: a BigGAN file holds one generator; "
-                                     f"--which {which!r} does not apply")
+        raise UnsupportedFormatError(
+            f"{os.fspath(path)}: a BigGAN file holds one generator; "
+            f"--which {which!r} does not apply"
+        )
     weights, config_path = resolve(path)
     sd = _pickle.load_torch_file(weights) if obj is None else obj
     if not is_biggan(sd):
-        raise UnsupportedFormatError(f"{weights}: not a pytorch-pretrained-BigGAN state dict "
-                                     f"(no generator.gen_z.weight_orig)")
+        raise UnsupportedFormatError(
+            f"{weights}: not a pytorch-pretrained-BigGAN state dict "
+            f"(no generator.gen_z.weight_orig)"
+        )
     for k, v in sd.items():
         if not isinstance(k, str) or not isinstance(v, np.ndarray):
-            raise CorruptCheckpointError(f"{weights}: {k!s:.80} is a {type(v).__name__}, not a "
-                                         "tensor")
+            raise CorruptCheckpointError(
+                f"{weights}: {k!s:.80} is a {type(v).__name__}, not a tensor"
+            )
     cfg = read_config(config_path)
     params, sources = apply_table(weights, sd, build_table(cfg, weights), {})
     return ConvertedCheckpoint(
-        family="biggan", config=cfg, params=params, sources=sources, source_format=FORMAT,
-        source_path=weights, source_sha256=sha256_file(weights), which=None,
-        source_tensors={k: tuple(v.shape) for k, v in sd.items()})
+        family="biggan",
+        config=cfg,
+        params=params,
+        sources=sources,
+        source_format=FORMAT,
+        source_path=weights,
+        source_sha256=sha256_file(weights),
+        which=None,
+        source_tensors={k: tuple(v.shape) for k, v in sd.items()},
+    )

@@ -19,11 +19,17 @@ Public API::
 
 import sys
 
-from .methods import eis as eis
-from .methods import panda as panda
-from . import debug as debug
-from . import linalg as linalg
-from . import toyfaces
+from . import debug as debug, linalg as linalg, toyfaces
+from .checkpoint import (
+    CheckpointInfo,
+    convert_checkpoint,
+    inspect_checkpoint,
+    load_generator,
+    read_config,
+    save_generator,
+    verify_checkpoint,
+)
+from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .errors import (
     CheckpointError,
     ComplexEigenpairsWarning,
@@ -39,25 +45,16 @@ from .errors import (
     UnsafePickleError,
     UnsupportedFormatError,
 )
-from .checkpoint import (
-    CheckpointInfo,
-    convert_checkpoint,
-    inspect_checkpoint,
-    load_generator,
-    read_config,
-    save_generator,
-    verify_checkpoint,
-)
-from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .images import save_image_grid, to_uint8
 from .jacobians import JacobianOperator, OutputSpec, jacobian
-from .methods import sefa as _sefa_module
-from .methods import spectra as spectra
-from .methods.sefa import SefaResult, sefa
-from .methods.spectra import conv_factorization, conv_singular_values
-from .metrics import evaluate_direction, locality
-from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
-from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
+from .linalg import (
+    Dense,
+    MatrixFree,
+    ReferenceEig,
+    SolverStats,
+    Woodbury,
+)
+from .methods import eis as eis, panda as panda, sefa as _sefa_module, spectra as spectra
 from .methods.resefa import (
     Moments,
     ResefaResult,
@@ -67,15 +64,13 @@ from .methods.resefa import (
     resefa,
     save_moments,
 )
+from .methods.sefa import SefaResult, sefa
+from .methods.spectra import conv_factorization, conv_singular_values
+from .metrics import evaluate_direction, locality
+from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
+from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
 from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sampling import Compute, Sampling
-from .linalg import (
-    Dense,
-    MatrixFree,
-    ReferenceEig,
-    SolverStats,
-    Woodbury,
-)
 from .toyfaces.default import default_generator, random_generator
 
 # The old module paths: ``jaxedit.sefa`` is the function (in __all__), ``jaxedit.spectra`` the

@@ -99,5 +99,14 @@ def check_resize(resize: str) -> str:
     return resize
 
 
-__all__ = ["RESIZE_MODES", "as_float_array", "as_key", "check_finite", "check_resize",
-           "finite_scalar", "float_dtype", "is_tracer", "pair"]
+__all__ = [
+    "RESIZE_MODES",
+    "as_float_array",
+    "as_key",
+    "check_finite",
+    "check_resize",
+    "finite_scalar",
+    "float_dtype",
+    "is_tracer",
+    "pair",
+]

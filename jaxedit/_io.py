@@ -34,8 +34,13 @@ from .errors import OutputError, OutputExistsError
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "directory")):
+    for test, name in (
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISDIR, "directory"),
+    ):
         if test(mode):
             return name
     return "special file"
@@ -76,15 +81,18 @@ def prepare_output(path, *, overwrite: bool) -> str:
         st = os.stat(real)
     except (FileNotFoundError, NotADirectoryError):
         st = None
-    except OSError as e:   # symlink loop, name too long, ...
+    except OSError as e:  # symlink loop, name too long, ...
         raise OutputError(f"cannot write {given}: {e.strerror or e}") from None
     if st is not None:
         if not stat.S_ISREG(st.st_mode):
-            raise OutputError(f"{given} is a {_kind(st.st_mode)}, not a regular file: refusing to "
-                              "replace it (give a file name for the output)")
+            raise OutputError(
+                f"{given} is a {_kind(st.st_mode)}, not a regular file: refusing to "
+                "replace it (give a file name for the output)"
+            )
         if not overwrite:
-            raise OutputExistsError(f"{given} already exists (pass --force / overwrite=True to "
-                                    "replace it)")
+            raise OutputExistsError(
+                f"{given} already exists (pass --force / overwrite=True to replace it)"
+            )
     parent = os.path.dirname(real)
     if not os.path.isdir(parent):
         what = "is not a directory" if os.path.exists(parent) else "does not exist"
@@ -101,14 +109,21 @@ def _commit(tmp: str, real: str, given: str, overwrite: bool) -> None:
     if overwrite:
         os.replace(tmp, real)
         return
-    try:                      # no-clobber: link fails if the target appeared meanwhile
+    try:  # no-clobber: link fails if the target appeared meanwhile
         os.link(tmp, real)
     except FileExistsError:
-        raise OutputExistsError(f"{given} already exists (pass --force / overwrite=True to "
-                                "replace it)") from None
-    except OSError as e:      # filesystem without hard links: checked rename
-        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
-                           errno.ENOSYS):
+        raise OutputExistsError(
+            f"{given} already exists (pass --force / overwrite=True to replace it)"
+        ) from None
+    except OSError as e:  # filesystem without hard links: checked rename
+        if e.errno not in (
+            errno.EPERM,
+            errno.ENOTSUP,
+            errno.EOPNOTSUPP,
+            errno.EXDEV,
+            errno.EMLINK,
+            errno.ENOSYS,
+        ):
             raise
         os.replace(tmp, real)
         return
@@ -116,21 +131,24 @@ def _commit(tmp: str, real: str, given: str, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path, *, overwrite: bool, suffix: str = "",
-                  text: bool = False) -> Iterator[IO[Any]]:
+def atomic_output(
+    path, *, overwrite: bool, suffix: str = "", text: bool = False
+) -> Iterator[IO[Any]]:
     """``with atomic_output(path, overwrite=...) as f: f.write(...)``: write a file under the
     output policy (temp file in the target's directory, renamed on success). Yields a binary
     (or text) file object; the final path is ``f.jaxedit_path`` after the block."""
     given = os.fspath(path)
     real = prepare_output(given, overwrite=overwrite)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".jaxedit-", suffix=suffix + ".part",
-                                   dir=os.path.dirname(real))
+        fd, tmp = tempfile.mkstemp(
+            prefix=".jaxedit-", suffix=suffix + ".part", dir=os.path.dirname(real)
+        )
     except PermissionError:
-        raise OutputError(f"cannot write {given}: permission denied (directory "
-                          f"{os.path.dirname(real)})") from None
+        raise OutputError(
+            f"cannot write {given}: permission denied (directory {os.path.dirname(real)})"
+        ) from None
     try:
-        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
+        with os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -200,8 +218,10 @@ def load_array(path, what: str) -> np.ndarray:
         if hasattr(data, "files"):
             with data:
                 if len(data.files) != 1:
-                    raise ValueError(f"an .npz with {len(data.files)} arrays {data.files}; "
-                                     "pass a .npy or an .npz holding one array")
+                    raise ValueError(
+                        f"an .npz with {len(data.files)} arrays {data.files}; "
+                        "pass a .npy or an .npz holding one array"
+                    )
                 data = data[data.files[0]]
     except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path}: not a readable {what} array ({e})") from None
@@ -222,7 +242,7 @@ class _LineStream:
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").strip()
-        if text and text != self._last:     # close() repeats the last refresh: print it once
+        if text and text != self._last:  # close() repeats the last refresh: print it once
             self._stream.write(text + "\n")
             self._last = text
 
@@ -239,9 +259,17 @@ def progress(total: int | None, desc: str, *, enabled: bool = True, unit: str = 
     from tqdm.auto import tqdm
 
     tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=True,
-                file=sys.stderr if tty else _LineStream(sys.stderr),
-                mininterval=0.1 if tty else 10.0, dynamic_ncols=tty, ascii=not tty)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not enabled,
+        leave=True,
+        file=sys.stderr if tty else _LineStream(sys.stderr),
+        mininterval=0.1 if tty else 10.0,
+        dynamic_ncols=tty,
+        ascii=not tty,
+    )
 
 
 def progress_printer(label: str):

@@ -122,9 +122,7 @@ def upsample2d(x: jax.Array, kernel_1d: Sequence[float], up: int = 2) -> jax.Arr
     return upfirdn2d(x, kernel_1d, up=up, pad=(p0, p1, p0, p1), gain=up * up)
 
 
-def conv2d(
-    x: jax.Array, w: jax.Array, padding: int, precision: Precision = "highest"
-) -> jax.Array:
+def conv2d(x: jax.Array, w: jax.Array, padding: int, precision: Precision = "highest") -> jax.Array:
     """Stride-1 correlation (torch ``conv2d``). x: [N, H, W, I], w: [kh, kw, I, O] -> [N, H', W', O]."""
     return lax.conv_general_dilated(
         x,
@@ -182,11 +180,20 @@ def _transposed_conv2_in_w(x, w_dot, crop, precision):
     out = None
     for ky in range(kh):
         for kx in range(kw):
-            t = lax.dot_general(x, w_dot[ky, kx], (((3,), (0,)), ((), ())),
-                                precision=as_precision(precision))           # [N, h, w, O]
+            t = lax.dot_general(
+                x, w_dot[ky, kx], (((3,), (0,)), ((), ())), precision=as_precision(precision)
+            )  # [N, h, w, O]
             oy, ox = ky - pyt, kx - pxt
-            placed = lax.pad(t, zero, [(0, 0, 0), (oy, h_out - (2 * h - 1) - oy, 1),
-                                       (ox, w_out - (2 * wd - 1) - ox, 1), (0, 0, 0)])
+            placed = lax.pad(
+                t,
+                zero,
+                [
+                    (0, 0, 0),
+                    (oy, h_out - (2 * h - 1) - oy, 1),
+                    (ox, w_out - (2 * wd - 1) - ox, 1),
+                    (0, 0, 0),
+                ],
+            )
             out = placed if out is None else out + placed
     return out
 
@@ -209,7 +216,10 @@ _transposed_conv2.defjvp(_transposed_conv2_jvp, symbolic_zeros=True)
 
 
 def conv2d_up2(
-    x: jax.Array, w: jax.Array, kernel_1d: Sequence[float], padding: int,
+    x: jax.Array,
+    w: jax.Array,
+    kernel_1d: Sequence[float],
+    padding: int,
     precision: Precision = "highest",
 ) -> jax.Array:
     """NVIDIA ``conv2d_resample(up=2)``: transposed stride-2 conv with ``w`` then the FIR.
@@ -222,9 +232,7 @@ def conv2d_up2(
     kh, kw = w.shape[0], w.shape[1]
     px0, px1, py0, py1, pxt, pyt = _up2_pads(kh, kw, len(kernel_1d), padding)
     y = _transposed_conv2(x, w, (pyt, pxt), precision)
-    return upfirdn2d(
-        y, kernel_1d, up=1, pad=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), gain=4
-    )
+    return upfirdn2d(y, kernel_1d, up=1, pad=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), gain=4)
 
 
 def modulated_conv2d(

@@ -137,10 +137,11 @@ def lanczos_upsample(maps, size, *, backend: str = "jax") -> np.ndarray:
     from PIL import Image
 
     flat = m.reshape((-1,) + m.shape[-2:])
-    filters: Any = getattr(Image, "Resampling", Image)     # Pillow < 9.1: on Image
+    filters: Any = getattr(Image, "Resampling", Image)  # Pillow < 9.1: on Image
     lanczos = filters.LANCZOS
-    out = np.stack([np.asarray(Image.fromarray(f, mode="F").resize((int(ww), int(hh)), lanczos))
-                    for f in flat])
+    out = np.stack(
+        [np.asarray(Image.fromarray(f, mode="F").resize((int(ww), int(hh)), lanczos)) for f in flat]
+    )
     return out.reshape(m.shape[:-2] + (hh, ww))
 
 
@@ -151,5 +152,12 @@ def nearest_centres(mask: np.ndarray, h: int, w: int) -> np.ndarray:
     return mask[..., rows, :][..., cols]
 
 
-__all__ = ["RESIZE_MODES", "area_matrix", "coverage_matrix", "lanczos_upsample", "nearest_centres",
-           "nearest_index", "resize_masks"]
+__all__ = [
+    "RESIZE_MODES",
+    "area_matrix",
+    "coverage_matrix",
+    "lanczos_upsample",
+    "nearest_centres",
+    "nearest_index",
+    "resize_masks",
+]

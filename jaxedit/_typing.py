@@ -32,8 +32,18 @@ Vector = Float[ArrayLike, "K"]
 #: Integer seeds ``[N]``.
 Seeds = Int[ArrayLike, "N"]
 
-__all__ = ["ClassVectors", "Directions", "Images", "Jacobian", "Latents", "Mask",
-           "Seeds", "Vector", "WLatents", "ZLatents"]
+__all__ = [
+    "ClassVectors",
+    "Directions",
+    "Images",
+    "Jacobian",
+    "Latents",
+    "Mask",
+    "Seeds",
+    "Vector",
+    "WLatents",
+    "ZLatents",
+]
 
 # ---- per-family shapes (dimension names as the models' docstrings write them) ------------------
 #: StyleGAN2 W+ latents exactly ``[N, num_ws, w_dim]`` (synthesis, styles, feature passes).
@@ -73,10 +83,28 @@ ConvKernel = Float[ArrayLike, "k k C_in C_out"]
 #: uint8 images ``[N, H, W, C]``.
 Uint8Images = UInt8[ArrayLike, "N H W C"]
 
-__all__ += ["ClassDimVectors", "ClassVectorsBigGAN", "Cond", "CondArray", "ConvKernel",
-            "Features", "FeaturesArray", "Labels", "LayerOutput", "MaskArray", "RGBImages",
-            "SeedLatent", "Style", "StyleArray", "Uint8Images", "WPlus", "WPlusArray", "WVector",
-            "WVectorArray", "ZArray"]
+__all__ += [
+    "ClassDimVectors",
+    "ClassVectorsBigGAN",
+    "Cond",
+    "CondArray",
+    "ConvKernel",
+    "Features",
+    "FeaturesArray",
+    "Labels",
+    "LayerOutput",
+    "MaskArray",
+    "RGBImages",
+    "SeedLatent",
+    "Style",
+    "StyleArray",
+    "Uint8Images",
+    "WPlus",
+    "WPlusArray",
+    "WVector",
+    "WVectorArray",
+    "ZArray",
+]
 #: Float images in about [-1, 1]: any leading axes ``[..., H, W, C]``, or a batch ``[N, H, W, C]``.
 ImagesLike = Float[ArrayLike, "*N H W C"]
 ImageBatch = Float[ArrayLike, "N H W C"]
@@ -171,14 +199,68 @@ DirectionSets = Float[ArrayLike, "*N k D"]
 FactorDirections = Float[np.ndarray, "N names w_dim"]
 EditedImages = Float[np.ndarray, "A N H W C"]
 
-__all__ += ["Appearance", "BoxMask", "CatalogFeatures", "ComplexGram", "ContributionRows",
-            "ImageBatch", "ImagesLike",
-            "ConvKernelArray", "DirectionSets", "EditDirection", "EditedImages",
-            "FactorDirections", "Frequency", "Gram", "Heatmaps", "HeatmapsLike", "LabelMasks",
-            "LabelMasksResized", "LayerInput", "LayerInputs", "LossHistory", "MixedStyles",
-            "OneHot", "PartMap", "PartMasks", "PartRegion", "Parts", "PartsArray", "PerSample",
-            "ReferenceZ", "Rows", "Saliency", "SampleFeatures", "SefaDirections",
-            "SefaEigenvalues", "SefaWeight", "StyleAffine", "Thresholds", "ToyFactors",
-            "ToyFactorsArray", "ToyImages", "ToyNuisance", "ToyPartMasks", "ToyZ", "ToyZArray",
-            "ToyZSample", "TruncatedNoise", "Uint8Array", "Uint8Grid", "Uint8Image", "Upsampled",
-            "WDirections"]
+__all__ += [
+    "Appearance",
+    "BoxMask",
+    "CatalogFeatures",
+    "ComplexGram",
+    "ContributionRows",
+    "ImageBatch",
+    "ImagesLike",
+    "ConvKernelArray",
+    "DirectionSets",
+    "EditDirection",
+    "EditedImages",
+    "FactorDirections",
+    "Frequency",
+    "Gram",
+    "Heatmaps",
+    "HeatmapsLike",
+    "LabelMasks",
+    "LabelMasksResized",
+    "LayerInput",
+    "LayerInputs",
+    "LossHistory",
+    "MixedStyles",
+    "OneHot",
+    "PartMap",
+    "PartMasks",
+    "PartRegion",
+    "Parts",
+    "PartsArray",
+    "PerSample",
+    "ReferenceZ",
+    "Rows",
+    "Saliency",
+    "SampleFeatures",
+    "SefaDirections",
+    "SefaEigenvalues",
+    "SefaWeight",
+    "StyleAffine",
+    "Thresholds",
+    "ToyFactors",
+    "ToyFactorsArray",
+    "ToyImages",
+    "ToyNuisance",
+    "ToyPartMasks",
+    "ToyZ",
+    "ToyZArray",
+    "ToyZSample",
+    "TruncatedNoise",
+    "Uint8Array",
+    "Uint8Grid",
+    "Uint8Image",
+    "Upsampled",
+    "WDirections",
+]
+
+#: Forward-mode Jacobians as `jaxedit.jacobian` returns them: ``[N, H, W, C, D]``.
+JacobianArray = Float[Array, "N H W C D"]
+#: One direction in a latent space: ``[D]``.
+DirectionVector = Float[ArrayLike, "D"]
+#: Edit strengths: ``[A]``.
+Alphas = Float[ArrayLike, "A"]
+#: Edited images, rows = alphas, columns = samples: ``[A, N, H, W, C]``.
+EditGrid = Float[np.ndarray, "A N H W C"]
+
+__all__ += ["Alphas", "DirectionVector", "EditGrid", "JacobianArray"]

@@ -53,8 +53,11 @@ CONFIG_DIGEST_KEY = "config_sha256"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # What orbax's StandardCheckpointer writes at the top of params/ (for format_version 1
 # checkpoints, which recorded no file list).
-_ORBAX_TOP = re.compile(r"_METADATA|_CHECKPOINT_METADATA|_sharding|manifest\.ocdbt|"
-                        r"commit_success\.txt|descriptor|array_metadatas|d|ocdbt\.process_\d+")
+_ORBAX_TOP = re.compile(
+    r"_METADATA|_CHECKPOINT_METADATA|_sharding|manifest\.ocdbt|"
+    r"commit_success\.txt|descriptor|array_metadatas|d|ocdbt\.process_\d+"
+)
+
 
 def _family(name: str):
     try:
@@ -63,8 +66,9 @@ def _family(name: str):
         raise CheckpointError(f"unknown model family {name!r}; known: {sorted(FAMILIES)}") from None
 
 
-def abstract_generator(family: str, config: Mapping[str, Any],
-                       origin: str = "config") -> nnx.Module:
+def abstract_generator(
+    family: str, config: Mapping[str, Any], origin: str = "config"
+) -> nnx.Module:
     """The generator of ``config`` with shapes only (no weights computed).
 
     Raises CorruptCheckpointError (naming ``origin``) when ``config`` is not a valid config.
@@ -125,12 +129,14 @@ def validate_arrays(
     if missing or unexpected:
         raise KeyMismatchError(
             f"{origin}: parameter keys do not match the {family} architecture: "
-            f"missing {[name(k) for k in missing]}, unexpected {[name(k) for k in unexpected]}")
+            f"missing {[name(k) for k in missing]}, unexpected {[name(k) for k in unexpected]}"
+        )
     for k, spec in want.items():
         if tuple(np.shape(params[k])) != tuple(spec.shape):
             raise ShapeMismatchError(
                 f"{origin}: {name(k)} has shape {tuple(np.shape(params[k]))}, the architecture "
-                f"needs {tuple(spec.shape)}")
+                f"needs {tuple(spec.shape)}"
+            )
     return abstract
 
 
@@ -149,7 +155,8 @@ def generator_from_arrays(
     want = _flat_state(abstract)
     state = nnx.state(abstract)
     nnx.replace_by_pure_dict(
-        state, _unflatten({k: jnp.asarray(np.asarray(params[k]), jnp.float32) for k in want}))
+        state, _unflatten({k: jnp.asarray(np.asarray(params[k]), jnp.float32) for k in want})
+    )
     graphdef = nnx.graphdef(abstract)
     return nnx.merge(graphdef, state)
 
@@ -174,8 +181,10 @@ def _list_files(ckpt_dir: str) -> list[str]:
             full = os.path.join(root, name)
             rel = os.path.relpath(full, ckpt_dir).replace(os.sep, "/")
             if os.path.islink(full):
-                raise CorruptCheckpointError(f"{ckpt_dir}: {rel} is a symbolic link; jaxedit "
-                                             "checkpoints hold only regular files")
+                raise CorruptCheckpointError(
+                    f"{ckpt_dir}: {rel} is a symbolic link; jaxedit "
+                    "checkpoints hold only regular files"
+                )
             if name in files:
                 if not os.path.isfile(full):
                     raise CorruptCheckpointError(f"{ckpt_dir}: {rel} is not a regular file")
@@ -203,34 +212,42 @@ def verify_checkpoint(ckpt_dir: str | os.PathLike, meta: Mapping[str, Any] | Non
     recorded = meta.get(CHECKSUMS_KEY)
     cfg_path = os.path.join(ckpt_dir, CONFIG_FILE)
     if recorded is None and meta.get("format_version", 1) == 1:
-        warnings.warn(f"{ckpt_dir}: written by an older jaxedit without checksums; its parameter "
-                      "files cannot be verified (convert the source again to get them)",
-                      stacklevel=3)
+        warnings.warn(
+            f"{ckpt_dir}: written by an older jaxedit without checksums; its parameter "
+            "files cannot be verified (convert the source again to get them)",
+            stacklevel=3,
+        )
         return
     if not isinstance(recorded, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and _HEX64.fullmatch(v)
-            for k, v in recorded.items()):
-        raise CorruptCheckpointError(f"{cfg_path}: {CHECKSUMS_KEY!r} is missing or malformed; "
-                                     "cannot verify the parameter files")
+        isinstance(k, str) and isinstance(v, str) and _HEX64.fullmatch(v)
+        for k, v in recorded.items()
+    ):
+        raise CorruptCheckpointError(
+            f"{cfg_path}: {CHECKSUMS_KEY!r} is missing or malformed; "
+            "cannot verify the parameter files"
+        )
     if meta.get(CONFIG_DIGEST_KEY) != _config_digest(meta):
         raise CorruptCheckpointError(
             f"{cfg_path}: the architecture fields were edited after conversion (their "
             f"{CONFIG_DIGEST_KEY} no longer matches); convert the source again, or pass "
-            "verify=False to load it as it is")
+            "verify=False to load it as it is"
+        )
     actual = _list_files(ckpt_dir)
     missing = sorted(set(recorded) - set(actual))
     extra = sorted(set(actual) - set(recorded))
     if missing or extra:
         raise CorruptCheckpointError(
             f"{ckpt_dir}: parameter files differ from those recorded in {CONFIG_FILE}: "
-            f"missing {missing[:5]}, unexpected {extra[:5]}")
+            f"missing {missing[:5]}, unexpected {extra[:5]}"
+        )
     for rel in actual:
         got = _sha256(os.path.join(ckpt_dir, rel))
         if got != recorded[rel]:
             raise CorruptCheckpointError(
                 f"{ckpt_dir}/{rel}: SHA-256 {got[:16]}... differs from the "
                 f"{recorded[rel][:16]}... recorded in {CONFIG_FILE}: the parameter file was "
-                "modified or damaged (pass verify=False to load it anyway)")
+                "modified or damaged (pass verify=False to load it anyway)"
+            )
 
 
 def is_jaxedit_checkpoint(path: str | os.PathLike) -> tuple[bool, str]:
@@ -252,8 +269,12 @@ def is_jaxedit_checkpoint(path: str | os.PathLike) -> tuple[bool, str]:
             return False, f"it holds other files ({others[:5]})"
         return False, f"it has no {CONFIG_FILE} + {PARAMS_DIR}/"
     cfg, params = os.path.join(path, CONFIG_FILE), os.path.join(path, PARAMS_DIR)
-    if os.path.islink(cfg) or not os.path.isfile(cfg) or os.path.islink(params) \
-            or not os.path.isdir(params):
+    if (
+        os.path.islink(cfg)
+        or not os.path.isfile(cfg)
+        or os.path.islink(params)
+        or not os.path.isdir(params)
+    ):
         return False, f"its {CONFIG_FILE} / {PARAMS_DIR} are not a file and a directory"
     try:
         meta = read_config(path)
@@ -279,11 +300,17 @@ def _refuse(out: str, why: str) -> FileExistsError:
     return FileExistsError(
         f"{out}: refusing to replace it: {why}. --force / overwrite=True only replaces a "
         f"directory that is itself a jaxedit checkpoint ({CONFIG_FILE} + {PARAMS_DIR}/ and "
-        "nothing else); nothing was changed")
+        "nothing else); nothing was changed"
+    )
 
 
-def save_generator(gen: nnx.Module, out_dir: str | os.PathLike, *, source: Mapping | None = None,
-                   overwrite: bool = False) -> str:
+def save_generator(
+    gen: nnx.Module,
+    out_dir: str | os.PathLike,
+    *,
+    source: Mapping | None = None,
+    overwrite: bool = False,
+) -> str:
     """Write ``gen`` as ``OUT/config.json`` + ``OUT/params`` (orbax), atomically. Returns OUT.
 
     An existing ``OUT`` is an error unless ``overwrite=True``, and even then it is replaced only
@@ -300,8 +327,10 @@ def save_generator(gen: nnx.Module, out_dir: str | os.PathLike, *, source: Mappi
         out = os.path.realpath(out)
     if os.path.lexists(out):
         if not overwrite:
-            raise FileExistsError(f"{out} already exists (pass overwrite=True / --force to "
-                                  "replace a jaxedit checkpoint)")
+            raise FileExistsError(
+                f"{out} already exists (pass overwrite=True / --force to "
+                "replace a jaxedit checkpoint)"
+            )
         cwd = os.path.realpath(os.getcwd())
         real = os.path.realpath(out)
         if cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep):
@@ -310,7 +339,7 @@ def save_generator(gen: nnx.Module, out_dir: str | os.PathLike, *, source: Mappi
         if not ok:
             raise _refuse(out, why)
     family = _family_of(gen)
-    assert isinstance(gen, (StyleGAN2Generator, BigGANGenerator))     # _family_of checked it
+    assert isinstance(gen, (StyleGAN2Generator, BigGANGenerator))  # _family_of checked it
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".jaxedit-new-", dir=parent)
@@ -320,8 +349,12 @@ def save_generator(gen: nnx.Module, out_dir: str | os.PathLike, *, source: Mappi
         ckptr.save(os.path.join(tmp, PARAMS_DIR), state)
         ckptr.wait_until_finished()
         ckptr.close()
-        meta = {"family": family, "format_version": FORMAT_VERSION,
-                "config": gen.config.to_dict(), "source": dict(source or {})}
+        meta = {
+            "family": family,
+            "format_version": FORMAT_VERSION,
+            "config": gen.config.to_dict(),
+            "source": dict(source or {}),
+        }
         meta[CHECKSUMS_KEY] = {rel: _sha256(os.path.join(tmp, rel)) for rel in _list_files(tmp)}
         meta = json.loads(json.dumps(meta))  # the digest covers what a reader will see
         meta[CONFIG_DIGEST_KEY] = _config_digest(meta)
@@ -349,15 +382,19 @@ def _swap_in(new: str, out: str, parent: str) -> None:
         raise
     ok, why = is_jaxedit_checkpoint(old)
     if not ok:  # changed between the check and the rename: keep it, never delete user data
-        warnings.warn(f"the checkpoint replaced at {out} changed while it was being replaced "
-                      f"({why}); it was kept at {old}", stacklevel=3)
+        warnings.warn(
+            f"the checkpoint replaced at {out} changed while it was being replaced "
+            f"({why}); it was kept at {old}",
+            stacklevel=3,
+        )
         return
     shutil.rmtree(old)  # the temporary directory made above, holding the replaced checkpoint
 
 
 def _family_of(gen: nnx.Module) -> str:
-    if isinstance(gen, AbstractGenerator) and isinstance(gen, FAMILIES.get(gen.family,
-                                                                           ((), ()))[1]):
+    if isinstance(gen, AbstractGenerator) and isinstance(
+        gen, FAMILIES.get(gen.family, ((), ()))[1]
+    ):
         return gen.family
     raise TypeError(f"not a jaxedit generator: {type(gen).__name__}")
 
@@ -385,8 +422,9 @@ def read_config(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
         if key not in meta:
             raise CorruptCheckpointError(f"{path}: missing field {key!r}")
     if not isinstance(meta["config"], dict) or meta["family"] not in FAMILIES:
-        raise CorruptCheckpointError(f"{path}: not a jaxedit config (family "
-                                     f"{str(meta['family'])[:40]!r})")
+        raise CorruptCheckpointError(
+            f"{path}: not a jaxedit config (family {str(meta['family'])[:40]!r})"
+        )
     return meta
 
 
@@ -394,9 +432,15 @@ def _orbax_reason(e: BaseException) -> str:
     """One short line from an orbax / TensorStore error (no spec dump, no option advice)."""
     text = str(e).split("[tensorstore_spec")[0].strip() or type(e).__name__
     text = " ".join(text.split())
-    sentences = [t for t in re.split(r"(?<=\.)\s+", text)
-                 if not re.search(r"strict=False|ArrayRestoreArgs|enable_padding_and_truncation|"
-                                  r"v[01] API", t)]
+    sentences = [
+        t
+        for t in re.split(r"(?<=\.)\s+", text)
+        if not re.search(
+            r"strict=False|ArrayRestoreArgs|enable_padding_and_truncation|"
+            r"v[01] API",
+            t,
+        )
+    ]
     text = " ".join(sentences)
     return text[:300] + ("..." if len(text) > 300 else "")
 
@@ -412,14 +456,17 @@ def _stored_tree(params_dir: str) -> dict[str, Any] | None:
             raise ValueError("no item metadata")
         tree = item.tree
     except Exception as e:  # orbax raises many types; reported as one line
-        raise CorruptCheckpointError(f"{params_dir}: cannot read the checkpoint metadata "
-                                     f"({_orbax_reason(e)})") from None
+        raise CorruptCheckpointError(
+            f"{params_dir}: cannot read the checkpoint metadata ({_orbax_reason(e)})"
+        ) from None
     finally:
         ckptr.close()
     if not isinstance(tree, Mapping):
         return None
-    return {"/".join(map(str, k)): (tuple(getattr(v, "shape", ())), getattr(v, "dtype", None))
-            for k, v in _flatten(tree)}
+    return {
+        "/".join(map(str, k)): (tuple(getattr(v, "shape", ())), getattr(v, "dtype", None))
+        for k, v in _flatten(tree)
+    }
 
 
 def _restore_dir(ckpt_dir: str, verify: bool = True) -> nnx.Module:
@@ -429,8 +476,10 @@ def _restore_dir(ckpt_dir: str, verify: bool = True) -> nnx.Module:
     meta = read_config(ckpt_dir)
     params_dir = os.path.join(ckpt_dir, PARAMS_DIR)
     if not os.path.isdir(params_dir):
-        raise CorruptCheckpointError(f"{ckpt_dir}: has a {CONFIG_FILE} but no {PARAMS_DIR}/ "
-                                     "directory (an incomplete jaxedit checkpoint)")
+        raise CorruptCheckpointError(
+            f"{ckpt_dir}: has a {CONFIG_FILE} but no {PARAMS_DIR}/ "
+            "directory (an incomplete jaxedit checkpoint)"
+        )
     abstract = abstract_generator(meta["family"], meta["config"], f"{ckpt_dir}/{CONFIG_FILE}")
     if verify:
         verify_checkpoint(ckpt_dir, meta)
@@ -443,21 +492,25 @@ def _restore_dir(ckpt_dir: str, verify: bool = True) -> nnx.Module:
         if missing or unexpected:
             raise KeyMismatchError(
                 f"{params_dir}: the stored parameters do not match the architecture in "
-                f"{CONFIG_FILE}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+                f"{CONFIG_FILE}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
         for k, shape in want.items():
             if stored[k][0] != shape:
                 raise ShapeMismatchError(
                     f"{params_dir}: {k} is stored with shape {stored[k][0]}, the architecture "
-                    f"in {CONFIG_FILE} needs {shape}")
+                    f"in {CONFIG_FILE} needs {shape}"
+                )
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
-                          nnx.to_pure_dict(state))
+    target = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), nnx.to_pure_dict(state)
+    )
     ckptr = ocp.StandardCheckpointer()
     try:
         restored = ckptr.restore(params_dir, target)
     except Exception as e:  # orbax / TensorStore raise many types, with multi-KB messages
-        err = CorruptCheckpointError(f"{params_dir}: cannot restore the parameters "
-                                     f"({_orbax_reason(e)})")
+        err = CorruptCheckpointError(
+            f"{params_dir}: cannot restore the parameters ({_orbax_reason(e)})"
+        )
         err.original_error = e  # the full orbax error, for debugging
         raise err from None
     finally:
@@ -468,21 +521,30 @@ def _restore_dir(ckpt_dir: str, verify: bool = True) -> nnx.Module:
 
 def _is_converted_dir(path: str) -> bool:
     return os.path.isdir(path) and not os.path.isfile(
-        os.path.join(path, converters.biggan.WEIGHTS_NAME))
+        os.path.join(path, converters.biggan.WEIGHTS_NAME)
+    )
 
 
 def _not_a_checkpoint_dir(path: str) -> CheckpointError:
     has_cfg = os.path.isfile(os.path.join(path, CONFIG_FILE))
     has_params = os.path.isdir(os.path.join(path, PARAMS_DIR))
     if has_params and not has_cfg:
-        return CorruptCheckpointError(f"{path}: not a jaxedit checkpoint: it has {PARAMS_DIR}/ "
-                                      f"but no {CONFIG_FILE}")
-    return CheckpointError(f"{path}: not a jaxedit checkpoint (no {CONFIG_FILE} + {PARAMS_DIR}/) "
-                           f"nor a BigGAN one (no {converters.biggan.WEIGHTS_NAME})")
+        return CorruptCheckpointError(
+            f"{path}: not a jaxedit checkpoint: it has {PARAMS_DIR}/ but no {CONFIG_FILE}"
+        )
+    return CheckpointError(
+        f"{path}: not a jaxedit checkpoint (no {CONFIG_FILE} + {PARAMS_DIR}/) "
+        f"nor a BigGAN one (no {converters.biggan.WEIGHTS_NAME})"
+    )
 
 
-def load_generator(path: str | os.PathLike, which: str | None = None, *, verify: bool = True,
-                   allow_nonfinite: bool = False) -> nnx.Module:
+def load_generator(
+    path: str | os.PathLike,
+    which: str | None = None,
+    *,
+    verify: bool = True,
+    allow_nonfinite: bool = False,
+) -> nnx.Module:
     """Load a generator from a converted directory or a source checkpoint file.
 
     Args:
@@ -507,12 +569,19 @@ def load_generator(path: str | os.PathLike, which: str | None = None, *, verify:
 
 def generator_from_converted(conv: converters.ConvertedCheckpoint) -> nnx.Module:
     """Build the generator of a `converters.ConvertedCheckpoint`."""
-    return generator_from_arrays(conv.family, conv.config, conv.params, conv.sources,
-                                 origin=conv.source_path)
+    return generator_from_arrays(
+        conv.family, conv.config, conv.params, conv.sources, origin=conv.source_path
+    )
 
 
-def convert_checkpoint(src: str | os.PathLike, out_dir: str | os.PathLike, which: str | None = None,
-                       overwrite: bool = False, *, allow_nonfinite: bool = False) -> str:
+def convert_checkpoint(
+    src: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    which: str | None = None,
+    overwrite: bool = False,
+    *,
+    allow_nonfinite: bool = False,
+) -> str:
     """Convert a source checkpoint file into a jaxedit checkpoint directory. Returns OUT.
 
     ``overwrite=True`` replaces ``out_dir`` only if it is itself a jaxedit checkpoint (see
@@ -548,8 +617,13 @@ class CheckpointInfo:
     verified: bool = False
 
 
-def inspect_checkpoint(path: str | os.PathLike, which: str | None = None, *,
-                       allow_nonfinite: bool = False, verify: bool = True) -> CheckpointInfo:
+def inspect_checkpoint(
+    path: str | os.PathLike,
+    which: str | None = None,
+    *,
+    allow_nonfinite: bool = False,
+    verify: bool = True,
+) -> CheckpointInfo:
     """Validate a checkpoint exactly as converting / loading it would, without building weights.
 
     A source file is read (restricted unpickler, resource limits), its keys mapped with strict
@@ -568,10 +642,11 @@ def inspect_checkpoint(path: str | os.PathLike, which: str | None = None, *,
         meta = read_config(ckpt_dir)
         params_dir = os.path.join(ckpt_dir, PARAMS_DIR)
         if not os.path.isdir(params_dir):
-            raise CorruptCheckpointError(f"{ckpt_dir}: has a {CONFIG_FILE} but no {PARAMS_DIR}/ "
-                                         "directory (an incomplete jaxedit checkpoint)")
-        abstract = abstract_generator(meta["family"], meta["config"],
-                                      f"{ckpt_dir}/{CONFIG_FILE}")
+            raise CorruptCheckpointError(
+                f"{ckpt_dir}: has a {CONFIG_FILE} but no {PARAMS_DIR}/ "
+                "directory (an incomplete jaxedit checkpoint)"
+            )
+        abstract = abstract_generator(meta["family"], meta["config"], f"{ckpt_dir}/{CONFIG_FILE}")
         verified = False
         if verify:
             with warnings.catch_warnings(record=True) as caught:
@@ -584,16 +659,28 @@ def inspect_checkpoint(path: str | os.PathLike, which: str | None = None, *,
         stored = _stored_tree(params_dir)
         if stored is not None and {k: v[0] for k, v in stored.items()} != want:
             bad = sorted(set(want) ^ set(stored)) or sorted(
-                k for k in want if stored[k][0] != want[k])
-            raise ShapeMismatchError(f"{params_dir}: the stored parameters do not match the "
-                                     f"architecture in {CONFIG_FILE} (first: {bad[:3]})")
-        return CheckpointInfo(path=ckpt_dir, kind="converted", family=meta["family"],
-                              config=meta["config"],
-                              num_values=sum(int(np.prod(s)) for s in want.values()),
-                              meta=meta, verified=verified)
+                k for k in want if stored[k][0] != want[k]
+            )
+            raise ShapeMismatchError(
+                f"{params_dir}: the stored parameters do not match the "
+                f"architecture in {CONFIG_FILE} (first: {bad[:3]})"
+            )
+        return CheckpointInfo(
+            path=ckpt_dir,
+            kind="converted",
+            family=meta["family"],
+            config=meta["config"],
+            num_values=sum(int(np.prod(s)) for s in want.values()),
+            meta=meta,
+            verified=verified,
+        )
     conv = converters.read_checkpoint(path, which, allow_nonfinite=allow_nonfinite)
     validate_arrays(conv.family, conv.config, conv.params, conv.sources, origin=conv.source_path)
-    return CheckpointInfo(path=conv.source_path, kind="source", family=conv.family,
-                          config=conv.config,
-                          num_values=sum(int(np.prod(np.shape(v))) for v in conv.params.values()),
-                          converted=conv)
+    return CheckpointInfo(
+        path=conv.source_path,
+        kind="source",
+        family=conv.family,
+        config=conv.config,
+        num_values=sum(int(np.prod(np.shape(v))) for v in conv.params.values()),
+        converted=conv,
+    )

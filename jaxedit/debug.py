@@ -30,8 +30,12 @@ def compiled_programs() -> dict[str, int]:
       "moments.region_moments": n, "panda.fit_scan": n, ...}``.
     """
     out: dict[str, int] = {}
-    for prefix, counts in (("models", _models()), ("jacobians", jacobians.compiled_programs()),
-                           ("linalg", _linalg()), ("panda", panda.compiled_programs())):
+    for prefix, counts in (
+        ("models", _models()),
+        ("jacobians", jacobians.compiled_programs()),
+        ("linalg", _linalg()),
+        ("panda", panda.compiled_programs()),
+    ):
         out.update({f"{prefix}.{k}": int(v) for k, v in counts.items()})
     out["moments.region_moments"] = int(_moments())
     return out

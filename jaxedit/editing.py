@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import check_finite
+from ._typing import Alphas, DirectionVector, EditGrid, Latents
 from .images import save_png, to_uint8
 from .models.biggan import BigGANGenerator
 from .regions import RegionLike, mask_box, region_mask
@@ -38,8 +39,15 @@ def _slots(num_ws: int, slots: Sequence[int] | None) -> np.ndarray:
     return s
 
 
-def edit_latents(latents, direction, alphas, *, space: str = "w", num_ws: int | None = None,
-                 slots: Sequence[int] | None = None) -> jax.Array:
+def edit_latents(
+    latents,
+    direction,
+    alphas,
+    *,
+    space: str = "w",
+    num_ws: int | None = None,
+    slots: Sequence[int] | None = None,
+) -> jax.Array:
     """Latents moved along a direction for every alpha.
 
     Args:
@@ -69,8 +77,10 @@ def edit_latents(latents, direction, alphas, *, space: str = "w", num_ws: int | 
             full = jnp.broadcast_to(d, (n_ws, w_dim))
         else:
             if d.shape != (n_ws * w_dim,):
-                raise ValueError(f"a W+ direction must have shape [{n_ws * w_dim}] "
-                                 f"(num_ws * w_dim), got {tuple(d.shape)}")
+                raise ValueError(
+                    f"a W+ direction must have shape [{n_ws * w_dim}] "
+                    f"(num_ws * w_dim), got {tuple(d.shape)}"
+                )
             full = d.reshape(n_ws, w_dim)
         sel = np.zeros((n_ws, 1))
         sel[_slots(n_ws, slots)] = 1.0
@@ -78,8 +88,10 @@ def edit_latents(latents, direction, alphas, *, space: str = "w", num_ws: int | 
         return lat[None] + a[:, None, None, None] * full[None, None]
     if space in ("z", "s"):
         if lat.ndim != 2 or d.shape != (lat.shape[1],):
-            raise ValueError(f"space={space!r}: latents [N, D] and direction [D] expected, got "
-                             f"{tuple(lat.shape)} and {tuple(d.shape)}")
+            raise ValueError(
+                f"space={space!r}: latents [N, D] and direction [D] expected, got "
+                f"{tuple(lat.shape)} and {tuple(d.shape)}"
+            )
         if slots is not None:
             raise ValueError(f"slots do not apply to space={space!r}")
         return lat[None] + a[:, None, None] * d[None, None]
@@ -90,7 +102,7 @@ def _split_styles(gen, flat):
     out, off = {}, 0
     for name in gen.layer_names:
         c = gen._layer(name).affine.weight.shape[1]
-        out[name] = flat[..., off:off + c]
+        out[name] = flat[..., off : off + c]
         off += c
     return out
 
@@ -100,9 +112,17 @@ def flatten_styles(gen, styles) -> jax.Array:
     return jnp.concatenate([jnp.asarray(styles[n]) for n in gen.layer_names], axis=-1)
 
 
-def render_edits(gen, latents, direction, alphas, *, space: str = "w",
-                 slots: Sequence[int] | None = None, sampling: Sampling | None = None,
-                 compute: Compute | None = None) -> np.ndarray:
+def render_edits(
+    gen,
+    latents: Latents,
+    direction: DirectionVector,
+    alphas: Alphas | Sequence[float],
+    *,
+    space: str = "w",
+    slots: Sequence[int] | None = None,
+    sampling: Sampling | None = None,
+    compute: Compute | None = None,
+) -> EditGrid:
     """Images ``[A, N, H, W, C]`` for every alpha (row a) and sample (column n).
 
     ``latents`` as `edit_latents`; space ``"z"`` maps the edited z with the given
@@ -137,17 +157,29 @@ def render_edits(gen, latents, direction, alphas, *, space: str = "w",
     c, noise_mode = sampling.c, sampling.noise_mode
     dtype, precision = compute.dtype, compute.precision
     if isinstance(gen, BigGANGenerator):
-        return _render_biggan(gen, latents, direction, alphas, space, c,
-                              sampling.truncation_psi, dtype, precision)
+        return _render_biggan(
+            gen, latents, direction, alphas, space, c, sampling.truncation_psi, dtype, precision
+        )
     edited = edit_latents(latents, direction, alphas, space=space, slots=slots)
     out = []
     for lat in edited:
         if space == "z":
-            img = gen(lat, c, sampling.truncation_psi, sampling.truncation_cutoff,
-                      noise_mode=noise_mode, dtype=dtype, precision=precision)
+            img = gen(
+                lat,
+                c,
+                sampling.truncation_psi,
+                sampling.truncation_cutoff,
+                noise_mode=noise_mode,
+                dtype=dtype,
+                precision=precision,
+            )
         elif space == "s":
-            img = gen.synthesis(styles=_split_styles(gen, lat), noise_mode=noise_mode,
-                                dtype=dtype, precision=precision)
+            img = gen.synthesis(
+                styles=_split_styles(gen, lat),
+                noise_mode=noise_mode,
+                dtype=dtype,
+                precision=precision,
+            )
         else:
             img = gen.synthesis(lat, noise_mode=noise_mode, dtype=dtype, precision=precision)
         out.append(np.asarray(img))
@@ -166,14 +198,23 @@ def _render_biggan(gen, z, direction, alphas, space, c, truncation, dtype, preci
     if want is None:
         raise ValueError(f"BigGAN edits space 'z', 'embed' or 'cond', got {space!r}")
     if d.shape != (want,):
-        raise ValueError(f"a BigGAN {space!r} direction must have shape [{want}], got {tuple(d.shape)}")
+        raise ValueError(
+            f"a BigGAN {space!r} direction must have shape [{want}], got {tuple(d.shape)}"
+        )
     if space == "z":
         d = jnp.concatenate([d, jnp.zeros(zd, d.dtype)])
     elif space == "embed":
         d = jnp.concatenate([jnp.zeros(zd, d.dtype), d])
-    return np.stack([np.asarray(gen.synthesis_from_cond(cond + float(a) * d[None], truncation,
-                                                        dtype=dtype, precision=precision))
-                     for a in np.asarray(alphas, np.float64).reshape(-1)])
+    return np.stack(
+        [
+            np.asarray(
+                gen.synthesis_from_cond(
+                    cond + float(a) * d[None], truncation, dtype=dtype, precision=precision
+                )
+            )
+            for a in np.asarray(alphas, np.float64).reshape(-1)
+        ]
+    )
 
 
 def draw_box(images_u8: np.ndarray, region: RegionLike | None, color=(255, 0, 0)) -> np.ndarray:
@@ -186,15 +227,16 @@ def draw_box(images_u8: np.ndarray, region: RegionLike | None, color=(255, 0, 0)
     t = max(1, h // 128)
     col = np.asarray(color, img.dtype)[: img.shape[-1]]
     y0, x0, y1, x1 = b.y0, b.x0, b.y1, b.x1
-    img[..., y0:y0 + t, x0:x1, :] = col
-    img[..., max(y1 - t, y0):y1, x0:x1, :] = col
-    img[..., y0:y1, x0:x0 + t, :] = col
-    img[..., y0:y1, max(x1 - t, x0):x1, :] = col
+    img[..., y0 : y0 + t, x0:x1, :] = col
+    img[..., max(y1 - t, y0) : y1, x0:x1, :] = col
+    img[..., y0:y1, x0 : x0 + t, :] = col
+    img[..., y0:y1, max(x1 - t, x0) : x1, :] = col
     return img
 
 
-def save_edit_grid(images, path, region: RegionLike | None = None, *,
-                   overwrite: bool = True) -> str:
+def save_edit_grid(
+    images, path, region: RegionLike | None = None, *, overwrite: bool = True
+) -> str:
     """``[A, N, H, W, C]`` floats in [-1, 1] -> PNG, one row per sample, one column per alpha
     (written as `jaxedit.images.save_png`; ``overwrite=False`` refuses an existing file)."""
     from .images import image_grid
@@ -204,8 +246,11 @@ def save_edit_grid(images, path, region: RegionLike | None = None, *,
         raise ValueError(f"edit images must be [A, N, H, W, C], got shape {images.shape}")
     a, n = images.shape[:2]
     u8 = draw_box(to_uint8(images), region)
-    return save_png(image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a), path,
-                    overwrite=overwrite)
+    return save_png(
+        image_grid(u8.transpose(1, 0, 2, 3, 4).reshape((n * a,) + u8.shape[2:]), a),
+        path,
+        overwrite=overwrite,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +279,9 @@ class DirectionSet:
         if not 0 <= int(set_index) < s:
             raise ValueError(f"direction set {set_index} out of range: {self.path} has {s} set(s)")
         if not 0 <= int(index) < k:
-            raise ValueError(f"direction index {index} out of range: {self.path} has {k} directions")
+            raise ValueError(
+                f"direction index {index} out of range: {self.path} has {k} directions"
+            )
         return self.directions[int(set_index), int(index)]
 
 
@@ -286,14 +333,18 @@ def load_directions(path) -> DirectionSet:
         if d.ndim == 1:
             d = d[None]
         if d.ndim != 2:
-            raise ValueError(f"{path}: a .npy of directions must be [D] or [K, D], got shape {d.shape}")
+            raise ValueError(
+                f"{path}: a .npy of directions must be [D] or [K, D], got shape {d.shape}"
+            )
         return DirectionSet(_check_directions(d, path)[None], "w", None, None, path, "npy")
     if not head.startswith(_ZIP_MAGIC):
         raise ValueError(f"{path}: not a directions file (neither a jaxedit .npz nor a .npy)")
     data = load_npz(path, (), "directions")
     if "jacobian" in data and "directions" not in data:
-        raise ValueError(f"{path} holds a Jacobian, not directions: make them with 'jaxedit "
-                         f"resefa --jacobian {path} --region ...'")
+        raise ValueError(
+            f"{path} holds a Jacobian, not directions: make them with 'jaxedit "
+            f"resefa --jacobian {path} --region ...'"
+        )
     missing = [k for k in ("directions", "space") if k not in data]
     if missing:
         raise ValueError(f"{path}: not a jaxedit directions file, missing key(s) {missing}")
@@ -303,15 +354,18 @@ def load_directions(path) -> DirectionSet:
     if d.ndim == 2:
         d = d[None]
     if d.ndim != 3:
-        raise ValueError(f"{path}: 'directions' must be [D], [K, D] or [S, K, D], got shape "
-                         f"{d.shape}")
+        raise ValueError(
+            f"{path}: 'directions' must be [D], [K, D] or [S, K, D], got shape {d.shape}"
+        )
     space = str(data["space"])
     if space not in SPACES:
         raise ValueError(f"{path}: unknown space {space!r} (expected one of {', '.join(SPACES)})")
     mask = data.get("mask")
     if mask is not None and (mask.ndim != 2 or mask.size == 0 or mask.dtype.kind not in "biu"):
-        raise ValueError(f"{path}: 'mask' must be a 2-D boolean array [H, W], got shape "
-                         f"{mask.shape} {mask.dtype}")
+        raise ValueError(
+            f"{path}: 'mask' must be a 2-D boolean array [H, W], got shape "
+            f"{mask.shape} {mask.dtype}"
+        )
     slots = None
     if "slots" in data and data["slots"].size:
         if data["slots"].dtype.kind not in "iu" or data["slots"].ndim != 1:
@@ -320,6 +374,16 @@ def load_directions(path) -> DirectionSet:
     return DirectionSet(_check_directions(d, path), space, mask, slots, path, "jaxedit-npz")
 
 
-__all__ = ["REFERENCE_ALPHAS", "REFERENCE_CUTOFF", "REFERENCE_PSI", "REFERENCE_SLOTS",
-           "DirectionSet", "draw_box", "edit_latents", "flatten_styles", "load_directions",
-           "render_edits", "save_edit_grid"]
+__all__ = [
+    "REFERENCE_ALPHAS",
+    "REFERENCE_CUTOFF",
+    "REFERENCE_PSI",
+    "REFERENCE_SLOTS",
+    "DirectionSet",
+    "draw_box",
+    "edit_latents",
+    "flatten_styles",
+    "load_directions",
+    "render_edits",
+    "save_edit_grid",
+]

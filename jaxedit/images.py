@@ -18,14 +18,15 @@ def to_uint8(img: ImagesLike) -> Uint8Array:
     x = np.asarray(img, np.float64)
     bad = ~np.isfinite(x)
     if bad.any():
-        raise ValueError(f"the images contain {int(bad.sum())} non-finite value(s) (NaN or inf) "
-                         f"out of {x.size}: the generator's output is invalid (non-finite inputs "
-                         "or weights?)")
+        raise ValueError(
+            f"the images contain {int(bad.sum())} non-finite value(s) (NaN or inf) "
+            f"out of {x.size}: the generator's output is invalid (non-finite inputs "
+            "or weights?)"
+        )
     return np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)
 
 
-def image_grid(imgs: Uint8Images, cols: int | None = None
-               ) -> Uint8Grid:
+def image_grid(imgs: Uint8Images, cols: int | None = None) -> Uint8Grid:
     """[N, H, W, C] uint8 -> one [rows*H, cols*W, C] image (``cols`` defaults to N)."""
     imgs = np.asarray(imgs)
     if imgs.ndim != 4 or imgs.shape[0] == 0:
@@ -38,12 +39,11 @@ def image_grid(imgs: Uint8Images, cols: int | None = None
     grid = np.zeros((rows * h, cols * w, c), imgs.dtype)
     for i in range(n):
         r, q = divmod(i, cols)
-        grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = imgs[i]
+        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = imgs[i]
     return grid
 
 
-def save_png(image: Uint8Image, path: str | os.PathLike, *,
-             overwrite: bool = True) -> str:
+def save_png(image: Uint8Image, path: str | os.PathLike, *, overwrite: bool = True) -> str:
     """Write a [H, W, 3|1] uint8 image to ``path`` (atomically; ``overwrite=False`` refuses an
     existing file). Returns the path written (a symlink's target)."""
     from PIL import Image
@@ -61,8 +61,8 @@ def save_png(image: Uint8Image, path: str | os.PathLike, *,
     return os.path.realpath(os.fspath(path))
 
 
-def save_image_grid(imgs: ImageBatch, path: str | os.PathLike,
-                    cols: int | None = None, *,
-                    overwrite: bool = True) -> str:
+def save_image_grid(
+    imgs: ImageBatch, path: str | os.PathLike, cols: int | None = None, *, overwrite: bool = True
+) -> str:
     """[N, H, W, C] floats in [-1, 1] -> a PNG grid at ``path``."""
     return save_png(image_grid(to_uint8(imgs), cols), path, overwrite=overwrite)

@@ -30,17 +30,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from . import _io, _ops
 from ._checks import check_finite, finite_scalar
+from ._typing import JacobianArray, Latents
 from .linalg import FunctionPencil, basis_chunk
 from .sampling import Compute, Sampling, as_compute, as_sampling
 
@@ -157,39 +158,58 @@ def render_rows(gen, opts: _Render, base: dict, x: jax.Array) -> jax.Array:
     """One sample: latent coordinates x [D] around ``base`` -> rows [H', W', C']."""
     if is_biggan(gen):
         if opts.space == "z":
-            cond = jnp.concatenate([x, base["cond"][gen.z_dim:]])
+            cond = jnp.concatenate([x, base["cond"][gen.z_dim :]])
         elif opts.space == "embed":
             cond = base["cond"] + jnp.concatenate([jnp.zeros_like(x), x])
         else:
             cond = base["cond"] + x
-        img = gen._synthesis(cond[None], truncation=opts.truncation_psi,
-                             precision=opts.precision, jit=False)
+        img = gen._synthesis(
+            cond[None], truncation=opts.truncation_psi, precision=opts.precision, jit=False
+        )
         return opts.out.apply(img[0])
     if opts.space == "z":
-        c = base.get("c")           # one sample's class vector [c_dim] (or absent)
-        ws = gen.mapping(x[None], None if c is None else c[None], opts.truncation_psi,
-                         opts.truncation_cutoff,
-                         dtype=x.dtype, precision=opts.precision, jit=False)
-        img = gen.synthesis(ws, noise_mode=opts.noise_mode, dtype=x.dtype,
-                            precision=opts.precision, jit=False)
+        c = base.get("c")  # one sample's class vector [c_dim] (or absent)
+        ws = gen.mapping(
+            x[None],
+            None if c is None else c[None],
+            opts.truncation_psi,
+            opts.truncation_cutoff,
+            dtype=x.dtype,
+            precision=opts.precision,
+            jit=False,
+        )
+        img = gen.synthesis(
+            ws, noise_mode=opts.noise_mode, dtype=x.dtype, precision=opts.precision, jit=False
+        )
     elif opts.space == "s":
         styles, off = {}, 0
         for name in gen.layer_names:
             s = base["styles"][name]
-            styles[name] = (s + x[off:off + s.shape[0]])[None]
+            styles[name] = (s + x[off : off + s.shape[0]])[None]
             off += s.shape[0]
-        img = gen.synthesis(styles=styles, noise_mode=opts.noise_mode, dtype=x.dtype,
-                            precision=opts.precision, jit=False)
+        img = gen.synthesis(
+            styles=styles,
+            noise_mode=opts.noise_mode,
+            dtype=x.dtype,
+            precision=opts.precision,
+            jit=False,
+        )
     else:
         ws = base["ws"]
         delta = x[None, :] if opts.space == "w" else x.reshape(ws.shape)
-        img = gen.synthesis((ws + delta)[None], noise_mode=opts.noise_mode, dtype=x.dtype,
-                            precision=opts.precision, jit=False)
+        img = gen.synthesis(
+            (ws + delta)[None],
+            noise_mode=opts.noise_mode,
+            dtype=x.dtype,
+            precision=opts.precision,
+            jit=False,
+        )
     return opts.out.apply(img[0])
 
 
-def prepare_latents(gen, latents, space: str, c=None, compute: Compute | None = None
-                    ) -> tuple[dict, jax.Array]:
+def prepare_latents(
+    gen, latents, space: str, c=None, compute: Compute | None = None
+) -> tuple[dict, jax.Array]:
     """Batched linearization points (checks the latents and class vectors).
 
     Args:
@@ -226,8 +246,10 @@ def prepare_latents(gen, latents, space: str, c=None, compute: Compute | None = 
     if lat.ndim == 2 and lat.shape[1] == gen.w_dim:
         lat = jnp.broadcast_to(lat[:, None], (lat.shape[0], gen.num_ws, gen.w_dim))
     if lat.ndim != 3 or lat.shape[1:] != (gen.num_ws, gen.w_dim):
-        raise ValueError(f"space={space!r} needs ws of shape [N, {gen.num_ws}, {gen.w_dim}] "
-                         f"(or w [N, {gen.w_dim}]), got {tuple(lat.shape)}")
+        raise ValueError(
+            f"space={space!r} needs ws of shape [N, {gen.num_ws}, {gen.w_dim}] "
+            f"(or w [N, {gen.w_dim}]), got {tuple(lat.shape)}"
+        )
     n = lat.shape[0]
     d = latent_dim(gen, space)
     if space == "s":
@@ -242,8 +264,9 @@ def sample_jacobian(gen, opts: _Render, chunk: int, base, x0):
     _, f_lin = jax.linearize(lambda x: render_rows(gen, opts, base, x), x0)
     d = x0.shape[0]
     n_chunks = -(-d // chunk)
-    cols = jax.lax.map(lambda i: jax.vmap(f_lin)(basis_chunk(i, chunk, d, x0.dtype)),
-                       jnp.arange(n_chunks))            # [n_chunks, chunk, H', W', C']
+    cols = jax.lax.map(
+        lambda i: jax.vmap(f_lin)(basis_chunk(i, chunk, d, x0.dtype)), jnp.arange(n_chunks)
+    )  # [n_chunks, chunk, H', W', C']
     cols = cols.reshape((n_chunks * chunk,) + cols.shape[2:])[:d]
     return jnp.moveaxis(cols, 0, -1)
 
@@ -257,21 +280,27 @@ def _jacobian_batch(graphdef, state, base, x0, *, opts: _Render, chunk: int):
 def _sample_sharding(latents) -> NamedSharding | None:
     """The sharding of ``latents`` if its first (sample) axis is split over several devices."""
     sh = getattr(latents, "sharding", None)
-    if (isinstance(sh, NamedSharding) and len(sh.device_set) > 1 and len(sh.spec) > 0
-            and sh.spec[0] is not None):
+    if (
+        isinstance(sh, NamedSharding)
+        and len(sh.device_set) > 1
+        and len(sh.spec) > 0
+        and sh.spec[0] is not None
+    ):
         return sh
     return None
 
 
 @functools.lru_cache(maxsize=16)
 def _jacobian_sharded_fn(graphdef, opts: _Render, chunk: int, batch: int, mesh, spec):
-    def local(state, base, x0):   # this device's samples, ``batch`` at a time
+    def local(state, base, x0):  # this device's samples, ``batch`` at a time
         gen = nnx.merge(graphdef, state)
-        return jax.lax.map(lambda bx: sample_jacobian(gen, opts, chunk, *bx), (base, x0),
-                           batch_size=batch)
+        return jax.lax.map(
+            lambda bx: sample_jacobian(gen, opts, chunk, *bx), (base, x0), batch_size=batch
+        )
 
-    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), spec, spec), out_specs=spec,
-                                 check_vma=False))
+    return jax.jit(
+        jax.shard_map(local, mesh=mesh, in_specs=(P(), spec, spec), out_specs=spec, check_vma=False)
+    )
 
 
 def _jacobian_sharded(graphdef, state, base, x0, sharding: NamedSharding, opts, chunk, batch):
@@ -286,8 +315,13 @@ def _slice(tree, lo: int, hi: int):
     return jax.tree.map(lambda a: a[lo:hi], tree)
 
 
-def render_options(gen, space: str, output: OutputSpec | None = None,
-                   sampling: Sampling | None = None, compute: Compute | None = None) -> _Render:
+def render_options(
+    gen,
+    space: str,
+    output: OutputSpec | None = None,
+    sampling: Sampling | None = None,
+    compute: Compute | None = None,
+) -> _Render:
     """The static, hashable options of `render_rows` (validated as `jacobian` validates them).
 
     Args:
@@ -313,6 +347,7 @@ def render_options(gen, space: str, output: OutputSpec | None = None,
     if is_biggan(gen):
         latent_dim(gen, space)
         from .models.biggan import stat_weights
+
         stat_weights(truncation_psi, gen.config.n_stats)
     elif space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
@@ -321,16 +356,25 @@ def render_options(gen, space: str, output: OutputSpec | None = None,
     out.out_shape(gen.resolution, gen.img_channels)  # validates resize against the generator
     noise_mode = sampling.noise_mode
     if noise_mode not in ("const", "none"):
-        raise ValueError(f"sampling.noise_mode must be 'const' or 'none' for a Jacobian, got "
-                         f"{noise_mode!r}")
+        raise ValueError(
+            f"sampling.noise_mode must be 'const' or 'none' for a Jacobian, got {noise_mode!r}"
+        )
     _ops.as_precision(compute.precision)
-    return _Render(space, out, noise_mode, compute.precision, float(truncation_psi),
-                   sampling.truncation_cutoff)
+    return _Render(
+        space, out, noise_mode, compute.precision, float(truncation_psi), sampling.truncation_cutoff
+    )
 
 
-def jacobian(gen, latents, *, space: str = "w", output: OutputSpec | None = None,
-             sampling: Sampling | None = None, compute: Compute | None = None,
-             progress: bool | Callable = False) -> jax.Array:
+def jacobian(
+    gen,
+    latents: Latents,
+    *,
+    space: str = "w",
+    output: OutputSpec | None = None,
+    sampling: Sampling | None = None,
+    compute: Compute | None = None,
+    progress: bool | Callable = False,
+) -> JacobianArray:
     """Jacobian of the generator's output rows with respect to a latent space, in forward mode.
 
     Args:
@@ -385,8 +429,11 @@ def jacobian(gen, latents, *, space: str = "w", output: OutputSpec | None = None
     parts = []
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)
-        parts.append(_jacobian_batch(graphdef, state, _slice(base, lo, hi), x0[lo:hi],
-                                     opts=opts, chunk=chunk))
+        parts.append(
+            _jacobian_batch(
+                graphdef, state, _slice(base, lo, hi), x0[lo:hi], opts=opts, chunk=chunk
+            )
+        )
         if show:
             jax.block_until_ready(parts[-1])
             show(hi, n)
@@ -405,8 +452,16 @@ class JacobianOperator:
     (``vmap`` inside ``lax.map``), so memory stays bounded for any block size.
     """
 
-    def __init__(self, gen, latent, *, space: str = "w", output: OutputSpec | None = None,
-                 sampling: Sampling | None = None, compute: Compute | None = None):
+    def __init__(
+        self,
+        gen,
+        latent,
+        *,
+        space: str = "w",
+        output: OutputSpec | None = None,
+        sampling: Sampling | None = None,
+        compute: Compute | None = None,
+    ):
         """Linearization point and options of the operator.
 
         Args:
@@ -430,8 +485,9 @@ class JacobianOperator:
         self.opts = render_options(gen, space, output, sampling, compute)
         lat = jnp.asarray(latent)
         c = sampling.c
-        base, x0 = prepare_latents(gen, lat[None], space,
-                                   None if c is None else jnp.asarray(c)[None], compute)
+        base, x0 = prepare_latents(
+            gen, lat[None], space, None if c is None else jnp.asarray(c)[None], compute
+        )
         self.base = jax.tree.map(lambda a: a[0], base)
         self.x0 = x0[0]
         self.graphdef, self.state = nnx.split(gen)
@@ -484,8 +540,9 @@ class JacobianOperator:
         Returns:
           `jaxedit.linalg.FunctionPencil` (operators of one structure share compiled solvers).
         """
-        return FunctionPencil(_Products(self), self.arrays(), wf, wb, dim=self.dim,
-                              dtype=self.dtype, chunk=self.chunk)
+        return FunctionPencil(
+            _Products(self), self.arrays(), wf, wb, dim=self.dim, dtype=self.dtype, chunk=self.chunk
+        )
 
     def mv(self, v) -> jax.Array:
         """J v: v [D] or [m, D] -> [rows] or [m, rows]."""
@@ -502,8 +559,13 @@ class JacobianOperator:
     def gram_mv(self, v, weights) -> jax.Array:
         """Jᵀ diag(weights) J v, weights [rows] (e.g. a region mask / n_rows): v [m, D] -> [m, D]."""
         v = jnp.asarray(v, self.dtype)
-        out = _op_call(self, "gram", self.arrays(), jnp.atleast_2d(v),
-                       jnp.asarray(weights, self.dtype).reshape(-1))
+        out = _op_call(
+            self,
+            "gram",
+            self.arrays(),
+            jnp.atleast_2d(v),
+            jnp.asarray(weights, self.dtype).reshape(-1),
+        )
         return out[0] if v.ndim == 1 else out
 
 
@@ -540,6 +602,7 @@ def _op_call(op: JacobianOperator, kind: str, arrays, v, weights=None):
         return mv(v)
     if kind == "rmv":
         return rmv(v)
+    assert weights is not None  # kind "gram" always passes the weights
     return rmv(mv(v) * weights[None, :])
 
 
@@ -550,9 +613,23 @@ def compiled_programs() -> dict[str, int]:
       ``{"jacobian": ..., "operator": ...}``: programs of `jacobian`'s batch kernel and of
       `JacobianOperator`'s products (one per shape and static option set).
     """
-    return {"jacobian": _jacobian_batch._cache_size(), "operator": _op_call._cache_size()}
+    jitted: dict[str, Any] = {"jacobian": _jacobian_batch, "operator": _op_call}
+    return {name: int(fn._cache_size()) for name, fn in jitted.items()}
 
 
-__all__ = ["CHANNEL_MODES", "JacobianOperator", "OutputSpec", "RESIZE_MODES", "SPACES",
-           "as_output", "compiled_programs", "is_biggan", "jacobian", "latent_dim",
-           "prepare_latents", "render_options", "render_rows", "sample_jacobian"]
+__all__ = [
+    "CHANNEL_MODES",
+    "JacobianOperator",
+    "OutputSpec",
+    "RESIZE_MODES",
+    "SPACES",
+    "as_output",
+    "compiled_programs",
+    "is_biggan",
+    "jacobian",
+    "latent_dim",
+    "prepare_latents",
+    "render_options",
+    "render_rows",
+    "sample_jacobian",
+]

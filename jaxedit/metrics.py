@@ -12,7 +12,8 @@ to the image grid):
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,12 +35,16 @@ def locality(original, edited, region: RegionLike) -> dict[str, float]:
     """
     x0, x1 = np.asarray(original, np.float64), np.asarray(edited, np.float64)
     if x0.shape != x1.shape or x0.ndim != 4:
-        raise ValueError(f"original and edited must both be [N, H, W, C], got {x0.shape} and {x1.shape}")
+        raise ValueError(
+            f"original and edited must both be [N, H, W, C], got {x0.shape} and {x1.shape}"
+        )
     for name, x in (("original", x0), ("edited", x1)):
         bad = int(x.size - np.isfinite(x).sum())
         if bad:
-            raise ValueError(f"the {name} images contain {bad} non-finite value(s) (NaN or inf): "
-                             "the generator's output is invalid")
+            raise ValueError(
+                f"the {name} images contain {bad} non-finite value(s) (NaN or inf): "
+                "the generator's output is invalid"
+            )
     m = region_mask(region, x0.shape[1:3]).astype(np.float64)[None, :, :, None]
     d2 = (x1 - x0) ** 2
     c = x0.shape[-1]
@@ -49,14 +54,26 @@ def locality(original, edited, region: RegionLike) -> dict[str, float]:
     n_out = (1 - m).sum() * c
     with np.errstate(divide="ignore", invalid="ignore"):
         roir = np.sqrt(outside) / np.sqrt(inside)
-    return {"mse_inside": float(np.mean(inside / n_in)), "mse_outside": float(np.mean(outside / n_out)),
-            "roir": float(np.mean(roir)), "roir_per_sample": roir.tolist()}
+    return {
+        "mse_inside": float(np.mean(inside / n_in)),
+        "mse_outside": float(np.mean(outside / n_out)),
+        "roir": float(np.mean(roir)),
+        "roir_per_sample": roir.tolist(),
+    }
 
 
-def evaluate_direction(gen, latents, direction, region: RegionLike, *, alpha: float = 3.0,
-                       space: str = "w", slots: Sequence[int] | None = None,
-                       sampling: Sampling | None = None, compute: Compute | None = None
-                       ) -> dict[str, float]:
+def evaluate_direction(
+    gen,
+    latents,
+    direction,
+    region: RegionLike,
+    *,
+    alpha: float = 3.0,
+    space: str = "w",
+    slots: Sequence[int] | None = None,
+    sampling: Sampling | None = None,
+    compute: Compute | None = None,
+) -> dict[str, float]:
     """`locality` of ``latents + alpha * direction`` (unit-normalized) against ``latents``.
 
     ``latents``/``space``/``slots`` as `jaxedit.editing.edit_latents`. A non-finite or
@@ -89,8 +106,16 @@ def evaluate_direction(gen, latents, direction, region: RegionLike, *, alpha: fl
     if norm == 0:
         raise ValueError("direction is all zeros: it has no direction to normalize")
     d = d / norm
-    imgs = render_edits(gen, latents, d, [0.0, float(alpha)], space=space, slots=slots,
-                        sampling=sampling, compute=compute)
+    imgs = render_edits(
+        gen,
+        latents,
+        d,
+        [0.0, float(alpha)],
+        space=space,
+        slots=slots,
+        sampling=sampling,
+        compute=compute,
+    )
     out = locality(imgs[0], imgs[1], region)
     out["alpha"] = float(alpha)
     return out
@@ -102,13 +127,15 @@ def evaluate_direction(gen, latents, direction, region: RegionLike, *, alpha: fl
 _HIGHEST = lax.Precision.HIGHEST
 
 # sRGB (D65) -> XYZ, rows X, Y, Z (IEC 61966-2-1 primaries as printed in the reference).
-SRGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
-                        [0.212671, 0.715160, 0.072169],
-                        [0.019334, 0.119193, 0.950227]])
+SRGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 D65_WHITE = (95.047, 100.0, 108.883)
 
 
-def rgb_to_lab(rgb, *, parity: bool = False, value_range=(-1.0, 1.0), shift: bool = True) -> jax.Array:
+def rgb_to_lab(
+    rgb, *, parity: bool = False, value_range=(-1.0, 1.0), shift: bool = True
+) -> jax.Array:
     """sRGB ``[..., 3]`` -> CIELAB ``[..., 3]`` (L, a, b) as the reference's ``rgb2lab``.
 
     ``value_range`` maps the input to [0, 1] (jaxedit images are in [-1, 1]); values are then
@@ -125,7 +152,9 @@ def rgb_to_lab(rgb, *, parity: bool = False, value_range=(-1.0, 1.0), shift: boo
     if x.shape[-1:] != (3,):
         raise ValueError(f"rgb must be [..., 3], got shape {tuple(x.shape)}")
     x = jnp.clip((x - lo) / (hi - lo), 0, 1)
-    lin = jnp.where(x > 0.04045, ((jnp.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92) * 100
+    lin = (
+        jnp.where(x > 0.04045, ((jnp.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92) * 100
+    )
     M = jnp.asarray(SRGB_TO_XYZ, x.dtype)
     xyz = jnp.dot(lin, M if parity else M.T, precision=_HIGHEST)
     xyz = xyz / jnp.asarray(D65_WHITE, x.dtype)
@@ -144,12 +173,15 @@ def lab_squared_error(a, b, parity: bool = False, *, value_range=(-1.0, 1.0)) ->
     for ``parity`` and ``value_range``)."""
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+        raise ValueError(
+            f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     check_finite("a", a)
     check_finite("b", b)
-    d = (rgb_to_lab(a, parity=parity, value_range=value_range)
-         - rgb_to_lab(b, parity=parity, value_range=value_range)) / 255
+    d = (
+        rgb_to_lab(a, parity=parity, value_range=value_range)
+        - rgb_to_lab(b, parity=parity, value_range=value_range)
+    ) / 255
     return jnp.sum(d * d, axis=-1) / 3
 
 
@@ -172,8 +204,10 @@ def in_out_mse(error, region, *, resize: str = "nearest") -> dict[str, Any]:
     m = jnp.asarray(region)
     if m.ndim not in (2, 3) or (m.ndim == 3 and m.shape[0] not in (1, e.shape[0])):
         raise ValueError(f"region must be [H, W] or [N={e.shape[0]}, H, W], got {tuple(m.shape)}")
-    m = np.asarray(resize_masks(m.astype(jnp.float32) if m.dtype == bool else m, e.shape[1:],
-                                resize), np.float64)
+    m = np.asarray(
+        resize_masks(m.astype(jnp.float32) if m.dtype == bool else m, e.shape[1:], resize),
+        np.float64,
+    )
     if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
         raise ValueError("region weights must be finite and in [0, 1]")
     m = np.broadcast_to(m, e.shape)
@@ -186,16 +220,37 @@ def in_out_mse(error, region, *, resize: str = "nearest") -> dict[str, Any]:
         per_in = (m * e).sum(axis=(1, 2)) / m.sum(axis=(1, 2))
         per_out = ((1 - m) * e).sum(axis=(1, 2)) / (1 - m).sum(axis=(1, 2))
     i, o = float((m * e).sum() / w_in), float(((1 - m) * e).sum() / w_out)
-    return {"in_mse": i, "out_mse": o, "ratio": o / i if i > 0 else float("nan"),
-            "in_per_sample": per_in.tolist(), "out_per_sample": per_out.tolist()}
+    return {
+        "in_mse": i,
+        "out_mse": o,
+        "ratio": o / i if i > 0 else float("nan"),
+        "in_per_sample": per_in.tolist(),
+        "out_per_sample": per_out.tolist(),
+    }
 
 
-def lab_locality(original, edited, region, *, parity: bool = False, value_range=(-1.0, 1.0),
-                 resize: str = "nearest") -> dict[str, Any]:
+def lab_locality(
+    original,
+    edited,
+    region,
+    *,
+    parity: bool = False,
+    value_range=(-1.0, 1.0),
+    resize: str = "nearest",
+) -> dict[str, Any]:
     """`in_out_mse` of `lab_squared_error` between images ``[N, H, W, 3]``."""
-    return in_out_mse(lab_squared_error(original, edited, parity, value_range=value_range), region,
-                      resize=resize)
+    return in_out_mse(
+        lab_squared_error(original, edited, parity, value_range=value_range), region, resize=resize
+    )
 
 
-__all__ = ["D65_WHITE", "SRGB_TO_XYZ", "evaluate_direction", "in_out_mse", "lab_locality",
-           "lab_squared_error", "locality", "rgb_to_lab"]
+__all__ = [
+    "D65_WHITE",
+    "SRGB_TO_XYZ",
+    "evaluate_direction",
+    "in_out_mse",
+    "lab_locality",
+    "lab_squared_error",
+    "locality",
+    "rgb_to_lab",
+]

@@ -7,24 +7,41 @@ from .methods.resefa import (
     FORMAT,
     GRAMS,
     VERSION,
-    MomentSettings,
     Moments,
+    MomentSettings,
     default_mesh,
     generator_fingerprint,
     is_moments,
     load_moments,
     merge_moments,
     moment_settings,
+    pack_mask as _pack_mask,  # noqa: F401  (the CLI imports it)
     read_moments,
     region_moments,
     resefa_moments,
     save_moments,
 )
-from .methods.resefa import pack_mask as _pack_mask  # noqa: F401  (the CLI imports it)
 
-warnings.warn("jaxedit.moments is deprecated: import from jaxedit.methods.resefa (or jaxedit)",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "jaxedit.moments is deprecated: import from jaxedit.methods.resefa (or jaxedit)",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-__all__ = ["FORMAT", "GRAMS", "VERSION", "MomentSettings", "Moments", "default_mesh",
-           "generator_fingerprint", "is_moments", "load_moments", "merge_moments",
-           "moment_settings", "read_moments", "region_moments", "resefa_moments", "save_moments"]
+__all__ = [
+    "FORMAT",
+    "GRAMS",
+    "VERSION",
+    "MomentSettings",
+    "Moments",
+    "default_mesh",
+    "generator_fingerprint",
+    "is_moments",
+    "load_moments",
+    "merge_moments",
+    "moment_settings",
+    "read_moments",
+    "region_moments",
+    "resefa_moments",
+    "save_moments",
+]

@@ -61,8 +61,9 @@ PRESETS: dict[str, dict[str, tuple[int, int, int, int]]] = {
 
 TOYFACES = "toyfaces"
 TOYFACES_THRESHOLD = 0.05
-_TOYFACES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toyfaces",
-                              "part_frequency.npz")
+_TOYFACES_FILE = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "toyfaces", "part_frequency.npz"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,15 +82,17 @@ class Box:
             if field == "grid" and v is None:
                 continue
             try:
-                ok = float(v).is_integer()      # False for NaN / inf / 2.5
+                ok = float(v).is_integer()  # False for NaN / inf / 2.5
             except (TypeError, ValueError):
                 ok = False
             if not ok:
                 raise ValueError(f"box coordinates must be finite integers, got {field}={v!r}")
             object.__setattr__(self, field, int(v))
         if not (self.y1 > self.y0 and self.x1 > self.x0):
-            raise ValueError(f"the box (y0, x0, y1, x1) = {self.as_tuple()} is empty: it needs "
-                             "y1 > y0 and x1 > x0 (end-exclusive)")
+            raise ValueError(
+                f"the box (y0, x0, y1, x1) = {self.as_tuple()} is empty: it needs "
+                "y1 > y0 and x1 > x0 (end-exclusive)"
+            )
         if self.grid is not None and self.grid < 1:
             raise ValueError(f"grid must be positive, got {self.grid}")
 
@@ -100,14 +103,19 @@ class Box:
         """The same box on a ``size`` grid (corners scaled; start down, end up)."""
         g = self.grid if self.grid is not None else size
         f = size / g
-        return Box(math.floor(self.y0 * f + 1e-9), math.floor(self.x0 * f + 1e-9),
-                   math.ceil(self.y1 * f - 1e-9), math.ceil(self.x1 * f - 1e-9), size)
+        return Box(
+            math.floor(self.y0 * f + 1e-9),
+            math.floor(self.x0 * f + 1e-9),
+            math.ceil(self.y1 * f - 1e-9),
+            math.ceil(self.x1 * f - 1e-9),
+            size,
+        )
 
     def mask(self, size: int) -> BoxMask:
         """[size, size] bool (clipped to the image)."""
         b = self.scaled(size)
         m = np.zeros((size, size), bool)
-        m[max(b.y0, 0):max(b.y1, 0), max(b.x0, 0):max(b.x1, 0)] = True
+        m[max(b.y0, 0) : max(b.y1, 0), max(b.x0, 0) : max(b.x1, 0)] = True
         return m
 
 
@@ -145,8 +153,10 @@ def _toyfaces_table() -> dict[str, np.ndarray]:
         with np.load(_TOYFACES_FILE, allow_pickle=False) as d:
             names, counts, n = [str(x) for x in d["names"]], d["counts"], int(d["n"])
     except (OSError, KeyError, ValueError) as e:
-        raise RuntimeError(f"the toyfaces region presets ({_TOYFACES_FILE}) are missing or "
-                           f"unreadable ({e}); reinstall jaxedit") from None
+        raise RuntimeError(
+            f"the toyfaces region presets ({_TOYFACES_FILE}) are missing or "
+            f"unreadable ({e}); reinstall jaxedit"
+        ) from None
     return {name: counts[i].astype(np.float64) / n for i, name in enumerate(names)}
 
 
@@ -158,8 +168,9 @@ def toyfaces_preset(region: str) -> MaskPreset:
     return MaskPreset(f"{TOYFACES}/{region}", table[region], TOYFACES_THRESHOLD)
 
 
-def center_box(center_row: int, center_col: int, height: int, width: int,
-               grid: int = REFERENCE_GRID) -> Box:
+def center_box(
+    center_row: int, center_col: int, height: int, width: int, grid: int = REFERENCE_GRID
+) -> Box:
     """The reference's ``[center_row, center_col, height, width]`` box as a `Box`."""
     vals = (center_row, center_col, height, width)
     if not all(np.isfinite(float(v)) for v in vals):
@@ -207,13 +218,15 @@ def parse_region(text: str) -> Box | MaskPreset:
         except ValueError:
             raise ValueError(f"a box region is 4 integers y0,x0,y1,x1, got {text!r}") from None
         if not (vals[2] > vals[0] and vals[3] > vals[1]):
-            raise ValueError(f"the box {text!r} is empty: y0,x0,y1,x1 needs y1 > y0 and x1 > x0 "
-                             "(end-exclusive)")
+            raise ValueError(
+                f"the box {text!r} is empty: y0,x0,y1,x1 needs y1 > y0 and x1 > x0 (end-exclusive)"
+            )
         return Box(*vals)
     if len(parts) == 1:
         return preset(parts[0])
-    raise ValueError(f"region must be a preset name ({', '.join(preset_names())}) or "
-                     f"'y0,x0,y1,x1', got {text!r}")
+    raise ValueError(
+        f"region must be a preset name ({', '.join(preset_names())}) or 'y0,x0,y1,x1', got {text!r}"
+    )
 
 
 def region_mask(region: RegionLike, size: int | tuple[int, int]) -> MaskArray:
@@ -226,7 +239,11 @@ def region_mask(region: RegionLike, size: int | tuple[int, int]) -> MaskArray:
     h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if isinstance(region, str):
         region = parse_region(region)
-    if isinstance(region, (tuple, list)) and len(region) == 4 and not isinstance(region[0], (list, tuple, np.ndarray)):
+    if (
+        isinstance(region, (tuple, list))
+        and len(region) == 4
+        and not isinstance(region[0], (list, tuple, np.ndarray))
+    ):
         region = Box(*region)
     if isinstance(region, Box):
         if h != w:
@@ -258,9 +275,26 @@ def region_mask(region: RegionLike, size: int | tuple[int, int]) -> MaskArray:
 def mask_box(mask: MaskArray) -> Box:
     """Bounding box of a boolean mask (for drawing)."""
     rows, cols = np.nonzero(np.asarray(mask))
-    return Box(int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1,
-               int(mask.shape[0]))
+    return Box(
+        int(rows.min()),
+        int(cols.min()),
+        int(rows.max()) + 1,
+        int(cols.max()) + 1,
+        int(mask.shape[0]),
+    )
 
 
-__all__ = ["Box", "MaskPreset", "PRESETS", "REFERENCE_GRID", "TOYFACES_THRESHOLD", "center_box",
-           "mask_box", "parse_region", "preset", "preset_names", "region_mask", "toyfaces_preset"]
+__all__ = [
+    "Box",
+    "MaskPreset",
+    "PRESETS",
+    "REFERENCE_GRID",
+    "TOYFACES_THRESHOLD",
+    "center_box",
+    "mask_box",
+    "parse_region",
+    "preset",
+    "preset_names",
+    "region_mask",
+    "toyfaces_preset",
+]

@@ -57,16 +57,18 @@ class Sampling:
         try:
             psi = float(self.truncation_psi)
         except (TypeError, ValueError):
-            raise ValueError(f"truncation_psi must be a real number, got "
-                             f"{self.truncation_psi!r}") from None
+            raise ValueError(
+                f"truncation_psi must be a real number, got {self.truncation_psi!r}"
+            ) from None
         if not math.isfinite(psi):
             raise ValueError(f"truncation_psi must be finite, got {self.truncation_psi!r}")
         object.__setattr__(self, "truncation_psi", psi)
         cut = self.truncation_cutoff
         if cut is not None:
             if isinstance(cut, bool) or not _is_int(cut) or int(cut) < 0:
-                raise ValueError(f"truncation_cutoff must be a non-negative integer or None, "
-                                 f"got {cut!r}")
+                raise ValueError(
+                    f"truncation_cutoff must be a non-negative integer or None, got {cut!r}"
+                )
             object.__setattr__(self, "truncation_cutoff", int(cut))
         if self.noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
@@ -105,8 +107,9 @@ class Compute:
             try:
                 dt = jnp.dtype(self.dtype)
             except TypeError:
-                raise ValueError(f"dtype must be a floating dtype or None, got "
-                                 f"{self.dtype!r}") from None
+                raise ValueError(
+                    f"dtype must be a floating dtype or None, got {self.dtype!r}"
+                ) from None
             if not jnp.issubdtype(dt, jnp.floating):
                 raise ValueError(f"dtype must be a floating dtype or None, got {self.dtype!r}")
             object.__setattr__(self, "dtype", np.dtype(dt))

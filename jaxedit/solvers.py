@@ -12,14 +12,21 @@ from .linalg import (
     SolverLike,
     SolverStats,
     Woodbury,
+    as_solver as _as_solver,
 )
-from .linalg import as_solver as _as_solver
 
-warnings.warn("jaxedit.solvers is deprecated: import the solvers from jaxedit.linalg (or jaxedit)",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "jaxedit.solvers is deprecated: import the solvers from jaxedit.linalg (or jaxedit)",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-SHORTCUTS = {"dense": Dense, "woodbury": Woodbury, "matrix_free": MatrixFree,
-             "reference": ReferenceEig}
+SHORTCUTS = {
+    "dense": Dense,
+    "woodbury": Woodbury,
+    "matrix_free": MatrixFree,
+    "reference": ReferenceEig,
+}
 
 
 def as_solver(solver: SolverLike, *, operator: bool = False):
@@ -31,6 +38,15 @@ def as_solver(solver: SolverLike, *, operator: bool = False):
     return s
 
 
-__all__ = ["ComplexEigenpairsWarning", "ConvergenceWarning", "Dense", "MatrixFree",
-           "ReferenceEig", "SingularBackgroundWarning", "SolverLike", "SolverStats", "Woodbury",
-           "as_solver"]
+__all__ = [
+    "ComplexEigenpairsWarning",
+    "ConvergenceWarning",
+    "Dense",
+    "MatrixFree",
+    "ReferenceEig",
+    "SingularBackgroundWarning",
+    "SolverLike",
+    "SolverStats",
+    "Woodbury",
+    "as_solver",
+]

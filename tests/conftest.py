@@ -15,7 +15,8 @@ jax.config.update("jax_enable_x64", X64)
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "float32: runs only in the float32 session (JAXEDIT_TEST_X64=0, x64 off)")
+        "markers", "float32: runs only in the float32 session (JAXEDIT_TEST_X64=0, x64 off)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,7 +27,10 @@ def pytest_collection_modifyitems(config, items):
         elif not f32 and not X64:
             item.add_marker(pytest.mark.skip(reason="x64 session only"))
 
-FIXTURES = Path(os.environ.get("JAXEDIT_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
+
+FIXTURES = Path(
+    os.environ.get("JAXEDIT_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+)
 
 
 def fixture_path(name: str) -> Path:
@@ -44,6 +48,7 @@ def ada_pkl():
 @pytest.fixture(scope="session")
 def ada_ref():
     import numpy as np
+
     return dict(np.load(fixture_path("stylegan2_ada_tiny_ref.npz")))
 
 
@@ -55,18 +60,21 @@ def ros_pt():
 @pytest.fixture(scope="session")
 def ros_ref():
     import numpy as np
+
     return dict(np.load(fixture_path("rosinality_tiny_ref.npz")))
 
 
 @pytest.fixture(scope="session")
 def ada_gen(ada_pkl):
     import jaxedit
+
     return jaxedit.load_generator(ada_pkl)
 
 
 @pytest.fixture(scope="session")
 def ros_gen(ros_pt):
     import jaxedit
+
     return jaxedit.load_generator(ros_pt)
 
 
@@ -75,9 +83,17 @@ def _small_generator(arch: str = "skip", c_dim: int = 0, conv_clamp=None, seed: 
     from flax import nnx
 
     from jaxedit.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-    cfg = StyleGAN2Config.create({4: 16, 8: 16, 16: 8}, z_dim=8, w_dim=8, c_dim=c_dim,
-                                 img_resolution=16, mapping_layers=2, architecture=arch,
-                                 conv_clamp=conv_clamp)
+
+    cfg = StyleGAN2Config.create(
+        {4: 16, 8: 16, 16: 8},
+        z_dim=8,
+        w_dim=8,
+        c_dim=c_dim,
+        img_resolution=16,
+        mapping_layers=2,
+        architecture=arch,
+        conv_clamp=conv_clamp,
+    )
     return StyleGAN2Generator(cfg, rngs=nnx.Rngs(seed))
 
 

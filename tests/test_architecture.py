@@ -123,14 +123,19 @@ def test_no_import_cycles():
 
 def test_commands_never_import_the_cli_entry_module():
     edges = import_graph(_modules())
-    bad = sorted(m for m, ts in edges.items() if m.startswith("jaxedit.cli.") and "jaxedit.cli" in ts)
+    bad = sorted(
+        m for m, ts in edges.items() if m.startswith("jaxedit.cli.") and "jaxedit.cli" in ts
+    )
     assert bad == []
 
 
 @pytest.mark.parametrize("pkg", PACKAGES)
 def test_no_module_over_700_lines(pkg):
-    long = {m: n for m, p in _modules().items() if m.split(".")[0] == pkg
-            and (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        m: n
+        for m, p in _modules().items()
+        if m.split(".")[0] == pkg and (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 

@@ -9,11 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_pretrained_biggan")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repo root holds benchmarks/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root holds benchmarks/
 
-from benchmarks import __main__ as bench_main  # noqa: E402
-from benchmarks import workloads  # noqa: E402
-from benchmarks.torch_ref import stylegan2 as torch_sg2  # noqa: E402
+from benchmarks import __main__ as bench_main, workloads
+from benchmarks.torch_ref import stylegan2 as torch_sg2
 
 
 @pytest.mark.parametrize("psi", [1.0, 0.7])
@@ -33,20 +32,24 @@ def test_torch_baseline_forward_mode_against_jaxedit_finite_differences(ada_gen)
     p = torch_sg2.params_from_jaxedit(ada_gen, dtype=torch.float64)
     ws = np.asarray(ada_gen.mapping(np.random.RandomState(1).randn(1, 32)), np.float64)
     v = np.random.RandomState(2).randn(*ws.shape)
-    _, jv = torch.func.jvp(lambda w: torch_sg2.synthesis(p, ada_gen.config, w),
-                           (torch.tensor(ws),), (torch.tensor(v),))
-    eps = 1e-6      # small: a larger step crosses a leaky-ReLU kink for this latent (FD error 4e-2)
-    fd = (np.asarray(ada_gen.synthesis(ws + eps * v)) - np.asarray(ada_gen.synthesis(ws - eps * v))
-          ) / (2 * eps)
+    _, jv = torch.func.jvp(
+        lambda w: torch_sg2.synthesis(p, ada_gen.config, w), (torch.tensor(ws),), (torch.tensor(v),)
+    )
+    eps = 1e-6  # small: a larger step crosses a leaky-ReLU kink for this latent (FD error 4e-2)
+    fd = (
+        np.asarray(ada_gen.synthesis(ws + eps * v)) - np.asarray(ada_gen.synthesis(ws - eps * v))
+    ) / (2 * eps)
     jv = jv.numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(jv, fd, rtol=0, atol=1e-6 * np.abs(fd).max())
-    assert np.abs(fd).max() > 1e-2                                     # a real signal
+    assert np.abs(fd).max() > 1e-2  # a real signal
 
 
 def test_every_suite_runs_at_toy_size(tmp_path):
     out = tmp_path / "smoke.json"
-    assert bench_main.main(["run", "--suite", "all", "--smoke", "--repeats", "1",
-                            "--out", str(out)]) == 0
+    assert (
+        bench_main.main(["run", "--suite", "all", "--smoke", "--repeats", "1", "--out", str(out)])
+        == 0
+    )
     doc = json.loads(out.read_text())
     assert doc["meta"]["smoke"] and not doc["meta"]["failures"]
     suites = {r["suite"] for r in doc["rows"]}
@@ -56,11 +59,23 @@ def test_every_suite_runs_at_toy_size(tmp_path):
         if r["impl"] == "jaxedit" and r["accuracy"] is not None and "cos" in r["accuracy_metric"]:
             assert r["accuracy"] > 0.99, r
     # the validity suite measures every method the library has (issue 12), PandA and EiS included
-    impls = {r["impl"].split(" (")[0].split("-")[0] for r in doc["rows"]
-             if r["suite"] == "validity"}
+    impls = {
+        r["impl"].split(" (")[0].split("-")[0] for r in doc["rows"] if r["suite"] == "validity"
+    }
     assert {"resefa", "sefa", "random", "panda", "editing in style"} <= impls, impls
-    assert bench_main.main(["render", "--results", str(tmp_path), "--include-smoke",
-                            "--out", str(tmp_path / "README.md")]) == 0
+    assert (
+        bench_main.main(
+            [
+                "render",
+                "--results",
+                str(tmp_path),
+                "--include-smoke",
+                "--out",
+                str(tmp_path / "README.md"),
+            ]
+        )
+        == 0
+    )
     text = (tmp_path / "README.md").read_text()
     assert "### jacobian: W Jacobian (1 sample)" in text and "×" in text
 

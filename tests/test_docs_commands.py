@@ -40,19 +40,21 @@ FAST = ("convert", "inspect", "layers", "regions", "sefa")
 #: At most this many python blocks may be marked ``skip`` over all pages.
 MAX_SKIPPED = 5
 
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
-                    re.M | re.S)
+_FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
+    re.M | re.S,
+)
 _MARK = re.compile(r"<!--\s*docs-test:\s*(?P<kind>slow|skip)\b\s*(?:\((?P<reason>[^)]*)\))?\s*-->")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 @dataclass(frozen=True)
 class Block:
-    page: str       # path relative to the repository root
-    line: int       # line of the opening fence (1-based)
+    page: str  # path relative to the repository root
+    line: int  # line of the opening fence (1-based)
     lang: str
     code: str
-    mark: str | None = None     # None | "slow" | "skip"
+    mark: str | None = None  # None | "slow" | "skip"
     reason: str = ""
 
 
@@ -60,8 +62,8 @@ class Block:
 class Command:
     page: str
     line: int
-    argv: tuple[str, ...]   # after the program name
-    runnable: bool          # False: behind an environment assignment, srun or '&' (parsed only)
+    argv: tuple[str, ...]  # after the program name
+    runnable: bool  # False: behind an environment assignment, srun or '&' (parsed only)
 
 
 def _rel(path: Path) -> str:
@@ -73,13 +75,20 @@ def page_blocks(path: Path) -> list[Block]:
     text = path.read_text()
     out = []
     for m in _FENCE.finditer(text):
-        before = text[:m.start()].rstrip("\n").splitlines()
+        before = text[: m.start()].rstrip("\n").splitlines()
         mark = _MARK.fullmatch(before[-1].strip()) if before else None
         indent = len(m["indent"])
         code = "\n".join(line[indent:] for line in m["body"].splitlines()) + "\n"
-        out.append(Block(_rel(path), text.count("\n", 0, m.start()) + 1, m["lang"], code,
-                         mark["kind"] if mark else None,
-                         (mark["reason"] or "").strip() if mark else ""))
+        out.append(
+            Block(
+                _rel(path),
+                text.count("\n", 0, m.start()) + 1,
+                m["lang"],
+                code,
+                mark["kind"] if mark else None,
+                (mark["reason"] or "").strip() if mark else "",
+            )
+        )
     return out
 
 
@@ -100,8 +109,9 @@ def page_commands(path: Path) -> list[Command]:
                 while segment and (_ENV.match(segment[0]) or segment[0] == "srun"):
                     segment, runnable = segment[1:], False
                 if segment and segment[0] == "jaxedit":
-                    cmds.append(Command(block.page, block.line + 1 + i, tuple(segment[1:]),
-                                        runnable))
+                    cmds.append(
+                        Command(block.page, block.line + 1 + i, tuple(segment[1:]), runnable)
+                    )
                 segment = []
     return cmds
 
@@ -125,9 +135,9 @@ def _ids(paths):
 def _workspace(tmp_path, monkeypatch, ada_pkl, biggan=True):
     """The files the pages' examples name: NVIDIA snapshots (PyTorch and TF) and a BigGAN
     directory, in a fresh folder that becomes the working directory."""
+    from conftest import fixture_path
     from flax import nnx
 
-    from conftest import fixture_path
     import jaxedit
 
     shutil.copy(ada_pkl, tmp_path / "network-snapshot.pkl")
@@ -135,12 +145,19 @@ def _workspace(tmp_path, monkeypatch, ada_pkl, biggan=True):
     monkeypatch.chdir(tmp_path)
     if not biggan:
         return
-    cfg = jaxedit.BigGANConfig(output_dim=32, z_dim=8, class_embed_dim=8, channel_width=4,
-                               num_classes=1000,
-                               layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2),
-                                       (True, 2, 1)], attention_layer_position=3, n_stats=51)
-    jaxedit.save_generator(jaxedit.BigGANGenerator(cfg, rngs=nnx.Rngs(0)),
-                           tmp_path / "biggan-deep-256")
+    cfg = jaxedit.BigGANConfig(
+        output_dim=32,
+        z_dim=8,
+        class_embed_dim=8,
+        channel_width=4,
+        num_classes=1000,
+        layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)],
+        attention_layer_position=3,
+        n_stats=51,
+    )
+    jaxedit.save_generator(
+        jaxedit.BigGANGenerator(cfg, rngs=nnx.Rngs(0)), tmp_path / "biggan-deep-256"
+    )
 
 
 def _needs_biggan(path: Path) -> bool:
@@ -164,22 +181,39 @@ def _run_python(path: Path, slow: bool) -> tuple[int, list[Block]]:
         try:
             exec(compile(block.code, f"{block.page}:{block.line}", "exec"), ns)
         except Exception as e:
-            raise AssertionError(f"{block.page}, python block at line {block.line}: "
-                                 f"{type(e).__name__}: {e}") from e
+            raise AssertionError(
+                f"{block.page}, python block at line {block.line}: {type(e).__name__}: {e}"
+            ) from e
         ran += 1
     return ran, skipped
 
 
 # ---- the pages hold what they should ------------------------------------------------------------
 
+
 def test_docs_have_the_commands():
     cmds = all_commands()
     names = {c.argv[0] for c in cmds if c.argv}
-    assert {"convert", "inspect", "layers", "regions", "synth", "jacobian", "resefa", "edit",
-            "evaluate", "sefa", "spectrum", "demo", "moments", "moments-merge", "panda",
-            "eis"} <= names
+    assert {
+        "convert",
+        "inspect",
+        "layers",
+        "regions",
+        "synth",
+        "jacobian",
+        "resefa",
+        "edit",
+        "evaluate",
+        "sefa",
+        "spectrum",
+        "demo",
+        "moments",
+        "moments-merge",
+        "panda",
+        "eis",
+    } <= names
     assert all(c.argv and not c.argv[0].startswith("-") for c in cmds)
-    assert any(not c.runnable for c in cmds)    # the multi-process / SLURM lines are parsed too
+    assert any(not c.runnable for c in cmds)  # the multi-process / SLURM lines are parsed too
     readme = [c.argv for c in page_commands(ROOT / "README.md")]
     assert ("demo",) in readme
 
@@ -220,6 +254,7 @@ def test_skipped_python_blocks(capsys):
 
 # ---- the default run: cheap commands, python up to the first slow block -------------------------
 
+
 @pytest.mark.parametrize("page", command_pages(), ids=_ids(command_pages()))
 def test_docs_fast_commands_run(page, tmp_path, monkeypatch, ada_pkl, capsys):
     from jaxedit.cli import main
@@ -257,10 +292,21 @@ def test_docs_python_fast(page, tmp_path, monkeypatch, ada_pkl):
 EXPECTED_FILES = {
     "README.md": ("jaxedit_demo/report.json",),
     "docs/getting-started.md": ("jaxedit_demo/report.json",),
-    "docs/cli.md": ("ckpt/config.json", "synth.png", "default.png", "dogs.png", "jacobian.npz",
-                    "resefa_eyes.npz", "edit_resefa_eyes_0.png", "sefa.npz", "edit_sefa_1.png",
-                    "moments_eyes-mouth.npz", "resefa_eyes_16.npz", "panda_b16.conv1.npz",
-                    "panda_parts.png"),
+    "docs/cli.md": (
+        "ckpt/config.json",
+        "synth.png",
+        "default.png",
+        "dogs.png",
+        "jacobian.npz",
+        "resefa_eyes.npz",
+        "edit_resefa_eyes_0.png",
+        "sefa.npz",
+        "edit_sefa_1.png",
+        "moments_eyes-mouth.npz",
+        "resefa_eyes_16.npz",
+        "panda_b16.conv1.npz",
+        "panda_parts.png",
+    ),
     "docs/methods/many-samples.md": ("moments.npz", "resefa_eyes_moments.npz", "moments_eyes.npz"),
     "docs/methods/eis.md": ("cat.npz", "cat_clusters.png", "grid.png", "grid2.png", "m.json"),
 }
@@ -298,6 +344,7 @@ def test_docs_python_run(page, tmp_path, monkeypatch, ada_pkl):
 
 # ---- the site builds ----------------------------------------------------------------------------
 
+
 def _missing_docs_tools() -> list[str]:
     missing = []
     for name in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
@@ -315,13 +362,28 @@ def test_mkdocs_build_strict(tmp_path):
     10 s."""
     missing = _missing_docs_tools()
     if missing:
-        pytest.skip(f"the docs extra is not installed ({', '.join(missing)}): "
-                    f"pip install -e .[docs]")
+        pytest.skip(
+            f"the docs extra is not installed ({', '.join(missing)}): pip install -e .[docs]"
+        )
     site = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-                        str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(site),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert (site / "api" / "resefa" / "index.html").exists()
     assert (site / "_static" / "toyfaces_edit_eyes.png").exists()

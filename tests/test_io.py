@@ -27,9 +27,11 @@ IMG = np.full((4, 4, 3), 7, np.uint8)
 
 
 def _writers(path, overwrite):
-    return [lambda: save_npz(path, overwrite=overwrite, a=np.arange(3)),
-            lambda: save_json(path, {"a": 1}, overwrite=overwrite),
-            lambda: save_png(IMG, path, overwrite=overwrite)]
+    return [
+        lambda: save_npz(path, overwrite=overwrite, a=np.arange(3)),
+        lambda: save_json(path, {"a": 1}, overwrite=overwrite),
+        lambda: save_png(IMG, path, overwrite=overwrite),
+    ]
 
 
 def _leftovers(d):
@@ -45,7 +47,7 @@ def test_new_file_and_overwrite_policy(tmp_path, which):
     with pytest.raises(OutputExistsError, match="already exists"):
         _writers(p, False)[which]()
     assert p.read_bytes() == before
-    _writers(p, True)[which]()            # explicit overwrite replaces a regular file
+    _writers(p, True)[which]()  # explicit overwrite replaces a regular file
     assert _leftovers(tmp_path) == []
 
 
@@ -118,9 +120,9 @@ def test_failure_leaves_target_and_no_temp(tmp_path):
     p = tmp_path / "keep.png"
     p.write_bytes(b"precious")
     with pytest.raises(ValueError):
-        save_png(np.zeros((4, 4, 3), np.float32), p, overwrite=True)   # not uint8
+        save_png(np.zeros((4, 4, 3), np.float32), p, overwrite=True)  # not uint8
     with pytest.raises(TypeError):
-        save_json(p, {"x": object()}, overwrite=True)                 # not serializable
+        save_json(p, {"x": object()}, overwrite=True)  # not serializable
     assert p.read_bytes() == b"precious" and _leftovers(tmp_path) == []
 
 
@@ -143,7 +145,7 @@ def test_no_clobber_race(tmp_path, monkeypatch):
     def prepare(path, *, overwrite):
         calls.append(path)
         out = real_prepare(path, overwrite=overwrite)
-        if len(calls) == 2:            # the re-check just before the rename: someone else wins
+        if len(calls) == 2:  # the re-check just before the rename: someone else wins
             p.write_bytes(b"theirs")
             return out
         return out
@@ -186,7 +188,9 @@ def test_check_finite():
 
     check_finite("z", np.zeros(3))
     check_finite("idx", np.arange(3))
-    with pytest.raises(ValueError, match=r"^z contains 2 non-finite value\(s\) \(NaN or inf\) out of 4"):
+    with pytest.raises(
+        ValueError, match=r"^z contains 2 non-finite value\(s\) \(NaN or inf\) out of 4"
+    ):
         check_finite("z", np.array([np.nan, 1, np.inf, 0]))
     with pytest.raises(ValueError, match="^ws contains 1 non-finite"):
         check_finite("ws", jnp.array([0.0, jnp.nan]))
@@ -200,15 +204,19 @@ def test_check_finite():
 
 # ---- validators -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fn, good, bad", [
-    (cc.positive_int, [("1", 1), ("12", 12)], ["0", "-3", "1.5", "x", ""]),
-    (cc.nonneg_int, [("0", 0), ("7", 7)], ["-1", "nan", "2.0"]),
-    (cc.finite_float, [("-2.5", -2.5), ("1e3", 1000.0)], ["nan", "inf", "-inf", "x"]),
-    (cc.positive_float, [("0.1", 0.1)], ["0", "-1", "nan"]),
-    (cc.nonneg_float, [("0", 0.0), ("1e-3", 1e-3)], ["-5", "nan", "inf"]),
-    (cc.probability, [("0", 0.0), ("1", 1.0), ("0.3", 0.3)], ["1.01", "-0.1", "nan"]),
-    (cc.truncation, [("1", 1.0), ("0.4", 0.4)], ["0", "1.5", "nan"]),
-])
+
+@pytest.mark.parametrize(
+    "fn, good, bad",
+    [
+        (cc.positive_int, [("1", 1), ("12", 12)], ["0", "-3", "1.5", "x", ""]),
+        (cc.nonneg_int, [("0", 0), ("7", 7)], ["-1", "nan", "2.0"]),
+        (cc.finite_float, [("-2.5", -2.5), ("1e3", 1000.0)], ["nan", "inf", "-inf", "x"]),
+        (cc.positive_float, [("0.1", 0.1)], ["0", "-1", "nan"]),
+        (cc.nonneg_float, [("0", 0.0), ("1e-3", 1e-3)], ["-5", "nan", "inf"]),
+        (cc.probability, [("0", 0.0), ("1", 1.0), ("0.3", 0.3)], ["1.01", "-0.1", "nan"]),
+        (cc.truncation, [("1", 1.0), ("0.4", 0.4)], ["0", "1.5", "nan"]),
+    ],
+)
 def test_scalar_validators(fn, good, bad):
     for text, want in good:
         assert fn(text) == want
@@ -226,9 +234,9 @@ def test_list_validators():
     assert cc.seed_list(f"{cc.MAX_SEED}") == [cc.MAX_SEED]
     with pytest.raises(argparse.ArgumentTypeError, match="larger than"):
         cc.seed_list(f"{cc.MAX_SEED + 1}")
-    assert len(cc.seed_list("0-100000")) == 100001           # linear time, not quadratic
+    assert len(cc.seed_list("0-100000")) == 100001  # linear time, not quadratic
     with pytest.raises(argparse.ArgumentTypeError, match="more than"):
-        cc.seed_list("0-999999999")                          # refused before allocating
+        cc.seed_list("0-999999999")  # refused before allocating
     assert cc.parse_alphas("-10:10:7") == list(np.linspace(-10, 10, 7))
     assert cc.parse_alphas("-2,0,2.5") == [-2.0, 0.0, 2.5]
     for bad in ("1:2", "nan,inf", "0:inf:3", "1:2:0", "a,b", "", "0:1:100000"):
@@ -251,7 +259,9 @@ def test_parser_one_line_errors_and_defaults(capsys):
         p.parse_args(["run", "--n", "0"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "tool run: error: argument --n: must be a positive integer" in err
+    assert (
+        err.count("\n") == 1 and "tool run: error: argument --n: must be a positive integer" in err
+    )
     text = s.format_help()
     assert "count (default: 3)" in text and "(default: run.npz)" in text
     assert "computed) (default" not in text and "--force, --overwrite" in text
@@ -265,13 +275,16 @@ def test_run_error_lines(capsys):
     def boom(exc):
         def fn(args):
             raise exc
+
         return fn
 
-    for name, exc in [("value", ValueError("bad value\nsecond line")),
-                      ("os", PermissionError(13, "Permission denied", "/x/y")),
-                      ("bug", TypeError("oops")),
-                      ("mem", MemoryError()),
-                      ("out", OutputExistsError("o.png already exists"))]:
+    for name, exc in [
+        ("value", ValueError("bad value\nsecond line")),
+        ("os", PermissionError(13, "Permission denied", "/x/y")),
+        ("bug", TypeError("oops")),
+        ("mem", MemoryError()),
+        ("out", OutputExistsError("o.png already exists")),
+    ]:
         sub.add_parser(name).set_defaults(fn=boom(exc))
     assert cc.run(p, ["value"]) == 2
     assert capsys.readouterr().err == "error: bad value [...]\n"
@@ -288,7 +301,9 @@ def test_run_error_lines(capsys):
     for argv in (["--debug", "value"], ["value", "--debug"]):
         assert cc.run(p, argv) == 2
         err = capsys.readouterr().err
-        assert "Traceback (most recent call last)" in err and err.endswith("error: bad value [...]\n")
+        assert "Traceback (most recent call last)" in err and err.endswith(
+            "error: bad value [...]\n"
+        )
 
 
 def test_run_broken_pipe(monkeypatch, capsys):
@@ -312,7 +327,7 @@ def test_warnings_are_one_line(capsys):
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def warn(args):
-        warnings.warn("M_b is singular\npass regularization", RuntimeWarning)
+        warnings.warn("M_b is singular\npass regularization", RuntimeWarning, stacklevel=2)
         return 0
 
     sub.add_parser("w").set_defaults(fn=warn)

@@ -36,15 +36,17 @@ def test_fixture_jacobian_wplus(ada_gen, ada_ref):
     assert J.shape == (1, 32, 32, 3, 8 * 32) and J.dtype == jnp.float64
     ref = ada_ref["jacobian_wplus_sample0"]
     ours = np.asarray(J[0]).transpose(2, 0, 1, 3).reshape(3 * 32 * 32, 8 * 32)
-    img_floor = _rel(ada_gen.synthesis(ada_ref["ws_psi10"][:1]),
-                     ada_ref["img_psi10"][:1].transpose(0, 2, 3, 1))
+    img_floor = _rel(
+        ada_gen.synthesis(ada_ref["ws_psi10"][:1]), ada_ref["img_psi10"][:1].transpose(0, 2, 3, 1)
+    )
     err = _rel(ours, ref)
     assert err < 1e-6 and err < 2 * img_floor + 1e-7, (err, img_floor)
     # sensitive: the W-tied Jacobian is the sum over slots, and a wrong layout is far off
     assert _rel(ours.reshape(3072, 8, 32).sum(1), ref.reshape(3072, 8, 32)[:, 0]) > 0.1
     Jw = jaxedit.jacobian(ada_gen, ada_ref["ws_psi10"][:1], space="w")
-    np.testing.assert_allclose(Jw[0], np.asarray(J[0]).reshape(32, 32, 3, 8, 32).sum(3),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        Jw[0], np.asarray(J[0]).reshape(32, 32, 3, 8, 32).sum(3), rtol=0, atol=1e-12
+    )
 
 
 def _reference_fn(gen, space, ws0, out: OutputSpec, z0=None):
@@ -60,16 +62,22 @@ def _reference_fn(gen, space, ws0, out: OutputSpec, z0=None):
         st, off = {}, 0
         for n in gen.layer_names:
             c = styles[n].shape[1]
-            st[n] = styles[n] + x[off:off + c][None]
+            st[n] = styles[n] + x[off : off + c][None]
             off += c
         return out.apply(gen.synthesis(styles=st, jit=False)[0])
 
     return f
 
 
-@pytest.mark.parametrize("space,resize,mode,channels", [
-    ("w", None, "nearest", "rgb"), ("wplus", 8, "nearest", "sum"), ("z", 4, "area", "mean"),
-    ("s", 8, "area", "rgb")])
+@pytest.mark.parametrize(
+    "space,resize,mode,channels",
+    [
+        ("w", None, "nearest", "rgb"),
+        ("wplus", 8, "nearest", "sum"),
+        ("z", 4, "area", "mean"),
+        ("s", 8, "area", "rgb"),
+    ],
+)
 def test_matches_jacrev(gen, ws, space, resize, mode, channels):
     out = OutputSpec(resize, mode, channels)
     z = np.random.RandomState(0).randn(2, 8)
@@ -79,7 +87,9 @@ def test_matches_jacrev(gen, ws, space, resize, mode, channels):
     assert J.shape == (2,) + out.out_shape(16, 3) + (d,)
     for i in range(2):
         x0 = z[i] if space == "z" else np.zeros(d)
-        ref = jax.jit(jax.jacrev(_reference_fn(gen, space, jnp.asarray(ws[i]), out)))(jnp.asarray(x0))
+        ref = jax.jit(jax.jacrev(_reference_fn(gen, space, jnp.asarray(ws[i]), out)))(
+            jnp.asarray(x0)
+        )
         np.testing.assert_allclose(J[i], ref, rtol=0, atol=1e-11 * np.abs(ref).max())
 
 
@@ -102,8 +112,9 @@ def test_chunk_batch_and_eager_agree(gen, ws):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
     with jax.disable_jit():
         c = jacobian(gen, ws[:1], space="w", output=OutputSpec(4), compute=Compute(chunk=8))
-    np.testing.assert_allclose(c, jacobian(gen, ws[:1], space="w", output=OutputSpec(4)),
-                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(
+        c, jacobian(gen, ws[:1], space="w", output=OutputSpec(4)), rtol=0, atol=1e-13
+    )
 
 
 def test_no_recompile_and_params_traced(gen, ws):
@@ -112,11 +123,13 @@ def test_no_recompile_and_params_traced(gen, ws):
     jacobian(gen, ws + 0.5, space="w", compute=Compute(chunk=4))
     assert jacobians.compiled_programs()["jacobian"] == size
     from flax import nnx
+
     graphdef, state = nnx.split(gen)
     base, x0 = jacobians.prepare_latents(gen, ws, "w", None, Compute())
     opts = jacobians.render_options(gen, "w", OutputSpec(), Sampling(), Compute())
-    jaxpr = jax.make_jaxpr(lambda s, b, x: jacobians._jacobian_batch(graphdef, s, b, x, opts=opts,
-                                                                     chunk=4))(state, base, x0)
+    jaxpr = jax.make_jaxpr(
+        lambda s, b, x: jacobians._jacobian_batch(graphdef, s, b, x, opts=opts, chunk=4)
+    )(state, base, x0)
     big = [c for c in jaxpr.consts if getattr(c, "size", 0) > 64]
     assert not big, "weights were baked into the program as constants"
 
@@ -135,7 +148,7 @@ def test_operator_products(gen, ws):
     w = rng.random(J2.shape[0])
     np.testing.assert_allclose(op.gram_mv(v, w), v @ (J2.T * w) @ J2, rtol=0, atol=1e-11)
     small = JacobianOperator(gen, ws[0], space="wplus", output=out, compute=Compute(chunk=2))
-    np.testing.assert_allclose(small.mv(v), v @ J2.T, rtol=0, atol=1e-12)      # 3 = 2 + 1 pad
+    np.testing.assert_allclose(small.mv(v), v @ J2.T, rtol=0, atol=1e-12)  # 3 = 2 + 1 pad
     np.testing.assert_allclose(small.rmv(u), u @ J2, rtol=0, atol=1e-12)
 
 
@@ -166,6 +179,7 @@ def test_float32_path(gen, ws):
 # ------------------------------------------------------------------------------------------------
 def _z_fn(gen, psi, cutoff, out, c=None):
     """Rows of one sample as a function of its z, composed directly from mapping + synthesis."""
+
     def f(z):
         ws = gen.mapping(z[None], None if c is None else c[None], psi, cutoff, jit=False)
         return out.apply(gen.synthesis(ws, noise_mode="const", jit=False)[0])
@@ -177,12 +191,17 @@ def _z_fn(gen, psi, cutoff, out, c=None):
 def test_truncated_z_matches_jacfwd(gen, cutoff):
     z = np.random.RandomState(1).randn(2, 8)
     out = OutputSpec(8, "area", "sum")
-    J = jacobian(gen, z, space="z", output=out,
-                 sampling=Sampling(truncation_psi=0.7, truncation_cutoff=cutoff))
+    J = jacobian(
+        gen,
+        z,
+        space="z",
+        output=out,
+        sampling=Sampling(truncation_psi=0.7, truncation_cutoff=cutoff),
+    )
     for i in range(2):
         ref = jax.jacfwd(_z_fn(gen, 0.7, cutoff, out))(jnp.asarray(z[i]))
         np.testing.assert_allclose(J[i], ref, rtol=0, atol=1e-11 * np.abs(ref).max())
-    J1 = jacobian(gen, z, space="z", output=out)          # psi = 1: another Jacobian
+    J1 = jacobian(gen, z, space="z", output=out)  # psi = 1: another Jacobian
     assert _rel(J1, J) > 1e-3
 
 
@@ -195,8 +214,9 @@ def test_conditional_z_class_vector_from_sampling(make_small_generator):
     for i in range(2):
         ref = jax.jacfwd(_z_fn(g, 0.5, None, out, jnp.asarray(c[i])))(jnp.asarray(z[i]))
         np.testing.assert_allclose(J[i], ref, rtol=0, atol=1e-11 * np.abs(ref).max())
-    op = JacobianOperator(g, z[1], space="z", output=out,
-                          sampling=Sampling(c=c[1], truncation_psi=0.5))
+    op = JacobianOperator(
+        g, z[1], space="z", output=out, sampling=Sampling(c=c[1], truncation_psi=0.5)
+    )
     J2 = np.asarray(J[1]).reshape(-1, 8)
     v = np.random.default_rng(0).standard_normal((2, 8))
     np.testing.assert_allclose(op.mv(v), v @ J2.T, rtol=0, atol=1e-12)
@@ -207,8 +227,9 @@ def test_conditional_z_class_vector_from_sampling(make_small_generator):
 def test_compute_batch_and_chunk_do_not_change_j(gen):
     ws = np.asarray(gen.mapping(np.random.RandomState(3).randn(3, 8)))
     a = jacobian(gen, ws, space="wplus", output=OutputSpec(8))
-    b = jacobian(gen, ws, space="wplus", output=OutputSpec(8),
-                 compute=Compute(batch_size=2, chunk=3))
+    b = jacobian(
+        gen, ws, space="wplus", output=OutputSpec(8), compute=Compute(batch_size=2, chunk=3)
+    )
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-13)
 
 
@@ -249,11 +270,15 @@ def test_option_objects_are_top_level():
     assert jaxedit.OutputSpec is OutputSpec
 
 
-
 def test_operator_static_key_from_options(gen, ws):
     a = JacobianOperator(gen, ws[0], output=OutputSpec(8), compute=Compute(chunk=4))
     b = JacobianOperator(gen, ws[1], output=OutputSpec(8), compute=Compute(chunk=4, batch_size=3))
-    assert a == b and hash(a) == hash(b)        # other latents, batch_size unused: one program
+    assert a == b and hash(a) == hash(b)  # other latents, batch_size unused: one program
     assert a != JacobianOperator(gen, ws[0], output=OutputSpec(8), compute=Compute(chunk=5))
-    assert a != JacobianOperator(gen, ws[0], output=OutputSpec(8), compute=Compute(chunk=4),
-                                 sampling=Sampling(noise_mode="none"))
+    assert a != JacobianOperator(
+        gen,
+        ws[0],
+        output=OutputSpec(8),
+        compute=Compute(chunk=4),
+        sampling=Sampling(noise_mode="none"),
+    )

@@ -15,8 +15,9 @@ def nhwc(x):
     return np.asarray(x).transpose(0, 2, 3, 1)
 
 
-@pytest.mark.parametrize("psi,cutoff,key", [(1.0, None, "ws_psi10"), (0.7, None, "ws_psi7"),
-                                            (0.5, 2, "ws_psi5_cut2")])
+@pytest.mark.parametrize(
+    "psi,cutoff,key", [(1.0, None, "ws_psi10"), (0.7, None, "ws_psi7"), (0.5, 2, "ws_psi5_cut2")]
+)
 def test_nvidia_mapping(ada_gen, ada_ref, psi, cutoff, key):
     ws = ada_gen.mapping(ada_ref["z"], None, psi, cutoff)
     assert ws.dtype == jnp.float64
@@ -25,7 +26,7 @@ def test_nvidia_mapping(ada_gen, ada_ref, psi, cutoff, key):
 
 def test_nvidia_styles(ada_gen, ada_ref):
     styles = ada_gen.styles(ada_ref["ws_psi10"])
-    names = [k[len("style_"):-len(".affine")] for k in ada_ref if k.startswith("style_")]
+    names = [k[len("style_") : -len(".affine")] for k in ada_ref if k.startswith("style_")]
     assert sorted(styles) == sorted(names)
     for name in names:
         assert rel(styles[name], ada_ref[f"style_{name}.affine"]) < 1e-6, name
@@ -71,8 +72,9 @@ def test_parity_is_sensitive(ada_gen, ada_ref):
 
 
 @pytest.mark.float32
-@pytest.mark.parametrize("pkl,ref,img_key", [("ada_pkl", "ada_ref", "img_psi7"),
-                                             ("ros_pt", "ros_ref", "img_trunc06")])
+@pytest.mark.parametrize(
+    "pkl,ref,img_key", [("ada_pkl", "ada_ref", "img_psi7"), ("ros_pt", "ros_ref", "img_trunc06")]
+)
 def test_public_defaults_float32(request, pkl, ref, img_key):
     """x64 off (the users' default): load, map and synthesize with no dtype argument."""
     import jaxedit

@@ -17,8 +17,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 API_DIR = ROOT / "docs" / "api"
-NAMESPACES = ("jaxedit", "jaxedit.linalg", "jaxedit.panda", "jaxedit.eis", "jaxedit.toyfaces",
-              "converters")
+NAMESPACES = (
+    "jaxedit",
+    "jaxedit.linalg",
+    "jaxedit.panda",
+    "jaxedit.eis",
+    "jaxedit.toyfaces",
+    "converters",
+)
 #: Public names known to lack a docstring, in files this change could not edit. Add the
 #: docstring, then remove the name here (the test fails while a listed name has one).
 KNOWN_UNDOCUMENTED = frozenset({"converters.sha256_file"})
@@ -39,8 +45,9 @@ def documented(text: str) -> set[str]:
         out.add(ident)
         opts = m["options"]
         inline = re.search(r"^[ \t]*members:[ \t]*\[(.*?)\]", opts, re.M)
-        block = re.search(r"^([ \t]*)members:[ \t]*\n((?:\1[ \t]+-[ \t]*\S+[ \t]*(?:\n|$))+)",
-                          opts, re.M)
+        block = re.search(
+            r"^([ \t]*)members:[ \t]*\n((?:\1[ \t]+-[ \t]*\S+[ \t]*(?:\n|$))+)", opts, re.M
+        )
         names = []
         if inline:
             names = [n.strip().strip("'\"") for n in inline[1].split(",") if n.strip()]
@@ -59,8 +66,12 @@ def _own_docstring(obj, name: str) -> str:
     automatic ``Name(field, ...)`` signature is not documentation)."""
     doc = inspect.getdoc(obj) if not inspect.isclass(obj) else obj.__dict__.get("__doc__")
     doc = (doc or "").strip()
-    if inspect.isclass(obj) and doc.startswith(f"{obj.__name__}(") and doc.endswith(")") \
-            and "\n" not in doc:
+    if (
+        inspect.isclass(obj)
+        and doc.startswith(f"{obj.__name__}(")
+        and doc.endswith(")")
+        and "\n" not in doc
+    ):
         return ""
     return doc
 
@@ -97,8 +108,9 @@ def test_public_names_have_docstrings():
 def test_public_names_are_in_the_api_reference():
     have = documented(api_text())
     missing = [f"{ns}.{n}" for ns, n in _cases() if f"{ns}.{n}" not in have]
-    assert not missing, (f"public names missing from docs/api/*.md (add a '::: name' "
-                         f"directive): {missing}")
+    assert not missing, (
+        f"public names missing from docs/api/*.md (add a '::: name' directive): {missing}"
+    )
 
 
 def test_api_directives_name_public_objects():
@@ -120,8 +132,14 @@ def test_api_directives_name_public_objects():
 
 
 def test_documented_finds_members_lists():
-    text = ("::: jaxedit.panda\n    options:\n      members:\n        - fit\n        - edit\n\n"
-            "::: jaxedit.eis\n    options:\n      members: [transfer, Catalog]\n")
-    assert {"jaxedit.panda.fit", "jaxedit.panda.edit", "jaxedit.eis.transfer",
-            "jaxedit.eis.Catalog"} <= documented(text)
+    text = (
+        "::: jaxedit.panda\n    options:\n      members:\n        - fit\n        - edit\n\n"
+        "::: jaxedit.eis\n    options:\n      members: [transfer, Catalog]\n"
+    )
+    assert {
+        "jaxedit.panda.fit",
+        "jaxedit.panda.edit",
+        "jaxedit.eis.transfer",
+        "jaxedit.eis.Catalog",
+    } <= documented(text)
     assert "jaxedit.panda.loss" not in documented(text)

@@ -11,7 +11,7 @@ from jaxedit.metrics import locality
 
 def test_reference_box_convention_and_presets():
     eyes = regions.preset("eyes")
-    assert eyes.as_tuple() == (110, 71, 130, 186) and eyes.grid == 256   # rows 110..129
+    assert eyes.as_tuple() == (110, 71, 130, 186) and eyes.grid == 256  # rows 110..129
     m = eyes.mask(256)
     assert m.sum() == 20 * 115 and m[110, 71] and not m[130, 71] and not m[109, 100]
     assert regions.preset("biggan/head0") == regions.center_box(89, 115, 49, 70)
@@ -51,29 +51,37 @@ def test_resample_rules_one_home():
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, 12)
-    for n_out in (1, 2, 3, 4, 6, 12):                   # down: block means
+    for n_out in (1, 2, 3, 4, 6, 12):  # down: block means
         block = x.reshape(n_out, 12 // n_out).mean(1)
         for f in (_resample.area_matrix, _resample.coverage_matrix):
             P = f(12, n_out)
             assert P.shape == (n_out, 12)
             np.testing.assert_allclose(P @ x, block, rtol=1e-14)
-    for n_out in (24, 36):                              # up: repeat (= nearest)
+    for n_out in (24, 36):  # up: repeat (= nearest)
         for f in (_resample.area_matrix, _resample.coverage_matrix):
             np.testing.assert_allclose(f(12, n_out) @ x, np.repeat(x, n_out // 12), rtol=1e-14)
-        np.testing.assert_array_equal(_resample.nearest_index(12, n_out),
-                                      np.repeat(np.arange(12), n_out // 12))
+        np.testing.assert_array_equal(
+            _resample.nearest_index(12, n_out), np.repeat(np.arange(12), n_out // 12)
+        )
     np.testing.assert_array_equal(_resample.nearest_index(5, 3), [0, 1, 3])
     # 5 -> 3: adaptive pooling averages whole pixels, coverage weighs partial ones
-    np.testing.assert_allclose(_resample.area_matrix(5, 3), [[1 / 2, 1 / 2, 0, 0, 0],
-                                                             [0, 1 / 3, 1 / 3, 1 / 3, 0],
-                                                             [0, 0, 0, 1 / 2, 1 / 2]], rtol=1e-14)
-    np.testing.assert_allclose(_resample.coverage_matrix(5, 3), [[0.6, 0.4, 0, 0, 0],
-                                                                 [0, 0.2, 0.6, 0.2, 0],
-                                                                 [0, 0, 0, 0.4, 0.6]], atol=1e-14)
+    np.testing.assert_allclose(
+        _resample.area_matrix(5, 3),
+        [[1 / 2, 1 / 2, 0, 0, 0], [0, 1 / 3, 1 / 3, 1 / 3, 0], [0, 0, 0, 1 / 2, 1 / 2]],
+        rtol=1e-14,
+    )
+    np.testing.assert_allclose(
+        _resample.coverage_matrix(5, 3),
+        [[0.6, 0.4, 0, 0, 0], [0, 0.2, 0.6, 0.2, 0], [0, 0, 0, 0.4, 0.6]],
+        atol=1e-14,
+    )
     # 2-D masks: resize_masks "area" is the block mean; a preset at half a cell's coverage
     m = rng.uniform(0, 1, (2, 8, 12))
-    np.testing.assert_allclose(np.asarray(_resample.resize_masks(m, (4, 3), "area")),
-                               m.reshape(2, 4, 2, 3, 4).mean((2, 4)), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(_resample.resize_masks(m, (4, 3), "area")),
+        m.reshape(2, 4, 2, 3, 4).mean((2, 4)),
+        rtol=1e-12,
+    )
     toy = regions.preset("toyfaces/eyes")
     full = (toy.frequency >= toy.threshold).astype(np.float64)
     g = full.shape[0]
@@ -111,11 +119,13 @@ def test_render_edits_and_grid(tmp_path, small_gen):
     path = jaxedit.save_edit_grid(imgs, tmp_path / "g.png", region=(4, 4, 8, 12))
     png = np.asarray(Image.open(path))
     assert png.shape == (3 * 16, 3 * 16, 3)
-    assert (png[4, 4:12] == [255, 0, 0]).all()        # the box's top edge on the first tile
-    z_imgs = render_edits(small_gen, np.random.RandomState(0).randn(2, 8), np.ones(8), [0.0],
-                          space="z")
-    np.testing.assert_allclose(z_imgs[0], small_gen(np.random.RandomState(0).randn(2, 8)),
-                               atol=1e-12)
+    assert (png[4, 4:12] == [255, 0, 0]).all()  # the box's top edge on the first tile
+    z_imgs = render_edits(
+        small_gen, np.random.RandomState(0).randn(2, 8), np.ones(8), [0.0], space="z"
+    )
+    np.testing.assert_allclose(
+        z_imgs[0], small_gen(np.random.RandomState(0).randn(2, 8)), atol=1e-12
+    )
 
 
 def test_draw_box_does_not_modify_input():
@@ -127,8 +137,8 @@ def test_draw_box_does_not_modify_input():
 def test_locality_metrics():
     x0 = np.zeros((2, 8, 8, 3))
     x1 = x0.copy()
-    x1[:, 2:4, 2:4] = 1.0          # change only inside
-    x1[1, 7, 7] = 0.5              # and a little outside on sample 1
+    x1[:, 2:4, 2:4] = 1.0  # change only inside
+    x1[1, 7, 7] = 0.5  # and a little outside on sample 1
     m = locality(x0, x1, (2, 2, 4, 4))
     assert m["mse_inside"] == pytest.approx(1.0)
     assert m["mse_outside"] == pytest.approx(0.5 * 0.25 * 3 / (60 * 3))

@@ -5,8 +5,8 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import X64
+
 from jaxedit.sampling import Compute, Sampling, as_compute, as_sampling
 
 
@@ -21,19 +21,22 @@ def test_sampling_defaults_and_normalisation():
         s.truncation_psi = 0.7
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(truncation_psi=float("nan")), "truncation_psi"),
-    (dict(truncation_psi="a"), "truncation_psi"),
-    (dict(truncation_cutoff=-1), "truncation_cutoff"),
-    (dict(truncation_cutoff=1.5), "truncation_cutoff"),
-    (dict(truncation_cutoff=True), "truncation_cutoff"),
-    (dict(noise_mode="randn"), "noise_mode"),
-    (dict(c=np.array([[0.0, np.inf]])), "c contains 1 non-finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(truncation_psi=float("nan")), "truncation_psi"),
+        (dict(truncation_psi="a"), "truncation_psi"),
+        (dict(truncation_cutoff=-1), "truncation_cutoff"),
+        (dict(truncation_cutoff=1.5), "truncation_cutoff"),
+        (dict(truncation_cutoff=True), "truncation_cutoff"),
+        (dict(noise_mode="randn"), "noise_mode"),
+        (dict(c=np.array([[0.0, np.inf]])), "c contains 1 non-finite"),
+    ],
+)
 def test_sampling_refuses(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Sampling(**kwargs)
-    with pytest.raises(ValueError, match=match):       # replace() validates again
+    with pytest.raises(ValueError, match=match):  # replace() validates again
         Sampling().replace(**kwargs)
 
 
@@ -47,15 +50,18 @@ def test_compute_defaults_hash_and_dtype():
     assert c.resolved_dtype == jnp.float32
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(dtype="int32"), "dtype"),
-    (dict(dtype="nonsense"), "dtype"),
-    (dict(precision="fastest"), "precision"),
-    (dict(chunk=0), "chunk"),
-    (dict(batch_size=-2), "batch_size"),
-    (dict(batch_size=True), "batch_size"),
-    (dict(chunk=2.5), "chunk"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(dtype="int32"), "dtype"),
+        (dict(dtype="nonsense"), "dtype"),
+        (dict(precision="fastest"), "precision"),
+        (dict(chunk=0), "chunk"),
+        (dict(batch_size=-2), "batch_size"),
+        (dict(batch_size=True), "batch_size"),
+        (dict(chunk=2.5), "chunk"),
+    ],
+)
 def test_compute_refuses(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Compute(**kwargs)

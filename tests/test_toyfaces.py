@@ -28,8 +28,12 @@ def test_factor_table():
         assert f.part in tf.PARTS and f.lo < f.hi
     # every part has a factor; the issue's list of parts is covered
     assert {f.part for f in tf.FACTORS} == set(tf.PARTS)
-    assert set(tf.factors_of_part("eyes")) == {"left_eye_open", "left_iris_colour",
-                                               "right_eye_open", "right_iris_colour"}
+    assert set(tf.factors_of_part("eyes")) == {
+        "left_eye_open",
+        "left_iris_colour",
+        "right_eye_open",
+        "right_iris_colour",
+    }
 
 
 def test_render_shapes_range_determinism(faces):
@@ -60,8 +64,15 @@ def test_masks_are_exact_supports(faces):
         assert m.shape == (12, 64, 64) and m.dtype == bool
         assert m.any(axis=(1, 2)).all(), p
     # a factor of a part changes only pixels inside that part's masks (before or after)
-    for name in ("left_eye_open", "right_iris_colour", "mouth_smile", "nose_width", "brow_raise",
-                 "hair_colour", "background_colour"):
+    for name in (
+        "left_eye_open",
+        "right_iris_colour",
+        "mouth_smile",
+        "nose_width",
+        "brow_raise",
+        "hair_colour",
+        "background_colour",
+    ):
         i = tf.factor_index(name)
         part = tf.FACTORS[i].part
         g = f.copy()
@@ -96,12 +107,13 @@ def test_factors_from_z_ranges_and_formula():
     lo = np.array([x.lo for x in tf.FACTORS])
     hi = np.array([x.hi for x in tf.FACTORS])
     assert (f >= lo).all() and (f <= hi).all()
-    t = (f - lo) / (hi - lo)     # close to uniform on [0, 1]
-    assert np.abs(t.mean(0) - 0.5).max() < 0.03 and np.abs(t.std(0) - 12 ** -0.5).max() < 0.03
+    t = (f - lo) / (hi - lo)  # close to uniform on [0, 1]
+    assert np.abs(t.mean(0) - 0.5).max() < 0.03 and np.abs(t.std(0) - 12**-0.5).max() < 0.03
     # the documented formula, independently: Phi of the normalized coordinates
     from scipy.stats import norm
+
     u = z / np.sqrt(np.mean(z**2, axis=1, keepdims=True) + 1e-8)
-    np.testing.assert_allclose(f, lo + (hi - lo) * norm.cdf(u[:, :tf.NUM_FACTORS]), atol=1e-12)
+    np.testing.assert_allclose(f, lo + (hi - lo) * norm.cdf(u[:, : tf.NUM_FACTORS]), atol=1e-12)
     # only the direction of z matters (the generator's mapping normalizes z first)
     np.testing.assert_allclose(np.asarray(tf.factors_from_z(3 * z[:5])), f[:5], atol=1e-12)
     with pytest.raises(ValueError, match=rf"\[N, {tf.Z_DIM}\]"):
@@ -118,11 +130,11 @@ def test_edit_factor_moves_one_factor():
     assert (f2[:, i] > f[:, i]).all()
     np.testing.assert_allclose(np.mean(z2**2, 1), 1.0, atol=1e-12)
     # z_from_factors inverts factors_from_z
-    z3 = np.asarray(tf.z_from_factors(f, z[:, tf.NUM_FACTORS:]))
+    z3 = np.asarray(tf.z_from_factors(f, z[:, tf.NUM_FACTORS :]))
     with pytest.raises(ValueError, match=r"nuisance must have shape \[N, Z_DIM - K\]"):
         tf.z_from_factors(f, np.ones((len(f), tf.Z_DIM)))
     with pytest.raises(ValueError, match=r"factors must have shape"):
-        tf.z_from_factors(f[:, :3], z[:, tf.NUM_FACTORS:])
+        tf.z_from_factors(f[:, :3], z[:, tf.NUM_FACTORS :])
     np.testing.assert_allclose(np.asarray(tf.factors_from_z(z3)), f, atol=1e-9)
 
 
@@ -130,8 +142,15 @@ def test_edit_factor_moves_one_factor():
 @pytest.mark.parametrize("size", [64, 32, 16, (48, 40), 128])
 def test_presets_on_grids(size):
     h, w = (size, size) if isinstance(size, int) else size
-    for name in ("toyfaces/eyes", "toyfaces/left_eye", "toyfaces/right_eye", "toyfaces/mouth",
-                 "toyfaces/nose", "toyfaces/hair", "toyfaces/eyebrows"):
+    for name in (
+        "toyfaces/eyes",
+        "toyfaces/left_eye",
+        "toyfaces/right_eye",
+        "toyfaces/mouth",
+        "toyfaces/nose",
+        "toyfaces/hair",
+        "toyfaces/eyebrows",
+    ):
         m = region_mask(name, size)
         assert m.shape == (h, w) and m.any() and not m.all()
         # same region as on the 64 grid: supersample the 64-grid mask to a grid both divide,
@@ -143,8 +162,9 @@ def test_presets_on_grids(size):
         frac = fine.reshape(h, 64 * s // h, w, 64 * s // w).mean(axis=(1, 3))
         np.testing.assert_array_equal(m, frac >= 0.5)
     eyes = region_mask("toyfaces/eyes", 64)
-    np.testing.assert_array_equal(eyes, region_mask("toyfaces/left_eye", 64)
-                                  | region_mask("toyfaces/right_eye", 64))
+    np.testing.assert_array_equal(
+        eyes, region_mask("toyfaces/left_eye", 64) | region_mask("toyfaces/right_eye", 64)
+    )
     assert "toyfaces/mouth" in jaxedit.regions.preset_names()
     with pytest.raises(ValueError, match="unknown region preset"):
         region_mask("toyfaces/tail", 64)
@@ -155,8 +175,9 @@ def test_presets_equal_the_data_set_frequencies():
     on a 512-face subset of it: every pixel's frequency within sampling error)."""
     from jaxedit.toyfaces import _presets
 
-    shipped = {name: jaxedit.regions.toyfaces_preset(name).frequency
-               for name in list(tf.PARTS) + ["eyes"]}
+    shipped = {
+        name: jaxedit.regions.toyfaces_preset(name).frequency for name in list(tf.PARTS) + ["eyes"]
+    }
     sub = _presets.part_counts(n=512)
     for name, counts in sub.items():
         assert np.abs(counts / 512 - shipped[name]).max() < 0.12, name
@@ -169,9 +190,18 @@ def test_resefa_accepts_toyfaces_regions():
 
 
 # ---- training ---------------------------------------------------------------------------------
-TINY = dict(steps=8, batch=2, lr=1e-2, warmup=1, channels=((4, 16), (8, 16), (16, 8), (32, 8),
-                                                          (64, 8)), w_dim=8, mapping_layers=1,
-            log_every=2, eval_every=4, save_every=4)
+TINY = dict(
+    steps=8,
+    batch=2,
+    lr=1e-2,
+    warmup=1,
+    channels=((4, 16), (8, 16), (16, 8), (32, 8), (64, 8)),
+    w_dim=8,
+    mapping_layers=1,
+    log_every=2,
+    eval_every=4,
+    save_every=4,
+)
 
 
 def test_tiny_training_lowers_the_loss(tmp_path):
@@ -224,12 +254,16 @@ def test_tiny_training_resumes_to_the_same_parameters(tmp_path):
     for k in a.files:
         np.testing.assert_array_equal(a[k], b[k])
     with pytest.raises(ValueError, match="different configuration"):
-        T.train(str(tmp_path / "b"), T.TrainConfig(**{**TINY, "lr": 0.5}), resume=True,
-                show_progress=False)
+        T.train(
+            str(tmp_path / "b"),
+            T.TrainConfig(**{**TINY, "lr": 0.5}),
+            resume=True,
+            show_progress=False,
+        )
 
 
 # ---- the shipped model --------------------------------------------------------------------------
-SHIPPED_MAE_BOUND = 0.03        # on 64 held-out latents (the README states the 256-latent figure)
+SHIPPED_MAE_BOUND = 0.03  # on 64 held-out latents (the README states the 256-latent figure)
 
 
 @pytest.fixture(scope="module")
@@ -244,15 +278,14 @@ def test_shipped_weights_reproduce_the_renderer(shipped):
     assert isinstance(gen, jaxedit.StyleGAN2Generator)
     assert (gen.z_dim, gen.c_dim, gen.resolution) == (tf.Z_DIM, 0, 64)
     assert not gen.config.use_noise and gen.config.has_w_avg
-    z = np.asarray(eval_latents(64), np.float64)           # never seen in training
+    z = np.asarray(eval_latents(64), np.float64)  # never seen in training
     img = np.asarray(gen(z))
     mae = np.abs(img - np.asarray(tf.render(tf.factors_from_z(z)))).mean()
     assert mae < SHIPPED_MAE_BOUND, mae
     # a fresh module per call, same weights
     again = jaxedit.default_generator()
     assert again is not gen
-    for a, b in zip(jax.tree.leaves(nnx.state(again)),
-                    jax.tree.leaves(nnx.state(gen))):
+    for a, b in zip(jax.tree.leaves(nnx.state(again)), jax.tree.leaves(nnx.state(gen))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
@@ -268,12 +301,16 @@ def test_top_resefa_direction_for_eyes_is_local(shipped):
     res = jaxedit.resefa(J, "toyfaces/eyes", k=1, aggregate="mean")
     base = np.asarray(gen.synthesis(ws))
     alphas = (-1.0, 1.0)
-    top = validity.direction_locality(gen, ws, res.directions[0], "toyfaces/eyes", alphas,
-                                      base=base)["roir_mean"]
+    top = validity.direction_locality(
+        gen, ws, res.directions[0], "toyfaces/eyes", alphas, base=base
+    )["roir_mean"]
     rng = np.random.default_rng(0)
-    rand = [validity.direction_locality(gen, ws, rng.standard_normal(gen.w_dim),
-                                        "toyfaces/eyes", alphas, base=base)["roir_mean"]
-            for _ in range(8)]
+    rand = [
+        validity.direction_locality(
+            gen, ws, rng.standard_normal(gen.w_dim), "toyfaces/eyes", alphas, base=base
+        )["roir_mean"]
+        for _ in range(8)
+    ]
     assert top <= 0.3 * np.median(rand), (top, np.median(rand))
 
 
@@ -316,7 +353,7 @@ def test_factor_edit_fidelity_against_exact_and_flipped_generators(shipped):
     with pytest.raises(ValueError, match="not representable"):
         validity.factor_edit_fidelity(ex, z, "mouth_open", 50.0)
     fid = validity.factor_edit_fidelity(shipped, z, "mouth_open", 1.0)
-    assert fid["cosine"] > 0.6 and 0.5 < fid["energy_ratio"] < 1.5, fid      # measured 0.81, 0.93
+    assert fid["cosine"] > 0.6 and 0.5 < fid["energy_ratio"] < 1.5, fid  # measured 0.81, 0.93
 
 
 # measured on the shipped model with these 8 latents (cosine, ROIR of the exact z edit), the
@@ -343,17 +380,20 @@ def test_local_factors_are_reproduced_and_local_float32():
 def _check_local_factors(shipped):
     from jaxedit.toyfaces import validity
 
-    z = np.asarray(tf.sample_z(5, 8, np.float32))     # the same latents with x64 on or off
+    z = np.asarray(tf.sample_z(5, 8, np.float32))  # the same latents with x64 on or off
     rows = []
     for f in tf.FACTORS:
         if f.part in ("background", "face", "hair"):
             continue
         fid = validity.factor_edit_fidelity(shipped, z, f.name, 1.0)
-        roir = validity.factor_z_edits(shipped, z, f.name, f"toyfaces/{f.part}",
-                                       (-1.0, 1.0))["roir_mean"]
+        roir = validity.factor_z_edits(shipped, z, f.name, f"toyfaces/{f.part}", (-1.0, 1.0))[
+            "roir_mean"
+        ]
         rows.append((f.name, fid, roir))
-        print(f"{f.name:18s} cosine {fid['cosine']:.2f}  energy ratio "
-              f"{fid['energy_ratio']:.2f}  ROIR {roir:.2f}")      # the README's table (pytest -s)
+        print(
+            f"{f.name:18s} cosine {fid['cosine']:.2f}  energy ratio "
+            f"{fid['energy_ratio']:.2f}  ROIR {roir:.2f}"
+        )  # the README's table (pytest -s)
     for name, fid, roir in rows:
         colour = name.endswith("_colour")
         floor = COLOUR_COSINE if colour else GEOMETRY_COSINE

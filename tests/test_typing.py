@@ -19,8 +19,7 @@ import jaxedit.eis as eis
 import jaxedit.panda as panda
 import jaxedit.toyfaces as toyfaces
 from jaxedit import images, regions
-from jaxedit.methods import sefa as sefa_mod
-from jaxedit.methods import spectra
+from jaxedit.methods import sefa as sefa_mod, spectra
 from jaxedit.models import AbstractGenerator, BigGANGenerator, StyleGAN2Generator, biggan, stylegan2
 from jaxedit.toyfaces import validity
 
@@ -130,11 +129,15 @@ ANNOTATED = [
     ("validity.subspace_agreement", validity.subspace_agreement, "J", "*N H W C D"),
 ]
 
-#: Entry points annotated by the option-objects change (another branch): xfail until merged.
-PENDING = [
+#: The entry points of the main workflow (jacobian -> resefa -> render_edits).
+WORKFLOW = [
     ("jaxedit.jacobian", jaxedit.jacobian, "latents", "N ..."),
+    ("jaxedit.jacobian", jaxedit.jacobian, "return", "N H W C D"),
     ("jaxedit.resefa", jaxedit.resefa, "J", "*N H W C D"),
     ("jaxedit.render_edits", jaxedit.render_edits, "latents", "N ..."),
+    ("jaxedit.render_edits", jaxedit.render_edits, "direction", "D"),
+    ("jaxedit.render_edits", jaxedit.render_edits, "alphas", "A"),
+    ("jaxedit.render_edits", jaxedit.render_edits, "return", "A N H W C"),
 ]
 
 
@@ -165,15 +168,15 @@ def _check(name, fn, arg, want):
     assert got == want, f"{name}: {arg!r} has dims {sorted(got)}, documented {sorted(want)}"
 
 
-@pytest.mark.parametrize("name,fn,arg,want", ANNOTATED,
-                         ids=[f"{n}:{a}" for n, _, a, _ in ANNOTATED])
+@pytest.mark.parametrize(
+    "name,fn,arg,want", ANNOTATED, ids=[f"{n}:{a}" for n, _, a, _ in ANNOTATED]
+)
 def test_shape_annotation(name, fn, arg, want):
     _check(name, fn, arg, want)
 
 
-@pytest.mark.xfail(strict=False, reason="annotated by the option-objects change")
-@pytest.mark.parametrize("name,fn,arg,want", PENDING, ids=[f"{n}:{a}" for n, _, a, _ in PENDING])
-def test_shape_annotation_pending(name, fn, arg, want):
+@pytest.mark.parametrize("name,fn,arg,want", WORKFLOW, ids=[f"{n}:{a}" for n, _, a, _ in WORKFLOW])
+def test_shape_annotation_workflow(name, fn, arg, want):
     _check(name, fn, arg, want)
 
 
@@ -184,4 +187,3 @@ def test_array_dims_sees_through_unions_and_containers():
     assert array_dims(t) == {"N C_in"}
     assert array_dims(tuple[Float[Array, "k"], Float[Array, "k D"]]) == {"k", "k D"}
     assert array_dims(int | None) == set()
-

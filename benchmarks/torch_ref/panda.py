@@ -28,24 +28,24 @@ def loss(z: torch.Tensor, a: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 def grad_p_literal(z, a, p):
     """∇_P = Σ −4·ZᵀAAᵀZP + 2·(PPᵀZᵀAAᵀAAᵀZP + ZᵀAAᵀAAᵀZPPᵀP), evaluated left to right."""
     zt = z.transpose(1, 2)
-    g = (-4 * (zt @ a @ a.T @ z @ p)
-         + 2 * (p @ p.T @ zt @ a @ a.T @ a @ a.T @ z @ p
-                + zt @ a @ a.T @ a @ a.T @ z @ p @ p.T @ p))
+    g = -4 * (zt @ a @ a.T @ z @ p) + 2 * (
+        p @ p.T @ zt @ a @ a.T @ a @ a.T @ z @ p + zt @ a @ a.T @ a @ a.T @ z @ p @ p.T @ p
+    )
     return g.sum(0)
 
 
 def grad_a_literal(z, a, p):
     """∇_A = Σ −4·ZPPᵀZᵀA + 2·(AAᵀZPPᵀPPᵀZᵀA + ZPPᵀPPᵀZᵀAAᵀA), left to right."""
     zt = z.transpose(1, 2)
-    g = (-4 * (z @ p @ p.T @ zt @ a)
-         + 2 * (a @ a.T @ z @ p @ p.T @ p @ p.T @ zt @ a
-                + z @ p @ p.T @ p @ p.T @ zt @ a @ a.T @ a))
+    g = -4 * (z @ p @ p.T @ zt @ a) + 2 * (
+        a @ a.T @ z @ p @ p.T @ p @ p.T @ zt @ a + z @ p @ p.T @ p @ p.T @ zt @ a @ a.T @ a
+    )
     return g.sum(0)
 
 
 def grad_p_fast(z, a, p):
     """∇_P through Y = ZP, W = A AᵀY, V = A AᵀW: Σ Zᵀ(−4W + 2V·PᵀP) + 2P·Σ YᵀV."""
-    y = z @ p                         # [B, C, R_S]
+    y = z @ p  # [B, C, R_S]
     w = a @ (a.T @ y)
     v = a @ (a.T @ w)
     gp = p.T @ p
@@ -56,8 +56,8 @@ def grad_p_fast(z, a, p):
 def grad_a_fast(z, a, p):
     """∇_A through Y = ZP, K = AᵀY, W = AK: Σ −4·YKᵀ + 2·W·PᵀP·Kᵀ + 2·Y·PᵀP·(WᵀA)."""
     y = z @ p
-    k = a.T @ y                       # [B, R_C, R_S]
-    w = a @ k                         # [B, C, R_S]
+    k = a.T @ y  # [B, R_C, R_S]
+    w = a @ k  # [B, C, R_S]
     gp = p.T @ p
     kt = k.transpose(1, 2)
     g = -4 * y @ kt + 2 * (w @ gp) @ kt + 2 * (y @ gp) @ (w.transpose(1, 2) @ a)
@@ -69,8 +69,9 @@ def loss_fast(z, a, p):
     y = z @ p
     k = a.T @ y
     w = a @ k
-    return (z ** 2).sum(dim=(1, 2)) - 2 * (k ** 2).sum(dim=(1, 2)) + (
-        (w @ (p.T @ p)) * w).sum(dim=(1, 2))
+    return (
+        (z**2).sum(dim=(1, 2)) - 2 * (k**2).sum(dim=(1, 2)) + ((w @ (p.T @ p)) * w).sum(dim=(1, 2))
+    )
 
 
 @torch.no_grad()

@@ -20,13 +20,15 @@ def params_from_jaxedit(gen, device="cpu", dtype=torch.float32) -> dict:
     """jaxedit StyleGAN2 generator -> {flat key: torch tensor} in torch layouts (OIHW, [out, in])."""
     from flax import nnx
 
-    flat = {"/".join(map(str, path)): np.asarray(var.get_value())
-            for path, var in nnx.to_flat_state(nnx.state(gen))}
+    flat = {
+        "/".join(map(str, path)): np.asarray(var.get_value())
+        for path, var in nnx.to_flat_state(nnx.state(gen))
+    }
     out = {}
     for k, v in flat.items():
-        if v.ndim == 4:        # HWIO -> OIHW
+        if v.ndim == 4:  # HWIO -> OIHW
             v = v.transpose(3, 2, 0, 1)
-        elif v.ndim == 2 and k.endswith("/weight"):   # dense [in, out] -> [out, in]
+        elif v.ndim == 2 and k.endswith("/weight"):  # dense [in, out] -> [out, in]
             v = v.T
         elif k.endswith("/const"):
             v = v.transpose(2, 0, 1)
@@ -93,7 +95,7 @@ def synthesis(p, cfg, ws):
             lay = f"{b}/{name}"
             s = _fc(p, f"{lay}/affine", ws[:, slot])
             x = _modconv(x, p[f"{lay}/weight"], s, True, up, f2)
-            if f"{lay}/noise_const" in p:      # models built with use_noise=False have none
+            if f"{lay}/noise_const" in p:  # models built with use_noise=False have none
                 x = x + p[f"{lay}/noise_const"][None, None] * p[f"{lay}/noise_strength"]
             x = F.leaky_relu(x + p[f"{lay}/bias"][None, :, None, None], 0.2) * math.sqrt(2)
             slot += 1

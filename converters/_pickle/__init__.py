@@ -45,8 +45,7 @@ and table a pickle may name, the refusal text), ``_opcodes`` and ``_prescan`` (t
 
 from __future__ import annotations
 
-from ._limits import DEFAULT_LIMITS, Limits
-from ._limits import _describe as describe
+from ._limits import DEFAULT_LIMITS, Limits, _describe as describe
 from ._standins import EasyDict, Namespace, PersistentObject, TFNetwork
 from ._torch import load_pickle, load_torch_file, sniff
 

@@ -57,8 +57,9 @@ _TORCH_DTYPES: dict[str, Any] = {
 
 def _numpy_reconstruct(cls, shape=None, dtype_code=None):
     if cls is not _NDARRAY and cls is not np.ndarray:
-        raise UnsafePickleError(f"{_ctx().source}: numpy _reconstruct of {_describe(cls)} is "
-                                "not accepted")
+        raise UnsafePickleError(
+            f"{_ctx().source}: numpy _reconstruct of {_describe(cls)} is not accepted"
+        )
     return np.ndarray.__new__(_GuardedArray, (0,), np.uint8)
 
 
@@ -67,8 +68,9 @@ def _numpy_scalar(dtype, data=None):
     if data is None:
         return dtype.type(0)
     if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize:
-        raise CorruptCheckpointError(f"{_ctx().source}: numpy scalar of {dtype} holds "
-                                     f"{_describe(data)}")
+        raise CorruptCheckpointError(
+            f"{_ctx().source}: numpy scalar of {dtype} holds {_describe(data)}"
+        )
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
@@ -82,23 +84,26 @@ def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtyp
 
 def _rebuild_parameter(data, requires_grad=False, hooks=None, *rest):
     if not isinstance(data, _TensorRef):
-        raise CorruptCheckpointError(f"{_ctx().source}: a parameter wraps "
-                                     f"{_describe(data)}, not a tensor")
+        raise CorruptCheckpointError(
+            f"{_ctx().source}: a parameter wraps {_describe(data)}, not a tensor"
+        )
     return data
 
 
 def _copyreg_reconstructor(cls, base, state):
     if cls not in (Namespace, EasyDict) or base not in (object, dict):
         raise UnsafePickleError(f"copyreg._reconstructor of {_describe(cls)} is not accepted")
-    return cast(Any, cls).__new__(cls)    # pyright cannot call __new__ on the type union
+    return cast(Any, cls).__new__(cls)  # pyright cannot call __new__ on the type union
 
 
 def _codecs_encode(text: Any, encoding: Any = "latin1") -> bytes:
     """``_codecs.encode`` as protocol-2 pickles use it for bytes: latin-1 only (other codecs
     can decompress), charged against the budget (a memoized string may be encoded many times)."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafePickleError(f"{_ctx().source}: _codecs.encode is accepted only for latin-1 "
-                                "text (bytes in protocol-2 pickles)")
+        raise UnsafePickleError(
+            f"{_ctx().source}: _codecs.encode is accepted only for latin-1 "
+            "text (bytes in protocol-2 pickles)"
+        )
     _ctx().budget.charge(33 + len(text), "bytes decoded from a protocol-2 string")
     return text.encode("latin1")
 
@@ -143,8 +148,10 @@ _KNOWN_UNSUPPORTED: dict[tuple[str, str], str] = {}
 
 
 def _refusal(source: str, module: str, name: str) -> str:
-    return (f"{source}: refusing to load global '{module[:100]}.{name[:100]}': it is not on the "
-            "allowlist of checkpoint types, so nothing in this file was executed")
+    return (
+        f"{source}: refusing to load global '{module[:100]}.{name[:100]}': it is not on the "
+        "allowlist of checkpoint types, so nothing in this file was executed"
+    )
 
 
 def _allow(extra_allow: Mapping[tuple[str, str], Any] | None) -> dict:

@@ -58,8 +58,11 @@ def _describe(v: Any, limit: int = 60) -> str:
         return r + ("..." if len(v) > limit else "")
     if isinstance(v, (float, np.generic)):
         return repr(v)
-    if isinstance(v, (tuple, list)) and len(v) <= 8 and all(
-            isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in v):
+    if (
+        isinstance(v, (tuple, list))
+        and len(v) <= 8
+        and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in v)
+    ):
         inner = ", ".join(_describe(int(x)) for x in v)
         if isinstance(v, list):
             return f"[{inner}]"
@@ -83,7 +86,8 @@ class _Budget:
                 f"{_fmt_bytes(self.file_size)} file may take ({_fmt_bytes(self.limit)}: "
                 f"{self.limits.max_expansion:g}x its size + "
                 f"{_fmt_bytes(self.limits.slack_bytes)}); the file is corrupt or hostile, and "
-                "this was refused before allocating it")
+                "this was refused before allocating it"
+            )
         self.used += nbytes
 
 
@@ -94,8 +98,9 @@ class _Ctx:
     limits: Limits
 
 
-_CURRENT: contextvars.ContextVar[_Ctx | None] = contextvars.ContextVar("jaxedit_unpickle_ctx",
-                                                                       default=None)
+_CURRENT: contextvars.ContextVar[_Ctx | None] = contextvars.ContextVar(
+    "jaxedit_unpickle_ctx", default=None
+)
 
 
 def _ctx() -> _Ctx:

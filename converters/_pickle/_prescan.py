@@ -65,7 +65,8 @@ class _Scan:
     # ---- reading the opcodes and their arguments --------------------------------------------
     def fail(self, msg: str) -> CorruptCheckpointError:
         return CorruptCheckpointError(
-            f"{self.source}: {self.what}: {msg} (pickle byte {self.pos - self.start})")
+            f"{self.source}: {self.what}: {msg} (pickle byte {self.pos - self.start})"
+        )
 
     def truncated(self) -> CorruptCheckpointError:
         return self.fail("the data ends in the middle of the pickle (truncated)")
@@ -87,9 +88,11 @@ class _Scan:
             return
         rest = n - avail
         if rest > stream.remaining():
-            raise self.fail(f"a payload declares {_fmt_bytes(n)} but only "
-                            f"{_fmt_bytes(avail + stream.remaining())} of the data remain "
-                            "(truncated or hostile)")
+            raise self.fail(
+                f"a payload declares {_fmt_bytes(n)} but only "
+                f"{_fmt_bytes(avail + stream.remaining())} of the data remain "
+                "(truncated or hostile)"
+            )
         stream.seek(stream.tell() + rest)
         self.buf, self.i, self.base = b"", 0, stream.tell()
 
@@ -101,8 +104,9 @@ class _Scan:
                 self.i = j + 1
                 return buf[i:j]
             if len(buf) - i > _MAX_LINE:
-                raise self.fail(f"a text argument runs over {_fmt_bytes(_MAX_LINE)} without a "
-                                "newline")
+                raise self.fail(
+                    f"a text argument runs over {_fmt_bytes(_MAX_LINE)} without a newline"
+                )
             more = self.stream.read(_CHUNK)
             if not more:
                 raise self.truncated()
@@ -137,8 +141,9 @@ class _Scan:
     # ---- the simulated stack ----------------------------------------------------------------
     def deep(self, depth: int) -> None:
         if depth > self.max_depth:
-            raise self.fail(f"containers nested more than {self.max_depth} deep; refusing to "
-                            "unpickle")
+            raise self.fail(
+                f"containers nested more than {self.max_depth} deep; refusing to unpickle"
+            )
 
     def floor(self) -> int:
         return self.marks[-1] if self.marks else 0
@@ -155,8 +160,8 @@ class _Scan:
         stack = self.stack
         if len(stack) - self.floor() < n:
             raise self.fail("the pickle stack underflows")
-        items = stack[len(stack) - n:]
-        del stack[len(stack) - n:]
+        items = stack[len(stack) - n :]
+        del stack[len(stack) - n :]
         return items
 
     def target(self, name: str) -> _Cell:
@@ -180,14 +185,15 @@ class _Scan:
     def op_put(self, name: str, arg: Any) -> None:  # MEMOIZE, PUT, BINPUT, LONG_BINPUT
         if len(self.stack) <= (self.marks[-1] if self.marks else 0):
             raise self.fail("memoizing an empty stack")
-        idx = len(self.memo) if name == "MEMOIZE" else (
-            arg if name != "PUT" else _int_or_none(arg))
+        idx = len(self.memo) if name == "MEMOIZE" else (arg if name != "PUT" else _int_or_none(arg))
         if idx is None or idx < 0:
             raise self.fail(f"memo index {_describe(arg)} is not a valid index")
         if idx >= self.memo_cap:  # the C unpickler's memo is an array indexed by the key
             grown = max(2 * (idx + 1), 64)
-            self.ctx.budget.charge(self.pending + 8 * (grown - self.memo_cap),
-                                   f"{self.what}: a memo of {idx + 1} entries")
+            self.ctx.budget.charge(
+                self.pending + 8 * (grown - self.memo_cap),
+                f"{self.what}: a memo of {idx + 1} entries",
+            )
             self.pending, self.memo_cap = 0, grown
         self.memo[idx] = self.stack[-1]
         self.pending += 8
@@ -228,8 +234,11 @@ class _Scan:
 
     def op_from_mark(self, name: str, arg: Any) -> int:  # TUPLE, LIST, DICT, FROZENSET
         items = self.pop_mark()
-        cell = _Cell(1 + _maxdepth(items), len(items) // (2 if name == "DICT" else 1),
-                     items if name == "TUPLE" else None)
+        cell = _Cell(
+            1 + _maxdepth(items),
+            len(items) // (2 if name == "DICT" else 1),
+            items if name == "TUPLE" else None,
+        )
         self.deep(cell.depth)
         head, per = _FROM_MARK[name]
         self.stack.append(cell)
@@ -297,8 +306,9 @@ class _Scan:
     def op_reduce(self, name: str, arg: Any) -> int:  # REDUCE, NEWOBJ, NEWOBJ_EX
         args = self.pop(3 if name == "NEWOBJ_EX" else 2)[1:]
         cost = _SLOT + _OBJECT + sum(_copy_cost(a) for a in args)
-        cell = _Cell(max(1, _maxdepth(args)),
-                     sum(a.n + sum(k.n for k in a.kids or ()) for a in args))
+        cell = _Cell(
+            max(1, _maxdepth(args)), sum(a.n + sum(k.n for k in a.kids or ()) for a in args)
+        )
         self.deep(cell.depth)
         self.stack.append(cell)
         return cost
@@ -307,9 +317,11 @@ class _Scan:
         (state,) = self.pop(1)
         obj = self.target("BUILD")
         if obj.is_global:
-            raise UnsafePickleError(f"{self.source}: {self.what}: the pickle sets the state of a "
-                                    f"global class or function (byte {self.pos - self.start}); "
-                                    "refused, nothing was executed")
+            raise UnsafePickleError(
+                f"{self.source}: {self.what}: the pickle sets the state of a "
+                f"global class or function (byte {self.pos - self.start}); "
+                "refused, nothing was executed"
+            )
         obj.depth = max(obj.depth, 1 + state.depth)
         obj.n += state.n
         self.deep(obj.depth)
@@ -345,8 +357,9 @@ class _Scan:
                 buf, i = self.buf, self.i
             entry = dispatch.get(buf[i])
             if entry is None:
-                raise self.fail(f"unknown opcode byte 0x{buf[i]:02x} (not a pickle, or a "
-                                "damaged one)")
+                raise self.fail(
+                    f"unknown opcode byte 0x{buf[i]:02x} (not a pickle, or a damaged one)"
+                )
             name, kind, handler = entry
             i += 1
             self.i = i

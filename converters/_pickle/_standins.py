@@ -25,15 +25,19 @@ class _Record:
         if isinstance(state, tuple) and len(state) == 2:
             state, slots = state
             if slots:
-                raise UnsafePickleError(f"{_ctx().source}: slot state on a "
-                                        f"{type(self).__name__} is refused")
+                raise UnsafePickleError(
+                    f"{_ctx().source}: slot state on a {type(self).__name__} is refused"
+                )
         if state is None:
             return
         if not isinstance(state, dict) or any(
-                not isinstance(k, str) or k.startswith("__") for k in state):
-            raise UnsafePickleError(f"{_ctx().source}: the state of a {type(self).__name__} "
-                                    f"must be a dict of plain attribute names, not "
-                                    f"{_describe(state)}")
+            not isinstance(k, str) or k.startswith("__") for k in state
+        ):
+            raise UnsafePickleError(
+                f"{_ctx().source}: the state of a {type(self).__name__} "
+                f"must be a dict of plain attribute names, not "
+                f"{_describe(state)}"
+            )
         self.__dict__.update(state)
 
 
@@ -41,8 +45,9 @@ class _Sealed:
     """Base of objects whose state a pickle may not set at all."""
 
     def __setstate__(self, state: Any) -> None:
-        raise UnsafePickleError(f"{_ctx().source}: the pickle sets the state of a "
-                                f"{type(self).__name__}; refused")
+        raise UnsafePickleError(
+            f"{_ctx().source}: the pickle sets the state of a {type(self).__name__}; refused"
+        )
 
 
 class EasyDict(_Record, dict):
@@ -73,18 +78,20 @@ class PersistentObject(_Sealed):
     def __init__(self, meta: Mapping[str, Any]):
         if not isinstance(meta, Mapping) or meta.get("type") != "class":
             raise CorruptCheckpointError(
-                f"persistent object metadata is not a class record: {type(meta).__name__}")
+                f"persistent object metadata is not a class record: {type(meta).__name__}"
+            )
         name = meta.get("class_name")
         if not isinstance(name, str) or len(name) > 256:
             raise CorruptCheckpointError(
-                f"persistent object class_name is {_describe(name)}, not a class name")
+                f"persistent object class_name is {_describe(name)}, not a class name"
+            )
         state = meta.get("state")
         if state is None:
             state = {}
         if not isinstance(state, dict):
             raise CorruptCheckpointError(
-                f"persistent object {name!r} has a state of type {type(state).__name__}, "
-                "not a dict")
+                f"persistent object {name!r} has a state of type {type(state).__name__}, not a dict"
+            )
         self.class_name = name
         self.version = meta.get("version")
         self.state = state
@@ -105,7 +112,8 @@ class TFNetwork:
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, dict):
             raise CorruptCheckpointError(
-                f"TensorFlow network state is a {type(state).__name__}, not a dict")
+                f"TensorFlow network state is a {type(state).__name__}, not a dict"
+            )
         self.state = state
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
@@ -143,22 +151,26 @@ class _Storage(_Sealed):
             if offset < 0 or offset + self.numel > base.size:
                 raise CorruptCheckpointError(
                     f"{source}: storage view {self.key!r} ({self.numel} elements at offset "
-                    f"{offset}) runs past its root storage {root.key!r} of {base.size} elements")
-            return base[offset:offset + self.numel]
+                    f"{offset}) runs past its root storage {root.key!r} of {base.size} elements"
+                )
+            return base[offset : offset + self.numel]
         if not isinstance(self.data, np.ndarray) or self.data.ndim != 1:
-            raise CorruptCheckpointError(f"{source}: storage {self.key!r} was never written in "
-                                         "the file")
+            raise CorruptCheckpointError(
+                f"{source}: storage {self.key!r} was never written in the file"
+            )
         return self.data
 
 
 def _as_index(v: Any, what: str, source: str, path: str) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise CorruptCheckpointError(f"{source}: tensor {path}: {what} is {_describe(v)}, not an "
-                                     "integer")
+        raise CorruptCheckpointError(
+            f"{source}: tensor {path}: {what} is {_describe(v)}, not an integer"
+        )
     v = int(v)
     if not 0 <= v < 1 << 62:
-        raise CorruptCheckpointError(f"{source}: tensor {path}: {what} {_describe(v)} is out of "
-                                     "range")
+        raise CorruptCheckpointError(
+            f"{source}: tensor {path}: {what} {_describe(v)} is out of range"
+        )
     return v
 
 
@@ -180,14 +192,16 @@ class _TensorRef(_Sealed):
         if not isinstance(self.storage, _Storage):
             raise CorruptCheckpointError(
                 f"{source}: tensor {path} is rebuilt from {type(self.storage).__name__}, not "
-                "from a storage")
+                "from a storage"
+            )
         st = self.storage
         if not isinstance(self.size, (tuple, list)) or not isinstance(self.stride, (tuple, list)):
             raise CorruptCheckpointError(f"{source}: tensor {path}: size/stride are not tuples")
         if len(self.size) != len(self.stride) or len(self.size) > limits.max_dims:
             raise CorruptCheckpointError(
                 f"{source}: tensor {path} has {len(self.size)} sizes and {len(self.stride)} "
-                f"strides (at most {limits.max_dims} dimensions)")
+                f"strides (at most {limits.max_dims} dimensions)"
+            )
         size = tuple(_as_index(s, "a size", source, path) for s in self.size)
         stride = tuple(_as_index(s, "a stride", source, path) for s in self.stride)
         offset = _as_index(self.offset, "the storage offset", source, path)
@@ -201,19 +215,23 @@ class _TensorRef(_Sealed):
             raise CorruptCheckpointError(
                 f"{source}: tensor {path} of size {_describe(size)} has {numel} elements but its "
                 f"storage {st.key!r} holds {st.numel}: a tensor may not be larger than its "
-                "storage (stride-0 or overlapping views are refused)")
+                "storage (stride-0 or overlapping views are refused)"
+            )
         last = offset + sum((n - 1) * s for n, s in zip(size, stride))
         if last >= st.numel:
             raise CorruptCheckpointError(
                 f"{source}: tensor {path} of size {_describe(size)}, stride {_describe(stride)} "
-                f"at offset {offset} overruns storage {st.key!r} of {st.numel} elements")
+                f"at offset {offset} overruns storage {st.key!r} of {st.numel} elements"
+            )
         base = st.array(source)
         if last >= base.size:  # the data read is shorter than declared (checked on read too)
             raise CorruptCheckpointError(
-                f"{source}: tensor {path} overruns storage {st.key!r} of {base.size} elements")
+                f"{source}: tensor {path} overruns storage {st.key!r} of {base.size} elements"
+            )
         ctx.budget.charge(numel * base.itemsize, f"tensor {path}")
         view = np.lib.stride_tricks.as_strided(
-            base[offset:], shape=size, strides=tuple(s * base.itemsize for s in stride))
+            base[offset:], shape=size, strides=tuple(s * base.itemsize for s in stride)
+        )
         return np.array(view, copy=True)
 
 
@@ -222,13 +240,15 @@ def _bytes_to_array(raw, dtype: Any, numel: int, what: str) -> np.ndarray:
     itemsize = _itemsize(dtype)
     if len(raw) != numel * itemsize:
         raise CorruptCheckpointError(
-            f"{what}: expected {numel * itemsize} bytes for {numel} elements, found {len(raw)}")
+            f"{what}: expected {numel * itemsize} bytes for {numel} elements, found {len(raw)}"
+        )
     if dtype == "bfloat16":
         bits = np.frombuffer(raw, dtype="<u2", count=numel).astype(np.uint32) << 16
         return bits.view(np.float32)
     dt = np.dtype(dtype)
     return np.frombuffer(raw, dtype=dt.newbyteorder("<"), count=numel).astype(
-        dt.newbyteorder("="), copy=False)
+        dt.newbyteorder("="), copy=False
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,10 +260,16 @@ _PLAIN_KINDS = "biufc"
 def _plain_dtype(dt: Any, what: str) -> np.dtype:
     if isinstance(dt, _PickledDtype):
         dt = dt.dtype
-    if (not isinstance(dt, np.dtype) or dt.kind not in _PLAIN_KINDS or dt.hasobject
-            or dt.fields is not None or dt.subdtype is not None):
-        raise UnsafePickleError(f"{_ctx().source}: {what}: only plain numeric dtypes are "
-                                f"accepted, not {_describe(dt)}")
+    if (
+        not isinstance(dt, np.dtype)
+        or dt.kind not in _PLAIN_KINDS
+        or dt.hasobject
+        or dt.fields is not None
+        or dt.subdtype is not None
+    ):
+        raise UnsafePickleError(
+            f"{_ctx().source}: {what}: only plain numeric dtypes are accepted, not {_describe(dt)}"
+        )
     return dt
 
 
@@ -253,19 +279,26 @@ class _PickledDtype:
 
     def __init__(self, spec: Any, align: Any = False, copy: Any = True):
         if not isinstance(spec, str) or not re.fullmatch(r"[<>|=]?[biufc]\d{1,2}", spec):
-            raise UnsafePickleError(f"{_ctx().source}: numpy dtype {_describe(spec)} is not a "
-                                    "plain numeric dtype")
+            raise UnsafePickleError(
+                f"{_ctx().source}: numpy dtype {_describe(spec)} is not a plain numeric dtype"
+            )
         self.dtype = _plain_dtype(np.dtype(spec), "numpy dtype")
 
     def __setstate__(self, state: Any) -> None:
-        if (not isinstance(state, tuple) or len(state) not in (8, 9)
-                or any(x is not None for x in state[2:5])):
-            raise UnsafePickleError(f"{_ctx().source}: a pickled numpy dtype state sets fields "
-                                    "or a subarray; only plain numeric dtypes are accepted")
+        if (
+            not isinstance(state, tuple)
+            or len(state) not in (8, 9)
+            or any(x is not None for x in state[2:5])
+        ):
+            raise UnsafePickleError(
+                f"{_ctx().source}: a pickled numpy dtype state sets fields "
+                "or a subarray; only plain numeric dtypes are accepted"
+            )
         order = state[1]
         if order not in ("<", ">", "|", "="):
-            raise CorruptCheckpointError(f"{_ctx().source}: numpy dtype byte order "
-                                         f"{_describe(order)}")
+            raise CorruptCheckpointError(
+                f"{_ctx().source}: numpy dtype byte order {_describe(order)}"
+            )
         if order in "<>":
             self.dtype = self.dtype.newbyteorder(order)
 
@@ -283,18 +316,20 @@ class _GuardedArray(np.ndarray):
         dtype = _plain_dtype(dtype, "numpy array")
         if not isinstance(shape, tuple) or len(shape) > ctx.limits.max_dims:
             raise CorruptCheckpointError(f"{ctx.source}: numpy array shape {_describe(shape)}")
-        dims = [_as_index(s, "a numpy array dimension", ctx.source, "(numpy array)")
-                for s in shape]
+        dims = [_as_index(s, "a numpy array dimension", ctx.source, "(numpy array)") for s in shape]
         if not isinstance(raw, (bytes, bytearray)):
-            raise UnsafePickleError(f"{ctx.source}: numpy array data is a {type(raw).__name__}, "
-                                    "not bytes (object arrays are refused)")
+            raise UnsafePickleError(
+                f"{ctx.source}: numpy array data is a {type(raw).__name__}, "
+                "not bytes (object arrays are refused)"
+            )
         numel = 1
         for d in dims:
             numel *= d
         if numel * dtype.itemsize != len(raw):
             raise CorruptCheckpointError(
                 f"{ctx.source}: numpy array of shape {_describe(tuple(dims))} {dtype} needs "
-                f"{numel * dtype.itemsize} bytes, the pickle holds {len(raw)}")
+                f"{numel * dtype.itemsize} bytes, the pickle holds {len(raw)}"
+            )
         ctx.budget.charge(len(raw), f"a numpy array of shape {_describe(tuple(dims))}")
         # numpy also takes the 4-tuple (shape, dtype, is_fortran, data) its stub leaves out
         state = (tuple(dims), dtype, bool(fortran), raw)

@@ -32,7 +32,7 @@ class _FileStream:
     def readinto(self, b) -> int:
         mv = memoryview(b).cast("B")
         r = self._end - self._pos
-        got = self._f.readinto(mv[:max(r, 0)] if len(mv) > r else mv) or 0
+        got = self._f.readinto(mv[: max(r, 0)] if len(mv) > r else mv) or 0
         self._pos += got
         return got
 
@@ -70,7 +70,7 @@ class _MemStream:
 
     def read_view(self, n: int):
         n = self.remaining() if n is None or n < 0 else min(n, self.remaining())
-        out = self._mv[self._pos:self._pos + n]
+        out = self._mv[self._pos : self._pos + n]
         self._pos += n
         return out
 
@@ -80,7 +80,7 @@ class _MemStream:
     def readinto(self, b) -> int:
         mv = memoryview(b).cast("B")
         chunk = self.read_view(len(mv))
-        mv[:len(chunk)] = chunk
+        mv[: len(chunk)] = chunk
         return len(chunk)
 
     def readline(self, limit: int = -1) -> bytes:
@@ -91,4 +91,4 @@ class _MemStream:
         return self.read(end - self._pos)
 
     def peek(self, n: int = 1) -> bytes:
-        return bytes(self._mv[self._pos:self._pos + max(n, 1)])
+        return bytes(self._mv[self._pos : self._pos + max(n, 1)])

@@ -38,13 +38,15 @@ def _check_storage_id(pid: Any, ctx: _Ctx) -> tuple[_StorageType, str, int, Any]
         raise CorruptCheckpointError(f"{source}: unexpected persistent id {_describe(pid)}")
     stype, key, _location, numel = pid[1:5]
     if not isinstance(stype, _StorageType):
-        raise CorruptCheckpointError(f"{source}: storage {_describe(key)} has an unknown type "
-                                     f"{_describe(stype)}")
+        raise CorruptCheckpointError(
+            f"{source}: storage {_describe(key)} has an unknown type {_describe(stype)}"
+        )
     if not isinstance(key, str) or not 0 < len(key) <= 256:
         raise CorruptCheckpointError(f"{source}: storage key {_describe(key)} is not a name")
     if isinstance(numel, bool) or not isinstance(numel, int) or not 0 <= numel < 1 << 60:
-        raise CorruptCheckpointError(f"{source}: storage {key!r} declares {_describe(numel)} "
-                                     "elements")
+        raise CorruptCheckpointError(
+            f"{source}: storage {key!r} declares {_describe(numel)} elements"
+        )
     return stype, key, numel, (pid[5] if len(pid) > 5 else None)
 
 
@@ -56,8 +58,9 @@ def _read_legacy_stream(stream, ctx: _Ctx, allow, what: str = "legacy torch.save
         raise UnsupportedFormatError(f"{source}: not a torch.save file (no legacy magic number)")
     protocol = _safe_load(stream, ctx, scalar_allow, what=f"{what} (protocol)")
     if protocol != LEGACY_PROTOCOL:
-        raise UnsupportedFormatError(f"{source}: unsupported torch.save protocol "
-                                     f"{_describe(protocol)}")
+        raise UnsupportedFormatError(
+            f"{source}: unsupported torch.save protocol {_describe(protocol)}"
+        )
     sys_info = _safe_load(stream, ctx, scalar_allow, what=f"{what} (system info)")
     if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
         raise UnsupportedFormatError(f"{source}: big-endian torch.save files are not supported")
@@ -70,13 +73,15 @@ def _read_legacy_stream(stream, ctx: _Ctx, allow, what: str = "legacy torch.save
         if root is None:
             root = storages[key] = _Storage(key, stype.dtype, numel)
         elif root.dtype != stype.dtype or root.numel != numel:
-            raise CorruptCheckpointError(f"{source}: storage {key!r} is declared twice with "
-                                         "different types or sizes")
+            raise CorruptCheckpointError(
+                f"{source}: storage {key!r} is declared twice with different types or sizes"
+            )
         if view is None:
             return root
         if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str)):
-            raise CorruptCheckpointError(f"{source}: storage {key!r} has a malformed view "
-                                         f"{_describe(view)}")
+            raise CorruptCheckpointError(
+                f"{source}: storage {key!r} has a malformed view {_describe(view)}"
+            )
         view_key = view[0]
         offset = _as_index(view[1], "a view offset", source, f"storage {key!r}")
         size = _as_index(view[2], "a view size", source, f"storage {key!r}")
@@ -95,28 +100,33 @@ def _read_legacy_stream(stream, ctx: _Ctx, allow, what: str = "legacy torch.save
             raise CorruptCheckpointError(f"{source}: storage key {_describe(key)} is not a name")
         st = storages.get(key)
         if st is None or st.view_of is not None:
-            raise CorruptCheckpointError(f"{source}: storage {key!r} is listed but never "
-                                         "referenced")
+            raise CorruptCheckpointError(
+                f"{source}: storage {key!r} is listed but never referenced"
+            )
         if st.data is not None:
             raise CorruptCheckpointError(f"{source}: storage {key!r} is written twice")
         header = stream.read(8)
         if len(header) != 8:
-            raise CorruptCheckpointError(f"{source}: the file ends before storage {key!r} "
-                                         "(truncated)")
+            raise CorruptCheckpointError(
+                f"{source}: the file ends before storage {key!r} (truncated)"
+            )
         (numel,) = struct.unpack("<q", header)
         itemsize = _itemsize(st.dtype)
         if numel != st.numel:
             raise CorruptCheckpointError(
                 f"{source}: storage {key!r} is declared with {st.numel} elements but its data "
-                f"header says {numel}")
+                f"header says {numel}"
+            )
         nbytes = numel * itemsize
         if nbytes > stream.remaining():
             raise CorruptCheckpointError(
                 f"{source}: storage {key!r} declares {numel} elements ({_fmt_bytes(nbytes)}) "
                 f"but only {_fmt_bytes(stream.remaining())} of the file remain (truncated or "
-                "hostile); nothing was allocated")
-        ctx.budget.charge(nbytes * ((2 if st.dtype == "bfloat16" else 0) + stream.copies),
-                          f"storage {key!r}")
+                "hostile); nothing was allocated"
+            )
+        ctx.budget.charge(
+            nbytes * ((2 if st.dtype == "bfloat16" else 0) + stream.copies), f"storage {key!r}"
+        )
         raw = stream.read_view(nbytes)
         st.data = _bytes_to_array(raw, st.dtype, numel, f"{source}: storage {key!r}")
     return obj
@@ -125,12 +135,15 @@ def _read_legacy_stream(stream, ctx: _Ctx, allow, what: str = "legacy torch.save
 def _load_from_bytes_factory(ctx: _Ctx) -> Callable[[bytes], _Storage]:
     def load_from_bytes(blob: Any) -> _Storage:
         if not isinstance(blob, (bytes, bytearray)):
-            raise CorruptCheckpointError(f"{ctx.source}: embedded storage is a "
-                                         f"{type(blob).__name__}, not bytes")
+            raise CorruptCheckpointError(
+                f"{ctx.source}: embedded storage is a {type(blob).__name__}, not bytes"
+            )
         obj = _read_legacy_stream(_MemStream(blob), ctx, _BASE_ALLOW, what="embedded storage")
         if not isinstance(obj, _Storage):
-            raise CorruptCheckpointError(f"{ctx.source}: an embedded storage blob holds a "
-                                         f"{type(obj).__name__}, not a storage")
+            raise CorruptCheckpointError(
+                f"{ctx.source}: an embedded storage blob holds a "
+                f"{type(obj).__name__}, not a storage"
+            )
         return obj
 
     return load_from_bytes
@@ -159,8 +172,9 @@ def sniff(path: str | os.PathLike) -> str:
     return "unknown"
 
 
-def load_torch_file(path: str | os.PathLike, *, extra_allow: Mapping | None = None,
-                    limits: Limits | None = None) -> Any:
+def load_torch_file(
+    path: str | os.PathLike, *, extra_allow: Mapping | None = None, limits: Limits | None = None
+) -> Any:
     """Load a ``torch.save`` file (zip or legacy) without torch; tensors become NumPy arrays.
 
     Args:
@@ -180,14 +194,25 @@ def load_torch_file(path: str | os.PathLike, *, extra_allow: Mapping | None = No
     if kind == "pickle":
         with open(source, "rb") as f:
             ctx = _open_ctx(source, os.fstat(f.fileno()).st_size, limits)
-            obj = _read_legacy_stream(_FileStream(f, ctx.budget.file_size), ctx,
-                                      _allow(extra_allow))
+            obj = _read_legacy_stream(
+                _FileStream(f, ctx.budget.file_size), ctx, _allow(extra_allow)
+            )
         return _materialize(obj, ctx)
     raise UnsupportedFormatError(f"{source}: not a torch.save file (unknown header)")
 
 
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error,
-               NotImplementedError, RuntimeError, ValueError, struct.error, _LZMAError)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+    _LZMAError,
+)
 _ZIPINFO_BYTES = 1024  # what zipfile keeps per archive member (ZipInfo), charged up front
 
 
@@ -221,22 +246,26 @@ def _load_torch_zip(source: str, allow: dict, limits: Limits | None) -> Any:
         def read_member(name: str, nbytes: int | None, what: str, cap: int | None = None):
             info = infos.get(name)
             if info is None:
-                raise CorruptCheckpointError(f"{source}: {what} ({name!r}) is missing from the "
-                                             "archive")
+                raise CorruptCheckpointError(
+                    f"{source}: {what} ({name!r}) is missing from the archive"
+                )
             if nbytes is not None and info.file_size != nbytes:
                 raise CorruptCheckpointError(
                     f"{source}: {what} ({name!r}) is {info.file_size} bytes in the archive but "
-                    f"{nbytes} bytes are declared for it")
+                    f"{nbytes} bytes are declared for it"
+                )
             if cap is not None and info.file_size > cap:
-                raise CorruptCheckpointError(f"{source}: {what} ({name!r}) declares "
-                                             f"{_fmt_bytes(info.file_size)}")
+                raise CorruptCheckpointError(
+                    f"{source}: {what} ({name!r}) declares {_fmt_bytes(info.file_size)}"
+                )
             ctx.budget.charge(info.file_size, f"{what} ({name!r})")
             try:
                 with zf.open(info) as fh:  # never reads more than the declared size
                     data = fh.read(info.file_size)
             except _ZIP_ERRORS as e:
-                raise CorruptCheckpointError(f"{source}: {what} ({name!r}) is damaged "
-                                             f"({_first_line(e)})") from None
+                raise CorruptCheckpointError(
+                    f"{source}: {what} ({name!r}) is damaged ({_first_line(e)})"
+                ) from None
             if len(data) != info.file_size:
                 raise CorruptCheckpointError(f"{source}: {what} ({name!r}) is truncated")
             return data
@@ -244,8 +273,7 @@ def _load_torch_zip(source: str, allow: dict, limits: Limits | None) -> Any:
         order = prefix + "byteorder"
         if order in infos:
             if read_member(order, None, "byteorder", cap=16).strip() not in (b"little", b""):
-                raise UnsupportedFormatError(f"{source}: big-endian torch archives are "
-                                             "unsupported")
+                raise UnsupportedFormatError(f"{source}: big-endian torch archives are unsupported")
         storages: dict[str, _Storage] = {}
 
         def persistent(pid):
@@ -253,8 +281,9 @@ def _load_torch_zip(source: str, allow: dict, limits: Limits | None) -> Any:
             st = storages.get(key)
             if st is not None:
                 if st.dtype != stype.dtype or st.numel != numel:
-                    raise CorruptCheckpointError(f"{source}: storage {key!r} is declared twice "
-                                                 "with different types or sizes")
+                    raise CorruptCheckpointError(
+                        f"{source}: storage {key!r} is declared twice with different types or sizes"
+                    )
                 return st
             member = f"{prefix}data/{key}"
             nbytes = numel * _itemsize(stype.dtype)
@@ -272,8 +301,9 @@ def _load_torch_zip(source: str, allow: dict, limits: Limits | None) -> Any:
     return _materialize(obj, ctx)
 
 
-def load_pickle(path: str | os.PathLike, *, extra_allow: Mapping | None = None,
-                limits: Limits | None = None) -> Any:
+def load_pickle(
+    path: str | os.PathLike, *, extra_allow: Mapping | None = None, limits: Limits | None = None
+) -> Any:
     """Load a plain pickle (e.g. an NVIDIA network snapshot) with the restricted allowlist.
 
     Storages embedded through ``torch.storage._load_from_bytes`` are parsed as legacy torch

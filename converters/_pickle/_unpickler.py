@@ -14,8 +14,13 @@ from ._prescan import prescan
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, source: str, allow: Mapping[tuple[str, str], Any],
-                 persistent: Callable[[Any], Any] | None = None):
+    def __init__(
+        self,
+        file,
+        source: str,
+        allow: Mapping[tuple[str, str], Any],
+        persistent: Callable[[Any], Any] | None = None,
+    ):
         super().__init__(file)
         self._source, self._allow, self._persistent = source, allow, persistent
 
@@ -29,14 +34,26 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         if self._persistent is None:
-            raise CorruptCheckpointError(f"{self._source}: unexpected persistent id "
-                                         f"{_describe(pid)}")
+            raise CorruptCheckpointError(
+                f"{self._source}: unexpected persistent id {_describe(pid)}"
+            )
         return self._persistent(pid)
 
 
-_UNPICKLE_ERRORS = (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError,
-                    KeyError, AttributeError, struct.error, OverflowError, UnicodeError,
-                    MemoryError, RecursionError)
+_UNPICKLE_ERRORS = (
+    EOFError,
+    pickle.UnpicklingError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    AttributeError,
+    struct.error,
+    OverflowError,
+    UnicodeError,
+    MemoryError,
+    RecursionError,
+)
 
 
 def _safe_load(stream, ctx: _Ctx, allow, persistent=None, what: str = "pickle") -> Any:
@@ -50,6 +67,7 @@ def _safe_load(stream, ctx: _Ctx, allow, persistent=None, what: str = "pickle") 
     except _UNPICKLE_ERRORS as e:
         raise CorruptCheckpointError(
             f"{ctx.source}: {what}: truncated or corrupt pickle ({type(e).__name__}: "
-            f"{_first_line(e)})") from None
+            f"{_first_line(e)})"
+        ) from None
     finally:
         _CURRENT.reset(token)

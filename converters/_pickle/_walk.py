@@ -85,16 +85,27 @@ def _materialize(root: Any, ctx: _Ctx) -> Any:
                         if cid in on_path:
                             raise CorruptCheckpointError(
                                 f"{ctx.source}: the object at {cpath[-160:]} contains itself "
-                                "(a reference cycle); checkpoints hold trees of data")
+                                "(a reference cycle); checkpoints hold trees of data"
+                            )
                         if depth + 1 > max_depth:
-                            where = cpath if len(cpath) < 160 else (
-                                f"{cpath[:60]}/.../{cpath[-60:]}")
+                            where = (
+                                cpath if len(cpath) < 160 else (f"{cpath[:60]}/.../{cpath[-60:]}")
+                            )
                             raise CorruptCheckpointError(
                                 f"{ctx.source}: containers nested more than {max_depth} deep "
-                                f"at {where}")
+                                f"at {where}"
+                            )
                         on_path.add(cid)
-                        stack.append([child, cpath, depth + 1, ck, 0,
-                                      [] if isinstance(child, tuple) else None])
+                        stack.append(
+                            [
+                                child,
+                                cpath,
+                                depth + 1,
+                                ck,
+                                0,
+                                [] if isinstance(child, tuple) else None,
+                            ]
+                        )
                         continue
             if acc is not None:
                 acc.append(value)

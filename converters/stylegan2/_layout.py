@@ -72,11 +72,25 @@ def architecture(torgb_everywhere: bool, any_skip: bool) -> str:
     return "orig"
 
 
-def config(*, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
-           channels: dict[int, int], mapping_layers: int, mapping_lr_multiplier: float,
-           embed_features: int, layer_features: int, architecture: str,
-           conv_clamp: float | None, resample_kernel: list[float], use_noise: bool,
-           has_w_avg: bool, num_fp16_res: int) -> dict[str, Any]:
+def config(
+    *,
+    z_dim: int,
+    c_dim: int,
+    w_dim: int,
+    img_resolution: int,
+    img_channels: int,
+    channels: dict[int, int],
+    mapping_layers: int,
+    mapping_lr_multiplier: float,
+    embed_features: int,
+    layer_features: int,
+    architecture: str,
+    conv_clamp: float | None,
+    resample_kernel: list[float],
+    use_noise: bool,
+    has_w_avg: bool,
+    num_fp16_res: int,
+) -> dict[str, Any]:
     """The StyleGAN2 config record every reader returns, in one key order.
 
     Args:
@@ -87,12 +101,21 @@ def config(*, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_chann
       The JSON-serializable config dict.
     """
     return {
-        "z_dim": z_dim, "c_dim": c_dim, "w_dim": w_dim, "img_resolution": img_resolution,
-        "img_channels": img_channels, "channels": {str(r): c for r, c in channels.items()},
-        "mapping_layers": mapping_layers, "mapping_lr_multiplier": mapping_lr_multiplier,
-        "embed_features": embed_features, "layer_features": layer_features,
-        "architecture": architecture, "conv_clamp": conv_clamp,
-        "resample_kernel": resample_kernel, "use_noise": use_noise, "has_w_avg": has_w_avg,
+        "z_dim": z_dim,
+        "c_dim": c_dim,
+        "w_dim": w_dim,
+        "img_resolution": img_resolution,
+        "img_channels": img_channels,
+        "channels": {str(r): c for r, c in channels.items()},
+        "mapping_layers": mapping_layers,
+        "mapping_lr_multiplier": mapping_lr_multiplier,
+        "embed_features": embed_features,
+        "layer_features": layer_features,
+        "architecture": architecture,
+        "conv_clamp": conv_clamp,
+        "resample_kernel": resample_kernel,
+        "use_noise": use_noise,
+        "has_w_avg": has_w_avg,
         "num_fp16_res": num_fp16_res,
     }
 

@@ -70,25 +70,57 @@ GENERATORS = ("generator_smooth", "generator")
 # Hammer StyleGAN2Generator constructor kwargs -> the value jaxedit reproduces (None: read from
 # the shapes / carried into the config).
 _REQUIRED_VALUES: dict[str, Any] = {
-    "repeat_w": True, "normalize_z": True, "mapping_use_wscale": True, "mapping_wscale_gain": 1.0,
-    "init_res": 4, "final_tanh": False, "const_input": True, "demodulate": True,
-    "use_wscale": True, "wscale_gain": 1.0, "lr_mul": 1.0, "eps": 1e-8,
+    "repeat_w": True,
+    "normalize_z": True,
+    "mapping_use_wscale": True,
+    "mapping_wscale_gain": 1.0,
+    "init_res": 4,
+    "final_tanh": False,
+    "const_input": True,
+    "demodulate": True,
+    "use_wscale": True,
+    "wscale_gain": 1.0,
+    "lr_mul": 1.0,
+    "eps": 1e-8,
 }
 _EMBEDDING_VALUES: dict[str, Any] = {
-    "embedding_use_wscale": True, "embedding_wscale_gian": 1.0, "embedding_wscale_gain": 1.0,
-    "embedding_lr_mul": 1.0, "normalize_embedding": True, "normalize_embedding_latent": False,
+    "embedding_use_wscale": True,
+    "embedding_wscale_gian": 1.0,
+    "embedding_wscale_gain": 1.0,
+    "embedding_lr_mul": 1.0,
+    "normalize_embedding": True,
+    "normalize_embedding_latent": False,
 }
-_SHAPE_KWARGS = ("resolution", "z_dim", "w_dim", "mapping_layers", "mapping_fmaps", "label_dim",
-                 "embedding_dim", "embedding_bias", "image_channels", "fmaps_base", "fmaps_max")
-_OTHER_KWARGS = ("model_type", "mapping_lr_mul", "architecture", "noise_type", "filter_kernel",
-                 "conv_clamp")
-KNOWN_KWARGS = frozenset(set(_REQUIRED_VALUES) | set(_EMBEDDING_VALUES) | set(_SHAPE_KWARGS)
-                         | set(_OTHER_KWARGS))
+_SHAPE_KWARGS = (
+    "resolution",
+    "z_dim",
+    "w_dim",
+    "mapping_layers",
+    "mapping_fmaps",
+    "label_dim",
+    "embedding_dim",
+    "embedding_bias",
+    "image_channels",
+    "fmaps_base",
+    "fmaps_max",
+)
+_OTHER_KWARGS = (
+    "model_type",
+    "mapping_lr_mul",
+    "architecture",
+    "noise_type",
+    "filter_kernel",
+    "conv_clamp",
+)
+KNOWN_KWARGS = frozenset(
+    set(_REQUIRED_VALUES) | set(_EMBEDDING_VALUES) | set(_SHAPE_KWARGS) | set(_OTHER_KWARGS)
+)
 _ARCHITECTURES = {"skip": "skip", "resnet": "resnet", "origin": "orig"}
 
 
-def truncation_args(trunc_psi: float | None = None, trunc_layers: int | None = None
-                    ) -> tuple[float, int | None]:
+def truncation_args(
+    trunc_psi: float | None = None, trunc_layers: int | None = None
+) -> tuple[float, int | None]:
     """Hammer/ReSeFa ``(trunc_psi, trunc_layers)`` -> jaxedit ``(truncation_psi, truncation_cutoff)``.
 
     Hammer truncates ``wp[:, :trunc_layers]`` toward ``w_avg`` only if ``trunc_psi < 1`` and
@@ -109,7 +141,8 @@ def sniff(obj: Any) -> bool:
     """A loaded torch object that looks like a Hammer checkpoint (``models`` of state dicts)."""
     models = obj.get("models") if isinstance(obj, dict) else None
     return isinstance(models, dict) and any(
-        isinstance(models.get(k), dict) for k in GENERATORS + ("discriminator",))
+        isinstance(models.get(k), dict) for k in GENERATORS + ("discriminator",)
+    )
 
 
 def select_generator(obj: dict, source: str, which: str | None) -> tuple[dict, dict | None, str]:
@@ -120,11 +153,13 @@ def select_generator(obj: dict, source: str, which: str | None) -> tuple[dict, d
         which = next((k for k in GENERATORS if isinstance(models.get(k), dict)), None)
         if which is None:
             raise UnsupportedFormatError(
-                f"{source}: a Hammer checkpoint without a generator; its models are {nets}")
+                f"{source}: a Hammer checkpoint without a generator; its models are {nets}"
+            )
     if which == "discriminator":
         raise UnsupportedFormatError(
             f"{source}: 'discriminator' is not a generator; choose one of "
-            f"{[k for k in GENERATORS if k in models]}")
+            f"{[k for k in GENERATORS if k in models]}"
+        )
     sd = models.get(which)
     if not isinstance(sd, dict):
         raise UnsupportedFormatError(f"{source}: no network {which!r}; the checkpoint holds {nets}")
@@ -132,7 +167,8 @@ def select_generator(obj: dict, source: str, which: str | None) -> tuple[dict, d
     kw = kwargs_all.get(which) if isinstance(kwargs_all, dict) else None
     if kw is not None and not isinstance(kw, dict):
         raise CorruptCheckpointError(
-            f"{source}: model_kwargs_init[{which!r}] is a {type(kw).__name__}, not a dict")
+            f"{source}: model_kwargs_init[{which!r}] is a {type(kw).__name__}, not a dict"
+        )
     return sd, kw, which
 
 
@@ -141,9 +177,13 @@ def _check_tensors(sd: dict, source: str, which: str) -> None:
         if not isinstance(k, str):
             raise CorruptCheckpointError(f"{source}: {which} has a non-string key {k!r}")
         if not isinstance(v, np.ndarray):
-            raise CorruptCheckpointError(f"{source}: {which}.{k} is a {type(v).__name__}, not a tensor")
+            raise CorruptCheckpointError(
+                f"{source}: {which}.{k} is a {type(v).__name__}, not a tensor"
+            )
         if v.dtype.kind != "f":
-            raise CorruptCheckpointError(f"{source}: {which}.{k} has dtype {v.dtype}, expected floating point")
+            raise CorruptCheckpointError(
+                f"{source}: {which}.{k} has dtype {v.dtype}, expected floating point"
+            )
         if not np.all(np.isfinite(v)):
             raise CorruptCheckpointError(f"{source}: {which}.{k} has non-finite values")
 
@@ -164,42 +204,57 @@ def _shape_check(source: str, key: str, kw: dict, actual: int, what: str) -> Non
         try:
             ok = int(kw[key]) == int(actual)
         except (TypeError, ValueError):
-            raise CorruptCheckpointError(f"{source}: model_kwargs_init {key}={kw[key]!r} is not an integer") from None
+            raise CorruptCheckpointError(
+                f"{source}: model_kwargs_init {key}={kw[key]!r} is not an integer"
+            ) from None
         if not ok:
             raise ShapeMismatchError(
                 f"{source}: model_kwargs_init {key}={kw[key]!r} disagrees with the state dict: "
-                f"{what} gives {actual}")
+                f"{what} gives {actual}"
+            )
 
 
 def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
     """jaxedit StyleGAN2 config from the state dict, validated against ``model_kwargs_init``."""
-    genforce = [k for k in sd if k.startswith("truncation.") or re.match(r"mapping\.dense\d+\.fc\.", k)
-                or k == "synthesis.lod"]
+    genforce = [
+        k
+        for k in sd
+        if k.startswith("truncation.")
+        or re.match(r"mapping\.dense\d+\.fc\.", k)
+        or k == "synthesis.lod"
+    ]
     if genforce:
         raise UnsupportedFormatError(
             f"{source}: {which} uses the older genforce layout (keys like {genforce[0]!r}); only "
-            "Hammer (bytedance/Hammer, zhujiapeng/resefa) StyleGAN2 checkpoints are supported")
+            "Hammer (bytedance/Hammer, zhujiapeng/resefa) StyleGAN2 checkpoints are supported"
+        )
     model_type = kw.get("model_type", "StyleGAN2Generator")
     if model_type != "StyleGAN2Generator":
         raise UnsupportedFormatError(
-            f"{source}: {which} is a Hammer {model_type!r}; only 'StyleGAN2Generator' is supported")
+            f"{source}: {which} is a Hammer {model_type!r}; only 'StyleGAN2Generator' is supported"
+        )
     unknown = sorted(str(k) for k in kw if k not in KNOWN_KWARGS)
     if unknown:
         raise UnsupportedFormatError(
             f"{source}: unknown Hammer generator kwarg(s) {unknown} in model_kwargs_init[{which!r}]; "
-            "jaxedit cannot tell what they change")
+            "jaxedit cannot tell what they change"
+        )
     for key, want in _REQUIRED_VALUES.items():
         if key in kw and not _kw_equal(kw[key], want):
             raise UnsupportedFormatError(
                 f"{source}: model_kwargs_init {key}={kw[key]!r} is not supported (jaxedit "
-                f"reproduces {key}={want!r})")
+                f"reproduces {key}={want!r})"
+            )
     arch_kw = str(kw.get("architecture", "skip")).lower()
     if arch_kw not in _ARCHITECTURES:
-        raise UnsupportedFormatError(f"{source}: architecture {kw['architecture']!r} is not supported")
+        raise UnsupportedFormatError(
+            f"{source}: architecture {kw['architecture']!r} is not supported"
+        )
     noise_type = str(kw.get("noise_type", "spatial")).lower()
     if noise_type not in ("spatial", "none"):
         raise UnsupportedFormatError(
-            f"{source}: noise_type={kw['noise_type']!r} is not supported ('spatial' or 'none')")
+            f"{source}: noise_type={kw['noise_type']!r} is not supported ('spatial' or 'none')"
+        )
 
     def need(key: str) -> np.ndarray:
         if key not in sd:
@@ -216,19 +271,26 @@ def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
     dense = [need(f"mapping.dense{i}.weight") for i in range(n_map)]
     for i, w in enumerate(dense):
         if w.ndim != 2:
-            raise ShapeMismatchError(f"{source}: {which}.mapping.dense{i}.weight has shape {w.shape}, expected [out, in]")
+            raise ShapeMismatchError(
+                f"{source}: {which}.mapping.dense{i}.weight has shape {w.shape}, expected [out, in]"
+            )
     w_dim = int(dense[-1].shape[0])
-    _shape_check(source, "w_dim", kw, w_dim, f"mapping.dense{n_map - 1}.weight {list(dense[-1].shape)}")
+    _shape_check(
+        source, "w_dim", kw, w_dim, f"mapping.dense{n_map - 1}.weight {list(dense[-1].shape)}"
+    )
     w_avg = need("w_avg")
     if w_avg.shape != (w_dim,):
         raise ShapeMismatchError(
-            f"{source}: {which}.w_avg has shape {w_avg.shape}, expected [{w_dim}] (repeat_w=True)")
+            f"{source}: {which}.w_avg has shape {w_avg.shape}, expected [{w_dim}] (repeat_w=True)"
+        )
     label_dim = int(kw.get("label_dim") or 0)
     embed = 0
     if "mapping.embedding.weight" in sd:
         e = need("mapping.embedding.weight")
         if e.ndim != 2:
-            raise ShapeMismatchError(f"{source}: {which}.mapping.embedding.weight has shape {e.shape}")
+            raise ShapeMismatchError(
+                f"{source}: {which}.mapping.embedding.weight has shape {e.shape}"
+            )
         embed, c_dim = int(e.shape[0]), int(e.shape[1])
         _shape_check(source, "label_dim", kw, c_dim, "mapping.embedding.weight")
         _shape_check(source, "embedding_dim", kw, embed, "mapping.embedding.weight")
@@ -236,10 +298,12 @@ def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
             if key in kw and not _kw_equal(kw[key], want):
                 raise UnsupportedFormatError(
                     f"{source}: model_kwargs_init {key}={kw[key]!r} is not supported for a "
-                    f"conditional generator (jaxedit reproduces {key}={want!r})")
+                    f"conditional generator (jaxedit reproduces {key}={want!r})"
+                )
     elif label_dim:
         raise KeyMismatchError(
-            f"{source}: label_dim={label_dim} but {which}.mapping.embedding.weight is missing")
+            f"{source}: label_dim={label_dim} but {which}.mapping.embedding.weight is missing"
+        )
     else:
         c_dim = 0
     z_dim = int(dense[0].shape[1]) - embed
@@ -252,14 +316,16 @@ def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
     const = need("synthesis.early_layer.const")
     if const.ndim != 4 or const.shape[0] != 1 or const.shape[2:] != (4, 4):
         raise ShapeMismatchError(
-            f"{source}: {which}.synthesis.early_layer.const has shape {const.shape}, expected [1, C, 4, 4]")
+            f"{source}: {which}.synthesis.early_layer.const has shape {const.shape}, expected [1, C, 4, 4]"
+        )
     n_layers = 0
     while f"synthesis.layer{n_layers}.weight" in sd:
         n_layers += 1
     if n_layers % 2 == 0:
         raise KeyMismatchError(
             f"{source}: {which} has synthesis.layer0..layer{n_layers - 1}: an odd number of conv "
-            "layers (one 4x4 conv plus two per block) is expected")
+            "layers (one 4x4 conv plus two per block) is expected"
+        )
     n_blocks = (n_layers + 1) // 2
     res = 4 * 2 ** (n_blocks - 1)
     _shape_check(source, "resolution", kw, res, f"{n_layers} synthesis.layer* convs")
@@ -268,7 +334,9 @@ def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
         key = f"synthesis.layer{2 * b}.weight"
         w = need(key)
         if w.ndim != 4:
-            raise ShapeMismatchError(f"{source}: {which}.{key} has shape {w.shape}, expected [out, in, 3, 3]")
+            raise ShapeMismatchError(
+                f"{source}: {which}.{key} has shape {w.shape}, expected [out, in, 3, 3]"
+            )
         channels[4 * 2**b] = int(w.shape[0])
     if any(k in kw for k in ("fmaps_base", "fmaps_max")):
         base, fmax = int(kw.get("fmaps_base", 32 << 10)), int(kw.get("fmaps_max", 512))
@@ -276,31 +344,41 @@ def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
             if min(base // r, fmax) != c:
                 raise ShapeMismatchError(
                     f"{source}: model_kwargs_init fmaps_base={base}, fmaps_max={fmax} give "
-                    f"{min(base // r, fmax)} channels at {r}x{r}, the state dict has {c}")
+                    f"{min(base // r, fmax)} channels at {r}x{r}, the state dict has {c}"
+                )
     outputs = [b for b in range(n_blocks) if f"synthesis.output{b}.weight" in sd]
     residuals = [b for b in range(1, n_blocks) if f"synthesis.residual{b}.weight" in sd]
-    arch = L.architecture(torgb_everywhere=outputs == list(range(n_blocks)),
-                          any_skip=bool(residuals))
+    arch = L.architecture(
+        torgb_everywhere=outputs == list(range(n_blocks)), any_skip=bool(residuals)
+    )
     if _ARCHITECTURES[arch_kw] != arch:
         raise KeyMismatchError(
             f"{source}: model_kwargs_init architecture={kw.get('architecture', 'skip')!r} but the "
             f"state dict (output layers {outputs}, residual layers {residuals}) is that of "
-            f"{arch!r}")
+            f"{arch!r}"
+        )
     rgb = need(f"synthesis.output{n_blocks - 1}.weight")
     if rgb.ndim != 4:
-        raise ShapeMismatchError(f"{source}: {which}.synthesis.output{n_blocks - 1}.weight has shape {rgb.shape}")
+        raise ShapeMismatchError(
+            f"{source}: {which}.synthesis.output{n_blocks - 1}.weight has shape {rgb.shape}"
+        )
     img_channels = int(rgb.shape[0])
-    _shape_check(source, "image_channels", kw, img_channels, f"synthesis.output{n_blocks - 1}.weight")
+    _shape_check(
+        source, "image_channels", kw, img_channels, f"synthesis.output{n_blocks - 1}.weight"
+    )
     use_noise = "synthesis.layer0.noise_strength" in sd
     if (noise_type == "spatial") != use_noise:
         raise KeyMismatchError(
             f"{source}: noise_type={noise_type!r} but noise parameters are "
-            f"{'present' if use_noise else 'absent'}")
+            f"{'present' if use_noise else 'absent'}"
+        )
     kernel = kw.get("filter_kernel", (1, 3, 3, 1))
     try:
         kernel = [float(t) for t in np.asarray(kernel, np.float64).reshape(-1)]
     except (TypeError, ValueError):
-        raise UnsupportedFormatError(f"{source}: filter_kernel={kernel!r} is not a list of numbers") from None
+        raise UnsupportedFormatError(
+            f"{source}: filter_kernel={kernel!r} is not a list of numbers"
+        ) from None
     if not kernel or sum(kernel) == 0 or not all(math.isfinite(t) for t in kernel):
         raise UnsupportedFormatError(f"{source}: filter_kernel={kernel!r} is not a usable FIR")
     try:
@@ -308,14 +386,29 @@ def infer_config(sd: dict, kw: dict, source: str, which: str) -> dict[str, Any]:
         clamp = kw.get("conv_clamp")
         clamp = None if clamp is None else float(clamp)
     except (TypeError, ValueError):
-        raise CorruptCheckpointError(f"{source}: mapping_lr_mul / conv_clamp are not numbers") from None
+        raise CorruptCheckpointError(
+            f"{source}: mapping_lr_mul / conv_clamp are not numbers"
+        ) from None
     if not (math.isfinite(lr) and lr > 0):
         raise CorruptCheckpointError(f"{source}: mapping_lr_mul={lr} is not a positive number")
     return L.config(
-        z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=img_channels,
-        channels=channels, mapping_layers=n_map, mapping_lr_multiplier=lr, embed_features=embed,
-        layer_features=layer_features, architecture=arch, conv_clamp=clamp,
-        resample_kernel=kernel, use_noise=use_noise, has_w_avg=True, num_fp16_res=0)
+        z_dim=z_dim,
+        c_dim=c_dim,
+        w_dim=w_dim,
+        img_resolution=res,
+        img_channels=img_channels,
+        channels=channels,
+        mapping_layers=n_map,
+        mapping_lr_multiplier=lr,
+        embed_features=embed,
+        layer_features=layer_features,
+        architecture=arch,
+        conv_clamp=clamp,
+        resample_kernel=kernel,
+        use_noise=use_noise,
+        has_w_avg=True,
+        num_fp16_res=0,
+    )
 
 
 # Transforms pass an array of an unexpected shape through unchanged, so that the strict shape
@@ -365,7 +458,8 @@ def key_table(cfg: dict, source: str, sd: dict):
         if L.has_skip(cfg, r):
             table[f"{tb}/skip/weight"] = (f"synthesis.residual{b}.weight", _oihw_to_hwio)
             ignored[f"synthesis.residual{b}.filter"] = check_fir(
-                kernel, source, f"synthesis.residual{b}.filter")
+                kernel, source, f"synthesis.residual{b}.filter"
+            )
     if cfg["architecture"] == "skip":
         ignored["synthesis.filter"] = check_fir(kernel, source, "synthesis.filter")
     return table, ignored
@@ -400,6 +494,13 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
         params[f"{L.EMBED}/bias"] = np.zeros((cfg["embed_features"],), np.float32)
         sources[f"{L.EMBED}/bias"] = "(none: embedding_bias=False)"
     return ConvertedCheckpoint(
-        family="stylegan2", config=cfg, params=params, sources=sources, source_format=FORMAT,
-        source_path=source, source_sha256=sha256_file(source), which=which,
-        source_tensors={k: tuple(v.shape) for k, v in sd.items()})
+        family="stylegan2",
+        config=cfg,
+        params=params,
+        sources=sources,
+        source_format=FORMAT,
+        source_path=source,
+        source_sha256=sha256_file(source),
+        which=which,
+        source_tensors={k: tuple(v.shape) for k, v in sd.items()},
+    )

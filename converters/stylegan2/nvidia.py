@@ -52,8 +52,9 @@ def sniff(head: bytes) -> bool:
     return head[:1] == b"\x80" and _LEGACY_MAGIC_BYTES not in head[:64]
 
 
-def _walk(obj: _pickle.PersistentObject, prefix: str, tensors: dict, attrs: dict,
-          source: str) -> None:
+def _walk(
+    obj: _pickle.PersistentObject, prefix: str, tensors: dict, attrs: dict, source: str
+) -> None:
     st = obj.state
     where = prefix[:-1] or "the network"
     if not isinstance(st, dict) or not isinstance(obj.class_name, str):
@@ -65,15 +66,17 @@ def _walk(obj: _pickle.PersistentObject, prefix: str, tensors: dict, attrs: dict
     attrs[prefix][_INIT] = st.get(_INIT)
     for group in ("_parameters", "_buffers", "_modules"):
         if not isinstance(st.get(group) or {}, dict):
-            raise CorruptCheckpointError(f"{source}: {where}.{group} is a "
-                                         f"{type(st.get(group)).__name__}, not a dict")
+            raise CorruptCheckpointError(
+                f"{source}: {where}.{group} is a {type(st.get(group)).__name__}, not a dict"
+            )
     for group in ("_parameters", "_buffers"):
         for k, v in (st.get(group) or {}).items():
             if v is None:
                 continue
             if not isinstance(k, str) or not isinstance(v, np.ndarray):
                 raise CorruptCheckpointError(
-                    f"{source}: {prefix}{describe(k)} is a {type(v).__name__}, not a tensor")
+                    f"{source}: {prefix}{describe(k)} is a {type(v).__name__}, not a tensor"
+                )
             tensors[prefix + k] = v
     for k, v in (st.get("_modules") or {}).items():
         if v is None:
@@ -81,12 +84,14 @@ def _walk(obj: _pickle.PersistentObject, prefix: str, tensors: dict, attrs: dict
         if not isinstance(k, str) or not isinstance(v, _pickle.PersistentObject):
             raise UnsupportedFormatError(
                 f"{source}: module {prefix}{describe(k)} is a {type(v).__name__}, not a "
-                "persistent network module")
+                "persistent network module"
+            )
         _walk(v, f"{prefix}{k}.", tensors, attrs, source)
 
 
-def flatten_network(net: _pickle.PersistentObject, source: str = "checkpoint"
-                    ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+def flatten_network(
+    net: _pickle.PersistentObject, source: str = "checkpoint"
+) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """A persistent network -> (``{dotted key: array}``, ``{module prefix: attributes}``).
 
     Module attributes keep ``_init_kwargs`` (for the cross-check) and drop the other private
@@ -98,19 +103,23 @@ def flatten_network(net: _pickle.PersistentObject, source: str = "checkpoint"
     return tensors, attrs
 
 
-def select_network(obj: Any, source: str, which: str | None) -> tuple[_pickle.PersistentObject, str]:
+def select_network(
+    obj: Any, source: str, which: str | None
+) -> tuple[_pickle.PersistentObject, str]:
     """Pick ``which`` (default ``G_ema``) from a snapshot dict, or accept a bare network."""
     if isinstance(obj, _pickle.PersistentObject):
         return obj, which or str(obj.class_name)
     if not isinstance(obj, dict):
         raise UnsupportedFormatError(
-            f"{source}: not an NVIDIA network snapshot (top level is {type(obj).__name__})")
+            f"{source}: not an NVIDIA network snapshot (top level is {type(obj).__name__})"
+        )
     which = which or "G_ema"
     nets = [k for k, v in obj.items() if isinstance(v, _pickle.PersistentObject)]
     if which not in obj:
         raise UnsupportedFormatError(
             f"{source}: no network {which!r} in this snapshot; it holds "
-            f"{sorted(describe(k) for k in nets)}")
+            f"{sorted(describe(k) for k in nets)}"
+        )
     net = obj[which]
     if not isinstance(net, _pickle.PersistentObject):
         raise UnsupportedFormatError(f"{source}: {which!r} is {type(net).__name__}, not a network")
@@ -141,12 +150,14 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
     if top.get("__class__") != "Generator":
         raise UnsupportedFormatError(
             f"{source}: network class is {describe(top.get('__class__'))}, expected a StyleGAN2 "
-            "'Generator'")
+            "'Generator'"
+        )
     syn_mods = {p.split(".")[1] for p in attrs if p.startswith("synthesis.") and p.count(".") >= 2}
     if "input" in syn_mods or any(m.startswith("L") and m[1:2].isdigit() for m in syn_mods):
         raise UnsupportedFormatError(
             f"{source}: this is a StyleGAN3 (alias-free) network; jaxedit supports StyleGAN2 "
-            "networks (stylegan2-ada-pytorch, or the stylegan3 repo's StyleGAN2 configs)")
+            "networks (stylegan2-ada-pytorch, or the stylegan3 repo's StyleGAN2 configs)"
+        )
     at = f"{source}: {which}."
     res = typed_int(top, "img_resolution", at, lo=4, hi=MAX_RESOLUTION)
     if res & (res - 1):
@@ -160,13 +171,19 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
     # _init_kwargs: every value it states must have the right type and agree with the module.
     kw_at = f"{at}{_INIT}."
     kwargs = _kwargs(top.get(_INIT), f"{at}{_INIT}")
-    module_vals = {"z_dim": z_dim, "c_dim": c_dim, "w_dim": w_dim, "img_resolution": res,
-                   "img_channels": img_channels}
+    module_vals = {
+        "z_dim": z_dim,
+        "c_dim": c_dim,
+        "w_dim": w_dim,
+        "img_resolution": res,
+        "img_channels": img_channels,
+    }
     for name, val in module_vals.items():
         got = typed_int(kwargs, name, kw_at, lo=0, hi=1 << 20, default=None)
         if got is not None and got != val:
             raise CorruptCheckpointError(
-                f"{kw_at}{name} = {got} disagrees with the module attribute {name} = {val}")
+                f"{kw_at}{name} = {got} disagrees with the module attribute {name} = {val}"
+            )
     map_kw = _kwargs(kwargs.get("mapping_kwargs"), f"{kw_at}mapping_kwargs")
     syn_kw = kwargs.get("synthesis_kwargs")
     syn_at = f"{kw_at}synthesis_kwargs."
@@ -183,27 +200,41 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
     want_layers = typed_int(map_kw, "num_layers", map_at, lo=1, hi=64, default=None)
     if want_layers is not None and want_layers != n_map:
         raise CorruptCheckpointError(
-            f"{map_at}num_layers = {want_layers} but the network has {n_map} mapping layers")
+            f"{map_at}num_layers = {want_layers} but the network has {n_map} mapping layers"
+        )
     fc0 = attrs.get("mapping.fc0.", {})
     lr_kw = typed_real(map_kw, "lr_multiplier", map_at, lo=1e-8, hi=1e4, default=None)
-    lr = typed_real(fc0, "bias_gain", f"{at}mapping.fc0.", lo=1e-8, hi=1e4,
-                    default=0.01 if lr_kw is None else lr_kw)
+    lr = typed_real(
+        fc0,
+        "bias_gain",
+        f"{at}mapping.fc0.",
+        lo=1e-8,
+        hi=1e4,
+        default=0.01 if lr_kw is None else lr_kw,
+    )
     if lr_kw is not None and not math.isclose(lr, lr_kw, rel_tol=1e-6):
-        raise CorruptCheckpointError(f"{map_at}lr_multiplier = {lr_kw} disagrees with "
-                                     f"mapping.fc0.bias_gain = {lr}")
+        raise CorruptCheckpointError(
+            f"{map_at}lr_multiplier = {lr_kw} disagrees with mapping.fc0.bias_gain = {lr}"
+        )
     for i in range(n_map):
-        act = typed_str(attrs.get(f"mapping.fc{i}.", {}), "activation", f"{at}mapping.fc{i}.",
-                        ("lrelu", "linear", "relu", "tanh", "sigmoid", "elu", "selu",
-                         "softplus", "swish"), default="lrelu")
+        act = typed_str(
+            attrs.get(f"mapping.fc{i}.", {}),
+            "activation",
+            f"{at}mapping.fc{i}.",
+            ("lrelu", "linear", "relu", "tanh", "sigmoid", "elu", "selu", "softplus", "swish"),
+            default="lrelu",
+        )
         if act != "lrelu":
             raise UnsupportedFormatError(
-                f"{source}: mapping.fc{i} activation {act!r} is unsupported")
+                f"{source}: mapping.fc{i} activation {act!r} is unsupported"
+            )
     embed = 0
     if c_dim > 0:
         e_out, e_in = _shape(tensors, "mapping.embed.weight", 2, source)
         if e_in != c_dim:
-            raise ShapeMismatchError(f"{source}: mapping.embed.weight has shape {(e_out, e_in)} "
-                                     f"but c_dim = {c_dim}")
+            raise ShapeMismatchError(
+                f"{source}: mapping.embed.weight has shape {(e_out, e_in)} but c_dim = {c_dim}"
+            )
         embed = e_out
     elif "mapping.embed.weight" in tensors:
         raise CorruptCheckpointError(f"{source}: c_dim = 0 but the network has mapping.embed")
@@ -211,24 +242,29 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
     if fc0_in != z_dim + embed:
         raise ShapeMismatchError(
             f"{source}: mapping.fc0.weight has shape {(fc0_out, fc0_in)}: {fc0_in} inputs, but "
-            f"z_dim = {z_dim}" + (f" + embed_features = {embed}" if embed else ""))
+            f"z_dim = {z_dim}" + (f" + embed_features = {embed}" if embed else "")
+        )
     last_out = _shape(tensors, f"mapping.fc{n_map - 1}.weight", 2, source)[0]
     if last_out != w_dim:
-        raise ShapeMismatchError(f"{source}: mapping.fc{n_map - 1}.weight has {last_out} outputs "
-                                 f"but w_dim = {w_dim}")
+        raise ShapeMismatchError(
+            f"{source}: mapping.fc{n_map - 1}.weight has {last_out} outputs but w_dim = {w_dim}"
+        )
     layer_features = fc0_out if n_map > 1 else w_dim
 
     blocks = L.block_resolutions(res)
     if f"synthesis.b{2 * res}.conv1.weight" in tensors:
-        raise CorruptCheckpointError(f"{source}: img_resolution = {res} but the network has a "
-                                     f"synthesis.b{2 * res} block")
+        raise CorruptCheckpointError(
+            f"{source}: img_resolution = {res} but the network has a synthesis.b{2 * res} block"
+        )
     channels = {}
     for r in blocks:
         channels[r] = _shape(tensors, f"synthesis.b{r}.conv1.weight", 4, source)[0]
     rgb = _shape(tensors, f"synthesis.b{res}.torgb.weight", 4, source)[0]
     if rgb != img_channels:
-        raise ShapeMismatchError(f"{source}: synthesis.b{res}.torgb.weight has {rgb} outputs but "
-                                 f"img_channels = {img_channels}")
+        raise ShapeMismatchError(
+            f"{source}: synthesis.b{res}.torgb.weight has {rgb} outputs but "
+            f"img_channels = {img_channels}"
+        )
     base = typed_int(syn_kw, "channel_base", syn_at, lo=1, hi=1 << 30, default=None)
     cmax = typed_int(syn_kw, "channel_max", syn_at, lo=1, hi=1 << 20, default=None)
     if base is not None and cmax is not None:
@@ -236,49 +272,75 @@ def infer_config(tensors: dict, attrs: dict, source: str, which: str = "G_ema") 
         if want != channels:
             raise CorruptCheckpointError(
                 f"{syn_at}channel_base = {base}, channel_max = {cmax} give channels {want}, but "
-                f"the tensors have {channels}")
+                f"the tensors have {channels}"
+            )
     archs = set()
     for r in blocks:
         if f"synthesis.b{r}." in attrs:
-            archs.add(typed_str(attrs[f"synthesis.b{r}."], "architecture",
-                                f"{at}synthesis.b{r}.", _ARCHITECTURES, default="skip"))
+            archs.add(
+                typed_str(
+                    attrs[f"synthesis.b{r}."],
+                    "architecture",
+                    f"{at}synthesis.b{r}.",
+                    _ARCHITECTURES,
+                    default="skip",
+                )
+            )
     arch_kw = typed_str(syn_kw, "architecture", syn_at, _ARCHITECTURES, default=None)
     if arch_kw is not None:
         archs.add(arch_kw)
     if len(archs) > 1:
-        raise UnsupportedFormatError(f"{source}: blocks / _init_kwargs disagree on the "
-                                     f"architecture: {sorted(archs)}")
+        raise UnsupportedFormatError(
+            f"{source}: blocks / _init_kwargs disagree on the architecture: {sorted(archs)}"
+        )
     clamps = set()
     for p, a in attrs.items():
         if p.startswith("synthesis.") and "conv_clamp" in a:
             clamps.add(typed_real(a, "conv_clamp", f"{at}{p}", lo=0.0, allow_none=True))
         if p.startswith("synthesis.") and a.get("__class__") == "SynthesisLayer":
-            act = typed_str(a, "activation", f"{at}{p}", ("lrelu", "linear", "relu", "tanh",
-                                                           "sigmoid", "elu", "selu", "softplus",
-                                                           "swish"), default="lrelu")
+            act = typed_str(
+                a,
+                "activation",
+                f"{at}{p}",
+                ("lrelu", "linear", "relu", "tanh", "sigmoid", "elu", "selu", "softplus", "swish"),
+                default="lrelu",
+            )
             if act != "lrelu":
                 raise UnsupportedFormatError(f"{source}: {p[:-1]} activation {act!r}")
     if "conv_clamp" in syn_kw:
         clamps.add(typed_real(syn_kw, "conv_clamp", syn_at, lo=0.0, allow_none=True))
     if len(clamps) > 1:
-        raise UnsupportedFormatError(f"{source}: layers / _init_kwargs disagree on conv_clamp: "
-                                     f"{sorted(map(str, clamps))}")
+        raise UnsupportedFormatError(
+            f"{source}: layers / _init_kwargs disagree on conv_clamp: {sorted(map(str, clamps))}"
+        )
     conv_clamp = clamps.pop() if clamps else None
     num_fp16_res = typed_int(syn_kw, "num_fp16_res", syn_at, lo=0, hi=64, default=0)
     if "synthesis.b4.resample_filter" not in tensors:
         raise KeyMismatchError(f"{source}: synthesis.b4.resample_filter is missing")
-    kernel = kernel_1d_from_2d(tensors["synthesis.b4.resample_filter"], source,
-                               "synthesis.b4.resample_filter")
+    kernel = kernel_1d_from_2d(
+        tensors["synthesis.b4.resample_filter"], source, "synthesis.b4.resample_filter"
+    )
     w_avg = _shape(tensors, "mapping.w_avg", 1, source)
     if w_avg != (w_dim,):
         raise ShapeMismatchError(f"{source}: mapping.w_avg has shape {w_avg}, w_dim = {w_dim}")
     return L.config(
-        z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=img_channels,
-        channels=channels, mapping_layers=n_map, mapping_lr_multiplier=lr, embed_features=embed,
-        layer_features=layer_features, architecture=archs.pop() if archs else "skip",
-        conv_clamp=conv_clamp, resample_kernel=kernel,
-        use_noise="synthesis.b4.conv1.noise_const" in tensors, has_w_avg=True,
-        num_fp16_res=num_fp16_res)
+        z_dim=z_dim,
+        c_dim=c_dim,
+        w_dim=w_dim,
+        img_resolution=res,
+        img_channels=img_channels,
+        channels=channels,
+        mapping_layers=n_map,
+        mapping_lr_multiplier=lr,
+        embed_features=embed,
+        layer_features=layer_features,
+        architecture=archs.pop() if archs else "skip",
+        conv_clamp=conv_clamp,
+        resample_kernel=kernel,
+        use_noise="synthesis.b4.conv1.noise_const" in tensors,
+        has_w_avg=True,
+        num_fp16_res=num_fp16_res,
+    )
 
 
 def _oihw_to_hwio(a: np.ndarray) -> np.ndarray:
@@ -318,7 +380,9 @@ def key_table(cfg: dict, source: str):
             if cfg["use_noise"]:
                 table[f"{tb}/{ln}/noise_strength"] = (f"{b}.{ln}.noise_strength", L.same)
                 table[f"{tb}/{ln}/noise_const"] = (f"{b}.{ln}.noise_const", L.same)
-            ignored[f"{b}.{ln}.resample_filter"] = check_fir(kernel, source, f"{b}.{ln}.resample_filter")
+            ignored[f"{b}.{ln}.resample_filter"] = check_fir(
+                kernel, source, f"{b}.{ln}.resample_filter"
+            )
         if L.has_torgb(cfg, r):
             table[f"{tb}/torgb/weight"] = (f"{b}.torgb.weight", _oihw_to_hwio)
             table[f"{tb}/torgb/bias"] = (f"{b}.torgb.bias", L.same)
@@ -326,7 +390,9 @@ def key_table(cfg: dict, source: str):
             table[f"{tb}/torgb/affine/bias"] = (f"{b}.torgb.affine.bias", L.same)
         if L.has_skip(cfg, r):
             table[f"{tb}/skip/weight"] = (f"{b}.skip.weight", _oihw_to_hwio)
-            ignored[f"{b}.skip.resample_filter"] = check_fir(kernel, source, f"{b}.skip.resample_filter")
+            ignored[f"{b}.skip.resample_filter"] = check_fir(
+                kernel, source, f"{b}.skip.resample_filter"
+            )
     return table, ignored
 
 
@@ -340,6 +406,13 @@ def read(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoi
     table, ignored = key_table(cfg, source)
     params, sources = apply_table(source, tensors, table, ignored)
     return ConvertedCheckpoint(
-        family="stylegan2", config=cfg, params=params, sources=sources, source_format=FORMAT,
-        source_path=source, source_sha256=sha256_file(source), which=which,
-        source_tensors={k: tuple(v.shape) for k, v in tensors.items()})
+        family="stylegan2",
+        config=cfg,
+        params=params,
+        sources=sources,
+        source_format=FORMAT,
+        source_path=source,
+        source_sha256=sha256_file(source),
+        which=which,
+        source_tensors={k: tuple(v.shape) for k, v in tensors.items()},
+    )

@@ -41,7 +41,8 @@ def sniff(obj: Any) -> bool:
     """A loaded torch object that looks like a rosinality checkpoint (``g_ema`` / ``g`` with
     ``input.input``)."""
     return isinstance(obj, dict) and any(
-        isinstance(obj.get(k), dict) and "input.input" in obj[k] for k in ("g_ema", "g"))
+        isinstance(obj.get(k), dict) and "input.input" in obj[k] for k in ("g_ema", "g")
+    )
 
 
 def _shape(sd: dict, key: str, ndim: int, source: str) -> tuple[int, ...]:
@@ -70,17 +71,20 @@ def infer_config(sd: dict, top: dict, source: str) -> dict[str, Any]:
     size = typed_int(args, "size", at, lo=4, hi=1 << 13, default=None)
     if size is not None and size != res:
         raise CorruptCheckpointError(
-            f"{source}: args.size = {size} but the state dict has {n_rgbs} to_rgbs ({res}px)")
+            f"{source}: args.size = {size} but the state dict has {n_rgbs} to_rgbs ({res}px)"
+        )
     n_mlp_arg = typed_int(args, "n_mlp", at, lo=1, hi=64, default=None)
     if n_mlp_arg is not None and n_mlp_arg != n_mlp:
         raise CorruptCheckpointError(
-            f"{source}: args.n_mlp = {n_mlp_arg} but the state dict has {n_mlp} style layers")
+            f"{source}: args.n_mlp = {n_mlp_arg} but the state dict has {n_mlp} style layers"
+        )
     w_dim = _shape(sd, "style.1.weight", 2, source)[1]
     z_dim = w_dim
     latent = typed_int(args, "latent", at, lo=1, hi=1 << 16, default=None)
     if latent is not None and latent != w_dim:
         raise CorruptCheckpointError(
-            f"{source}: args.latent = {latent} but style.1.weight has {w_dim} inputs")
+            f"{source}: args.latent = {latent} but style.1.weight has {w_dim} inputs"
+        )
     typed_int(args, "channel_multiplier", at, lo=1, hi=1 << 10, default=None)
     layer_features = _shape(sd, "style.1.weight", 2, source)[0] if n_mlp > 1 else w_dim
     last = _shape(sd, f"style.{n_mlp}.weight", 2, source)
@@ -88,23 +92,40 @@ def infer_config(sd: dict, top: dict, source: str) -> dict[str, Any]:
     for j in range(n_rgbs):
         channels[2 ** (j + 3)] = _shape(sd, f"convs.{2 * j + 1}.conv.weight", 5, source)[1]
     kern_key = "convs.0.conv.blur.kernel"
-    kernel = (kernel_1d_from_2d(sd[kern_key], source, kern_key, scale=4.0)
-              if n_rgbs and kern_key in sd else [1.0, 3.0, 3.0, 1.0])
+    kernel = (
+        kernel_1d_from_2d(sd[kern_key], source, kern_key, scale=4.0)
+        if n_rgbs and kern_key in sd
+        else [1.0, 3.0, 3.0, 1.0]
+    )
     img_channels = _shape(sd, "to_rgb1.conv.weight", 5, source)[1]
     lr_mlp = typed_real(args, "lr_mlp", at, lo=1e-8, hi=1e4, default=0.01)
     latent_avg = top.get("latent_avg")
     if latent_avg is not None and not isinstance(latent_avg, np.ndarray):
-        raise CorruptCheckpointError(f"{source}: latent_avg is a {type(latent_avg).__name__}, "
-                                     "not a tensor")
+        raise CorruptCheckpointError(
+            f"{source}: latent_avg is a {type(latent_avg).__name__}, not a tensor"
+        )
     if isinstance(latent_avg, np.ndarray) and latent_avg.size != last[0]:
-        raise ShapeMismatchError(f"{source}: latent_avg has shape {latent_avg.shape}, w_dim is "
-                                 f"{last[0]}")
+        raise ShapeMismatchError(
+            f"{source}: latent_avg has shape {latent_avg.shape}, w_dim is {last[0]}"
+        )
     return L.config(
-        z_dim=z_dim, c_dim=0, w_dim=int(last[0]), img_resolution=res, img_channels=img_channels,
-        channels=channels, mapping_layers=n_mlp, mapping_lr_multiplier=lr_mlp,
-        embed_features=0, layer_features=layer_features, architecture="skip", conv_clamp=None,
-        resample_kernel=kernel, use_noise=True, has_w_avg=isinstance(latent_avg, np.ndarray),
-        num_fp16_res=0)
+        z_dim=z_dim,
+        c_dim=0,
+        w_dim=int(last[0]),
+        img_resolution=res,
+        img_channels=img_channels,
+        channels=channels,
+        mapping_layers=n_mlp,
+        mapping_lr_multiplier=lr_mlp,
+        embed_features=0,
+        layer_features=layer_features,
+        architecture="skip",
+        conv_clamp=None,
+        resample_kernel=kernel,
+        use_noise=True,
+        has_w_avg=isinstance(latent_avg, np.ndarray),
+        num_fp16_res=0,
+    )
 
 
 def _t(a):
@@ -121,7 +142,11 @@ def _const(a):
 
 def _conv_scaled(a):
     w = a[0]  # [O, I, k, k]
-    return (w * (1.0 / math.sqrt(w.shape[1] * w.shape[2] * w.shape[3]))).transpose(2, 3, 1, 0).astype(a.dtype)
+    return (
+        (w * (1.0 / math.sqrt(w.shape[1] * w.shape[2] * w.shape[3])))
+        .transpose(2, 3, 1, 0)
+        .astype(a.dtype)
+    )
 
 
 def _torgb_weight(a):
@@ -167,9 +192,11 @@ def key_table(cfg: dict, source: str):
         styled(f"{L.block(r)}/conv1", f"convs.{2 * j + 1}", f"noises.noise_{2 * j + 2}")
         to_rgb(f"{L.block(r)}/torgb", f"to_rgbs.{j}")
         ignored[f"convs.{2 * j}.conv.blur.kernel"] = check_fir(
-            kernel, source, f"convs.{2 * j}.conv.blur.kernel", scale=4.0)
+            kernel, source, f"convs.{2 * j}.conv.blur.kernel", scale=4.0
+        )
         ignored[f"to_rgbs.{j}.upsample.kernel"] = check_fir(
-            kernel, source, f"to_rgbs.{j}.upsample.kernel", scale=4.0)
+            kernel, source, f"to_rgbs.{j}.upsample.kernel", scale=4.0
+        )
     return table, ignored
 
 
@@ -186,8 +213,9 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
         raise UnsupportedFormatError(f"{source}: no state dict {which!r}; it holds {sorted(nets)}")
     for k, v in sd.items():
         if not isinstance(k, str) or not isinstance(v, np.ndarray):
-            raise CorruptCheckpointError(f"{source}: {which}.{k!s:.80} is a {type(v).__name__}, "
-                                         "not a tensor")
+            raise CorruptCheckpointError(
+                f"{source}: {which}.{k!s:.80} is a {type(v).__name__}, not a tensor"
+            )
     cfg = infer_config(sd, top, source)
     table, ignored = key_table(cfg, source)
     params, sources = apply_table(source, sd, table, ignored)
@@ -198,6 +226,13 @@ def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> 
         params[L.W_AVG] = np.zeros((cfg["w_dim"],), np.float32)
         sources[L.W_AVG] = "(none: no latent_avg in the file)"
     return ConvertedCheckpoint(
-        family="stylegan2", config=cfg, params=params, sources=sources, source_format=FORMAT,
-        source_path=source, source_sha256=sha256_file(source), which=which,
-        source_tensors={k: tuple(v.shape) for k, v in sd.items()})
+        family="stylegan2",
+        config=cfg,
+        params=params,
+        sources=sources,
+        source_format=FORMAT,
+        source_path=source,
+        source_sha256=sha256_file(source),
+        which=which,
+        source_tensors={k: tuple(v.shape) for k, v in sd.items()},
+    )

@@ -33,7 +33,8 @@ def build_parser() -> ArgumentParser:
     from .. import __version__
 
     p = ArgumentParser(
-        prog="jaxedit", description="Local semantic directions in GANs, in JAX.",
+        prog="jaxedit",
+        description="Local semantic directions in GANs, in JAX.",
         epilog=examples(
             "jaxedit synth default --seeds 0-7              # the embedded default generator",
             "jaxedit convert network-snapshot.pkl ckpt/",
@@ -43,7 +44,9 @@ def build_parser() -> ArgumentParser:
             "jaxedit regions | jaxedit layers ckpt/         # what can be named",
             "",
             "Every error is one line on stderr with exit code 2 (--debug shows the traceback).",
-            "Outputs are never overwritten without --force."))
+            "Outputs are never overwritten without --force.",
+        ),
+    )
     version = f"jaxedit {__version__} (jax {jax.__version__}, flax {flax.__version__})"
     p.add_argument("--version", action="version", version=version)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

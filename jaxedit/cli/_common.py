@@ -46,10 +46,12 @@ class CLIError(ValueError):
 
 # ---- argparse type= validators --------------------------------------------------------------
 
+
 def _named(name: str):
     def deco(fn):
-        fn.__name__ = name      # argparse names the type in its fallback messages
+        fn.__name__ = name  # argparse names the type in its fallback messages
         return fn
+
     return deco
 
 
@@ -144,11 +146,14 @@ def int_list(text, *, max_value: int | None = None, max_len: int = MAX_LIST) -> 
             b = int(hi) if sep else a
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"not a list of non-negative integers: {text!r} (e.g. 0-7 or 1,4,9)") from None
+                f"not a list of non-negative integers: {text!r} (e.g. 0-7 or 1,4,9)"
+            ) from None
         if a < 0 or b < 0:
             raise argparse.ArgumentTypeError(f"negative value in {text!r}: use integers >= 0")
         if b < a:
-            raise argparse.ArgumentTypeError(f"descending range {part!r} in {text!r} (write {b}-{a})")
+            raise argparse.ArgumentTypeError(
+                f"descending range {part!r} in {text!r} (write {b}-{a})"
+            )
         if max_value is not None and b > max_value:
             raise argparse.ArgumentTypeError(f"{b} in {text!r} is larger than {max_value}")
         if b - a + 1 > max_len:
@@ -186,7 +191,9 @@ def parse_alphas(text) -> list[float]:
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 raise argparse.ArgumentTypeError(f"alphas must be finite, got {text!r}")
             if not 1 <= count <= MAX_ALPHAS:
-                raise argparse.ArgumentTypeError(f"alpha COUNT must be in [1, {MAX_ALPHAS}], got {n!r}")
+                raise argparse.ArgumentTypeError(
+                    f"alpha COUNT must be in [1, {MAX_ALPHAS}], got {n!r}"
+                )
             import numpy as np
 
             return [float(v) for v in np.linspace(lo, hi, count)]
@@ -213,12 +220,14 @@ def name_or_int_list(names: tuple[str, ...]):
             return int_list(text)
         except argparse.ArgumentTypeError:
             raise argparse.ArgumentTypeError(
-                f"must be one of {', '.join(names)} or integers like 2-5 or 0,3, got {text!r}") from None
+                f"must be one of {', '.join(names)} or integers like 2-5 or 0,3, got {text!r}"
+            ) from None
 
     return parse
 
 
 # ---- parser -----------------------------------------------------------------------------------
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults appended to every option's help (unless None/False, or the help names one);
@@ -229,7 +238,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if "%(default)" in help_ or "(default" in help_:
             return help_
         if action.default in (None, False, argparse.SUPPRESS) or isinstance(
-                action, (argparse._HelpAction, argparse._VersionAction)):
+            action, (argparse._HelpAction, argparse._VersionAction)
+        ):
             return help_
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             return help_ + " (default: %(default)s)"
@@ -254,16 +264,23 @@ def examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def add_output_args(p, default: str | None, what: str, *, flag: str = "--out",
-                    group=None) -> None:
+def add_output_args(p, default: str | None, what: str, *, flag: str = "--out", group=None) -> None:
     """``--out PATH`` (default ``default``) and ``--force``/``--overwrite`` (replace an existing
     file). Pass the value through `check_output` before computing anything. ``group``: a
     mutually exclusive group of ``p`` to put ``--out`` in (e.g. beside an ``--outdir``)."""
-    (group or p).add_argument(flag, default=default, metavar="PATH",
-                   help=f"write {what} here (a symlink is followed; an existing file is kept "
-                        "unless --force)")
-    p.add_argument("--force", "--overwrite", dest="force", action="store_true",
-                   help="replace an existing output file (never a directory or special file)")
+    (group or p).add_argument(
+        flag,
+        default=default,
+        metavar="PATH",
+        help=f"write {what} here (a symlink is followed; an existing file is kept unless --force)",
+    )
+    p.add_argument(
+        "--force",
+        "--overwrite",
+        dest="force",
+        action="store_true",
+        help="replace an existing output file (never a directory or special file)",
+    )
 
 
 def setup_x64(args) -> None:
@@ -299,11 +316,13 @@ def add_global_flags(parser: argparse.ArgumentParser) -> None:
     for _, sp in _subparsers(parser):
         if "--debug" not in sp._option_string_actions:
             # SUPPRESS: an absent sub-option must not reset a --debug given before the command
-            sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                            help=debug_help)
+            sp.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help
+            )
 
 
 # ---- running a command --------------------------------------------------------------------------
+
 
 def _one_line(text: object, limit: int = 600) -> str:
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
@@ -329,8 +348,11 @@ def format_error(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename and e.strerror and len(e.args) >= 2:
         msg = f"{e.filename}: {e.strerror}"
     elif isinstance(e, MemoryError):
-        msg = "out of memory" + (f" ({_one_line(e)})" if str(e) else "") + \
-              ": use fewer samples, a smaller --batch / --chunk or --resize"
+        msg = (
+            "out of memory"
+            + (f" ({_one_line(e)})" if str(e) else "")
+            + ": use fewer samples, a smaller --batch / --chunk or --resize"
+        )
     elif isinstance(e, RecursionError):
         msg = f"input nested too deeply ({_one_line(e)})"
     elif isinstance(e, _expected_types()):
@@ -341,8 +363,10 @@ def format_error(e: BaseException) -> str:
             return f"out of device memory ({text}): use fewer samples, a smaller --batch / --chunk or --resize"
         return f"runtime error in the computation: {text}"
     else:
-        return (f"internal error ({type(e).__name__}: {_one_line(e)}); "
-                "rerun with --debug for the traceback and please report it")
+        return (
+            f"internal error ({type(e).__name__}: {_one_line(e)}); "
+            "rerun with --debug for the traceback and please report it"
+        )
     return msg
 
 
@@ -370,9 +394,9 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         sys.stdout.flush()
-    except SystemExit as e:     # --help, --version, usage errors (already printed)
+    except SystemExit as e:  # --help, --version, usage errors (already printed)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    except BrokenPipeError:     # --help | head
+    except BrokenPipeError:  # --help | head
         _silence_stdout()
         return 141
     debug = bool(getattr(args, "debug", False))
@@ -398,8 +422,30 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     return 0 if rc is None else int(rc)
 
 
-__all__ = ["ArgumentParser", "CLIError", "HelpFormatter", "MAX_ALPHAS", "MAX_LIST", "MAX_SEED",
-           "add_global_flags", "add_output_args", "check_output", "examples", "finite_float",
-           "format_error", "int_list", "name_or_int_list", "nonneg_float", "nonneg_int",
-           "parse_alphas", "parse_int_list", "positive_float", "positive_int", "probability",
-           "run", "seed_list", "setup_x64", "truncation"]
+__all__ = [
+    "ArgumentParser",
+    "CLIError",
+    "HelpFormatter",
+    "MAX_ALPHAS",
+    "MAX_LIST",
+    "MAX_SEED",
+    "add_global_flags",
+    "add_output_args",
+    "check_output",
+    "examples",
+    "finite_float",
+    "format_error",
+    "int_list",
+    "name_or_int_list",
+    "nonneg_float",
+    "nonneg_int",
+    "parse_alphas",
+    "parse_int_list",
+    "positive_float",
+    "positive_int",
+    "probability",
+    "run",
+    "seed_list",
+    "setup_x64",
+    "truncation",
+]

@@ -20,12 +20,15 @@ DEFAULT_CHECKPOINT = "default"
 #: Largest PNG grid a command renders in memory (bytes of uint8 pixels).
 MAX_GRID_BYTES = 2 << 30
 
-CKPT_HELP = ("checkpoint: a directory written by 'jaxedit convert', an NVIDIA .pkl, a rosinality "
-             ".pt, a BigGAN directory (pytorch_model.bin + config.json), or 'default' (the "
-             "embedded default generator: the trained 64 px toy-face StyleGAN2)")
+CKPT_HELP = (
+    "checkpoint: a directory written by 'jaxedit convert', an NVIDIA .pkl, a rosinality "
+    ".pt, a BigGAN directory (pytorch_model.bin + config.json), or 'default' (the "
+    "embedded default generator: the trained 64 px toy-face StyleGAN2)"
+)
 
 
 # ---- generators, latents, classes --------------------------------------------------------------
+
 
 def load_generator(path: str, which: str | None = None) -> Any:
     """A generator from a checkpoint argument ('default' = the embedded default generator).
@@ -57,7 +60,9 @@ def load_generator(path: str, which: str | None = None) -> Any:
 
 def ckpt_label(path: str) -> str:
     """The checkpoint as recorded in output files: ``default`` or the absolute path."""
-    return path if path == DEFAULT_CHECKPOINT and not os.path.exists(path) else os.path.abspath(path)
+    return (
+        path if path == DEFAULT_CHECKPOINT and not os.path.exists(path) else os.path.abspath(path)
+    )
 
 
 def check_family_options(gen, args) -> None:
@@ -68,27 +73,37 @@ def check_family_options(gen, args) -> None:
     ``"stats"``, ``--class`` needs ``class_dim > 0``.
     """
     psi_kind = gen.truncation_kind == "psi"
-    applies = {"psi": psi_kind, "cutoff": psi_kind, "noise_mode": gen.has_noise,
-               "noise_seed": gen.has_noise}
+    applies = {
+        "psi": psi_kind,
+        "cutoff": psi_kind,
+        "noise_mode": gen.has_noise,
+        "noise_seed": gen.has_noise,
+    }
     for opt, ok in applies.items():
         if not ok and getattr(args, opt, None) is not None:
-            raise CLIError(f"--{opt.replace('_', '-')} applies to StyleGAN2 only; this is a "
-                           f"{gen.display_name} generator (use --truncation)")
+            raise CLIError(
+                f"--{opt.replace('_', '-')} applies to StyleGAN2 only; this is a "
+                f"{gen.display_name} generator (use --truncation)"
+            )
     if psi_kind:
         if getattr(args, "truncation", None) is not None:
-            raise CLIError("--truncation applies to BigGAN only; for StyleGAN2 use --psi "
-                           "(and --cutoff)")
+            raise CLIError(
+                "--truncation applies to BigGAN only; for StyleGAN2 use --psi (and --cutoff)"
+            )
         cutoff = getattr(args, "cutoff", None)
         if cutoff is not None and cutoff > gen.num_ws:
-            raise CLIError(f"--cutoff {cutoff} out of range: this generator has {gen.num_ws} "
-                           f"W+ slots (0..{gen.num_ws})")
+            raise CLIError(
+                f"--cutoff {cutoff} out of range: this generator has {gen.num_ws} "
+                f"W+ slots (0..{gen.num_ws})"
+            )
     classes = gen.class_dim
     cls = getattr(args, "class_idx", None)
     if cls is not None and classes == 0:
         raise CLIError(f"--class {cls}: this generator is unconditional (it has no classes)")
     if cls is not None and cls >= classes:
-        raise CLIError(f"--class {cls} out of range: this generator has {classes} classes "
-                       f"(0..{classes - 1})")
+        raise CLIError(
+            f"--class {cls} out of range: this generator has {classes} classes (0..{classes - 1})"
+        )
     if cls is None and classes > 0 and hasattr(args, "class_idx"):
         raise CLIError(f"this generator is conditional: pass --class (0..{classes - 1})")
 
@@ -140,11 +155,14 @@ def read_latents(gen, path: str, space: str) -> np.ndarray:
     else:
         want = f"ws [N, {gen.num_ws}, {gen.w_dim}] or w [N, {gen.w_dim}]"
         ok = (lat.ndim == 2 and lat.shape[1] == gen.w_dim) or (
-            lat.ndim == 3 and lat.shape[1:] == (gen.num_ws, gen.w_dim))
+            lat.ndim == 3 and lat.shape[1:] == (gen.num_ws, gen.w_dim)
+        )
     if not ok or lat.shape[0] == 0:
-        raise CLIError(f"--latents {path}: expected {want} for this generator"
-                       f"{' (space z)' if space == 'z' and gen.default_space != 'z' else ''}, "
-                       f"got shape {list(lat.shape)}")
+        raise CLIError(
+            f"--latents {path}: expected {want} for this generator"
+            f"{' (space z)' if space == 'z' and gen.default_space != 'z' else ''}, "
+            f"got shape {list(lat.shape)}"
+        )
     check_finite(f"--latents {path}", lat)
     return np.asarray(lat, np.float64)
 
@@ -179,8 +197,10 @@ def check_grid(n: int, res: int, channels: int, what: str, hint: str) -> None:
     """
     size = n * res * res * channels
     if size > MAX_GRID_BYTES:
-        raise CLIError(f"{what}: {n} images of {res}x{res} make a {size / 2**30:.1f} GiB grid "
-                       f"(limit {MAX_GRID_BYTES / 2**30:.0f} GiB); {hint}")
+        raise CLIError(
+            f"{what}: {n} images of {res}x{res} make a {size / 2**30:.1f} GiB grid "
+            f"(limit {MAX_GRID_BYTES / 2**30:.0f} GiB); {hint}"
+        )
 
 
 def slug(text: str) -> str:
@@ -190,33 +210,58 @@ def slug(text: str) -> str:
 
 # ---- option adders ---------------------------------------------------------------------------
 
+
 def add_class_arg(p) -> None:
     """``--class INDEX`` on the parser ``p``."""
-    p.add_argument("--class", dest="class_idx", type=nonneg_int, default=None, metavar="INDEX",
-                   help="class index (BigGAN, conditional StyleGAN2; required for those, refused "
-                        "for unconditional generators)")
+    p.add_argument(
+        "--class",
+        dest="class_idx",
+        type=nonneg_int,
+        default=None,
+        metavar="INDEX",
+        help="class index (BigGAN, conditional StyleGAN2; required for those, refused "
+        "for unconditional generators)",
+    )
 
 
 def add_truncation_args(p, psi_default: str, cutoff_default: str) -> None:
     """``--psi``, ``--cutoff`` (StyleGAN2) and ``--truncation`` (BigGAN) on the parser ``p``."""
-    p.add_argument("--psi", type=finite_float, default=None,
-                   help=f"StyleGAN2 truncation psi: w_avg + psi * (w - w_avg) (default: {psi_default})")
-    p.add_argument("--cutoff", type=nonneg_int, default=None,
-                   help=f"StyleGAN2: truncate only the first CUTOFF W+ slots (default: {cutoff_default})")
-    p.add_argument("--truncation", type=truncation, default=None,
-                   help="BigGAN truncation in (0, 1]: scales the truncated-normal z and picks the "
-                        "BN statistics (default: 1.0)")
+    p.add_argument(
+        "--psi",
+        type=finite_float,
+        default=None,
+        help=f"StyleGAN2 truncation psi: w_avg + psi * (w - w_avg) (default: {psi_default})",
+    )
+    p.add_argument(
+        "--cutoff",
+        type=nonneg_int,
+        default=None,
+        help=f"StyleGAN2: truncate only the first CUTOFF W+ slots (default: {cutoff_default})",
+    )
+    p.add_argument(
+        "--truncation",
+        type=truncation,
+        default=None,
+        help="BigGAN truncation in (0, 1]: scales the truncated-normal z and picks the "
+        "BN statistics (default: 1.0)",
+    )
 
 
 def add_latent_args(p, seeds_default: str = "0-4") -> None:
     """``--seeds`` or ``--latents FILE``, ``--x64`` and ``--class`` on the parser ``p``."""
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--seeds", type=seed_list, default=seeds_default,
-                   help="seeds (NVIDIA generate.py latents; BigGAN: truncated-normal z), e.g. 0-7 "
-                        "or 1,5,9")
-    g.add_argument("--latents", default=None, metavar="FILE",
-                   help="a .npy of ws [N, num_ws, w_dim] / w [N, w_dim] (or z [N, z_dim] for "
-                        "space z and BigGAN) instead of --seeds")
+    g.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=seeds_default,
+        help="seeds (NVIDIA generate.py latents; BigGAN: truncated-normal z), e.g. 0-7 or 1,5,9",
+    )
+    g.add_argument(
+        "--latents",
+        default=None,
+        metavar="FILE",
+        help="a .npy of ws [N, num_ws, w_dim] / w [N, w_dim] (or z [N, z_dim] for "
+        "space z and BigGAN) instead of --seeds",
+    )
     p.add_argument("--x64", action="store_true", help="compute in float64")
     add_class_arg(p)
-

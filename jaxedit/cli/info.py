@@ -28,9 +28,11 @@ def _cmd_layers(args) -> int:
     gen = _generators.load_generator(args.ckpt, which=args.which)
     from ..models.biggan import BigGANGenerator
 
-    if isinstance(gen, BigGANGenerator):     # walks BigGAN's blocks
-        print(f"BigGAN-deep {gen.resolution}px: z_dim {gen.z_dim}, {gen.num_classes} classes, "
-              f"cond [z, embed] {gen.cond_dim}")
+    if isinstance(gen, BigGANGenerator):  # walks BigGAN's blocks
+        print(
+            f"BigGAN-deep {gen.resolution}px: z_dim {gen.z_dim}, {gen.num_classes} classes, "
+            f"cond [z, embed] {gen.cond_dim}"
+        )
         print(f"\n{'layer':<16} {'resolution':>10} {'in':>6} {'out':>6}")
         print(f"{'gen_z':<16} {4:>10} {gen.cond_dim:>6} {gen.gen_z.kernel.shape[1]:>6}")
         for name, res, cin, cout in _biggan_layers(gen):
@@ -39,8 +41,10 @@ def _cmd_layers(args) -> int:
         return 0
     from ..methods.sefa import stylegan2_presets
 
-    print(f"StyleGAN2 {gen.resolution}px: z_dim {gen.z_dim}, w_dim {gen.w_dim}, c_dim "
-          f"{gen.c_dim}, {gen.num_ws} W+ slots")
+    print(
+        f"StyleGAN2 {gen.resolution}px: z_dim {gen.z_dim}, w_dim {gen.w_dim}, c_dim "
+        f"{gen.c_dim}, {gen.num_ws} W+ slots"
+    )
     print(f"\n{'layer':<12} {'resolution':>10} {'in':>6} {'out':>6} {'style':>6} {'W+ slot':>8}")
     for name, slot in gen._style_layers():
         lay = gen._layer(name)
@@ -49,8 +53,10 @@ def _cmd_layers(args) -> int:
         print(f"{name:<12} {res:>10} {cin:>6} {cout:>6} {lay.affine.weight.shape[1]:>6} {slot:>8}")
     print("\nconv layers (spectrum --layer): " + ", ".join(gen.conv_layer_names))
     bands = stylegan2_presets(gen.num_ws)
-    print("sefa --layers presets: " + "; ".join(
-        f"{k} = {','.join(map(str, v)) if v else '(none)'}" for k, v in bands.items()))
+    print(
+        "sefa --layers presets: "
+        + "; ".join(f"{k} = {','.join(map(str, v)) if v else '(none)'}" for k, v in bands.items())
+    )
     return 0
 
 
@@ -66,20 +72,26 @@ def _cmd_regions(args) -> int:
         else:
             shape = "x".join(map(str, r.frequency.shape))
             print(f"{name:<24} {'(mask)':<20} {shape}")
-    print("\nA region is a preset (the short name works when it is unique, e.g. 'eyes' = "
-          "'ffhq/eyes') or a box y0,x0,y1,x1 in pixels of the grid it is used on "
-          "(end-exclusive). Every region is resampled to the Jacobian's or the image's grid.")
+    print(
+        "\nA region is a preset (the short name works when it is unique, e.g. 'eyes' = "
+        "'ffhq/eyes') or a box y0,x0,y1,x1 in pixels of the grid it is used on "
+        "(end-exclusive). Every region is resampled to the Jacobian's or the image's grid."
+    )
     return 0
 
 
 def register(sub) -> None:
     """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
-    ly = sub.add_parser("layers", help="list a generator's layers: resolutions, channels, W+ slots",
-                        epilog=examples("jaxedit layers ckpt/", "jaxedit layers default"))
+    ly = sub.add_parser(
+        "layers",
+        help="list a generator's layers: resolutions, channels, W+ slots",
+        epilog=examples("jaxedit layers ckpt/", "jaxedit layers default"),
+    )
     ly.add_argument("ckpt", help=CKPT_HELP)
     ly.add_argument("--which", default=None, help="network in a source file (G_ema by default)")
     ly.set_defaults(fn=_cmd_layers)
 
-    rg = sub.add_parser("regions", help="list the region presets (for --region)",
-                        epilog=examples("jaxedit regions"))
+    rg = sub.add_parser(
+        "regions", help="list the region presets (for --region)", epilog=examples("jaxedit regions")
+    )
     rg.set_defaults(fn=_cmd_regions)

@@ -52,8 +52,13 @@ def _cmd_synth(args) -> int:
     gen = _generators.load_generator(args.ckpt, which=args.which)
     check_family_options(gen, args)
     if args.outdir is None:
-        check_grid(len(seeds), gen.resolution, gen.img_channels, "synth",
-                    "pass --outdir DIR for one PNG per seed, or fewer --seeds")
+        check_grid(
+            len(seeds),
+            gen.resolution,
+            gen.img_channels,
+            "synth",
+            "pass --outdir DIR for one PNG per seed, or fewer --seeds",
+        )
         if args.cols is not None and args.cols > len(seeds):
             raise CLIError(f"--cols {args.cols} is more than the {len(seeds)} image(s)")
     else:
@@ -67,15 +72,20 @@ def _cmd_synth(args) -> int:
     batches = range(0, len(seeds), args.batch)
     with progress(len(seeds), "synth", unit="img", enabled=len(batches) > 1) as bar:
         for lo in batches:
-            part = seeds[lo:lo + args.batch]
+            part = seeds[lo : lo + args.batch]
             if gen.truncation_kind == "stats":
                 z = biggan_z(gen, part, truncation_of(args))
                 imgs = gen(z, class_vectors(gen, args, len(z)), truncation_of(args))
             else:
                 z = seed_latents(gen, part)
-                imgs = gen(z, class_vectors(gen, args, len(z)), psi_of(args), args.cutoff,
-                           noise_mode=args.noise_mode or "const",
-                           key=None if key is None else jax.random.fold_in(key, lo))
+                imgs = gen(
+                    z,
+                    class_vectors(gen, args, len(z)),
+                    psi_of(args),
+                    args.cutoff,
+                    noise_mode=args.noise_mode or "const",
+                    key=None if key is None else jax.random.fold_in(key, lo),
+                )
             try:
                 u8 = to_uint8(imgs)
             except ValueError as e:
@@ -83,13 +93,15 @@ def _cmd_synth(args) -> int:
             if args.outdir is None:
                 tiles.append(u8)
             else:
-                for _, img, o in zip(part, u8, outs[lo:lo + args.batch]):
+                for _, img, o in zip(part, u8, outs[lo : lo + args.batch]):
                     save_png(img, o, overwrite=args.force)
             bar.update(len(part))
     if args.outdir is None:
         n = len(seeds)
         cols = args.cols or (n if n <= 16 else int(np.ceil(np.sqrt(n))))
-        print(f"wrote {save_png(image_grid(np.concatenate(tiles), cols), args.out, overwrite=args.force)}")
+        print(
+            f"wrote {save_png(image_grid(np.concatenate(tiles), cols), args.out, overwrite=args.force)}"
+        )
     else:
         print(f"wrote {len(seeds)} PNG(s) to {os.path.abspath(args.outdir)}")
     return 0
@@ -97,27 +109,52 @@ def _cmd_synth(args) -> int:
 
 def register(sub) -> None:
     """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
-    s = sub.add_parser("synth", help="synthesize a PNG grid (or one PNG per seed) from seeds",
-                       epilog=examples(
-                           "jaxedit synth ckpt/ --seeds 0-7 --psi 0.7 --out synth.png",
-                           "jaxedit synth ckpt/ --seeds 0-9999 --outdir images/   # seed0000.png ...",
-                           "jaxedit synth biggan-deep-256/ --class 207 --truncation 0.4 --seeds 0-7"))
+    s = sub.add_parser(
+        "synth",
+        help="synthesize a PNG grid (or one PNG per seed) from seeds",
+        epilog=examples(
+            "jaxedit synth ckpt/ --seeds 0-7 --psi 0.7 --out synth.png",
+            "jaxedit synth ckpt/ --seeds 0-9999 --outdir images/   # seed0000.png ...",
+            "jaxedit synth biggan-deep-256/ --class 207 --truncation 0.4 --seeds 0-7",
+        ),
+    )
     s.add_argument("ckpt", help=CKPT_HELP)
-    s.add_argument("--seeds", type=seed_list, default="0-7",
-                   help="seeds (NVIDIA generate.py latents; BigGAN: truncated-normal z)")
+    s.add_argument(
+        "--seeds",
+        type=seed_list,
+        default="0-7",
+        help="seeds (NVIDIA generate.py latents; BigGAN: truncated-normal z)",
+    )
     add_truncation_args(s, "1.0", "none: all slots")
     add_class_arg(s)
-    s.add_argument("--noise-mode", choices=("const", "random", "none"), default=None,
-                   help="StyleGAN2 noise inputs (default: const; random images depend on --batch)")
-    s.add_argument("--noise-seed", type=nonneg_int, default=None,
-                   help="PRNG seed for --noise-mode random (default: 0)")
+    s.add_argument(
+        "--noise-mode",
+        choices=("const", "random", "none"),
+        default=None,
+        help="StyleGAN2 noise inputs (default: const; random images depend on --batch)",
+    )
+    s.add_argument(
+        "--noise-seed",
+        type=nonneg_int,
+        default=None,
+        help="PRNG seed for --noise-mode random (default: 0)",
+    )
     s.add_argument("--which", default=None, help="network in a source file (G_ema by default)")
-    s.add_argument("--cols", type=positive_int, default=None,
-                   help="grid columns (default: one row of up to 16 images, else a square grid)")
-    s.add_argument("--batch", type=positive_int, default=16,
-                   help="images rendered per call (bounds memory)")
+    s.add_argument(
+        "--cols",
+        type=positive_int,
+        default=None,
+        help="grid columns (default: one row of up to 16 images, else a square grid)",
+    )
+    s.add_argument(
+        "--batch", type=positive_int, default=16, help="images rendered per call (bounds memory)"
+    )
     where = s.add_mutually_exclusive_group()
     add_output_args(s, "synth.png", "the image grid (PNG)", group=where)
-    where.add_argument("--outdir", default=None, metavar="DIR",
-                   help="instead of a grid, write DIR/seed0000.png ... (created if missing)")
+    where.add_argument(
+        "--outdir",
+        default=None,
+        metavar="DIR",
+        help="instead of a grid, write DIR/seed0000.png ... (created if missing)",
+    )
     s.set_defaults(fn=_cmd_synth)

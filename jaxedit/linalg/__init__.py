@@ -18,41 +18,75 @@ solver          pencils                          condition number of B
 =============== ================================ ============================================
 """
 
-from ._common import canonical_rows as canonical_rows
-from ._common import check_k as check_k
-from ._common import check_regularization as check_regularization
-from ._pencil import AbstractPencil as AbstractPencil
-from ._pencil import FunctionPencil as FunctionPencil
-from ._pencil import MomentPencil as MomentPencil
-from ._pencil import RowPencil as RowPencil
-from ._pencil import basis_chunk as basis_chunk
-from ._solution import PencilSolution as PencilSolution
-from ._solution import SolverStats as SolverStats
-from ._solution import stack_stats as stack_stats
-from ._solve import SOLVERS as SOLVERS
-from ._solve import SolverLike as SolverLike
-from ._solve import as_solver as as_solver
-from ._solve import compiled_programs as compiled_programs
-from ._solve import pencil_eigh as pencil_eigh
-from ._solve import resolve_solver as resolve_solver
-from ._solve import solver_from_name as solver_from_name
-from ._solver._lobpcg import hutchpp_trace as hutchpp_trace
-from ._solver._lobpcg import lobpcg_top as lobpcg_top
+from ._common import (
+    canonical_rows as canonical_rows,
+    check_k as check_k,
+    check_regularization as check_regularization,
+)
+from ._pencil import (
+    AbstractPencil as AbstractPencil,
+    FunctionPencil as FunctionPencil,
+    MomentPencil as MomentPencil,
+    RowPencil as RowPencil,
+    basis_chunk as basis_chunk,
+)
+from ._solution import (
+    PencilSolution as PencilSolution,
+    SolverStats as SolverStats,
+    stack_stats as stack_stats,
+)
+from ._solve import (
+    SOLVERS as SOLVERS,
+    SolverLike as SolverLike,
+    as_solver as as_solver,
+    compiled_programs as compiled_programs,
+    pencil_eigh as pencil_eigh,
+    resolve_solver as resolve_solver,
+    solver_from_name as solver_from_name,
+)
+from ._solver._lobpcg import hutchpp_trace as hutchpp_trace, lobpcg_top as lobpcg_top
 from ._solver.auto import Auto as Auto
 from ._solver.base import AbstractPencilSolver as AbstractPencilSolver
-from ._solver.dense import Dense as Dense
-from ._solver.dense import condition_number as condition_number
-from ._solver.dense import generalized_eigh as generalized_eigh
-from ._solver.dense import regularize as regularize
+from ._solver.dense import (
+    Dense as Dense,
+    condition_number as condition_number,
+    generalized_eigh as generalized_eigh,
+    regularize as regularize,
+)
 from ._solver.matrix_free import MatrixFree as MatrixFree
-from ._solver.reference import ReferenceEig as ReferenceEig
-from ._solver.reference import reference_eig as reference_eig
-from ._solver.woodbury import Woodbury as Woodbury
-from ._solver.woodbury import woodbury_eigh as woodbury_eigh
+from ._solver.reference import ReferenceEig as ReferenceEig, reference_eig as reference_eig
+from ._solver.woodbury import Woodbury as Woodbury, woodbury_eigh as woodbury_eigh
 
-__all__ = ["AbstractPencil", "AbstractPencilSolver", "Auto", "Dense", "FunctionPencil",
-           "MatrixFree", "MomentPencil", "PencilSolution", "ReferenceEig", "RowPencil", "SOLVERS",
-           "SolverLike", "SolverStats", "Woodbury", "as_solver", "basis_chunk", "canonical_rows",
-           "check_k", "check_regularization", "compiled_programs", "condition_number",
-           "generalized_eigh", "hutchpp_trace", "lobpcg_top", "pencil_eigh", "reference_eig",
-           "regularize", "resolve_solver", "solver_from_name", "stack_stats", "woodbury_eigh"]
+__all__ = [
+    "AbstractPencil",
+    "AbstractPencilSolver",
+    "Auto",
+    "Dense",
+    "FunctionPencil",
+    "MatrixFree",
+    "MomentPencil",
+    "PencilSolution",
+    "ReferenceEig",
+    "RowPencil",
+    "SOLVERS",
+    "SolverLike",
+    "SolverStats",
+    "Woodbury",
+    "as_solver",
+    "basis_chunk",
+    "canonical_rows",
+    "check_k",
+    "check_regularization",
+    "compiled_programs",
+    "condition_number",
+    "generalized_eigh",
+    "hutchpp_trace",
+    "lobpcg_top",
+    "pencil_eigh",
+    "reference_eig",
+    "regularize",
+    "resolve_solver",
+    "solver_from_name",
+    "stack_stats",
+    "woodbury_eigh",
+]

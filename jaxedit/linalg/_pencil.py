@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import abc
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,8 +51,9 @@ def check_matrices(mf, mb) -> tuple[jax.Array, jax.Array]:
     mf, mb = jnp.asarray(mf), jnp.asarray(mb)
     for name, m in (("M_f", mf), ("M_b", mb)):
         if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape != mf.shape:
-            raise ValueError(f"M_f and M_b must both be [D, D], got {tuple(mf.shape)} and "
-                             f"{tuple(mb.shape)}")
+            raise ValueError(
+                f"M_f and M_b must both be [D, D], got {tuple(mf.shape)} and {tuple(mb.shape)}"
+            )
         if not jnp.issubdtype(m.dtype, jnp.floating):
             raise ValueError(f"{name} must be a float array, got {m.dtype}")
         if not bool(jnp.all(jnp.isfinite(m))):
@@ -135,8 +137,9 @@ class RowPencil(AbstractPencil):
         self.wf = jnp.asarray(wf, rows.dtype).reshape(-1)
         self.wb = jnp.asarray(wb, rows.dtype).reshape(-1)
         if self.wf.shape[0] != rows.shape[1] or self.wb.shape[0] != rows.shape[1]:
-            raise ValueError(f"wf and wb must be [n={rows.shape[1]}], got {self.wf.shape} and "
-                             f"{self.wb.shape}")
+            raise ValueError(
+                f"wf and wb must be [n={rows.shape[1]}], got {self.wf.shape} and {self.wb.shape}"
+            )
         self.groups = int(rows.shape[0])
         self.dim = int(rows.shape[2])
         self.dtype = rows.dtype
@@ -144,14 +147,15 @@ class RowPencil(AbstractPencil):
     def flat(self) -> tuple[jax.Array, jax.Array, jax.Array]:
         """``(rows [G n, D], wf [G n], wb [G n])`` with the weights divided by G."""
         g, n, d = self.rows.shape
-        return (self.rows.reshape(g * n, d), jnp.tile(self.wf, g) / g,
-                jnp.tile(self.wb, g) / g)
+        return (self.rows.reshape(g * n, d), jnp.tile(self.wf, g) / g, jnp.tile(self.wb, g) / g)
 
     def apply(self, v):
         rows, wf, wb = self.flat()
         jv = jnp.matmul(rows, v, precision=HP)
-        return (jnp.matmul(rows.T, jv * wf[:, None], precision=HP),
-                jnp.matmul(rows.T, jv * wb[:, None], precision=HP))
+        return (
+            jnp.matmul(rows.T, jv * wf[:, None], precision=HP),
+            jnp.matmul(rows.T, jv * wb[:, None], precision=HP),
+        )
 
     def as_matrices(self):
         if self.groups == 1:
@@ -219,4 +223,3 @@ def _function_apply(pure, operands, wf, wb, v):
     both = rmv(jnp.concatenate([jv * wf[None], jv * wb[None]]))
     m = v.shape[1]
     return both[:m].T, both[m:].T
-

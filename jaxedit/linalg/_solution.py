@@ -70,12 +70,18 @@ def direct_stats(lam, dirs, res, cond, method, tau, trace) -> SolverStats:
     """`SolverStats` of a direct (non-iterative) solve."""
     finite = bool(np.all(np.isfinite(np.asarray(dirs))) and np.all(np.isfinite(np.asarray(lam))))
     res = np.asarray(res)
-    return SolverStats(converged=finite, iterations=0, residuals=res,
-                       max_residual=float(np.max(res)) if res.size else float("nan"),
-                       condition_number=float(cond), condition_method=method, tol=None,
-                       trace=None if not tau else float(trace),
-                       trace_stderr=None if not tau else 0.0,
-                       trace_method=None if not tau else "exact")
+    return SolverStats(
+        converged=finite,
+        iterations=0,
+        residuals=res,
+        max_residual=float(np.max(res)) if res.size else float("nan"),
+        condition_number=float(cond),
+        condition_method=method,
+        tol=None,
+        trace=None if not tau else float(trace),
+        trace_stderr=None if not tau else 0.0,
+        trace_method=None if not tau else "exact",
+    )
 
 
 def stack_stats(stats: list[SolverStats], squeeze: bool) -> SolverStats:
@@ -90,7 +96,14 @@ def stack_stats(stats: list[SolverStats], squeeze: bool) -> SolverStats:
 
     first = stats[0]
     return SolverStats(
-        converged=pick("converged"), iterations=pick("iterations"), residuals=pick("residuals"),
-        max_residual=pick("max_residual"), condition_number=pick("condition_number"),
-        condition_method=first.condition_method, tol=first.tol, trace=pick("trace"),
-        trace_stderr=pick("trace_stderr"), trace_method=first.trace_method)
+        converged=pick("converged"),
+        iterations=pick("iterations"),
+        residuals=pick("residuals"),
+        max_residual=pick("max_residual"),
+        condition_number=pick("condition_number"),
+        condition_method=first.condition_method,
+        tol=first.tol,
+        trace=pick("trace"),
+        trace_stderr=pick("trace_stderr"),
+        trace_method=first.trace_method,
+    )

@@ -9,14 +9,17 @@ from ._solution import PencilSolution
 from ._solver.auto import Auto
 from ._solver.base import AbstractPencilSolver, compiled
 from ._solver.dense import Dense, generalized_eigh
-from ._solver.matrix_free import MatrixFree
-from ._solver.matrix_free import compiled_programs as _matrix_free_programs
+from ._solver.matrix_free import MatrixFree, compiled_programs as _matrix_free_programs
 from ._solver.reference import ReferenceEig
 from ._solver.woodbury import Woodbury, woodbury_eigh
 
 SOLVERS: dict[str, type[AbstractPencilSolver]] = {
-    "auto": Auto, "dense": Dense, "woodbury": Woodbury, "matrix_free": MatrixFree,
-    "reference": ReferenceEig}
+    "auto": Auto,
+    "dense": Dense,
+    "woodbury": Woodbury,
+    "matrix_free": MatrixFree,
+    "reference": ReferenceEig,
+}
 """Solver names (``--solver`` of the CLI, strings accepted by `jaxedit.resefa`)."""
 
 SolverLike = AbstractPencilSolver | str
@@ -36,10 +39,12 @@ def solver_from_name(name: str, **options) -> AbstractPencilSolver:
       ValueError: an unknown name, or an option the solver does not have.
     """
     if not isinstance(name, str) or name not in SOLVERS:
-        raise ValueError(f"solver must be 'auto', one of "
-                         f"{sorted(n for n in SOLVERS if n != 'auto')} or an options object "
-                         f"(jaxedit.Dense(), Woodbury(), MatrixFree(), ReferenceEig()), "
-                         f"got {name!r}")
+        raise ValueError(
+            f"solver must be 'auto', one of "
+            f"{sorted(n for n in SOLVERS if n != 'auto')} or an options object "
+            f"(jaxedit.Dense(), Woodbury(), MatrixFree(), ReferenceEig()), "
+            f"got {name!r}"
+        )
     cls = SOLVERS[name]
     fields = set(getattr(cls, "__dataclass_fields__", {}))
     unknown = sorted(set(options) - fields)
@@ -73,8 +78,9 @@ def resolve_solver(solver: SolverLike, pencil: AbstractPencil) -> AbstractPencil
     return solver.select_solver(pencil)
 
 
-def pencil_eigh(pencil: AbstractPencil, k: int, *, regularization: float = 0.0,
-                solver: SolverLike = Auto()) -> PencilSolution:
+def pencil_eigh(
+    pencil: AbstractPencil, k: int, *, regularization: float = 0.0, solver: SolverLike = Auto()
+) -> PencilSolution:
     """Top-k eigenpairs of ``(A, B + regularization * trace(B) * I)``.
 
     Args:

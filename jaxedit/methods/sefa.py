@@ -53,16 +53,21 @@ def stylegan2_presets(num_ws: int) -> dict[str, tuple[int, ...]]:
 
     The SeFa notebook's ``'0-1', '2-5', '6-13'`` are these bands for a 256 px model (14 slots).
     """
-    return {"all": tuple(range(num_ws)), "coarse": (0, 1), "middle": tuple(range(2, min(6, num_ws))),
-            "fine": tuple(range(6, num_ws))}
+    return {
+        "all": tuple(range(num_ws)),
+        "coarse": (0, 1),
+        "middle": tuple(range(2, min(6, num_ws))),
+        "fine": tuple(range(6, num_ws)),
+    }
 
 
 def _stylegan2_blocks(gen, layers) -> tuple[list[np.ndarray], tuple[int, ...]]:
     presets = stylegan2_presets(gen.num_ws)
     if isinstance(layers, str):
         if layers not in presets:
-            raise ValueError(f"layers must be one of {sorted(presets)} or a list of W+ slots, "
-                             f"got {layers!r}")
+            raise ValueError(
+                f"layers must be one of {sorted(presets)} or a list of W+ slots, got {layers!r}"
+            )
         slots = presets[layers]
     else:
         slots = tuple(sorted({int(s) for s in layers}))
@@ -108,8 +113,9 @@ def weight_blocks(gen, layers="all") -> tuple[list[np.ndarray], tuple[int, ...]]
 
 
 @functools.partial(jax.jit, static_argnames=("k", "normalize"))
-def factorize(weight: SefaWeight, *, k: int, normalize: str | None = "column"
-              ) -> tuple[SefaEigenvalues, SefaDirections]:
+def factorize(
+    weight: SefaWeight, *, k: int, normalize: str | None = "column"
+) -> tuple[SefaEigenvalues, SefaDirections]:
     """weight [D, units] -> (eigenvalues [k], directions [k, D]) of ``W Wᵀ`` (HIGHEST precision)."""
     w = weight
     if normalize == "column":
@@ -121,8 +127,13 @@ def factorize(weight: SefaWeight, *, k: int, normalize: str | None = "column"
     return lam[::-1][:k], canonical_rows(vec[:, ::-1][:, :k].T)
 
 
-def sefa(gen, layers: str | Sequence[int] = "all", k: int = 5,
-         normalize: str | None = "column", dtype=None) -> SefaResult:
+def sefa(
+    gen,
+    layers: str | Sequence[int] = "all",
+    k: int = 5,
+    normalize: str | None = "column",
+    dtype=None,
+) -> SefaResult:
     """SeFa directions of a generator.
 
     Args:

@@ -117,8 +117,15 @@ def _upsample_phases(kernel, s: int, mode: str):
     return jnp.concatenate(out, axis=3)
 
 
-def conv_blocks(kernel_hwio: ConvKernel, input_shape: Sequence[int], stride: int = 1, *,
-                transpose: bool = False, upsample: str | None = None, factor: int = 2) -> jax.Array:
+def conv_blocks(
+    kernel_hwio: ConvKernel,
+    input_shape: Sequence[int],
+    stride: int = 1,
+    *,
+    transpose: bool = False,
+    upsample: str | None = None,
+    factor: int = 2,
+) -> jax.Array:
     """Per-frequency blocks ``[n', n', rows, cols]`` whose singular values are the layer's.
 
     ``input_shape`` is the layer's input grid for every variant (see the module docstring for
@@ -157,9 +164,16 @@ def _svals(blocks, top_k):
     return s if top_k is None else s[:top_k]
 
 
-def conv_singular_values(kernel_hwio: ConvKernel, input_shape: Sequence[int], stride: int = 1, *,
-                         transpose: bool = False, upsample: str | None = None, factor: int = 2,
-                         top_k: int | None = None) -> jax.Array:
+def conv_singular_values(
+    kernel_hwio: ConvKernel,
+    input_shape: Sequence[int],
+    stride: int = 1,
+    *,
+    transpose: bool = False,
+    upsample: str | None = None,
+    factor: int = 2,
+    top_k: int | None = None,
+) -> jax.Array:
     """Every singular value (descending) of a circular 2-D convolution layer.
 
     Args:
@@ -176,12 +190,17 @@ def conv_singular_values(kernel_hwio: ConvKernel, input_shape: Sequence[int], st
     Returns:
       ``[min(C_in·n_in², C_out·n_out²)]`` or ``[top_k]`` singular values.
     """
-    return _svals(conv_blocks(kernel_hwio, input_shape, stride, transpose=transpose,
-                              upsample=upsample, factor=factor), top_k)
+    return _svals(
+        conv_blocks(
+            kernel_hwio, input_shape, stride, transpose=transpose, upsample=upsample, factor=factor
+        ),
+        top_k,
+    )
 
 
-def stylegan2_upconv_kernel(weight_hwio: ConvKernel, resample_kernel: Sequence[float] = (1, 3, 3, 1)
-                            ) -> ConvKernelArray:
+def stylegan2_upconv_kernel(
+    weight_hwio: ConvKernel, resample_kernel: Sequence[float] = (1, 3, 3, 1)
+) -> ConvKernelArray:
     """StyleGAN2's up-conv as one kernel on the zero-inserted grid: ``flip(W)`` followed by the
     separable FIR with gain 4 (``[k + len(f) - 1]²`` taps). Use with ``upsample="zeros"``."""
     w = jnp.asarray(weight_hwio)[::-1, ::-1]
@@ -192,7 +211,7 @@ def stylegan2_upconv_kernel(weight_hwio: ConvKernel, resample_kernel: Sequence[f
     out = jnp.zeros((k + t - 1, k + t - 1) + w.shape[2:], w.dtype)
     for a in range(t):
         for b in range(t):
-            out = out.at[a:a + k, b:b + k].add(f2[a, b] * w)
+            out = out.at[a : a + k, b : b + k].add(f2[a, b] * w)
     return out
 
 
@@ -220,8 +239,14 @@ def _closed_form_kernel(kernel_hwio, upsample, factor):
     return k if upsample is None else _upsample_phases(k, int(factor), upsample)
 
 
-def fft_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], transpose: str = "conjugate", *,
-             upsample: str | None = None, factor: int = 2) -> ComplexGram:
+def fft_gram(
+    kernel_hwio: ConvKernel,
+    input_shape: Sequence[int],
+    transpose: str = "conjugate",
+    *,
+    upsample: str | None = None,
+    factor: int = 2,
+) -> ComplexGram:
     """The paper's Gram: ``A = FFT2(K wrapped to n0 x n1)`` reshaped to ``(C_out·n0·n1, C_in)``
     (C_in moved last first), ``AᴴA`` (``"conjugate"``) or ``AᵀA`` (``"plain"``, as published).
     Complex ``[C_in, C_in]``. Kernels larger than the grid are wrapped (exact for circular
@@ -229,7 +254,7 @@ def fft_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], transpose: str
     n0, n1 = (int(v) for v in input_shape)
     k = _closed_form_kernel(kernel_hwio, upsample, factor)
     f = jnp.fft.fft2(_wrap(k, n0, n1), axes=(0, 1))
-    a = jnp.transpose(f, (3, 0, 1, 2)).reshape(-1, k.shape[2])        # (O, H, W, I) -> (O·H·W, I)
+    a = jnp.transpose(f, (3, 0, 1, 2)).reshape(-1, k.shape[2])  # (O, H, W, I) -> (O·H·W, I)
     hp = jax.lax.Precision.HIGHEST
     if transpose == "conjugate":
         return jnp.matmul(a.conj().T, a, precision=hp)
@@ -238,8 +263,13 @@ def fft_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], transpose: str
     raise ValueError(f"transpose must be 'conjugate' or 'plain', got {transpose!r}")
 
 
-def parseval_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], *,
-                  upsample: str | None = None, factor: int = 2) -> Gram:
+def parseval_gram(
+    kernel_hwio: ConvKernel,
+    input_shape: Sequence[int],
+    *,
+    upsample: str | None = None,
+    factor: int = 2,
+) -> Gram:
     """``n0·n1 · K̃ᵀK̃`` with ``K̃`` the kernel wrapped to the grid (taps summed modulo n, as the
     FFT path does for kernels larger than the grid) and reshaped to ``(k·k·C_out, C_in)``: equals
     the conjugate FFT Gram, in real arithmetic and without an FFT."""
@@ -251,10 +281,17 @@ def parseval_gram(kernel_hwio: ConvKernel, input_shape: Sequence[int], *,
     return n0 * n1 * jnp.matmul(kt.T, kt, precision=jax.lax.Precision.HIGHEST)
 
 
-def conv_factorization(kernel_hwio: ConvKernel, input_shape: Sequence[int], *, k: int = 5,
-                       transpose: str = "conjugate", method: str = "fft",
-                       affine: StyleAffine | None = None,
-                       upsample: str | None = None, factor: int = 2) -> ConvFactorization:
+def conv_factorization(
+    kernel_hwio: ConvKernel,
+    input_shape: Sequence[int],
+    *,
+    k: int = 5,
+    transpose: str = "conjugate",
+    method: str = "fft",
+    affine: StyleAffine | None = None,
+    upsample: str | None = None,
+    factor: int = 2,
+) -> ConvFactorization:
     """Closed-form directions of a conv layer (ICME 2022, Algorithm 1), optionally pulled back
     through the style affine that feeds it.
 
@@ -286,13 +323,19 @@ def conv_factorization(kernel_hwio: ConvKernel, input_shape: Sequence[int], *, k
         raise ValueError(f"method must be 'fft' or 'parseval', got {method!r}")
     if affine is not None:
         m = jnp.asarray(affine, g.dtype)
-        g = jnp.matmul(jnp.matmul(m, g, precision=jax.lax.Precision.HIGHEST), m.T,
-                       precision=jax.lax.Precision.HIGHEST)
+        g = jnp.matmul(
+            jnp.matmul(m, g, precision=jax.lax.Precision.HIGHEST),
+            m.T,
+            precision=jax.lax.Precision.HIGHEST,
+        )
     g = (g + g.T) / 2
     lam, vec = jnp.linalg.eigh(g)
-    return ConvFactorization(directions=np.asarray(canonical_rows(vec[:, ::-1][:, :k].T)),
-                             eigenvalues=np.asarray(lam[::-1][:k]), gram=np.asarray(g),
-                             imag_max=imag)
+    return ConvFactorization(
+        directions=np.asarray(canonical_rows(vec[:, ::-1][:, :k].T)),
+        eigenvalues=np.asarray(lam[::-1][:k]),
+        gram=np.asarray(g),
+        imag_max=imag,
+    )
 
 
 def layer_spectrum(gen, layer: str, *, top_k: int | None = None) -> jax.Array:
@@ -307,8 +350,10 @@ def layer_spectrum(gen, layer: str, *, top_k: int | None = None) -> jax.Array:
         mods = {}
         for i, (up, _, _) in enumerate(gen.config.layers):
             for kk in range(4):
-                mods[f"block{i}.conv_{kk}"] = (getattr(getattr(gen, f"block{i}"), f"conv_{kk}"),
-                                               res * (2 if (up and kk >= 1) else 1))
+                mods[f"block{i}.conv_{kk}"] = (
+                    getattr(getattr(gen, f"block{i}"), f"conv_{kk}"),
+                    res * (2 if (up and kk >= 1) else 1),
+                )
             res *= 2 if up else 1
         mods["conv_to_rgb"] = (gen.conv_to_rgb, res)
         if layer not in mods:
@@ -327,8 +372,15 @@ def layer_spectrum(gen, layer: str, *, top_k: int | None = None) -> jax.Array:
     return conv_singular_values(w, (lay.resolution, lay.resolution), top_k=top_k)
 
 
-def layer_factorization(gen, layer: str, *, k: int = 5, sampling: Sampling | None = None,
-                        transpose: str = "conjugate", method: str = "fft") -> ConvFactorization:
+def layer_factorization(
+    gen,
+    layer: str,
+    *,
+    k: int = 5,
+    sampling: Sampling | None = None,
+    transpose: str = "conjugate",
+    method: str = "fft",
+) -> ConvFactorization:
     """Closed-form directions of one generator conv layer, in the generator's latent space.
 
     StyleGAN2 (``layer`` a conv name, e.g. ``"b16.conv1"``): `conv_factorization` of the
@@ -366,8 +418,10 @@ def layer_factorization(gen, layer: str, *, k: int = 5, sampling: Sampling | Non
     sampling = as_sampling(sampling)
     if isinstance(gen, BigGANGenerator):
         if sampling.truncation_cutoff is not None:
-            raise ValueError(f"layer_factorization: sampling.truncation_cutoff applies to "
-                             f"StyleGAN2 only, got {sampling.truncation_cutoff!r} for BigGAN")
+            raise ValueError(
+                f"layer_factorization: sampling.truncation_cutoff applies to "
+                f"StyleGAN2 only, got {sampling.truncation_cutoff!r} for BigGAN"
+            )
         return _biggan_chain_factorization(gen, layer, k, sampling.truncation_psi)
     if layer not in gen.conv_layer_names:
         raise ValueError(f"unknown conv layer {layer!r}; choose one of {gen.conv_layer_names}")
@@ -376,11 +430,18 @@ def layer_factorization(gen, layer: str, *, k: int = 5, sampling: Sampling | Non
     n = lay.resolution // lay.up
     w = jnp.asarray(lay.weight[...], dt)
     kw: dict[str, Any] = {}
-    if lay.up > 1:   # zero insertion, flipped kernel, FIR: the up-conv's polyphase kernel
+    if lay.up > 1:  # zero insertion, flipped kernel, FIR: the up-conv's polyphase kernel
         w = stylegan2_upconv_kernel(w, gen.config.resample_kernel)
         kw = dict(upsample="zeros", factor=lay.up)
-    return conv_factorization(w, (n, n), k=k, transpose=transpose, method=method,
-                              affine=jnp.asarray(lay.affine.weight[...], dt), **kw)
+    return conv_factorization(
+        w,
+        (n, n),
+        k=k,
+        transpose=transpose,
+        method=method,
+        affine=jnp.asarray(lay.affine.weight[...], dt),
+        **kw,
+    )
 
 
 def _biggan_chain_factorization(gen, layer, k, truncation) -> ConvFactorization:
@@ -402,7 +463,9 @@ def _biggan_chain_factorization(gen, layer, k, truncation) -> ConvFactorization:
         if layer == "gen_z":
             return x
         x = bn_scale(blk.bn_0, x)
-        x = jnp.einsum("hwc,co->hwo", x, jnp.asarray(blk.conv_0.kernel[...], dt)[0, 0], precision=hp)
+        x = jnp.einsum(
+            "hwc,co->hwo", x, jnp.asarray(blk.conv_0.kernel[...], dt)[0, 0], precision=hp
+        )
         if layer == "block0.conv_0":
             return x
         x = bn_scale(blk.bn_1, x)
@@ -414,9 +477,22 @@ def _biggan_chain_factorization(gen, layer, k, truncation) -> ConvFactorization:
     g = jnp.matmul(lin.T, lin, precision=hp)
     g = (g + g.T) / 2
     lam, vec = jnp.linalg.eigh(g)
-    return ConvFactorization(directions=np.asarray(canonical_rows(vec[:, ::-1][:, :k].T)),
-                             eigenvalues=np.asarray(lam[::-1][:k]), gram=np.asarray(g), imag_max=0.0)
+    return ConvFactorization(
+        directions=np.asarray(canonical_rows(vec[:, ::-1][:, :k].T)),
+        eigenvalues=np.asarray(lam[::-1][:k]),
+        gram=np.asarray(g),
+        imag_max=0.0,
+    )
 
 
-__all__ = ["ConvFactorization", "conv_blocks", "conv_factorization", "conv_singular_values",
-           "fft_gram", "layer_factorization", "layer_spectrum", "parseval_gram", "stylegan2_upconv_kernel"]
+__all__ = [
+    "ConvFactorization",
+    "conv_blocks",
+    "conv_factorization",
+    "conv_singular_values",
+    "fft_gram",
+    "layer_factorization",
+    "layer_spectrum",
+    "parseval_gram",
+    "stylegan2_upconv_kernel",
+]

@@ -4,16 +4,19 @@
 ``(config class, generator class)``.
 """
 
-from ._base import AbstractGenerator as AbstractGenerator
-from ._base import LayerFeatures as LayerFeatures
-from .biggan import BigGANConfig as BigGANConfig
-from .biggan import BigGANGenerator as BigGANGenerator
-from .biggan import one_hot as one_hot
-from .biggan import truncated_noise_sample as truncated_noise_sample
-from .stylegan2 import StyleGAN2Config as StyleGAN2Config
-from .stylegan2 import StyleGAN2Generator as StyleGAN2Generator
-from .stylegan2 import SynthesisState as SynthesisState
-from .stylegan2 import seed_to_z as seed_to_z
+from ._base import AbstractGenerator as AbstractGenerator, LayerFeatures as LayerFeatures
+from .biggan import (
+    BigGANConfig as BigGANConfig,
+    BigGANGenerator as BigGANGenerator,
+    one_hot as one_hot,
+    truncated_noise_sample as truncated_noise_sample,
+)
+from .stylegan2 import (
+    StyleGAN2Config as StyleGAN2Config,
+    StyleGAN2Generator as StyleGAN2Generator,
+    SynthesisState as SynthesisState,
+    seed_to_z as seed_to_z,
+)
 
 FAMILIES: dict[str, tuple[type, type[StyleGAN2Generator] | type[BigGANGenerator]]] = {
     cls.family: (cfg, cls)

@@ -127,9 +127,18 @@ class AbstractGenerator(abc.ABC):
         """
 
     @abc.abstractmethod
-    def features_at(self, latents: Latents, layer: str | int, *, c: ClassDimVectors | None = None,
-                    truncation: float = 1.0, noise_mode: str = "const", key=None, dtype=None,
-                    precision: Precision = "highest") -> LayerFeatures:
+    def features_at(
+        self,
+        latents: Latents,
+        layer: str | int,
+        *,
+        c: ClassDimVectors | None = None,
+        truncation: float = 1.0,
+        noise_mode: str = "const",
+        key=None,
+        dtype=None,
+        precision: Precision = "highest",
+    ) -> LayerFeatures:
         """Run the forward pass up to and including ``layer``.
 
         Args:
@@ -167,8 +176,10 @@ class AbstractGenerator(abc.ABC):
         if x is None:
             return state.x
         if tuple(getattr(x, "shape", ())) != tuple(state.x.shape):
-            raise ValueError(f"x must have the shape of the features at {state.layer}, "
-                             f"{tuple(state.x.shape)}, got {tuple(getattr(x, 'shape', ()))}")
+            raise ValueError(
+                f"x must have the shape of the features at {state.layer}, "
+                f"{tuple(state.x.shape)}, got {tuple(getattr(x, 'shape', ()))}"
+            )
         return x
 
 
@@ -181,12 +192,16 @@ def layer_position(layer, names: tuple[str, ...], what: str) -> int:
     """
     if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
         if not 1 <= layer <= len(names):
-            raise ValueError(f"layer index {layer} out of range: the reference's index L runs "
-                             f"1..{len(names)} for this {what} ({names[0]} .. {names[-1]})")
+            raise ValueError(
+                f"layer index {layer} out of range: the reference's index L runs "
+                f"1..{len(names)} for this {what} ({names[0]} .. {names[-1]})"
+            )
         return int(layer) - 1
     if layer not in names:
-        raise ValueError(f"unknown layer {layer!r}; choose one of {list(names)} (or the "
-                         f"reference's index 1..{len(names)})")
+        raise ValueError(
+            f"unknown layer {layer!r}; choose one of {list(names)} (or the "
+            f"reference's index 1..{len(names)})"
+        )
     return names.index(layer)
 
 

@@ -51,8 +51,9 @@ def _apply(gen, j: int, x, cond, truncation: float, precision):
     return getattr(gen, name)(x, cond, truncation, precision)
 
 
-@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("stop", "truncation",
-                                                                  "precision"))
+@functools.partial(
+    jax.jit, static_argnums=(0,), static_argnames=("stop", "truncation", "precision")
+)
 def _head(graphdef, state, cond, *, stop, truncation, precision):
     """cond [N, 2·z_dim] -> the output of layers 0..stop."""
     gen = nnx.merge(graphdef, state)
@@ -63,8 +64,9 @@ def _head(graphdef, state, cond, *, stop, truncation, precision):
     return x
 
 
-@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("start", "truncation",
-                                                                  "precision"))
+@functools.partial(
+    jax.jit, static_argnums=(0,), static_argnames=("start", "truncation", "precision")
+)
 def _tail(graphdef, state, x, cond, *, start, truncation, precision):
     """x = the output of layer ``start - 1`` -> images [N, H, W, 3]."""
     gen = nnx.merge(graphdef, state)
@@ -74,19 +76,39 @@ def _tail(graphdef, state, x, cond, *, start, truncation, precision):
     return jnp.tanh(gen.conv_to_rgb(x, precision, out_channels=3))
 
 
-def split(gen, z, class_vector, layer, truncation: float = 1.0, *, dtype=None,
-          precision: Precision = "highest"):
+def split(
+    gen,
+    z,
+    class_vector,
+    layer,
+    truncation: float = 1.0,
+    *,
+    dtype=None,
+    precision: Precision = "highest",
+):
     """-> (features [N, H, W, C] at ``layer``, cond [N, 2·z_dim])."""
     cond = gen.cond(z, class_vector, dtype=dtype, precision=precision)
     graphdef, state = nnx.split(gen)
-    x = _head(graphdef, state, cond, stop=resolve(gen, layer), truncation=float(truncation),
-              precision=_ops.as_precision(precision))
+    x = _head(
+        graphdef,
+        state,
+        cond,
+        stop=resolve(gen, layer),
+        truncation=float(truncation),
+        precision=_ops.as_precision(precision),
+    )
     return x, cond
 
 
 def resume(gen, x, cond, layer, truncation: float = 1.0, *, precision: Precision = "highest"):
     """Features at ``layer`` (as `split` returns them) -> images [N, H, W, 3]."""
     graphdef, state = nnx.split(gen)
-    return _tail(graphdef, state, jnp.asarray(x, cond.dtype), cond,
-                 start=resolve(gen, layer) + 1, truncation=float(truncation),
-                 precision=_ops.as_precision(precision))
+    return _tail(
+        graphdef,
+        state,
+        jnp.asarray(x, cond.dtype),
+        cond,
+        start=resolve(gen, layer) + 1,
+        truncation=float(truncation),
+        precision=_ops.as_precision(precision),
+    )

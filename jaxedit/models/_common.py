@@ -37,8 +37,9 @@ def compiled_programs() -> dict[str, int]:
     return {name: int(fn._cache_size()) for name, fn in sorted(_JITTED.items())}
 
 
-def _jit_method(static_argnames: Sequence[str] = ()
-                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _jit_method(
+    static_argnames: Sequence[str] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Run a generator method under ``jax.jit`` with the module split into (graphdef, state)."""
 
     def deco(fn):
@@ -74,5 +75,5 @@ class ConfigIO:
     @classmethod
     def unknown_fields(cls, d: Mapping[str, Any]) -> list[str]:
         """The keys of ``d`` that are not fields of this config, sorted."""
-        names = {f.name for f in dataclasses.fields(cast(Any, cls))}     # a dataclass subclass
+        names = {f.name for f in dataclasses.fields(cast(Any, cls))}  # a dataclass subclass
         return sorted(set(d) - names)

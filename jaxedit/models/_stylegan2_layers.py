@@ -69,7 +69,9 @@ class StyleGAN2Config(ConfigIO):
         if r < 4 or r & (r - 1):
             raise ValueError(f"img_resolution must be a power of two >= 4, got {r}")
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
+            )
         chans = dict(self.channels)
         missing = [res for res in self.block_resolutions if res not in chans]
         if missing:
@@ -93,7 +95,9 @@ class StyleGAN2Config(ConfigIO):
         return dict(self.channels)[res]
 
     @classmethod
-    def create(cls, channels: Mapping[int, int] | Sequence[tuple[int, int]], **kw) -> StyleGAN2Config:
+    def create(
+        cls, channels: Mapping[int, int] | Sequence[tuple[int, int]], **kw
+    ) -> StyleGAN2Config:
         """Build a config from a ``{res: channels}`` mapping (the rest as keyword fields)."""
         items = channels.items() if isinstance(channels, Mapping) else channels
         kw.setdefault("embed_features", kw.get("w_dim", 0) if kw.get("c_dim", 0) else 0)
@@ -106,8 +110,11 @@ class StyleGAN2Config(ConfigIO):
     def from_channel_base(cls, channel_base: int, channel_max: int, img_resolution: int, **kw):
         """NVIDIA's table: ``C_R = min(channel_base // R, channel_max)``."""
         res = [2**i for i in range(2, int(math.log2(img_resolution)) + 1)]
-        return cls.create({r: min(channel_base // r, channel_max) for r in res},
-                          img_resolution=img_resolution, **kw)
+        return cls.create(
+            {r: min(channel_base // r, channel_max) for r in res},
+            img_resolution=img_resolution,
+            **kw,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -132,8 +139,16 @@ class FullyConnected(nnx.Module):
     weight: [in, out] (stored as ``randn / lr``), bias: [out].
     """
 
-    def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs,
-                 lr_multiplier: float = 1.0, bias_init: float = 0.0, activation: str = "linear"):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rngs: nnx.Rngs,
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+        activation: str = "linear",
+    ):
         self.lr_multiplier = float(lr_multiplier)
         self.activation = activation
         self.weight = nnx.Param(
@@ -146,15 +161,28 @@ class FullyConnected(nnx.Module):
         dt = x.dtype
         gain = self.lr_multiplier / math.sqrt(self.weight.shape[0])
         y = jnp.dot(x, _cast(self.weight, dt) * gain, precision=_ops.as_precision(precision))
-        return _ops.bias_act(y, _cast(self.bias, dt) * self.lr_multiplier, self.activation,
-                             gain=math.sqrt(2) if self.activation == "lrelu" else 1.0)
+        return _ops.bias_act(
+            y,
+            _cast(self.bias, dt) * self.lr_multiplier,
+            self.activation,
+            gain=math.sqrt(2) if self.activation == "lrelu" else 1.0,
+        )
 
 
 class SynthesisLayer(nnx.Module):
     """Modulated 3x3 conv + noise + bias + lrelu·√2 (+ clamp). weight: [3, 3, C_in, C_out]."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, *,
-                 up: int, cfg: StyleGAN2Config, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        *,
+        up: int,
+        cfg: StyleGAN2Config,
+        rngs: nnx.Rngs,
+    ):
         self.up, self.resolution = up, resolution
         self.conv_clamp = cfg.conv_clamp
         self.use_noise = cfg.use_noise
@@ -166,23 +194,47 @@ class SynthesisLayer(nnx.Module):
             self.noise_strength = nnx.Param(jnp.zeros(()))
             self.noise_const = Buffer(jax.random.normal(rngs.params(), (resolution, resolution)))
 
-    def __call__(self, x: jax.Array, style: jax.Array, noise: jax.Array | None, *,
-                 gain: float = 1.0, precision: Precision = "highest") -> jax.Array:
+    def __call__(
+        self,
+        x: jax.Array,
+        style: jax.Array,
+        noise: jax.Array | None,
+        *,
+        gain: float = 1.0,
+        precision: Precision = "highest",
+    ) -> jax.Array:
         """x: [N, H, W, C_in], style: [N, C_in] (affine output), noise: [N, R, R, 1] or None."""
         dt = x.dtype
-        x = _ops.modulated_conv2d(x, _cast(self.weight, dt), style, demodulate=True, up=self.up,
-                                  padding=1, kernel_1d=self.kernel_1d, precision=precision)
+        x = _ops.modulated_conv2d(
+            x,
+            _cast(self.weight, dt),
+            style,
+            demodulate=True,
+            up=self.up,
+            padding=1,
+            kernel_1d=self.kernel_1d,
+            precision=precision,
+        )
         if noise is not None:
             x = x + noise.astype(dt) * _cast(self.noise_strength, dt)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return _ops.bias_act(x, _cast(self.bias, dt), "lrelu", gain=math.sqrt(2) * gain, clamp=clamp)
+        return _ops.bias_act(
+            x, _cast(self.bias, dt), "lrelu", gain=math.sqrt(2) * gain, clamp=clamp
+        )
 
 
 class ToRGB(nnx.Module):
     """Modulated 1x1 conv without demodulation + bias (+ clamp). weight: [1, 1, C_in, img_ch]."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, *,
-                 cfg: StyleGAN2Config, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        *,
+        cfg: StyleGAN2Config,
+        rngs: nnx.Rngs,
+    ):
         self.conv_clamp = cfg.conv_clamp
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0, rngs=rngs)
         self.weight = nnx.Param(jax.random.normal(rngs.params(), (1, 1, in_channels, out_channels)))
@@ -192,14 +244,18 @@ class ToRGB(nnx.Module):
         """x: [N, H, W, C_in], style: [N, C_in] raw affine output (the 1/sqrt(C_in) gain is applied here)."""
         dt = x.dtype
         s = style * (1.0 / math.sqrt(self.weight.shape[2]))
-        x = _ops.modulated_conv2d(x, _cast(self.weight, dt), s, demodulate=False, precision=precision)
+        x = _ops.modulated_conv2d(
+            x, _cast(self.weight, dt), s, demodulate=False, precision=precision
+        )
         return _ops.bias_act(x, _cast(self.bias, dt), "linear", clamp=self.conv_clamp)
 
 
 class SkipUp(nnx.Module):
     """ResNet-architecture shortcut: 1x1 conv (no bias), FIR ×2 upsample, gain √0.5."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, cfg: StyleGAN2Config, rngs: nnx.Rngs):
+    def __init__(
+        self, in_channels: int, out_channels: int, *, cfg: StyleGAN2Config, rngs: nnx.Rngs
+    ):
         self.conv_clamp = cfg.conv_clamp
         self.kernel_1d = cfg.resample_kernel
         self.weight = nnx.Param(jax.random.normal(rngs.params(), (1, 1, in_channels, out_channels)))
@@ -226,12 +282,14 @@ class SynthesisBlock(nnx.Module):
         if self.is_first:
             self.const = nnx.Param(jax.random.normal(rngs.params(), (4, 4, out_channels)))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, cfg.w_dim, resolution, up=2,
-                                        cfg=cfg, rngs=rngs)
+            self.conv0 = SynthesisLayer(
+                in_channels, out_channels, cfg.w_dim, resolution, up=2, cfg=cfg, rngs=rngs
+            )
             if cfg.architecture == "resnet":
                 self.skip = SkipUp(in_channels, out_channels, cfg=cfg, rngs=rngs)
-        self.conv1 = SynthesisLayer(out_channels, out_channels, cfg.w_dim, resolution, up=1,
-                                    cfg=cfg, rngs=rngs)
+        self.conv1 = SynthesisLayer(
+            out_channels, out_channels, cfg.w_dim, resolution, up=1, cfg=cfg, rngs=rngs
+        )
         if self.has_torgb:
             self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, cfg=cfg, rngs=rngs)
 
@@ -247,16 +305,26 @@ class MappingNetwork(nnx.Module):
         in_f = cfg.z_dim + (cfg.embed_features if cfg.c_dim > 0 else 0)
         feats = [in_f] + [cfg.layer_features] * (cfg.mapping_layers - 1) + [cfg.w_dim]
         for i in range(cfg.mapping_layers):
-            setattr(self, f"fc{i}", FullyConnected(
-                feats[i], feats[i + 1], lr_multiplier=cfg.mapping_lr_multiplier,
-                activation="lrelu", rngs=rngs))
+            setattr(
+                self,
+                f"fc{i}",
+                FullyConnected(
+                    feats[i],
+                    feats[i + 1],
+                    lr_multiplier=cfg.mapping_lr_multiplier,
+                    activation="lrelu",
+                    rngs=rngs,
+                ),
+            )
         self.w_avg = Buffer(jnp.zeros((cfg.w_dim,)))
 
-    def __call__(self, z: jax.Array | None, c: jax.Array | None, *, precision: Precision = "highest"):
+    def __call__(
+        self, z: jax.Array | None, c: jax.Array | None, *, precision: Precision = "highest"
+    ):
         """z: [N, z_dim], c: [N, c_dim] -> w: [N, w_dim]."""
         parts = []
         if self.z_dim > 0:
-            parts.append(_ops.normalize_2nd_moment(jnp.asarray(z)))     # mapping() checked z
+            parts.append(_ops.normalize_2nd_moment(jnp.asarray(z)))  # mapping() checked z
         if self.c_dim > 0:
             parts.append(_ops.normalize_2nd_moment(self.embed(jnp.asarray(c), precision)))
         x = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)

@@ -27,15 +27,36 @@ from flax import nnx
 from .. import _ops
 from .._checks import check_finite, finite_scalar
 from .._ops import Precision
-from .._typing import (ClassVectorsBigGAN, Cond, CondArray, Features, FeaturesArray, OneHot,
-                       RGBImages, TruncatedNoise, Upsampled, ZArray, ZLatents)
+from .._typing import (
+    ClassVectorsBigGAN,
+    Cond,
+    CondArray,
+    Features,
+    FeaturesArray,
+    OneHot,
+    RGBImages,
+    TruncatedNoise,
+    Upsampled,
+    ZArray,
+    ZLatents,
+)
 from . import _biggan_split
 from ._base import AbstractGenerator, LayerFeatures
 from ._common import Buffer, ConfigIO, _cast, _jit_method
 
 PRESET_LAYERS: dict[int, tuple[tuple[bool, int, int], ...]] = {
-    128: ((False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8),
-          (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)),
+    128: (
+        (False, 16, 16),
+        (True, 16, 16),
+        (False, 16, 16),
+        (True, 16, 8),
+        (False, 8, 8),
+        (True, 8, 4),
+        (False, 4, 4),
+        (True, 4, 2),
+        (False, 2, 2),
+        (True, 2, 1),
+    ),
 }
 PRESET_LAYERS[256] = PRESET_LAYERS[128][:5] + ((True, 8, 8), (False, 8, 8)) + PRESET_LAYERS[128][5:]
 PRESET_LAYERS[512] = PRESET_LAYERS[256] + ((False, 1, 1), (True, 1, 1))
@@ -66,24 +87,33 @@ class BigGANConfig(ConfigIO):
         if not layers:
             raise ValueError("BigGAN config: 'layers' is empty")
         if layers[0][1] != 16:
-            raise ValueError(f"BigGAN config: the first layer's in_mult must be 16 (gen_z makes "
-                             f"4x4x16*channel_width), got {layers[0][1]}")
+            raise ValueError(
+                f"BigGAN config: the first layer's in_mult must be 16 (gen_z makes "
+                f"4x4x16*channel_width), got {layers[0][1]}"
+            )
         for k, (_, i, o) in enumerate(layers):
             if o not in (i, i // 2) or (o != i and i % 2):
-                raise ValueError(f"BigGAN config: layer {k} maps {i} -> {o} channel multiples; the "
-                                 f"shortcut only keeps or halves channels")
+                raise ValueError(
+                    f"BigGAN config: layer {k} maps {i} -> {o} channel multiples; the "
+                    f"shortcut only keeps or halves channels"
+                )
             if k and layers[k - 1][2] != i:
-                raise ValueError(f"BigGAN config: layer {k} in_mult {i} != previous out_mult "
-                                 f"{layers[k - 1][2]}")
+                raise ValueError(
+                    f"BigGAN config: layer {k} in_mult {i} != previous out_mult {layers[k - 1][2]}"
+                )
         if layers[-1][2] != 1:
             raise ValueError("BigGAN config: the last layer must output channel_width (out_mult 1)")
         res = 4 * 2 ** sum(u for u, _, _ in layers)
         if res != self.output_dim:
-            raise ValueError(f"BigGAN config: the layers upsample 4 -> {res}, but output_dim is "
-                             f"{self.output_dim}")
+            raise ValueError(
+                f"BigGAN config: the layers upsample 4 -> {res}, but output_dim is "
+                f"{self.output_dim}"
+            )
         if not 0 <= self.attention_layer_position <= len(layers):
-            raise ValueError(f"BigGAN config: attention_layer_position "
-                             f"{self.attention_layer_position} outside 0..{len(layers)}")
+            raise ValueError(
+                f"BigGAN config: attention_layer_position "
+                f"{self.attention_layer_position} outside 0..{len(layers)}"
+            )
         if self.n_stats < 2:
             raise ValueError(f"BigGAN config: n_stats must be >= 2, got {self.n_stats}")
         if self.channel_width * self.attention_channels_mult % 8:
@@ -116,8 +146,9 @@ class BigGANConfig(ConfigIO):
         unknown = cls.unknown_fields(d)
         if unknown:
             raise ValueError(f"BigGAN config: unknown field(s) {unknown}")
-        kw: dict[str, Any] = {k: (tuple(tuple(x) for x in v) if k == "layers" else v)
-                              for k, v in d.items()}
+        kw: dict[str, Any] = {
+            k: (tuple(tuple(x) for x in v) if k == "layers" else v) for k, v in d.items()
+        }
         return cls(**kw)
 
 
@@ -135,8 +166,9 @@ def stat_weights(truncation: float, n_stats: int) -> tuple[int, float, float]:
     return idx, 1.0, 0.0
 
 
-def bn_statistics(means: nnx.Variable, variances: nnx.Variable, truncation: float, dt
-                  ) -> tuple[jax.Array, jax.Array]:
+def bn_statistics(
+    means: nnx.Variable, variances: nnx.Variable, truncation: float, dt
+) -> tuple[jax.Array, jax.Array]:
     """The stored BN statistics at ``truncation`` (mixed as `stat_weights`).
 
     Args:
@@ -157,8 +189,9 @@ class Dense(nnx.Module):
     """``x @ kernel (+ bias)``; kernel [in, out] (spectral norm already folded)."""
 
     def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs, bias: bool = True):
-        self.kernel = nnx.Param(jax.random.normal(rngs.params(), (in_features, out_features))
-                                / math.sqrt(in_features))
+        self.kernel = nnx.Param(
+            jax.random.normal(rngs.params(), (in_features, out_features)) / math.sqrt(in_features)
+        )
         self.bias = nnx.Param(jnp.zeros((out_features,))) if bias else None
 
     def __call__(self, x, precision: Precision = "highest"):
@@ -170,8 +203,9 @@ class Conv(nnx.Module):
     """Stride-1 correlation with 'same' padding; kernel [k, k, in, out], bias [out]."""
 
     def __init__(self, in_ch: int, out_ch: int, k: int, *, rngs: nnx.Rngs):
-        self.kernel = nnx.Param(jax.random.normal(rngs.params(), (k, k, in_ch, out_ch))
-                                / math.sqrt(in_ch * k * k))
+        self.kernel = nnx.Param(
+            jax.random.normal(rngs.params(), (k, k, in_ch, out_ch)) / math.sqrt(in_ch * k * k)
+        )
         self.bias = nnx.Param(jnp.zeros((out_ch,)))
 
     def __call__(self, x, precision: Precision = "highest", out_channels: int | None = None):
@@ -210,7 +244,9 @@ class BatchNorm(nnx.Module):
 
     def __call__(self, x, truncation: float):
         mean, var = bn_statistics(self.running_means, self.running_vars, truncation, x.dtype)
-        return (x - mean) / jnp.sqrt(var + self.eps) * _cast(self.weight, x.dtype) + _cast(self.bias, x.dtype)
+        return (x - mean) / jnp.sqrt(var + self.eps) * _cast(self.weight, x.dtype) + _cast(
+            self.bias, x.dtype
+        )
 
 
 def upsample_nearest2x(x: FeaturesArray) -> Upsampled:
@@ -301,8 +337,9 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
         self.embeddings = Dense(config.num_classes, config.z_dim, bias=False, rngs=rngs)
         self.gen_z = Dense(config.cond_dim, 4 * 4 * 16 * ch, rngs=rngs)
         has_attn = config.attention_layer_position < len(config.layers)
-        self.attention = (SelfAttention(ch * config.attention_channels_mult, rngs=rngs)
-                          if has_attn else None)  # the reference inserts it before that layer only
+        self.attention = (
+            SelfAttention(ch * config.attention_channels_mult, rngs=rngs) if has_attn else None
+        )  # the reference inserts it before that layer only
         for i, (up, a, b) in enumerate(config.layers):
             setattr(self, f"block{i}", GenBlock(ch * a, ch * b, up, config, rngs=rngs))
         self.bn = BatchNorm(ch, config.n_stats, config.eps)
@@ -315,8 +352,10 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
     img_channels = 3
 
     # ---- generator protocol (models.AbstractGenerator) ----------------------------------------
-    class_dim = property(lambda self: self.config.num_classes,
-                         doc="Length of the class vectors (``num_classes``).")
+    class_dim = property(
+        lambda self: self.config.num_classes, doc="Length of the class vectors (``num_classes``)."
+    )
+
     @property
     def spaces(self) -> tuple[str, ...]:
         """BigGAN's latent spaces: ``z``, ``embed``, ``cond``."""
@@ -351,10 +390,18 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
         """A feature layer by name or by the reference's index L -> its name."""
         return self.feature_layers[_biggan_split.resolve(self, layer)]
 
-    def features_at(self, latents: ZLatents, layer: str | int, *,
-                    c: ClassVectorsBigGAN | None = None, truncation: float = 1.0,
-                    noise_mode: str = "const", key=None, dtype=None,
-                    precision: Precision = "highest") -> LayerFeatures:
+    def features_at(
+        self,
+        latents: ZLatents,
+        layer: str | int,
+        *,
+        c: ClassVectorsBigGAN | None = None,
+        truncation: float = 1.0,
+        noise_mode: str = "const",
+        key=None,
+        dtype=None,
+        precision: Precision = "highest",
+    ) -> LayerFeatures:
         """z ``[N, z_dim]`` and class vectors c ``[N, num_classes]`` -> the output of ``layer``
         ``[N, H, W, C]`` (see `AbstractGenerator.features_at`; no noise inputs: ``noise_mode``
         must stay ``"const"`` and ``key`` None)."""
@@ -364,17 +411,27 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
             raise ValueError("noise_mode and key apply to StyleGAN2 (BigGAN has no noise inputs)")
         truncation = self.check_truncation(truncation)
         name = self.resolve_layer(layer)
-        x, cond = _biggan_split.split(self, latents, c, name, truncation, dtype=dtype,
-                                      precision=precision)
-        return LayerFeatures(x=x, context={"cond": cond}, layer=name,
-                             options=(("truncation", truncation), ("precision", precision)))
+        x, cond = _biggan_split.split(
+            self, latents, c, name, truncation, dtype=dtype, precision=precision
+        )
+        return LayerFeatures(
+            x=x,
+            context={"cond": cond},
+            layer=name,
+            options=(("truncation", truncation), ("precision", precision)),
+        )
 
     def resume_at(self, state: LayerFeatures, x: Features | None = None) -> RGBImages:
         """Images ``[N, H, W, 3]`` from (possibly edited) features at ``state.layer``."""
         x = self._resume_input(state, x)
-        return _biggan_split.resume(self, x, state.context["cond"], state.layer,
-                                    state.option("truncation"),
-                                    precision=state.option("precision"))
+        return _biggan_split.resume(
+            self,
+            x,
+            state.context["cond"],
+            state.layer,
+            state.option("truncation"),
+            precision=state.option("precision"),
+        )
 
     def _dtype(self, dtype):
         return jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
@@ -386,15 +443,22 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
             raise ValueError(f"{name} must have shape [N, {width}], got {tuple(x.shape)}")
         return x
 
-    def embed(self, class_vector: ClassVectorsBigGAN, *, dtype=None,
-              precision: Precision = "highest") -> ZArray:
+    def embed(
+        self, class_vector: ClassVectorsBigGAN, *, dtype=None, precision: Precision = "highest"
+    ) -> ZArray:
         """class vectors [N, num_classes] -> embeddings [N, z_dim] (linear, no bias)."""
         dt = self._dtype(dtype)
         cv = self._check("class_vector", class_vector, self.num_classes, dt)
         return self.embeddings(cv, precision)
 
-    def cond(self, z: ZLatents, class_vector: ClassVectorsBigGAN, *, dtype=None,
-             precision: Precision = "highest") -> CondArray:
+    def cond(
+        self,
+        z: ZLatents,
+        class_vector: ClassVectorsBigGAN,
+        *,
+        dtype=None,
+        precision: Precision = "highest",
+    ) -> CondArray:
         """``[z, embed(class_vector)]``: [N, 2 * z_dim]."""
         dt = self._dtype(dtype)
         z = self._check("z", z, self.z_dim, dt)
@@ -403,8 +467,15 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
             raise ValueError(f"z has {z.shape[0]} rows but class_vector has {e.shape[0]}")
         return jnp.concatenate([z, e], axis=1)
 
-    def synthesis_from_cond(self, cond: Cond, truncation: float = 1.0, *, dtype=None,
-                            precision: Precision = "highest", jit: bool = True) -> RGBImages:
+    def synthesis_from_cond(
+        self,
+        cond: Cond,
+        truncation: float = 1.0,
+        *,
+        dtype=None,
+        precision: Precision = "highest",
+        jit: bool = True,
+    ) -> RGBImages:
         """cond [N, 2 * z_dim] -> images [N, H, W, 3]."""
         dt = self._dtype(dtype)
         cond = self._check("cond", cond, self.cond_dim, dt)
@@ -423,15 +494,24 @@ class BigGANGenerator(nnx.Module, AbstractGenerator):
         x = jax.nn.relu(self.bn(x, truncation))
         return jnp.tanh(self.conv_to_rgb(x, precision, out_channels=3))
 
-    def __call__(self, z: ZLatents, class_vector: ClassVectorsBigGAN, truncation: float = 1.0, *,
-                 dtype=None, precision: Precision = "highest", jit: bool = True) -> RGBImages:
+    def __call__(
+        self,
+        z: ZLatents,
+        class_vector: ClassVectorsBigGAN,
+        truncation: float = 1.0,
+        *,
+        dtype=None,
+        precision: Precision = "highest",
+        jit: bool = True,
+    ) -> RGBImages:
         """z [N, z_dim], class_vector [N, num_classes] -> images [N, H, W, 3] (NHWC)."""
         cond = self.cond(z, class_vector, dtype=dtype, precision=precision)
         return self.synthesis_from_cond(cond, truncation, dtype=dtype, precision=precision, jit=jit)
 
 
-def truncated_noise_sample(batch_size: int = 1, z_dim: int = 128, truncation: float = 1.0,
-                           seed: int | None = None) -> TruncatedNoise:
+def truncated_noise_sample(
+    batch_size: int = 1, z_dim: int = 128, truncation: float = 1.0, seed: int | None = None
+) -> TruncatedNoise:
     """``truncation * truncnorm(-2, 2)`` as the reference's ``utils.truncated_noise_sample``
     (``scipy.stats.truncnorm.rvs`` with ``RandomState(seed)``; float32). [batch_size, z_dim].
 

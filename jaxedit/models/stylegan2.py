@@ -29,23 +29,34 @@ from flax import nnx, struct
 from .. import _ops
 from .._checks import check_finite, finite_scalar
 from .._ops import Precision
-from .._typing import (Features, Images, Labels, LayerOutput, SeedLatent, Style, StyleArray, WPlus,
-                       WPlusArray, WVector, WVectorArray, ZLatents)
+from .._typing import (
+    Features,
+    Images,
+    Labels,
+    LayerOutput,
+    SeedLatent,
+    Style,
+    StyleArray,
+    WPlus,
+    WPlusArray,
+    WVector,
+    WVectorArray,
+    ZLatents,
+)
 from ._base import AbstractGenerator, LayerFeatures, layer_position
 from ._common import _cast, _jit_method
-
 from ._stylegan2_layers import (
     ARCHITECTURES as ARCHITECTURES,
     NOISE_MODES as NOISE_MODES,
     SPACES as SPACES,
-    StyleGAN2Config as StyleGAN2Config,
     FullyConnected as FullyConnected,
-    SynthesisLayer as SynthesisLayer,
-    ToRGB as ToRGB,
-    SkipUp as SkipUp,
-    SynthesisBlock as SynthesisBlock,
     MappingNetwork as MappingNetwork,
+    SkipUp as SkipUp,
+    StyleGAN2Config as StyleGAN2Config,
+    SynthesisBlock as SynthesisBlock,
+    SynthesisLayer as SynthesisLayer,
     SynthesisNetwork as SynthesisNetwork,
+    ToRGB as ToRGB,
 )
 
 
@@ -147,9 +158,18 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         """A conv layer by name or by the reference's genforce index L (5: b16.conv1 at 1024 px)."""
         return self.feature_layers[layer_position(layer, self.feature_layers, "generator")]
 
-    def features_at(self, latents: WPlus, layer: str | int, *, c=None, truncation: float = 1.0,
-                    noise_mode: str = "const", key=None, dtype=None,
-                    precision: Precision = "highest") -> LayerFeatures:
+    def features_at(
+        self,
+        latents: WPlus,
+        layer: str | int,
+        *,
+        c=None,
+        truncation: float = 1.0,
+        noise_mode: str = "const",
+        key=None,
+        dtype=None,
+        precision: Precision = "highest",
+    ) -> LayerFeatures:
         """ws ``[N, num_ws, w_dim]`` -> the output of conv layer ``layer`` ``[N, R, R, C]`` (see
         `AbstractGenerator.features_at`; `synthesis_split` underneath). ``c`` and
         ``truncation`` belong in the mapping that made the ws: pass None and 1.0."""
@@ -158,21 +178,31 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         if float(truncation) != 1.0:
             raise ValueError("truncation applies to BigGAN; StyleGAN2 ws already include it")
         name = self.resolve_layer(layer)
-        state = self.synthesis_split(latents, name, noise_mode=noise_mode, key=key, dtype=dtype,
-                                     precision=precision)
+        state = self.synthesis_split(
+            latents, name, noise_mode=noise_mode, key=key, dtype=dtype, precision=precision
+        )
         ws = self._check_ws(latents, state.x.dtype)
         ctx = {"ws": ws, "img": state.img, "residual": state.residual, "key": key}
-        return LayerFeatures(x=state.x, context=ctx, layer=name,
-                             options=(("noise_mode", noise_mode), ("precision", precision)))
+        return LayerFeatures(
+            x=state.x,
+            context=ctx,
+            layer=name,
+            options=(("noise_mode", noise_mode), ("precision", precision)),
+        )
 
     def resume_at(self, state: LayerFeatures, x: Features | None = None) -> Images:
         """Images ``[N, H, W, C]`` from (possibly edited) features at ``state.layer``."""
         x = self._resume_input(state, x)
         ctx = state.context
         split = SynthesisState(x=x, img=ctx["img"], residual=ctx["residual"], layer=state.layer)
-        return self.synthesis_resume(ctx["ws"], split, noise_mode=state.option("noise_mode"),
-                                     key=ctx["key"], dtype=ctx["ws"].dtype,
-                                     precision=state.option("precision"))
+        return self.synthesis_resume(
+            ctx["ws"],
+            split,
+            noise_mode=state.option("noise_mode"),
+            key=ctx["key"],
+            dtype=ctx["ws"].dtype,
+            precision=state.option("precision"),
+        )
 
     def _style_layers(self) -> list[tuple[str, int]]:
         """(layer name, W+ slot) for every layer that has an affine."""
@@ -197,9 +227,17 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         return jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
 
     # ---- mapping -------------------------------------------------------------------------------
-    def mapping(self, z: ZLatents | None, c: Labels | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, *, dtype=None,
-                precision: Precision = "highest", jit: bool = True) -> WPlusArray:
+    def mapping(
+        self,
+        z: ZLatents | None,
+        c: Labels | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        *,
+        dtype=None,
+        precision: Precision = "highest",
+        jit: bool = True,
+    ) -> WPlusArray:
         """z: [N, z_dim], c: [N, c_dim] or None -> ws: [N, num_ws, w_dim].
 
         Truncation ``w_avg + psi * (w - w_avg)`` on all slots, or on ``ws[:, :truncation_cutoff]``.
@@ -215,7 +253,9 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
             raise ValueError(f"z must have shape [N, {self.z_dim}], got {tuple(z.shape)}")
         if self.c_dim > 0:
             if c is None:
-                raise ValueError(f"this generator is conditional: pass c of shape [N, {self.c_dim}]")
+                raise ValueError(
+                    f"this generator is conditional: pass c of shape [N, {self.c_dim}]"
+                )
             c = jnp.asarray(c, dt)
             if c.ndim != 2 or c.shape[1] != self.c_dim:
                 raise ValueError(f"c must have shape [N, {self.c_dim}], got {tuple(c.shape)}")
@@ -223,14 +263,25 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
             c = None
         truncate = float(truncation_psi) != 1.0
         if truncate and not self.config.has_w_avg:
-            raise ValueError("this checkpoint stores no w_avg, so truncation is undefined; set one "
-                             "with gen.set_w_avg(gen.estimate_w_avg(key)) first")
+            raise ValueError(
+                "this checkpoint stores no w_avg, so truncation is undefined; set one "
+                "with gen.set_w_avg(gen.estimate_w_avg(key)) first"
+            )
         if truncation_cutoff is not None:
             truncation_cutoff = int(truncation_cutoff)
             if truncation_cutoff < 0:
-                raise ValueError(f"truncation_cutoff must be >= 0 (or None), got {truncation_cutoff}")
-        return self._mapping(z, c, jnp.asarray(truncation_psi, dt), truncate=truncate,
-                             truncation_cutoff=truncation_cutoff, precision=precision, jit=jit)
+                raise ValueError(
+                    f"truncation_cutoff must be >= 0 (or None), got {truncation_cutoff}"
+                )
+        return self._mapping(
+            z,
+            c,
+            jnp.asarray(truncation_psi, dt),
+            truncate=truncate,
+            truncation_cutoff=truncation_cutoff,
+            precision=precision,
+            jit=jit,
+        )
 
     @_jit_method(static_argnames=("truncate", "truncation_cutoff", "precision"))
     def _mapping(self, z, c, psi, *, truncate, truncation_cutoff, precision):
@@ -246,8 +297,9 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
                 ws = jnp.where(slot < truncation_cutoff, tr, ws)
         return ws
 
-    def estimate_w_avg(self, key: jax.Array, num_samples: int = 10000, c: Labels | None = None
-                       ) -> WVectorArray:
+    def estimate_w_avg(
+        self, key: jax.Array, num_samples: int = 10000, c: Labels | None = None
+    ) -> WVectorArray:
         """Mean of ``mapping(z)`` over ``num_samples`` normal z (for checkpoints without w_avg)."""
         z = jax.random.normal(key, (num_samples, self.z_dim))
         return jnp.mean(self.mapping(z, c)[:, 0], axis=0)
@@ -267,11 +319,13 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         ws = jnp.asarray(ws, dt)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(
-                f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+                f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}"
+            )
         return ws
 
-    def styles(self, ws: WPlus, *, dtype=None, precision: Precision = "highest", jit: bool = True
-               ) -> dict[str, StyleArray]:
+    def styles(
+        self, ws: WPlus, *, dtype=None, precision: Precision = "highest", jit: bool = True
+    ) -> dict[str, StyleArray]:
         """Per-layer style vectors ("S space"): raw affine outputs ``{layer: [N, C_in]}``.
 
         For ToRGB layers this is before the ``1/sqrt(C_in)`` weight gain, as the reference's
@@ -282,14 +336,18 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
 
     @_jit_method(static_argnames=("precision",))
     def _styles(self, ws, *, precision):
-        return {name: self._layer(name).affine(ws[:, slot], precision)
-                for name, slot in self._style_layers()}
+        return {
+            name: self._layer(name).affine(ws[:, slot], precision)
+            for name, slot in self._style_layers()
+        }
 
     def _check_styles(self, styles: Mapping[str, Any], dt) -> dict[str, jax.Array]:
         names = self.layer_names
         if set(styles) != set(names):
             missing, extra = sorted(set(names) - set(styles)), sorted(set(styles) - set(names))
-            raise ValueError(f"styles keys do not match the layers: missing {missing}, unexpected {extra}")
+            raise ValueError(
+                f"styles keys do not match the layers: missing {missing}, unexpected {extra}"
+            )
         out = {}
         for n in names:
             check_finite(f"styles[{n!r}]", styles[n])
@@ -320,8 +378,17 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
             ops.append((bname, "tail"))
         return ops
 
-    def _run(self, styles, state: dict, start: int, stop: int, noise_mode, key, precision,
-             collect: bool = False):
+    def _run(
+        self,
+        styles,
+        state: dict,
+        start: int,
+        stop: int,
+        noise_mode,
+        key,
+        precision,
+        collect: bool = False,
+    ):
         conv_index = {n: i for i, n in enumerate(self.conv_layer_names)}
         feats = {}
         for name, kind in self._ops_list()[start:stop]:
@@ -339,12 +406,17 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
             s = styles[name]
             n, dt = s.shape[0], s.dtype
             if block.is_first:
-                state["x"] = jnp.broadcast_to(_cast(block.const, dt)[None], (n,) + block.const.shape)
+                state["x"] = jnp.broadcast_to(
+                    _cast(block.const, dt)[None], (n,) + block.const.shape
+                )
             noise = self._noise(layer, conv_index[name], n, dt, noise_mode, key)
             if block.architecture == "resnet" and lname == "conv0":
                 state["residual"] = block.skip(state["x"], precision=precision)
-            gain = math.sqrt(0.5) if (block.architecture == "resnet" and lname == "conv1"
-                                      and not block.is_first) else 1.0
+            gain = (
+                math.sqrt(0.5)
+                if (block.architecture == "resnet" and lname == "conv1" and not block.is_first)
+                else 1.0
+            )
             state["x"] = layer(state["x"], s, noise, gain=gain, precision=precision)
             if gain != 1.0:
                 state["x"] = state["residual"] + state["x"]
@@ -356,7 +428,9 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
     def _op_index_after(self, layer: str) -> int:
         names = [n for n, _ in self._ops_list()]
         if layer not in self.conv_layer_names:
-            raise ValueError(f"unknown split layer {layer!r}; choose one of {self.conv_layer_names}")
+            raise ValueError(
+                f"unknown split layer {layer!r}; choose one of {self.conv_layer_names}"
+            )
         return names.index(layer) + 1
 
     def _prepare(self, ws, styles, dtype, noise_mode, key):
@@ -378,34 +452,76 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         state = dict(state)
         return self._run(styles, state, start, stop, noise_mode, key, precision, collect)
 
-    def synthesis(self, ws: WPlus | None = None, *, styles: Mapping[str, Style] | None = None,
-                  noise_mode: str = "const", key=None, dtype=None,
-                  precision: Precision = "highest", jit: bool = True) -> Images:
+    def synthesis(
+        self,
+        ws: WPlus | None = None,
+        *,
+        styles: Mapping[str, Style] | None = None,
+        noise_mode: str = "const",
+        key=None,
+        dtype=None,
+        precision: Precision = "highest",
+        jit: bool = True,
+    ) -> Images:
         """ws: [N, num_ws, w_dim] (or ``styles`` from `styles`) -> images [N, H, W, C]."""
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
-        state, _ = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
-                                 start=0, stop=len(self._ops_list()), noise_mode=noise_mode,
-                                 precision=precision, collect=False, jit=jit)
+        state, _ = self._program(
+            ws,
+            styles,
+            {"x": None, "img": None, "residual": None},
+            key,
+            start=0,
+            stop=len(self._ops_list()),
+            noise_mode=noise_mode,
+            precision=precision,
+            collect=False,
+            jit=jit,
+        )
         return state["img"]
 
     def synthesis_from_styles(self, styles: Mapping[str, Style], **kw) -> Images:
         """Synthesis from (possibly edited) per-layer styles ``{layer: [N, C_in]}``."""
         return self.synthesis(styles=styles, **kw)
 
-    def features(self, ws: WPlus | None = None, *, styles: Mapping[str, Style] | None = None,
-                 noise_mode: str = "const", key=None, dtype=None, precision: Precision = "highest",
-                 jit: bool = True) -> tuple[Images, dict[str, LayerOutput]]:
+    def features(
+        self,
+        ws: WPlus | None = None,
+        *,
+        styles: Mapping[str, Style] | None = None,
+        noise_mode: str = "const",
+        key=None,
+        dtype=None,
+        precision: Precision = "highest",
+        jit: bool = True,
+    ) -> tuple[Images, dict[str, LayerOutput]]:
         """Images and every conv layer's output features ``{layer: [N, R, R, C]}`` in one pass."""
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
-        state, feats = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
-                                     start=0, stop=len(self._ops_list()), noise_mode=noise_mode,
-                                     precision=precision, collect=True, jit=jit)
+        state, feats = self._program(
+            ws,
+            styles,
+            {"x": None, "img": None, "residual": None},
+            key,
+            start=0,
+            stop=len(self._ops_list()),
+            noise_mode=noise_mode,
+            precision=precision,
+            collect=True,
+            jit=jit,
+        )
         return state["img"], {name: feats[name] for name in self.conv_layer_names}
 
-    def synthesis_split(self, ws: WPlus | None = None, layer: str = "b4.conv1", *,
-                        styles: Mapping[str, Style] | None = None,
-                        noise_mode: str = "const", key=None, dtype=None,
-                        precision: Precision = "highest", jit: bool = True) -> SynthesisState:
+    def synthesis_split(
+        self,
+        ws: WPlus | None = None,
+        layer: str = "b4.conv1",
+        *,
+        styles: Mapping[str, Style] | None = None,
+        noise_mode: str = "const",
+        key=None,
+        dtype=None,
+        precision: Precision = "highest",
+        jit: bool = True,
+    ) -> SynthesisState:
         """Run synthesis up to and including conv layer ``layer``; returns a `SynthesisState`.
 
         The state carries the features *and* the skip image so that
@@ -413,15 +529,34 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         """
         ws, styles = self._prepare(ws, styles, dtype, noise_mode, key)
         stop = self._op_index_after(layer)
-        state, _ = self._program(ws, styles, {"x": None, "img": None, "residual": None}, key,
-                                 start=0, stop=stop, noise_mode=noise_mode, precision=precision,
-                                 collect=False, jit=jit)
-        return SynthesisState(x=state["x"], img=state["img"], residual=state["residual"], layer=layer)
+        state, _ = self._program(
+            ws,
+            styles,
+            {"x": None, "img": None, "residual": None},
+            key,
+            start=0,
+            stop=stop,
+            noise_mode=noise_mode,
+            precision=precision,
+            collect=False,
+            jit=jit,
+        )
+        return SynthesisState(
+            x=state["x"], img=state["img"], residual=state["residual"], layer=layer
+        )
 
-    def synthesis_resume(self, ws: WPlus | None = None, state: SynthesisState | None = None, *,
-                         styles: Mapping[str, Style] | None = None, noise_mode: str = "const",
-                         key=None, dtype=None, precision: Precision = "highest",
-                         jit: bool = True) -> Images:
+    def synthesis_resume(
+        self,
+        ws: WPlus | None = None,
+        state: SynthesisState | None = None,
+        *,
+        styles: Mapping[str, Style] | None = None,
+        noise_mode: str = "const",
+        key=None,
+        dtype=None,
+        precision: Precision = "highest",
+        jit: bool = True,
+    ) -> Images:
         """Continue synthesis from ``state`` (features possibly edited) -> images [N, H, W, C]."""
         if not isinstance(state, SynthesisState):
             raise TypeError(f"state must be a SynthesisState, got {type(state).__name__}")
@@ -430,21 +565,45 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
         start = self._op_index_after(state.layer)
         for part in ("x", "img", "residual"):
             check_finite(f"state.{part}", getattr(state, part))
-        feats = {"x": jnp.asarray(state.x, dt),
-                 "img": None if state.img is None else jnp.asarray(state.img, dt),
-                 "residual": None if state.residual is None else jnp.asarray(state.residual, dt)}
-        out, _ = self._program(ws, styles, feats, key, start=start, stop=len(self._ops_list()),
-                               noise_mode=noise_mode, precision=precision, collect=False, jit=jit)
+        feats = {
+            "x": jnp.asarray(state.x, dt),
+            "img": None if state.img is None else jnp.asarray(state.img, dt),
+            "residual": None if state.residual is None else jnp.asarray(state.residual, dt),
+        }
+        out, _ = self._program(
+            ws,
+            styles,
+            feats,
+            key,
+            start=start,
+            stop=len(self._ops_list()),
+            noise_mode=noise_mode,
+            precision=precision,
+            collect=False,
+            jit=jit,
+        )
         return out["img"]
 
-    def __call__(self, z: ZLatents | None, c: Labels | None = None, truncation_psi: float = 1.0,
-                 truncation_cutoff: int | None = None, *, noise_mode: str = "const", key=None,
-                 dtype=None, precision: Precision = "highest", jit: bool = True) -> Images:
+    def __call__(
+        self,
+        z: ZLatents | None,
+        c: Labels | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        *,
+        noise_mode: str = "const",
+        key=None,
+        dtype=None,
+        precision: Precision = "highest",
+        jit: bool = True,
+    ) -> Images:
         """z: [N, z_dim] -> images [N, H, W, C] (mapping then synthesis)."""
-        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, dtype=dtype,
-                          precision=precision, jit=jit)
-        return self.synthesis(ws, noise_mode=noise_mode, key=key, dtype=dtype,
-                              precision=precision, jit=jit)
+        ws = self.mapping(
+            z, c, truncation_psi, truncation_cutoff, dtype=dtype, precision=precision, jit=jit
+        )
+        return self.synthesis(
+            ws, noise_mode=noise_mode, key=key, dtype=dtype, precision=precision, jit=jit
+        )
 
 
 def seed_to_z(seed: int, z_dim: int) -> SeedLatent:
@@ -452,5 +611,4 @@ def seed_to_z(seed: int, z_dim: int) -> SeedLatent:
     return np.random.RandomState(int(seed)).randn(1, z_dim)
 
 
-__all__ = ["SPACES", "StyleGAN2Config", "StyleGAN2Generator", "SynthesisState",
-           "seed_to_z"]
+__all__ = ["SPACES", "StyleGAN2Config", "StyleGAN2Generator", "SynthesisState", "seed_to_z"]

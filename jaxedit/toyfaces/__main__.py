@@ -13,14 +13,19 @@ def _train(args) -> int:
     from .train import TrainConfig, fmt_minutes, train
 
     base = TrainConfig()
-    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-          if getattr(args, f.name, None) is not None}
+    kw = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
     tc = dataclasses.replace(base, **kw)
     summary = train(args.out, tc, resume=args.resume, show_progress=not args.quiet)
     mae = summary.get("eval_mae")
-    print(f"{summary['steps_done']} steps in {fmt_minutes(summary['wall_s'])} wall, "
-          f"{summary['cpu_s']:.0f} CPU-s; held-out MAE "
-          f"{'-' if mae is None else f'{mae:.4f}'}; outputs in {os.path.abspath(args.out)}")
+    print(
+        f"{summary['steps_done']} steps in {fmt_minutes(summary['wall_s'])} wall, "
+        f"{summary['cpu_s']:.0f} CPU-s; held-out MAE "
+        f"{'-' if mae is None else f'{mae:.4f}'}; outputs in {os.path.abspath(args.out)}"
+    )
     return 0
 
 
@@ -29,8 +34,11 @@ def _export(args) -> int:
     from .default import WEIGHTS_DIR
     from .train import GENERATOR_DIR
 
-    src = os.path.join(args.run, GENERATOR_DIR) if os.path.isdir(
-        os.path.join(args.run, GENERATOR_DIR)) else args.run
+    src = (
+        os.path.join(args.run, GENERATOR_DIR)
+        if os.path.isdir(os.path.join(args.run, GENERATOR_DIR))
+        else args.run
+    )
     gen = load_generator(src)
     out = args.out or WEIGHTS_DIR
     meta = read_config(src)
@@ -58,11 +66,16 @@ def main(argv=None) -> int:
     t.add_argument("--lr", type=float, help="peak Adam learning rate")
     t.add_argument("--warmup", type=int, help="linear warm-up steps")
     t.add_argument("--seed", type=int, help="initialization and latent-stream seed")
-    t.add_argument("--part-weight", dest="part_weight", type=float,
-                   help="extra L1 weight of the eyes/eyebrows/nose/mouth pixels (default 4: they "
-                        "weigh 5x)")
+    t.add_argument(
+        "--part-weight",
+        dest="part_weight",
+        type=float,
+        help="extra L1 weight of the eyes/eyebrows/nose/mouth pixels (default 4: they weigh 5x)",
+    )
     t.add_argument("--eval-every", dest="eval_every", type=int, help="held-out MAE every N steps")
-    t.add_argument("--save-every", dest="save_every", type=int, help="resumable state every N steps")
+    t.add_argument(
+        "--save-every", dest="save_every", type=int, help="resumable state every N steps"
+    )
     t.add_argument("--log-every", dest="log_every", type=int, help="log line every N steps")
     t.set_defaults(fn=_train)
     e = sub.add_parser("export", help="install a trained generator as the shipped weights")

@@ -20,7 +20,7 @@ from ._render import FACTORS, _check_factors, factor_index
 
 Z_DIM = 64
 NUM_FACTORS = len(FACTORS)
-_EPS = 1e-8   # the mapping network's normalize_2nd_moment epsilon
+_EPS = 1e-8  # the mapping network's normalize_2nd_moment epsilon
 
 
 def _lo_hi(dtype):
@@ -56,8 +56,7 @@ def factors_from_z(z: ToyZ) -> ToyFactorsArray:
     return _factors_from_z(_check_z(z))
 
 
-def z_from_factors(factors: ToyFactors, nuisance: ToyNuisance
-                   ) -> ToyZArray:
+def z_from_factors(factors: ToyFactors, nuisance: ToyNuisance) -> ToyZArray:
     """The z (with ``mean(z**2) = 1``) whose factors are ``factors [N, K]``; ``nuisance
     [N, Z_DIM - K]`` gives the direction of the nuisance coordinates (rescaled to carry the norm).
 
@@ -68,8 +67,9 @@ def z_from_factors(factors: ToyFactors, nuisance: ToyNuisance
     nuis = jnp.asarray(nuisance, f.dtype)
     want = (f.shape[0], Z_DIM - len(FACTORS))
     if nuis.shape != want:
-        raise ValueError(f"nuisance must have shape [N, Z_DIM - K] = {list(want)}, got "
-                         f"{list(nuis.shape)}")
+        raise ValueError(
+            f"nuisance must have shape [N, Z_DIM - K] = {list(want)}, got {list(nuis.shape)}"
+        )
     if not bool(jnp.all(jnp.isfinite(nuis))):
         raise ValueError("nuisance contains non-finite values")
     lo, hi = _lo_hi(f.dtype)
@@ -81,8 +81,10 @@ def z_from_factors(factors: ToyFactors, nuisance: ToyNuisance
 def _with_norm(u_f, nuis):
     room = Z_DIM - jnp.sum(u_f * u_f, axis=-1, keepdims=True)
     if bool(jnp.any(room <= 0)):
-        raise ValueError("the requested factors are too extreme to be represented with "
-                         f"mean(z**2) = 1 (sum of their squared normal scores exceeds {Z_DIM})")
+        raise ValueError(
+            "the requested factors are too extreme to be represented with "
+            f"mean(z**2) = 1 (sum of their squared normal scores exceeds {Z_DIM})"
+        )
     norm = jnp.sqrt(jnp.sum(nuis * nuis, axis=-1, keepdims=True))
     nuis = jnp.where(norm > 0, nuis, 1.0)
     norm = jnp.where(norm > 0, norm, np.sqrt(nuis.shape[-1]))

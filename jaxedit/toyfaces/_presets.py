@@ -21,13 +21,14 @@ PRESET_SAMPLES = 4096
 PRESET_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "part_frequency.npz")
 
 
-def part_counts(n: int = PRESET_SAMPLES, seed: int = PRESET_SEED, chunk: int = 512
-                ) -> dict[str, np.ndarray]:
+def part_counts(
+    n: int = PRESET_SAMPLES, seed: int = PRESET_SEED, chunk: int = 512
+) -> dict[str, np.ndarray]:
     """``{part or group: [64, 64] int}``: in how many of the ``n`` faces the part covers a pixel."""
     counts = None
     z_all = np.asarray(sample_z(seed, n, np.float32))
     for i in range(0, n, chunk):
-        m = part_masks(factors_from_z(z_all[i:i + chunk]))
+        m = part_masks(factors_from_z(z_all[i : i + chunk]))
         for g, members in GROUPS.items():
             m[g] = np.logical_or.reduce([m[p] for p in members])
         c = {k: v.sum(0).astype(np.int64) for k, v in m.items()}
@@ -43,5 +44,10 @@ def write_presets(path: str = PRESET_FILE, n: int = PRESET_SAMPLES, seed: int = 
 
     counts = part_counts(n, seed)
     names = list(PARTS) + list(GROUPS)
-    return save_npz(path, names=np.asarray(names), counts=np.stack([counts[k] for k in names])
-                    .astype(np.uint16), n=np.int64(n), seed=np.int64(seed))
+    return save_npz(
+        path,
+        names=np.asarray(names),
+        counts=np.stack([counts[k] for k in names]).astype(np.uint16),
+        n=np.int64(n),
+        seed=np.int64(seed),
+    )

@@ -56,8 +56,16 @@ FACTORS: tuple[Factor, ...] = (
 )
 
 # Parts, back to front (the order of compositing; "face" includes the features drawn on it).
-PARTS: tuple[str, ...] = ("background", "hair", "face", "nose", "mouth", "left_eye", "right_eye",
-                          "eyebrows")
+PARTS: tuple[str, ...] = (
+    "background",
+    "hair",
+    "face",
+    "nose",
+    "mouth",
+    "left_eye",
+    "right_eye",
+    "eyebrows",
+)
 
 # Named unions of parts (region presets beyond the single parts).
 GROUPS: dict[str, tuple[str, ...]] = {"eyes": ("left_eye", "right_eye")}
@@ -65,12 +73,12 @@ GROUPS: dict[str, tuple[str, ...]] = {"eyes": ("left_eye", "right_eye")}
 _INDEX = {f.name: i for i, f in enumerate(FACTORS)}
 
 # Fixed geometry (pixels).
-FACE_CENTER = (32.0, 35.0)          # (x, y)
+FACE_CENTER = (32.0, 35.0)  # (x, y)
 FACE_HALF_HEIGHT = 23.0
 HAIR_CENTER_Y = 31.0
 HAIR_HALF_HEIGHT = 26.0
 HAIR_EXTRA_WIDTH = 4.5
-EYE_CENTERS = ((23.0, 29.0), (41.0, 29.0))   # left (image left), right
+EYE_CENTERS = ((23.0, 29.0), (41.0, 29.0))  # left (image left), right
 EYE_HALF_WIDTH = 5.0
 IRIS_RADIUS = 2.6
 BROW_CENTERS = ((23.0, 21.0), (41.0, 21.0))
@@ -96,8 +104,8 @@ NOSE_SHADE = 0.62
 @dataclasses.dataclass(frozen=True)
 class _Layer:
     part: str
-    alpha: jax.Array       # [H, W] coverage in [0, 1]
-    colour: jax.Array      # [3] or [H, W, 3]
+    alpha: jax.Array  # [H, W] coverage in [0, 1]
+    colour: jax.Array  # [3] or [H, W, 3]
 
 
 def _palette(name: str, t):
@@ -153,14 +161,20 @@ def _layers(f, x, y):
     c = lambda v: jnp.asarray(v, dt)  # noqa: E731
     fx, fy = FACE_CENTER
     skin = _palette("skin", g["skin_tone"])
-    layers = [_Layer("background", jnp.ones_like(x), _palette("background", g["background_colour"]))]
+    layers = [
+        _Layer("background", jnp.ones_like(x), _palette("background", g["background_colour"]))
+    ]
 
     hair_sdf = jnp.maximum(
         _ellipse_sdf(x, y, fx, HAIR_CENTER_Y, g["face_width"] + HAIR_EXTRA_WIDTH, HAIR_HALF_HEIGHT),
-        y - g["hair_length"])
+        y - g["hair_length"],
+    )
     layers.append(_Layer("hair", _coverage(hair_sdf), _palette("hair", g["hair_colour"])))
-    layers.append(_Layer("face", _coverage(_ellipse_sdf(x, y, fx, fy, g["face_width"],
-                                                        FACE_HALF_HEIGHT)), skin))
+    layers.append(
+        _Layer(
+            "face", _coverage(_ellipse_sdf(x, y, fx, fy, g["face_width"], FACE_HALF_HEIGHT)), skin
+        )
+    )
 
     half_len = g["nose_length"] / 2
     nose = _ellipse_sdf(x, y, fx, NOSE_TOP + half_len, g["nose_width"], half_len)
@@ -178,19 +192,21 @@ def _layers(f, x, y):
         white = _coverage(_ellipse_sdf(x, y, ex, ey, EYE_HALF_WIDTH, half_h))
         iris = _coverage(jnp.sqrt((x - ex) ** 2 + (y - ey) ** 2 + 1e-12) - IRIS_RADIUS)
         layers.append(_Layer(f"{side}_eye", white, c(EYE_WHITE)))
-        layers.append(_Layer(f"{side}_eye", white * iris,
-                             _palette("iris", g[f"{side}_iris_colour"])))
+        layers.append(
+            _Layer(f"{side}_eye", white * iris, _palette("iris", g[f"{side}_iris_colour"]))
+        )
 
     for sign, (bx, by) in zip((1.0, -1.0), BROW_CENTERS):
         # left brow: inner end is its right end; tilt > 0 turns the inner ends down
-        sdf = _capsule_sdf(x, y, bx, by - g["brow_raise"], BROW_HALF_LENGTH, sign * g["brow_tilt"],
-                           BROW_RADIUS)
+        sdf = _capsule_sdf(
+            x, y, bx, by - g["brow_raise"], BROW_HALF_LENGTH, sign * g["brow_tilt"], BROW_RADIUS
+        )
         layers.append(_Layer("eyebrows", _coverage(sdf), c(BROW_COLOUR)))
     return layers
 
 
 def _grid(dtype):
-    r = (jnp.arange(SIZE, dtype=dtype) + 0.5)
+    r = jnp.arange(SIZE, dtype=dtype) + 0.5
     y, x = jnp.meshgrid(r, r, indexing="ij")
     return x, y
 
@@ -213,7 +229,7 @@ def _visibility_one(f):
     vis = {p: jnp.zeros((SIZE, SIZE), f.dtype) for p in PARTS}
     for i, layer in enumerate(layers):
         above = jnp.ones((SIZE, SIZE), f.dtype)
-        for other in layers[i + 1:]:
+        for other in layers[i + 1 :]:
             if other.part != layer.part:
                 above = above * (1 - other.alpha)
         vis[layer.part] = jnp.maximum(vis[layer.part], layer.alpha * above)
@@ -236,8 +252,10 @@ def _check_factors(factors, name: str = "factors"):
     if not jnp.issubdtype(f.dtype, jnp.floating):
         f = f.astype(jax.dtypes.canonicalize_dtype(jnp.float64))
     if f.ndim != 2 or f.shape[1] != len(FACTORS):
-        raise ValueError(f"{name} must have shape [N, {len(FACTORS)}] (one column per "
-                         f"toyfaces.FACTORS entry), got {tuple(f.shape)}")
+        raise ValueError(
+            f"{name} must have shape [N, {len(FACTORS)}] (one column per "
+            f"toyfaces.FACTORS entry), got {tuple(f.shape)}"
+        )
     if not bool(jnp.all(jnp.isfinite(f))):
         raise ValueError(f"{name} contains non-finite values")
     return f
@@ -276,5 +294,3 @@ def factors_of_part(part: str) -> tuple[str, ...]:
         if p not in PARTS:
             raise ValueError(f"unknown toyfaces part {part!r}; known: {list(PARTS) + list(GROUPS)}")
     return tuple(f.name for f in FACTORS if f.part in parts)
-
-

@@ -29,15 +29,23 @@ def default_generator() -> StyleGAN2Generator:
     from ..checkpoint import load_generator
 
     if not os.path.isdir(WEIGHTS_DIR):
-        raise CheckpointError(f"the shipped toy-face weights are missing ({WEIGHTS_DIR}); "
-                              f"reinstall jaxedit or run `python -m jaxedit.toyfaces export`")
-    return cast(StyleGAN2Generator, load_generator(WEIGHTS_DIR))     # the shipped StyleGAN2
+        raise CheckpointError(
+            f"the shipped toy-face weights are missing ({WEIGHTS_DIR}); "
+            f"reinstall jaxedit or run `python -m jaxedit.toyfaces export`"
+        )
+    return cast(StyleGAN2Generator, load_generator(WEIGHTS_DIR))  # the shipped StyleGAN2
 
 
 def random_config() -> StyleGAN2Config:
     """64px, z = w = 64, 64 channels at 4..32 and 32 at 64, 4 mapping layers, skip architecture."""
-    return StyleGAN2Config.create({4: 64, 8: 64, 16: 64, 32: 64, 64: 32}, z_dim=64, w_dim=64,
-                                  c_dim=0, img_resolution=64, mapping_layers=4)
+    return StyleGAN2Config.create(
+        {4: 64, 8: 64, 16: 64, 32: 64, 64: 32},
+        z_dim=64,
+        w_dim=64,
+        c_dim=0,
+        img_resolution=64,
+        mapping_layers=4,
+    )
 
 
 def random_generator(seed: int = RANDOM_SEED) -> StyleGAN2Generator:

@@ -35,7 +35,7 @@ from ..models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from ._latent import Z_DIM, _factors_from_z, sample_z
 from ._render import _render_batch
 
-EVAL_SEED = 20240917       # held-out latents: sample_z(EVAL_SEED, 256); training keys never use it
+EVAL_SEED = 20240917  # held-out latents: sample_z(EVAL_SEED, 256); training keys never use it
 EVAL_SIZE = 256
 LOG_FILE = "log.jsonl"
 STATE_FILE = "state.npz"
@@ -90,10 +90,16 @@ class TrainConfig:
             raise ValueError(f"part_weight must be finite and >= 0, got {self.part_weight}")
 
     def model_config(self) -> StyleGAN2Config:
-        return StyleGAN2Config.create(dict(self.channels), z_dim=Z_DIM, w_dim=self.w_dim, c_dim=0,
-                                      img_resolution=64, mapping_layers=self.mapping_layers,
-                                      mapping_lr_multiplier=self.mapping_lr_multiplier,
-                                      use_noise=False)
+        return StyleGAN2Config.create(
+            dict(self.channels),
+            z_dim=Z_DIM,
+            w_dim=self.w_dim,
+            c_dim=0,
+            img_resolution=64,
+            mapping_layers=self.mapping_layers,
+            mapping_lr_multiplier=self.mapping_lr_multiplier,
+            use_noise=False,
+        )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -113,14 +119,16 @@ def init_generator(tc: TrainConfig) -> StyleGAN2Generator:
 
 
 def _schedule(tc: TrainConfig) -> optax.Schedule:
-    return optax.warmup_cosine_decay_schedule(0.0, tc.lr, tc.warmup, max(tc.steps, tc.warmup + 1),
-                                              end_value=tc.lr * tc.final_lr_fraction)
+    return optax.warmup_cosine_decay_schedule(
+        0.0, tc.lr, tc.warmup, max(tc.steps, tc.warmup + 1), end_value=tc.lr * tc.final_lr_fraction
+    )
 
 
 def optimizer(tc: TrainConfig) -> optax.GradientTransformation:
     """Adam with a linear warm-up and cosine decay, after global-norm clipping."""
-    return optax.chain(optax.clip_by_global_norm(tc.clip),
-                       optax.adam(_schedule(tc), b1=tc.b1, b2=tc.b2))
+    return optax.chain(
+        optax.clip_by_global_norm(tc.clip), optax.adam(_schedule(tc), b1=tc.b1, b2=tc.b2)
+    )
 
 
 def schedule_value(tc: TrainConfig, step: int) -> float:
@@ -155,8 +163,13 @@ def loss_weights(part_weight: float) -> np.ndarray:
     return (w / w.mean())[:, :, None].astype(np.float32)
 
 
-def make_step(graphdef, tx: optax.GradientTransformation, batch: int, loss: str = "l1",
-              part_weight: float = 0.0):
+def make_step(
+    graphdef,
+    tx: optax.GradientTransformation,
+    batch: int,
+    loss: str = "l1",
+    part_weight: float = 0.0,
+):
     """The jitted training step ``(params, rest, opt_state, key) -> (params, opt_state, loss)``;
     the loss is the (optionally ``"l1+l2"``) image error weighted by `loss_weights`."""
     weights = jnp.asarray(loss_weights(part_weight))
@@ -203,8 +216,12 @@ def _flat(tree) -> dict[str, np.ndarray]:
 
 def _save_state(out_dir, step, params, opt_state, tc):
     leaves: dict[str, Any] = _flat((params, opt_state))
-    save_npz(os.path.join(out_dir, STATE_FILE), step=np.int64(step),
-             config=np.asarray(json.dumps(tc.to_dict(), sort_keys=True)), **leaves)
+    save_npz(
+        os.path.join(out_dir, STATE_FILE),
+        step=np.int64(step),
+        config=np.asarray(json.dumps(tc.to_dict(), sort_keys=True)),
+        **leaves,
+    )
 
 
 def _load_state(out_dir, template, tc):
@@ -212,8 +229,10 @@ def _load_state(out_dir, template, tc):
     data = load_npz(path, ("step", "config"), "toyfaces training state")
     saved = json.loads(str(data["config"]))
     if saved != json.loads(json.dumps(tc.to_dict(), sort_keys=True)):
-        raise ValueError(f"{path}: saved by a run with a different configuration; use another "
-                         f"--out, or the same options ({saved})")
+        raise ValueError(
+            f"{path}: saved by a run with a different configuration; use another "
+            f"--out, or the same options ({saved})"
+        )
     leaves, treedef = jax.tree.flatten(template)
     new = []
     for i, ref in enumerate(leaves):
@@ -233,8 +252,14 @@ def _read_log(out_dir, upto: int) -> list[dict]:
     return [r for r in rows if r["step"] <= upto]
 
 
-def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False,
-          show_progress: bool = True, max_steps_this_call: int | None = None) -> dict[str, Any]:
+def train(
+    out_dir: str,
+    tc: TrainConfig = TrainConfig(),
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    max_steps_this_call: int | None = None,
+) -> dict[str, Any]:
     """Train (or resume) a run into ``out_dir``; returns the summary (also ``summary.json``).
 
     ``resume=True`` continues from ``out_dir/state.npz`` (same options required); without it an
@@ -255,8 +280,9 @@ def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False
     log_rows: list[dict] = []
     if os.path.exists(state_path):
         if not resume:
-            raise FileExistsError(f"{state_path} exists: pass --resume to continue that run, or "
-                                  f"choose another --out")
+            raise FileExistsError(
+                f"{state_path} exists: pass --resume to continue that run, or choose another --out"
+            )
         start, (params, opt_state) = _load_state(out_dir, (params, opt_state), tc)
         log_rows = _read_log(out_dir, start)
         if log_rows:
@@ -288,22 +314,32 @@ def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False
                 vals = np.asarray(jnp.stack(losses))
                 losses = []
                 wall, cpu = clock()
-                row = {"step": done, "loss": float(vals.mean()), "lr": schedule_value(tc, t),
-                       "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
+                row = {
+                    "step": done,
+                    "loss": float(vals.mean()),
+                    "lr": schedule_value(tc, t),
+                    "wall_s": round(wall, 2),
+                    "cpu_s": round(cpu, 2),
+                }
                 if done % tc.eval_every == 0 or done == tc.steps:
                     row["eval_mae"] = float(np.mean(np.asarray(mae_fn(params, rest, z_eval))))
                 log_rows.append(row)
-                extra: dict[str, Any] = ({"mae": f"{row['eval_mae']:.4f}"} if "eval_mae" in row
-                                         else {})
+                extra: dict[str, Any] = (
+                    {"mae": f"{row['eval_mae']:.4f}"} if "eval_mae" in row else {}
+                )
                 bar.set_postfix(loss=f"{row['loss']:.4f}", **extra)
                 write_log()
             if done % tc.save_every == 0 or done == stop:
                 _save_state(out_dir, done, params, opt_state, tc)
             bar.update(1)
     wall, cpu = clock()
-    summary = {"config": tc.to_dict(), "steps_done": stop, "wall_s": round(wall, 2),
-               "cpu_s": round(cpu, 2),
-               "final_loss": log_rows[-1]["loss"] if log_rows else None}
+    summary = {
+        "config": tc.to_dict(),
+        "steps_done": stop,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "final_loss": log_rows[-1]["loss"] if log_rows else None,
+    }
     if stop == tc.steps:
         per = np.asarray(mae_fn(params, rest, z_eval))
         summary["eval_mae"] = float(per.mean())
@@ -312,9 +348,15 @@ def train(out_dir: str, tc: TrainConfig = TrainConfig(), *, resume: bool = False
         gen = nnx.merge(graphdef, params, rest)
         gen.set_w_avg(gen.estimate_w_avg(jax.random.key(tc.seed + 1), 10000))
         summary["generator"] = save_generator(
-            gen, os.path.join(out_dir, GENERATOR_DIR), overwrite=True,
-            source={"format": "toyfaces", "train_config": tc.to_dict(),
-                    "eval_mae": summary["eval_mae"]})
+            gen,
+            os.path.join(out_dir, GENERATOR_DIR),
+            overwrite=True,
+            source={
+                "format": "toyfaces",
+                "train_config": tc.to_dict(),
+                "eval_mae": summary["eval_mae"],
+            },
+        )
     save_json(os.path.join(out_dir, SUMMARY_FILE), summary)
     return summary
 

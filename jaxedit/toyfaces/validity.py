@@ -55,18 +55,21 @@ def _edit_u(z, i: int, t):
 
 def _check_representable(z_edited, name: str, delta) -> None:
     if not bool(jnp.all(jnp.isfinite(z_edited))):
-        raise ValueError(f"moving {name} by {delta} is not representable for some samples (the "
-                         f"factors would need more than the whole norm of z); use a smaller delta")
+        raise ValueError(
+            f"moving {name} by {delta} is not representable for some samples (the "
+            f"factors would need more than the whole norm of z); use a smaller delta"
+        )
 
 
 def _check_gen(gen):
     if getattr(gen, "z_dim", None) != Z_DIM or getattr(gen, "c_dim", 0) != 0:
-        raise ValueError(f"expected the toy-face generator (z_dim {Z_DIM}, c_dim 0), got z_dim "
-                         f"{getattr(gen, 'z_dim', None)}")
+        raise ValueError(
+            f"expected the toy-face generator (z_dim {Z_DIM}, c_dim 0), got z_dim "
+            f"{getattr(gen, 'z_dim', None)}"
+        )
 
 
-def factor_w_directions(gen, z: ToyZ, names: Sequence[str], *, dtype=None
-                        ) -> FactorDirections:
+def factor_w_directions(gen, z: ToyZ, names: Sequence[str], *, dtype=None) -> FactorDirections:
     """``dw/du`` of each named factor at each sample, unit-normalized.
 
     z ``[N, Z_DIM]`` -> ``[N, len(names), w_dim]`` (forward-mode derivative of
@@ -87,8 +90,7 @@ def factor_w_directions(gen, z: ToyZ, names: Sequence[str], *, dtype=None
     return np.stack(out, axis=1)
 
 
-def edited_images(gen, ws: WPlus, directions: WDirections, alphas, *,
-                  dtype=None) -> EditedImages:
+def edited_images(gen, ws: WPlus, directions: WDirections, alphas, *, dtype=None) -> EditedImages:
     """ws ``[N, num_ws, w_dim]`` moved by ``alpha * d`` on every slot, with one direction for all
     samples (``directions [w_dim]``) or one per sample (``[N, w_dim]``; unit-normalized here).
     -> images ``[A, N, H, W, C]``."""
@@ -96,12 +98,17 @@ def edited_images(gen, ws: WPlus, directions: WDirections, alphas, *,
     d = np.asarray(directions, np.float64)
     d = d / np.linalg.norm(d, axis=-1, keepdims=True)
     d = np.broadcast_to(d, (ws.shape[0], ws.shape[2]))
-    return np.stack([np.asarray(gen.synthesis(ws + float(a) * d[:, None, :], dtype=dtype))
-                     for a in np.asarray(alphas, np.float64).reshape(-1)])
+    return np.stack(
+        [
+            np.asarray(gen.synthesis(ws + float(a) * d[:, None, :], dtype=dtype))
+            for a in np.asarray(alphas, np.float64).reshape(-1)
+        ]
+    )
 
 
-def direction_locality(gen, ws: WPlus, directions: WDirections,
-                       region: RegionLike, alphas, *, base=None, dtype=None) -> dict:
+def direction_locality(
+    gen, ws: WPlus, directions: WDirections, region: RegionLike, alphas, *, base=None, dtype=None
+) -> dict:
     """Locality of a W edit at each alpha (``alpha != 0``): ``{"alphas", "roir" [A],
     "mse_inside" [A], "mse_outside" [A], "roir_per_sample" [A, N], "roir_mean"}`` where
     ``roir_mean`` averages over the alphas. ``base``: the unedited images (computed if None)."""
@@ -114,15 +121,19 @@ def direction_locality(gen, ws: WPlus, directions: WDirections,
 
 def _collect(base, imgs, region, alphas) -> dict:
     rows = [locality(base, im, region) for im in imgs]
-    return {"alphas": alphas, "roir": [r["roir"] for r in rows],
-            "mse_inside": [r["mse_inside"] for r in rows],
-            "mse_outside": [r["mse_outside"] for r in rows],
-            "roir_per_sample": [r["roir_per_sample"] for r in rows],
-            "roir_mean": float(np.mean([r["roir"] for r in rows]))}
+    return {
+        "alphas": alphas,
+        "roir": [r["roir"] for r in rows],
+        "mse_inside": [r["mse_inside"] for r in rows],
+        "mse_outside": [r["mse_outside"] for r in rows],
+        "roir_per_sample": [r["roir_per_sample"] for r in rows],
+        "roir_mean": float(np.mean([r["roir"] for r in rows])),
+    }
 
 
-def factor_z_edits(gen, z: ToyZ, name: str, region: RegionLike, deltas, *,
-                   base=None, dtype=None) -> dict:
+def factor_z_edits(
+    gen, z: ToyZ, name: str, region: RegionLike, deltas, *, base=None, dtype=None
+) -> dict:
     """Locality (as `direction_locality`) of the exact ground-truth edit of factor ``name``:
     ``G(edit_factor(z, name, delta))`` against ``G(z)`` for each ``delta != 0`` (normal-score
     units)."""
@@ -141,8 +152,7 @@ def factor_z_edits(gen, z: ToyZ, name: str, region: RegionLike, deltas, *,
     return out
 
 
-def factor_edit_fidelity(gen, z: ToyZ, name: str, delta: float = 1.0, *,
-                         dtype=None) -> dict:
+def factor_edit_fidelity(gen, z: ToyZ, name: str, delta: float = 1.0, *, dtype=None) -> dict:
     """How faithfully the generator reproduces one factor's edit: with ``z' = edit_factor(z,
     name, delta)``, ``d_G = G(z') - G(z)`` and ``d_R = render(z') - render(z)`` (all samples
     together), ``{"cosine": <d_G, d_R> / (|d_G| |d_R|), "energy_ratio": |d_G| / |d_R|}``
@@ -155,11 +165,14 @@ def factor_edit_fidelity(gen, z: ToyZ, name: str, delta: float = 1.0, *,
     z1 = _edit_u(z, factor_index(name), float(delta))
     _check_representable(z1, name, delta)
     d_g = np.asarray(gen(z1, dtype=dtype), np.float64) - np.asarray(gen(z, dtype=dtype), np.float64)
-    d_r = (np.asarray(_render_batch(_factors_from_z(z1)), np.float64)
-           - np.asarray(_render_batch(_factors_from_z(z)), np.float64))
+    d_r = np.asarray(_render_batch(_factors_from_z(z1)), np.float64) - np.asarray(
+        _render_batch(_factors_from_z(z)), np.float64
+    )
     ng, nr = np.linalg.norm(d_g), np.linalg.norm(d_r)
-    return {"cosine": float(np.sum(d_g * d_r) / max(ng * nr, 1e-300)),
-            "energy_ratio": float(ng / max(nr, 1e-300))}
+    return {
+        "cosine": float(np.sum(d_g * d_r) / max(ng * nr, 1e-300)),
+        "energy_ratio": float(ng / max(nr, 1e-300)),
+    }
 
 
 def _orth(a: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
@@ -169,8 +182,9 @@ def _orth(a: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
     return u[:, keep]
 
 
-def subspace_agreement(J: Jacobian, directions_a: DirectionSets,
-                       directions_b: DirectionSets) -> dict:
+def subspace_agreement(
+    J: Jacobian, directions_a: DirectionSets, directions_b: DirectionSets
+) -> dict:
     """Principal angles between the image-change subspaces of two direction sets.
 
     Args:
@@ -195,9 +209,18 @@ def subspace_agreement(J: Jacobian, directions_a: DirectionSets,
         k = min(a.shape[1], b.shape[1])
         cos.append(np.pad(np.clip(s, 0, 1), (0, max(0, k - s.size)))[:k])
     cos = np.stack(cos)
-    return {"cosines": cos.tolist(), "overlap": float(np.mean(np.sum(cos**2, 1) / cos.shape[1])),
-            "top_cosine": float(np.mean(cos[:, 0]))}
+    return {
+        "cosines": cos.tolist(),
+        "overlap": float(np.mean(np.sum(cos**2, 1) / cos.shape[1])),
+        "top_cosine": float(np.mean(cos[:, 0])),
+    }
 
 
-__all__ = ["direction_locality", "edited_images", "factor_edit_fidelity", "factor_w_directions",
-           "factor_z_edits", "subspace_agreement"]
+__all__ = [
+    "direction_locality",
+    "edited_images",
+    "factor_edit_fidelity",
+    "factor_w_directions",
+    "factor_z_edits",
+    "subspace_agreement",
+]

@@ -36,7 +36,8 @@ Fixed shapes, ``lax.while_loop``: jittable.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -125,7 +126,7 @@ def _rayleigh_ritz(q, aq, bq, kept, m: int, precision):
     both = kept[:, None] & kept[None, :]
     ga, gb = jnp.where(both, ga, 0.0), jnp.where(both, gb, 0.0)
     d_b, d_a = jnp.diagonal(gb), jnp.diagonal(ga)
-    c = jnp.max(jnp.where(kept, d_b, -jnp.inf))             # within [min, max] of the kept block
+    c = jnp.max(jnp.where(kept, d_b, -jnp.inf))  # within [min, max] of the kept block
     rq = jnp.where(kept, d_a / jnp.where(kept & (d_b > 0), d_b, 1.0), -jnp.inf)
     # below every genuine eigenvalue (>= 0), on the scale of the largest (<= max rq <= λ_max)
     spurious = -2.0 * jnp.maximum(jnp.abs(jnp.max(rq)), jnp.finfo(q.dtype).tiny)
@@ -149,9 +150,17 @@ def _residuals(ax, bx, lam):
     return r, jnp.linalg.norm(r, axis=0) / jnp.maximum(den, tiny)
 
 
-def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
-               precondition: Callable | None = None, drop: float | None = None,
-               precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST) -> LobpcgResult:
+def lobpcg_top(
+    apply: Callable,
+    x0: jax.Array,
+    *,
+    k: int,
+    maxiter,
+    tol,
+    precondition: Callable | None = None,
+    drop: float | None = None,
+    precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST,
+) -> LobpcgResult:
     """Top ``m = x0.shape[1]`` eigenpairs of ``A x = λ B x``; stops when the top ``k`` residuals
     ``‖A x − λ B x‖ / ‖A x‖`` are all at most ``tol`` (or after ``maxiter`` iterations).
 
@@ -186,9 +195,23 @@ def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
     inf = jnp.asarray(jnp.inf, dt)
     # state: i, X, AX, BX, λ, res, P, AP, BP, P valid, B-Ritz min / max, products fresh,
     #        best X so far (by its carried top-k residual) and that residual
-    init = (jnp.asarray(0, jnp.int32), x, zeros, zeros, jnp.zeros((m,), dt),
-            jnp.full((m,), inf), zeros, zeros, zeros, jnp.zeros((m,), bool), inf, -inf,
-            jnp.asarray(False), x, inf)
+    init = (
+        jnp.asarray(0, jnp.int32),
+        x,
+        zeros,
+        zeros,
+        jnp.zeros((m,), dt),
+        jnp.full((m,), inf),
+        zeros,
+        zeros,
+        zeros,
+        jnp.zeros((m,), bool),
+        inf,
+        -inf,
+        jnp.asarray(False),
+        x,
+        inf,
+    )
 
     def done(st):
         return jnp.all(st[5][:k] <= tol) | (st[0] >= maxiter)
@@ -210,8 +233,23 @@ def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
         def refreshed(_):
             lam_f = jnp.sum(x * av, axis=0) / jnp.sum(x * bv, axis=0)
             _, res_f = _residuals(av, bv, lam_f)
-            return (i, x, av, bv, lam_f, res_f, p, ap, bp, p_ok, b_lo, b_hi, jnp.asarray(True),
-                    x_best, best)
+            return (
+                i,
+                x,
+                av,
+                bv,
+                lam_f,
+                res_f,
+                p,
+                ap,
+                bp,
+                p_ok,
+                b_lo,
+                b_hi,
+                jnp.asarray(True),
+                x_best,
+                best,
+            )
 
         def iterate(_):
             xh, axh, bxh, _ = svqb(x, ax, bx, ones, drop_tol, precision)
@@ -233,14 +271,28 @@ def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
             _, res_n = _residuals(ax_n, bx_n, lam_n)
             score = jnp.max(res_n[:k])
             better = score < best
-            return (i + 1, x_n, ax_n, bx_n, lam_n, res_n, p_n * ps, ap_n * ps, bp_n * ps, ps > 0,
-                    jnp.minimum(b_lo, lo), jnp.maximum(b_hi, hi), jnp.asarray(False),
-                    jnp.where(better, x_n, x_best), jnp.where(better, score, best))
+            return (
+                i + 1,
+                x_n,
+                ax_n,
+                bx_n,
+                lam_n,
+                res_n,
+                p_n * ps,
+                ap_n * ps,
+                bp_n * ps,
+                ps > 0,
+                jnp.minimum(b_lo, lo),
+                jnp.maximum(b_hi, hi),
+                jnp.asarray(False),
+                jnp.where(better, x_n, x_best),
+                jnp.where(better, score, best),
+            )
 
         return jax.lax.cond(refresh, refreshed, iterate, None)
 
     i, x, _, _, lam, res, _, _, _, _, b_lo, b_hi, _, _, _ = jax.lax.while_loop(cond, body, init)
-    order = jnp.argsort(-lam)                 # Rayleigh quotients of fresh products: re-sort
+    order = jnp.argsort(-lam)  # Rayleigh quotients of fresh products: re-sort
     lam, x, res = lam[order], x[:, order], res[order]
     return LobpcgResult(lam, x, res, i, jnp.all(res[:k] <= tol), b_lo, b_hi)
 
@@ -248,9 +300,12 @@ def lobpcg_top(apply: Callable, x0: jax.Array, *, k: int, maxiter, tol,
 # ------------------------------------------------------------------------------------------------
 # Preconditioner and trace estimation
 # ------------------------------------------------------------------------------------------------
-def nystrom_preconditioner(q: jax.Array, bq: jax.Array, shift=0.0,
-                           precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST
-                           ) -> Callable:
+def nystrom_preconditioner(
+    q: jax.Array,
+    bq: jax.Array,
+    shift=0.0,
+    precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST,
+) -> Callable:
     """Randomized Nyström preconditioner ``T ≈ (B + shift I)⁻¹`` (Frangella, Tropp & Udell 2023).
 
     From ``Y = B Q`` on an orthonormal ``Q [D, p]``: the stabilized Nyström approximation
@@ -270,29 +325,33 @@ def nystrom_preconditioner(q: jax.Array, bq: jax.Array, shift=0.0,
       ``R [D, n] -> T R``.
     """
     dt = bq.dtype
-    nu = jnp.sqrt(float(q.shape[0])) * jnp.finfo(dt).eps * jnp.linalg.norm(bq)   # stabilizing shift
+    nu = jnp.sqrt(float(q.shape[0])) * jnp.finfo(dt).eps * jnp.linalg.norm(bq)  # stabilizing shift
     y = bq + nu * q
     g = _sym(_mm(q.T, y, precision))
     c = jnp.linalg.cholesky(g)
     ok = jnp.all(jnp.isfinite(c))
     c = jnp.where(ok, c, jnp.eye(c.shape[0], dtype=dt))
-    b = jax.scipy.linalg.solve_triangular(c, y.T, lower=True).T      # Y C⁻ᵀ
+    b = jax.scipy.linalg.solve_triangular(c, y.T, lower=True).T  # Y C⁻ᵀ
     u, s, _ = jnp.linalg.svd(b, full_matrices=False)
-    lam = jnp.maximum(s ** 2 - nu, 0.0) + shift
+    lam = jnp.maximum(s**2 - nu, 0.0) + shift
     lam = jnp.maximum(lam, jnp.finfo(dt).tiny)
     lam_p = lam[-1]
 
     def precond(r):
         ur = _mm(u.T, r, precision)
         t = _mm(u, ur / lam[:, None], precision) + (r - _mm(u, ur, precision)) / lam_p
-        return jnp.where(ok, t, r)        # no preconditioner if the sketch broke down
+        return jnp.where(ok, t, r)  # no preconditioner if the sketch broke down
 
     return precond
 
 
-def hutchpp_trace(apply_b: Callable, sketch: jax.Array, probes: jax.Array,
-                  quad: Callable | None = None,
-                  precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST):
+def hutchpp_trace(
+    apply_b: Callable,
+    sketch: jax.Array,
+    probes: jax.Array,
+    quad: Callable | None = None,
+    precision: jax.lax.Precision | None = jax.lax.Precision.HIGHEST,
+):
     """Hutch++ (Meyer, Musco, Musco & Woodruff 2021) estimate of ``trace(B)`` for PSD B.
 
     ``trace(B) = trace(QᵀBQ) + trace((I − QQᵀ) B (I − QQᵀ))``: the first term is exact for
@@ -312,7 +371,7 @@ def hutchpp_trace(apply_b: Callable, sketch: jax.Array, probes: jax.Array,
     q = jnp.linalg.qr(apply_b(sketch))[0]
     bq = apply_b(q)
     g = probes - _mm(q, _mm(q.T, probes, precision), precision)
-    vals = quad(g) if quad is not None else jnp.sum(g * apply_b(g), axis=0)   # [g]
+    vals = quad(g) if quad is not None else jnp.sum(g * apply_b(g), axis=0)  # [g]
     n = vals.shape[0]
     stderr = jnp.std(vals, ddof=1) / jnp.sqrt(n)
     return jnp.sum(q * bq) + jnp.mean(vals), stderr, q, bq

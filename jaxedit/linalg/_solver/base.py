@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-
 from typing import Any
 
 from ..._ops import as_precision
@@ -30,7 +29,7 @@ class AbstractPencilSolver(abc.ABC):
 
     name: str = ""
 
-    def select_solver(self, pencil: AbstractPencil) -> "AbstractPencilSolver":
+    def select_solver(self, pencil: AbstractPencil) -> AbstractPencilSolver:
         """The solver that runs on ``pencil``: this one (`Auto` picks one)."""
         return self
 
@@ -53,8 +52,7 @@ class AbstractPencilSolver(abc.ABC):
         """
         why = self.refusal(pencil)
         if why is not None:
-            raise ValueError(f"{type(self).__name__} cannot solve a {type(pencil).__name__}: "
-                             f"{why}")
+            raise ValueError(f"{type(self).__name__} cannot solve a {type(pencil).__name__}: {why}")
 
     @abc.abstractmethod
     def solve(self, pencil: AbstractPencil, *, k: int, regularization: float) -> PencilSolution:

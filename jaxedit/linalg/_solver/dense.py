@@ -42,14 +42,14 @@ def generalized_eigh(a: jax.Array, b: jax.Array, *, k: int, precision: _ops.Prec
       number of B from its eigenvalues (``inf`` when the smallest is <= 0); the directions are
       NaN when the Cholesky factorization fails).
     """
-    _ops.as_precision(precision)     # validated; this path has triangular solves, no matmuls
+    _ops.as_precision(precision)  # validated; this path has triangular solves, no matmuls
     a, b = sym(a), sym(b)
     l_chol = jnp.linalg.cholesky(b)
-    x = solve_triangular(l_chol, a, lower=True)                 # L⁻¹ A
-    kmat = sym(solve_triangular(l_chol, x.T, lower=True))       # L⁻¹ A L⁻ᵀ
+    x = solve_triangular(l_chol, a, lower=True)  # L⁻¹ A
+    kmat = sym(solve_triangular(l_chol, x.T, lower=True))  # L⁻¹ A L⁻ᵀ
     lam, u = jnp.linalg.eigh(kmat)
     lam, u = lam[::-1][:k], u[:, ::-1][:, :k]
-    dirs = solve_triangular(l_chol.T, u, lower=False).T         # rows L⁻ᵀ u
+    dirs = solve_triangular(l_chol.T, u, lower=False).T  # rows L⁻ᵀ u
     return lam, canonical_rows(dirs), condition_number(b)
 
 
@@ -79,8 +79,10 @@ def matrices_of(pencil: AbstractPencil):
 def matrix_refusal(solver: str, pencil: AbstractPencil) -> str | None:
     """The refusal of a solver that needs the matrices: a `FunctionPencil` has products only."""
     if isinstance(pencil, FunctionPencil):
-        return (f"{solver} needs the matrices or rows of the pencil (a MomentPencil or "
-                f"RowPencil); a FunctionPencil has products only: use MatrixFree()")
+        return (
+            f"{solver} needs the matrices or rows of the pencil (a MomentPencil or "
+            f"RowPencil); a FunctionPencil has products only: use MatrixFree()"
+        )
     return None
 
 
@@ -110,5 +112,9 @@ class Dense(AbstractPencilSolver):
         mbr = regularize(mb, tau) if tau else mb
         lam, dirs, cond = generalized_eigh(mf, mbr, k=k, precision=self.precision)
         res = residuals(mf, mbr, lam, dirs)
-        return PencilSolution(np.asarray(lam), np.asarray(dirs),
-                              direct_stats(lam, dirs, res, cond, "exact", tau, trace), self.name)
+        return PencilSolution(
+            np.asarray(lam),
+            np.asarray(dirs),
+            direct_stats(lam, dirs, res, cond, "exact", tau, trace),
+            self.name,
+        )

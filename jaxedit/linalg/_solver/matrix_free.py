@@ -58,22 +58,29 @@ class MatrixFree(AbstractPencilSolver):
         if self.tol is not None and not (float(self.tol) > 0):
             raise ValueError(f"MatrixFree(tol=...) must be > 0, got {self.tol!r}")
         if int(self.maxiter) != self.maxiter or self.maxiter < 1:
-            raise ValueError(f"MatrixFree(maxiter=...) must be a positive integer, got "
-                             f"{self.maxiter!r}")
-        if self.block_size is not None and (int(self.block_size) != self.block_size
-                                            or self.block_size < 1):
-            raise ValueError(f"MatrixFree(block_size=...) must be a positive integer, got "
-                             f"{self.block_size!r}")
-        if self.sketch_size is not None and (int(self.sketch_size) != self.sketch_size
-                                             or self.sketch_size < 0):
-            raise ValueError(f"MatrixFree(sketch_size=...) must be an integer >= 0, got "
-                             f"{self.sketch_size!r}")
+            raise ValueError(
+                f"MatrixFree(maxiter=...) must be a positive integer, got {self.maxiter!r}"
+            )
+        if self.block_size is not None and (
+            int(self.block_size) != self.block_size or self.block_size < 1
+        ):
+            raise ValueError(
+                f"MatrixFree(block_size=...) must be a positive integer, got {self.block_size!r}"
+            )
+        if self.sketch_size is not None and (
+            int(self.sketch_size) != self.sketch_size or self.sketch_size < 0
+        ):
+            raise ValueError(
+                f"MatrixFree(sketch_size=...) must be an integer >= 0, got {self.sketch_size!r}"
+            )
         if self.trace not in ("auto", "exact", "hutchpp"):
-            raise ValueError(f"MatrixFree(trace=...) must be 'auto', 'exact' or 'hutchpp', got "
-                             f"{self.trace!r}")
+            raise ValueError(
+                f"MatrixFree(trace=...) must be 'auto', 'exact' or 'hutchpp', got {self.trace!r}"
+            )
         if int(self.trace_probes) != self.trace_probes or self.trace_probes < 2:
-            raise ValueError(f"MatrixFree(trace_probes=...) must be an integer >= 2, got "
-                             f"{self.trace_probes!r}")
+            raise ValueError(
+                f"MatrixFree(trace_probes=...) must be an integer >= 2, got {self.trace_probes!r}"
+            )
         check_precision(self.precision)
 
     def prng_key(self) -> jax.Array:
@@ -106,15 +113,36 @@ class MatrixFree(AbstractPencilSolver):
             trace = float(jnp.sum(jnp.square(rows) * wb[:, None])) if tau else None
             plan = _plan(self, d, k, rows.dtype)
             a = jnp.asarray(tau * (trace or 0.0), rows.dtype)
-            r, lo, hi = _rows_lobpcg(rows, wf, wb, a, plan.x0, plan.omega, plan.tol, plan.maxiter,
-                                     k=k, sketch=plan.p, precision=self.precision)
+            r, lo, hi = _rows_lobpcg(
+                rows,
+                wf,
+                wb,
+                a,
+                plan.x0,
+                plan.omega,
+                plan.tol,
+                plan.maxiter,
+                k=k,
+                sketch=plan.p,
+                precision=self.precision,
+            )
             return _lobpcg_solution(r, lo, hi, k, plan.tol, tau, trace, 0.0)
         mf, mb = check_matrices(*pencil.as_matrices())
         trace = float(jnp.trace(mb)) if tau else None
         plan = _plan(self, d, k, mf.dtype)
         a = jnp.asarray(tau * (trace or 0.0), mf.dtype)
-        r, lo, hi = _moments_lobpcg(mf, mb, a, plan.x0, plan.omega, plan.tol, plan.maxiter, k=k,
-                                    sketch=plan.p, precision=self.precision)
+        r, lo, hi = _moments_lobpcg(
+            mf,
+            mb,
+            a,
+            plan.x0,
+            plan.omega,
+            plan.tol,
+            plan.maxiter,
+            k=k,
+            sketch=plan.p,
+            precision=self.precision,
+        )
         return _lobpcg_solution(r, lo, hi, k, plan.tol, tau, trace, 0.0)
 
 
@@ -136,7 +164,8 @@ def _plan(opts: MatrixFree, d: int, k: int, dtype) -> _Plan:
     if m < k or 3 * m > d:
         raise ValueError(
             f"MatrixFree needs k <= block_size and 3 * block_size <= D (k={k}, block_size={m}, "
-            f"D={d}); use the Dense solver for small D")
+            f"D={d}); use the Dense solver for small D"
+        )
     p = min(d // 2, max(8 * k, 64)) if opts.sketch_size is None else int(opts.sketch_size)
     if not 0 <= p < d:
         raise ValueError(f"MatrixFree(sketch_size=...) must be in [0, D={d}), got {p}")
@@ -148,8 +177,9 @@ def _plan(opts: MatrixFree, d: int, k: int, dtype) -> _Plan:
     return _Plan(m, p, float(tol), int(opts.maxiter), x0, omega, k_t)
 
 
-def _lobpcg_core(apply_fb, apply_b, a, x0, omega, tol, maxiter, *, k, sketch, precision,
-                 q=None, bq=None):
+def _lobpcg_core(
+    apply_fb, apply_b, a, x0, omega, tol, maxiter, *, k, sketch, precision, q=None, bq=None
+):
     """LOBPCG on ``(M_f, M_b + a I)`` with a Nyström preconditioner from ``sketch`` products.
 
     ``apply_fb: V -> (M_f V, M_b V)`` and ``apply_b: V -> M_b V`` (unregularized). ``q, bq``: a
@@ -169,7 +199,7 @@ def _lobpcg_core(apply_fb, apply_b, a, x0, omega, tol, maxiter, *, k, sketch, pr
         if q is None:
             q = jnp.linalg.qr(omega)[0]
             bq = apply_b(q)
-        assert bq is not None                   # given with q, or computed above
+        assert bq is not None  # given with q, or computed above
         pc = nystrom_preconditioner(q, bq, shift=a, precision=prec)
         ev = jnp.linalg.eigvalsh(sym(jnp.matmul(q.T, bq, precision=prec))) + a
         lo, hi = ev[0], ev[-1]
@@ -186,8 +216,18 @@ def _moments_lobpcg_impl(mf, mb, a, x0, omega, tol, maxiter, *, k, sketch, preci
     def apply_fb(v):
         return jnp.matmul(mf, v, precision=prec), jnp.matmul(mb, v, precision=prec)
 
-    return _lobpcg_core(apply_fb, lambda v: apply_fb(v)[1], a, x0, omega, tol, maxiter, k=k,
-                        sketch=sketch, precision=precision)
+    return _lobpcg_core(
+        apply_fb,
+        lambda v: apply_fb(v)[1],
+        a,
+        x0,
+        omega,
+        tol,
+        maxiter,
+        k=k,
+        sketch=sketch,
+        precision=precision,
+    )
 
 
 def _rows_lobpcg_impl(rows, wf, wb, a, x0, omega, tol, maxiter, *, k, sketch, precision):
@@ -199,11 +239,14 @@ def _rows_lobpcg_impl(rows, wf, wb, a, x0, omega, tol, maxiter, *, k, sketch, pr
 
     def apply_fb(v):
         jv = jnp.matmul(rows, v, precision=prec)
-        return (jnp.matmul(rows.T, jv * wf[:, None], precision=prec),
-                jnp.matmul(rows.T, jv * wb[:, None], precision=prec))
+        return (
+            jnp.matmul(rows.T, jv * wf[:, None], precision=prec),
+            jnp.matmul(rows.T, jv * wb[:, None], precision=prec),
+        )
 
-    return _lobpcg_core(apply_fb, apply_b, a, x0, omega, tol, maxiter, k=k, sketch=sketch,
-                        precision=precision)
+    return _lobpcg_core(
+        apply_fb, apply_b, a, x0, omega, tol, maxiter, k=k, sketch=sketch, precision=precision
+    )
 
 
 # module-level jits: one compilation per shape / static option set (tests guard this)
@@ -211,44 +254,82 @@ _moments_lobpcg = jax.jit(_moments_lobpcg_impl, static_argnames=_LOBPCG_STATIC)
 _rows_lobpcg = jax.jit(_rows_lobpcg_impl, static_argnames=_LOBPCG_STATIC)
 
 
-def _lobpcg_solution(r, lo, hi, k, tol, tau, trace, trace_stderr,
-                     trace_method: str | None = "exact") -> PencilSolution:
+def _lobpcg_solution(
+    r, lo, hi, k, tol, tau, trace, trace_stderr, trace_method: str | None = "exact"
+) -> PencilSolution:
     lam = np.asarray(r.eigenvalues[:k])
     dirs = np.asarray(canonical_rows(r.vectors[:, :k].T))
     res = np.asarray(r.residuals[:k])
     lo, hi = float(lo), float(hi)
     cond = hi / lo if lo > 0 and np.isfinite(hi) else float("inf")
-    stats = SolverStats(converged=bool(r.converged) and bool(np.all(np.isfinite(dirs))),
-                        iterations=int(r.iterations), residuals=res,
-                        max_residual=float(np.max(res)), condition_number=cond,
-                        condition_method="lower bound", tol=float(tol),
-                        trace=None if not tau else float(trace),
-                        trace_stderr=None if not tau else float(trace_stderr),
-                        trace_method=None if not tau else trace_method)
+    stats = SolverStats(
+        converged=bool(r.converged) and bool(np.all(np.isfinite(dirs))),
+        iterations=int(r.iterations),
+        residuals=res,
+        max_residual=float(np.max(res)),
+        condition_number=cond,
+        condition_method="lower bound",
+        tol=float(tol),
+        trace=None if not tau else float(trace),
+        trace_stderr=None if not tau else float(trace_stderr),
+        trace_method=None if not tau else trace_method,
+    )
     return PencilSolution(lam, dirs, stats, MatrixFree.name)
 
 
 # ------------------------------------------------------------------------------------------------
 # A FunctionPencil (e.g. a JacobianOperator's JVPs / VJPs)
 # ------------------------------------------------------------------------------------------------
-def _solve_function(opts: MatrixFree, pencil: FunctionPencil, k: int, tau: float
-                    ) -> PencilSolution:
+def _solve_function(opts: MatrixFree, pencil: FunctionPencil, k: int, tau: float) -> PencilSolution:
     d = pencil.dim
     plan = _plan(opts, d, k, pencil.dtype)
     method = opts.trace_method(d, plan.p) if tau else None
     if method == "hutch++" and plan.p == 0:
-        raise ValueError("the Hutch++ trace needs a sketch: MatrixFree(sketch_size > 0) or "
-                         "trace='exact'")
+        raise ValueError(
+            "the Hutch++ trace needs a sketch: MatrixFree(sketch_size > 0) or trace='exact'"
+        )
     r, lo, hi, trace, stderr = _function_lobpcg(
-        pencil.pure, pencil.operands, pencil.wf, pencil.wb, jnp.asarray(tau, pencil.dtype),
-        plan.x0, plan.omega, plan.probe_key, plan.tol, plan.maxiter, dim=d, chunk=pencil.chunk,
-        k=k, probes=int(opts.trace_probes), sketch=plan.p, trace=method,
-        precision=opts.precision)
+        pencil.pure,
+        pencil.operands,
+        pencil.wf,
+        pencil.wb,
+        jnp.asarray(tau, pencil.dtype),
+        plan.x0,
+        plan.omega,
+        plan.probe_key,
+        plan.tol,
+        plan.maxiter,
+        dim=d,
+        chunk=pencil.chunk,
+        k=k,
+        probes=int(opts.trace_probes),
+        sketch=plan.p,
+        trace=method,
+        precision=opts.precision,
+    )
     return _lobpcg_solution(r, lo, hi, k, plan.tol, tau, trace, stderr, method)
 
 
-def _function_lobpcg_impl(pure, operands, wf, wb, tau, x0, omega, key, tol, maxiter, *, dim,
-                          chunk, k, probes, sketch, trace, precision):
+def _function_lobpcg_impl(
+    pure,
+    operands,
+    wf,
+    wb,
+    tau,
+    x0,
+    omega,
+    key,
+    tol,
+    maxiter,
+    *,
+    dim,
+    chunk,
+    k,
+    probes,
+    sketch,
+    trace,
+    precision,
+):
     prec = _ops.as_precision(precision)
     dtype = x0.dtype
     mv, rmv = pure(operands)
@@ -256,29 +337,44 @@ def _function_lobpcg_impl(pure, operands, wf, wb, tau, x0, omega, key, tol, maxi
     def apply_b(v):  # unregularized M_b v, v [D, n]
         return rmv(mv(v.T) * wb[None]).T
 
-    def quad_b(v):   # diag(vᵀ M_b v) from JVPs only, v [D, n] -> [n]
+    def quad_b(v):  # diag(vᵀ M_b v) from JVPs only, v [D, n] -> [n]
         jv = mv(v.T)
         return jnp.sum(jv * jv * wb[None], axis=1)
 
     zero = jnp.zeros((), dtype)
     tr, stderr, q, bq = zero, zero, None, None
-    if trace == "exact":     # Σ_j e_jᵀ M_b e_j, chunk basis vectors at a time
+    if trace == "exact":  # Σ_j e_jᵀ M_b e_j, chunk basis vectors at a time
         n = -(-dim // chunk)
-        tr = jnp.sum(jax.lax.map(
-            lambda i: jnp.sum(quad_b(basis_chunk(i, chunk, dim, dtype).T)), jnp.arange(n)))
+        tr = jnp.sum(
+            jax.lax.map(
+                lambda i: jnp.sum(quad_b(basis_chunk(i, chunk, dim, dtype).T)), jnp.arange(n)
+            )
+        )
     elif trace == "hutch++":
         g = jax.random.rademacher(key, (dim, probes), dtype=dtype)
         tr, stderr, q, bq = hutchpp_trace(apply_b, omega, g, quad=quad_b, precision=prec)
     a = tau * tr
 
     def apply_fb(v):  # v [D, m] -> (M_f v, M_b v): one JVP and one stacked VJP
-        jv = mv(v.T)                                                  # [m, rows]
-        both = rmv(jnp.concatenate([jv * wf[None], jv * wb[None]]))   # [2m, D]
+        jv = mv(v.T)  # [m, rows]
+        both = rmv(jnp.concatenate([jv * wf[None], jv * wb[None]]))  # [2m, D]
         m = v.shape[1]
         return both[:m].T, both[m:].T
 
-    r, lo, hi = _lobpcg_core(apply_fb, apply_b, a, x0, omega, tol, maxiter, k=k, sketch=sketch,
-                             precision=precision, q=q, bq=bq)
+    r, lo, hi = _lobpcg_core(
+        apply_fb,
+        apply_b,
+        a,
+        x0,
+        omega,
+        tol,
+        maxiter,
+        k=k,
+        sketch=sketch,
+        precision=precision,
+        q=q,
+        bq=bq,
+    )
     return r, lo, hi, tr, stderr
 
 
@@ -288,7 +384,8 @@ _function_lobpcg = jax.jit(_function_lobpcg_impl, static_argnames=_FUNCTION_STAT
 
 def compiled_programs() -> dict[str, int]:
     """Compiled programs per matrix-free route (``{"moments", "rows", "function"}``)."""
-    return {"moments": compiled(_moments_lobpcg), "rows": compiled(_rows_lobpcg),
-            "function": compiled(_function_lobpcg)}
-
-
+    return {
+        "moments": compiled(_moments_lobpcg),
+        "rows": compiled(_rows_lobpcg),
+        "function": compiled(_function_lobpcg),
+    }

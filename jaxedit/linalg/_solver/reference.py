@@ -40,8 +40,10 @@ def reference_eig(a, b, *, k: int | None = None, regularization: float = 0.0):
     order = np.argsort(-np.real(val))
     if k is not None:
         order = order[:k]
-    imag = float(np.max(np.abs(np.imag(val[order])), initial=0.0)
-                 / max(float(np.max(np.abs(val))), np.finfo(float).tiny))
+    imag = float(
+        np.max(np.abs(np.imag(val[order])), initial=0.0)
+        / max(float(np.max(np.abs(val))), np.finfo(float).tiny)
+    )
     return np.real(val)[order], np.real(vec).T[order], imag, b
 
 
@@ -64,12 +66,15 @@ class ReferenceEig(AbstractPencilSolver):
         k = check_k(k, mf.shape[-1])
         tau = check_regularization(regularization)
         trace = float(jnp.trace(mb)) if tau else None
-        lam, dirs, imag, breg = reference_eig(np.asarray(mf), np.asarray(mb), k=k,
-                                              regularization=tau)
+        lam, dirs, imag, breg = reference_eig(
+            np.asarray(mf), np.asarray(mb), k=k, regularization=tau
+        )
         cond = np.linalg.cond(breg)
         cond = float(cond) if np.isfinite(cond) else float("inf")
         with np.errstate(all="ignore"):
-            res = (np.linalg.norm(dirs @ np.asarray(mf) - lam[:, None] * (dirs @ breg), axis=1)
-                   / np.linalg.norm(dirs @ np.asarray(mf), axis=1))
-        return PencilSolution(lam, dirs, direct_stats(lam, dirs, res, cond, "exact", tau, trace),
-                              self.name, imag)
+            res = np.linalg.norm(
+                dirs @ np.asarray(mf) - lam[:, None] * (dirs @ breg), axis=1
+            ) / np.linalg.norm(dirs @ np.asarray(mf), axis=1)
+        return PencilSolution(
+            lam, dirs, direct_stats(lam, dirs, res, cond, "exact", tau, trace), self.name, imag
+        )

@@ -40,8 +40,16 @@ def _wb_apply(v, s2, a, y, power: float, precision):
 
 
 @functools.partial(jax.jit, static_argnames=("k", "rank", "form", "precision"))
-def woodbury_eigh(jf: jax.Array, jb: jax.Array, a, *, k: int, rank: int | None = None,
-                  form: str = "auto", precision: _ops.Precision = "highest"):
+def woodbury_eigh(
+    jf: jax.Array,
+    jb: jax.Array,
+    a,
+    *,
+    k: int,
+    rank: int | None = None,
+    form: str = "auto",
+    precision: _ops.Precision = "highest",
+):
     """Top-k of ``(J_fᵀJ_f, J_bᵀJ_b + a I)`` from the rows, via Sherman-Morrison-Woodbury.
 
     Args:
@@ -68,7 +76,7 @@ def woodbury_eigh(jf: jax.Array, jb: jax.Array, a, *, k: int, rank: int | None =
     if form == "rows" and k > jf.shape[0]:
         raise ValueError(f"form='rows' gives at most n_f = {jf.shape[0]} directions, k = {k}")
     if form == "rows":
-        z = _wb_apply(v, s2, a, jf.T, 1.0, prec)                        # B⁻¹ J_fᵀ [D, n_f]
+        z = _wb_apply(v, s2, a, jf.T, 1.0, prec)  # B⁻¹ J_fᵀ [D, n_f]
         small = sym(jnp.matmul(jf, z, precision=prec))
         lam, y = jnp.linalg.eigh(small)
         lam, y = lam[::-1][:k], y[:, ::-1][:, :k]
@@ -127,8 +135,9 @@ class Woodbury(AbstractPencilSolver):
 
     def __post_init__(self):
         if self.rank is not None and (int(self.rank) != self.rank or self.rank < 1):
-            raise ValueError(f"Woodbury(rank=...) must be a positive integer or None, got "
-                             f"{self.rank!r}")
+            raise ValueError(
+                f"Woodbury(rank=...) must be a positive integer or None, got {self.rank!r}"
+            )
         if self.form not in ("auto", "d", "rows"):
             raise ValueError(f"Woodbury(form=...) must be 'auto', 'd' or 'rows', got {self.form!r}")
         check_precision(self.precision)
@@ -136,9 +145,11 @@ class Woodbury(AbstractPencilSolver):
     def refusal(self, pencil):
         if isinstance(pencil, RowPencil):
             return None
-        return (f"Woodbury needs the rows of the pencil (a RowPencil), not a "
-                f"{type(pencil).__name__}: use Dense() or ReferenceEig() (matrices) or "
-                f"MatrixFree() (products)")
+        return (
+            f"Woodbury needs the rows of the pencil (a RowPencil), not a "
+            f"{type(pencil).__name__}: use Dense() or ReferenceEig() (matrices) or "
+            f"MatrixFree() (products)"
+        )
 
     def solve(self, pencil, *, k, regularization=0.0):
         self.check(pencil)
@@ -152,13 +163,18 @@ class Woodbury(AbstractPencilSolver):
         r = r_full if self.rank is None else min(int(self.rank), r_full)
         if tau == 0 and r < d:
             raise ValueError(
-                f"Woodbury with rank {r} < D={d} needs regularization > 0 (M_b would be "
-                f"singular)")
+                f"Woodbury with rank {r} < D={d} needs regularization > 0 (M_b would be singular)"
+            )
         trace = float(jnp.sum(jb * jb)) if tau else None
         a = jnp.asarray(tau * (trace or 0.0), jf.dtype)
-        lam, dirs, cond = woodbury_eigh(jf, jb, a, k=k, rank=self.rank, form=self.form,
-                                        precision=self.precision)
+        lam, dirs, cond = woodbury_eigh(
+            jf, jb, a, k=k, rank=self.rank, form=self.form, precision=self.precision
+        )
         res = rows_residuals(jf, jb, a, lam, dirs)
         method = "exact" if r == r_full else f"exact, of the rank-{r} approximation of M_b"
-        return PencilSolution(np.asarray(lam), np.asarray(dirs),
-                              direct_stats(lam, dirs, res, cond, method, tau, trace), self.name)
+        return PencilSolution(
+            np.asarray(lam),
+            np.asarray(dirs),
+            direct_stats(lam, dirs, res, cond, method, tau, trace),
+            self.name,
+        )

@@ -33,31 +33,42 @@ Shapes: ws ``[N, num_ws, w_dim]`` (``[N, w_dim]`` is broadcast to all slots), im
 ``[N, H, W, 3]`` in [-1, 1], features NHWC, masks / heatmaps ``[N, K, H, W]``.
 """
 
-from ..._resample import RESIZE_MODES as RESIZE_MODES
-from ..._resample import resize_masks as resize_masks
+from ..._resample import RESIZE_MODES as RESIZE_MODES, resize_masks as resize_masks
 from ...errors import KMeansConvergenceWarning as KMeansConvergenceWarning
-from ...metrics import D65_WHITE as D65_WHITE
-from ...metrics import SRGB_TO_XYZ as SRGB_TO_XYZ
-from ...metrics import in_out_mse as in_out_mse
-from ...metrics import lab_locality as lab_locality
-from ...metrics import lab_squared_error as lab_squared_error
-from ...metrics import rgb_to_lab as rgb_to_lab
+from ...metrics import (
+    D65_WHITE as D65_WHITE,
+    SRGB_TO_XYZ as SRGB_TO_XYZ,
+    in_out_mse as in_out_mse,
+    lab_locality as lab_locality,
+    lab_squared_error as lab_squared_error,
+    rgb_to_lab as rgb_to_lab,
+)
 from ._catalog import Catalog as Catalog
-from ._common import CATALOG_FORMAT as CATALOG_FORMAT
-from ._common import QUERY_MODES as QUERY_MODES
-from ._common import _as_ws as _as_ws  # used by the CLI (jaxedit eis catalog)
-from ._contributions import Contributions as Contributions
-from ._contributions import contributions as contributions
-from ._contributions import contributions_from_features as contributions_from_features
-from ._features import input_resolution as input_resolution
-from ._features import input_source as input_source
-from ._features import layer_inputs as layer_inputs
-from ._kmeans import SphericalKMeansResult as SphericalKMeansResult
-from ._kmeans import spherical_kmeans as spherical_kmeans
-from ._transfer import label_queries as label_queries
-from ._transfer import query as query
-from ._transfer import transfer as transfer
-from ._transfer import transfer_styles as transfer_styles
+from ._common import (
+    CATALOG_FORMAT as CATALOG_FORMAT,
+    QUERY_MODES as QUERY_MODES,
+    _as_ws as _as_ws,  # used by the CLI (jaxedit eis catalog)
+)
+from ._contributions import (
+    Contributions as Contributions,
+    contributions as contributions,
+    contributions_from_features as contributions_from_features,
+)
+from ._features import (
+    input_resolution as input_resolution,
+    input_source as input_source,
+    layer_inputs as layer_inputs,
+)
+from ._kmeans import (
+    SphericalKMeansResult as SphericalKMeansResult,
+    spherical_kmeans as spherical_kmeans,
+)
+from ._transfer import (
+    label_queries as label_queries,
+    query as query,
+    transfer as transfer,
+    transfer_styles as transfer_styles,
+)
 
 __all__ = [
     "CATALOG_FORMAT",

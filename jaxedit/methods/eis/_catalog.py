@@ -59,8 +59,9 @@ def _seed_ws(gen, seeds, sampling: Sampling, dtype):
     if any(s < 0 or s >= 2**32 for s in seeds):
         raise ValueError("seeds must be integers in [0, 2**32)")
     z = np.concatenate([seed_to_z(s, gen.z_dim) for s in seeds])
-    return gen.mapping(z, sampling.c, sampling.truncation_psi, sampling.truncation_cutoff,
-                       dtype=dtype)
+    return gen.mapping(
+        z, sampling.c, sampling.truncation_psi, sampling.truncation_cutoff, dtype=dtype
+    )
 
 
 def _compact_ws(ws: np.ndarray) -> np.ndarray:
@@ -98,16 +99,32 @@ class Catalog:
         return tuple(self.annotations)
 
     def __repr__(self) -> str:
-        return (f"Catalog(layer={self.layer!r}, k={self.k}, resolution={self.resolution}, "
-                f"annotations={dict(self.annotations)})")
+        return (
+            f"Catalog(layer={self.layer!r}, k={self.k}, resolution={self.resolution}, "
+            f"annotations={dict(self.annotations)})"
+        )
 
     # ---- fitting ---------------------------------------------------------------------------
     @classmethod
-    def fit(cls, gen, layer: str, k: int, seeds: Sequence[int] | None = None,
-            latents: WLatents | None = None, *,
-            key=None, sampling=None, compute=None, pixels_per_sample: int | None = None,
-            max_points_bytes: int = 2**31, n_init: int = 3, kmeans_batch_size: int | None = None,
-            max_iter: int = 100, tol: float = 0.0, progress: bool = False) -> "Catalog":
+    def fit(
+        cls,
+        gen,
+        layer: str,
+        k: int,
+        seeds: Sequence[int] | None = None,
+        latents: WLatents | None = None,
+        *,
+        key=None,
+        sampling=None,
+        compute=None,
+        pixels_per_sample: int | None = None,
+        max_points_bytes: int = 2**31,
+        n_init: int = 3,
+        kmeans_batch_size: int | None = None,
+        max_iter: int = 100,
+        tol: float = 0.0,
+        progress: bool = False,
+    ) -> Catalog:
         """Cluster every pixel of every sample's ``layer`` output (``[N·H·W, C]`` rows).
 
         Args:
@@ -143,8 +160,9 @@ class Catalog:
         """
         _check_gen(gen)
         if layer not in gen.conv_layer_names:
-            raise ValueError(f"unknown layer {layer!r}; choose a conv layer of "
-                             f"{list(gen.conv_layer_names)}")
+            raise ValueError(
+                f"unknown layer {layer!r}; choose a conv layer of {list(gen.conv_layer_names)}"
+            )
         if (seeds is None) == (latents is None):
             raise ValueError("pass exactly one of seeds or latents")
         sampling, compute = _options(sampling, compute, "Catalog.fit", has_key=False)
@@ -153,8 +171,11 @@ class Catalog:
         if seeds is not None:
             ws = _seed_ws(gen, seeds, sampling, dt)
             cutoff = sampling.truncation_cutoff
-            info.update(seeds=[int(s) for s in seeds], psi=sampling.truncation_psi,
-                        cutoff=None if cutoff is None else int(cutoff))
+            info.update(
+                seeds=[int(s) for s in seeds],
+                psi=sampling.truncation_psi,
+                cutoff=None if cutoff is None else int(cutoff),
+            )
         else:
             ws = _as_ws(gen, latents, dtype=dt)
         n = ws.shape[0]
@@ -162,8 +183,9 @@ class Catalog:
         ch = int(gen._layer(layer).weight.shape[-1])
         per = res * res if pixels_per_sample is None else int(pixels_per_sample)
         if not 1 <= per <= res * res:
-            raise ValueError(f"pixels_per_sample must be in [1, {res * res}], got "
-                             f"{pixels_per_sample!r}")
+            raise ValueError(
+                f"pixels_per_sample must be in [1, {res * res}], got {pixels_per_sample!r}"
+            )
         itemsize = jnp.dtype(dt).itemsize
         need = n * per * ch * itemsize
         if need > max_points_bytes:
@@ -171,7 +193,8 @@ class Catalog:
                 f"clustering {n} samples x {per} pixels x {ch} channels needs "
                 f"{need / 2**30:.2f} GiB "
                 f"(> max_points_bytes = {max_points_bytes / 2**30:.2f} GiB): use fewer seeds or "
-                f"pixels_per_sample")
+                f"pixels_per_sample"
+            )
         key = as_key(key)
         key, k_pix = jax.random.split(key)
         rows = np.empty((n * per, ch), np.dtype(dt))
@@ -179,52 +202,98 @@ class Catalog:
 
         with _progress(n, f"features {layer}", enabled=progress, unit="sample") as bar:
             for lo, hi, feats in _feature_batches(gen, ws, sampling, compute):
-                f = np.asarray(feats[layer][:hi - lo]).reshape(hi - lo, res * res, ch)
+                f = np.asarray(feats[layer][: hi - lo]).reshape(hi - lo, res * res, ch)
                 if per < res * res:
-                    sel = np.stack([np.asarray(jax.random.choice(
-                        jax.random.fold_in(k_pix, i), res * res, (per,), replace=False))
-                        for i in range(lo, hi)])
+                    sel = np.stack(
+                        [
+                            np.asarray(
+                                jax.random.choice(
+                                    jax.random.fold_in(k_pix, i), res * res, (per,), replace=False
+                                )
+                            )
+                            for i in range(lo, hi)
+                        ]
+                    )
                     f = np.take_along_axis(f, sel[:, :, None], axis=1)
-                rows[lo * per:hi * per] = f.reshape(-1, ch)
+                rows[lo * per : hi * per] = f.reshape(-1, ch)
                 bar.update(hi - lo)
         check_finite(f"features of {layer}", rows)
-        km = spherical_kmeans(rows, k, key, n_init=n_init, batch_size=kmeans_batch_size,
-                              max_iter=max_iter, tol=tol, progress=progress)
-        info.update(objective=km.objective, converged=km.converged, n_iter=km.n_iter,
-                    restart_objectives=[float(v) for v in km.restart_objectives],
-                    n_samples=int(n), pixels_per_sample=int(per), n_init=int(n_init),
-                    kmeans_batch_size=kmeans_batch_size, max_iter=int(max_iter), tol=float(tol),
-                    noise_mode=sampling.noise_mode, generator=gen.config.to_dict())
-        return cls(layer=layer, centroids=np.asarray(km.centroids), resolution=res,
-                   annotations={}, latents=_compact_ws(np.asarray(ws)), info=info)
+        km = spherical_kmeans(
+            rows,
+            k,
+            key,
+            n_init=n_init,
+            batch_size=kmeans_batch_size,
+            max_iter=max_iter,
+            tol=tol,
+            progress=progress,
+        )
+        info.update(
+            objective=km.objective,
+            converged=km.converged,
+            n_iter=km.n_iter,
+            restart_objectives=[float(v) for v in km.restart_objectives],
+            n_samples=int(n),
+            pixels_per_sample=int(per),
+            n_init=int(n_init),
+            kmeans_batch_size=kmeans_batch_size,
+            max_iter=int(max_iter),
+            tol=float(tol),
+            noise_mode=sampling.noise_mode,
+            generator=gen.config.to_dict(),
+        )
+        return cls(
+            layer=layer,
+            centroids=np.asarray(km.centroids),
+            resolution=res,
+            annotations={},
+            latents=_compact_ws(np.asarray(ws)),
+            info=info,
+        )
 
     # ---- using ---------------------------------------------------------------------------------
     def check_generator(self, gen) -> None:
         """ValueError unless ``gen`` has this catalog's layer with the same channels and size."""
         _check_gen(gen)
         if self.layer not in gen.conv_layer_names:
-            raise ValueError(f"the catalog's layer {self.layer!r} is not a conv layer of this "
-                             f"generator ({list(gen.conv_layer_names)})")
+            raise ValueError(
+                f"the catalog's layer {self.layer!r} is not a conv layer of this "
+                f"generator ({list(gen.conv_layer_names)})"
+            )
         ch = int(gen._layer(self.layer).weight.shape[-1])
         if ch != self.centroids.shape[1]:
-            raise ValueError(f"the catalog has {self.centroids.shape[1]} channels at {self.layer}, "
-                             f"the generator {ch}: it was fitted on another generator")
+            raise ValueError(
+                f"the catalog has {self.centroids.shape[1]} channels at {self.layer}, "
+                f"the generator {ch}: it was fitted on another generator"
+            )
 
-    def predict_features(self, features: CatalogFeatures, *, soft: bool = False,
-                         temperature: float = 0.1) -> Heatmaps:
+    def predict_features(
+        self, features: CatalogFeatures, *, soft: bool = False, temperature: float = 0.1
+    ) -> Heatmaps:
         """features ``[N, R, R, C]`` of `layer` -> heatmaps ``[N, K, R, R]``: one-hot of the
         most similar centroid (cosine), or ``softmax(cos / temperature)`` over K with ``soft``."""
         f = jnp.asarray(features)
         if f.ndim != 4 or f.shape[-1] != self.centroids.shape[1]:
-            raise ValueError(f"features must be [N, H, W, {self.centroids.shape[1]}], got "
-                             f"{tuple(f.shape)}")
+            raise ValueError(
+                f"features must be [N, H, W, {self.centroids.shape[1]}], got {tuple(f.shape)}"
+            )
         if soft and not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        return _heatmaps(f, jnp.asarray(self.centroids), jnp.asarray(temperature, f.dtype),
-                         soft=bool(soft))
+        return _heatmaps(
+            f, jnp.asarray(self.centroids), jnp.asarray(temperature, f.dtype), soft=bool(soft)
+        )
 
-    def predict(self, gen, latents: WLatents, *, soft: bool = False, temperature: float = 0.1,
-                sampling=None, compute=None, progress: bool = False) -> Heatmaps:
+    def predict(
+        self,
+        gen,
+        latents: WLatents,
+        *,
+        soft: bool = False,
+        temperature: float = 0.1,
+        sampling=None,
+        compute=None,
+        progress: bool = False,
+    ) -> Heatmaps:
         """Heatmaps of new samples (see `predict_features`).
 
         Args:
@@ -252,26 +321,35 @@ class Catalog:
 
         with _progress(ws.shape[0], "heatmaps", enabled=progress, unit="sample") as bar:
             for lo, hi, feats in _feature_batches(gen, ws, sampling, compute):
-                out.append(self.predict_features(feats[self.layer], soft=soft,
-                                                 temperature=temperature)[:hi - lo])
+                out.append(
+                    self.predict_features(feats[self.layer], soft=soft, temperature=temperature)[
+                        : hi - lo
+                    ]
+                )
                 bar.update(hi - lo)
         return jnp.concatenate(out)
 
     def _label_ids(self, labels) -> list[tuple[int, ...]]:
-        names = self.labels if labels is None else (
-            [labels] if isinstance(labels, str) else list(labels))
+        names = (
+            self.labels
+            if labels is None
+            else ([labels] if isinstance(labels, str) else list(labels))
+        )
         out = []
         for name in names:
             if name not in self.annotations:
-                raise ValueError(f"unknown label {name!r}; the catalog has {list(self.labels)} "
-                                 f"(name clusters with annotate)")
+                raise ValueError(
+                    f"unknown label {name!r}; the catalog has {list(self.labels)} "
+                    f"(name clusters with annotate)"
+                )
             out.append(tuple(self.annotations[name]))
         if not out:
             raise ValueError("the catalog has no annotations: name clusters with annotate first")
         return out
 
-    def label_masks(self, heatmaps: HeatmapsLike,
-                    labels: str | Sequence[str] | None = None) -> LabelMasks:
+    def label_masks(
+        self, heatmaps: HeatmapsLike, labels: str | Sequence[str] | None = None
+    ) -> LabelMasks:
         """heatmaps ``[N, K, H, W]`` -> ``[N, L, H, W]``: per label, the sum of its clusters'
         heatmaps (labels: a name, a list, or None for all annotated labels in order)."""
         h = jnp.asarray(heatmaps)
@@ -282,8 +360,17 @@ class Catalog:
             sel[i, list(cl)] = 1.0
         return jnp.einsum("lk,nkhw->nlhw", jnp.asarray(sel, h.dtype), h, precision=_HIGHEST)
 
-    def masks(self, gen, latents: WLatents, labels: str | Sequence[str] | None = None, size=None,
-              *, resize: str = "nearest", soft: bool = False, **kw) -> LabelMasksResized:
+    def masks(
+        self,
+        gen,
+        latents: WLatents,
+        labels: str | Sequence[str] | None = None,
+        size=None,
+        *,
+        resize: str = "nearest",
+        soft: bool = False,
+        **kw,
+    ) -> LabelMasksResized:
         """Label masks of samples at any resolution: ``[N, L, h, w]``.
 
         ``size``: None (the catalog layer's), an int / (h, w), or a style layer name (that
@@ -297,8 +384,9 @@ class Catalog:
             size = input_resolution(gen, size)
         return resize_masks(m, size, resize)
 
-    def annotate(self, annotations: Mapping[str, Sequence[int] | int], *,
-                 replace: bool = False) -> "Catalog":
+    def annotate(
+        self, annotations: Mapping[str, Sequence[int] | int], *, replace: bool = False
+    ) -> Catalog:
         """A copy with named labels: ``{"eyes": [3, 7], "mouth": 5}`` (several clusters may form
         one label; a name given again is overwritten; ``replace=True`` drops the old names)."""
         if not isinstance(annotations, Mapping):
@@ -308,13 +396,14 @@ class Catalog:
             new[_check_label(name)] = _check_ids(ids, self.k, name)
         return dataclasses.replace(self, annotations=new)
 
-    def without(self, *labels: str) -> "Catalog":
+    def without(self, *labels: str) -> Catalog:
         """A copy without the given labels (ValueError for unknown ones)."""
         missing = [n for n in labels if n not in self.annotations]
         if missing:
             raise ValueError(f"unknown label(s) {missing}; the catalog has {list(self.labels)}")
-        return dataclasses.replace(self, annotations={k: v for k, v in self.annotations.items()
-                                                      if k not in labels})
+        return dataclasses.replace(
+            self, annotations={k: v for k, v in self.annotations.items() if k not in labels}
+        )
 
     # ---- files ---------------------------------------------------------------------------------
     def save(self, path, *, overwrite: bool = True) -> str:
@@ -322,16 +411,20 @@ class Catalog:
         atomically (``overwrite=False`` refuses an existing file). Returns the path written."""
         from ..._io import save_npz
 
-        meta = dict(format=CATALOG_FORMAT, layer=self.layer, resolution=int(self.resolution),
-                    annotations={k: [int(i) for i in v] for k, v in self.annotations.items()},
-                    info=dict(self.info))
+        meta = dict(
+            format=CATALOG_FORMAT,
+            layer=self.layer,
+            resolution=int(self.resolution),
+            annotations={k: [int(i) for i in v] for k, v in self.annotations.items()},
+            info=dict(self.info),
+        )
         arrays = dict(centroids=np.asarray(self.centroids), meta=json.dumps(meta, sort_keys=True))
         if self.latents is not None:
             arrays["latents"] = np.asarray(self.latents)
         return save_npz(path, overwrite=overwrite, **arrays)
 
     @classmethod
-    def load(cls, path) -> "Catalog":
+    def load(cls, path) -> Catalog:
         """Read a catalog written by `save`; every problem is a ValueError naming the file
         and key (no pickles are read)."""
         from ..._io import load_npz
@@ -345,9 +438,15 @@ class Catalog:
         if not isinstance(meta, dict) or meta.get("format") != CATALOG_FORMAT:
             raise ValueError(f"{where}: key 'meta' is not a {CATALOG_FORMAT} header")
         C = data["centroids"]
-        if C.ndim != 2 or C.shape[0] < 1 or C.shape[1] < 1 or not np.issubdtype(C.dtype, np.floating):
-            raise ValueError(f"{where}: key 'centroids' must be a float [K, C] array, got "
-                             f"{C.dtype} {C.shape}")
+        if (
+            C.ndim != 2
+            or C.shape[0] < 1
+            or C.shape[1] < 1
+            or not np.issubdtype(C.dtype, np.floating)
+        ):
+            raise ValueError(
+                f"{where}: key 'centroids' must be a float [K, C] array, got {C.dtype} {C.shape}"
+            )
         if not np.all(np.isfinite(C)):
             raise ValueError(f"{where}: key 'centroids' has non-finite values")
         if not np.allclose(np.linalg.norm(C, axis=1), 1, atol=1e-3):
@@ -366,11 +465,23 @@ class Catalog:
             raise ValueError(f"{where}: meta 'annotations': {e}") from None
         lat = data.get("latents")
         if lat is not None:
-            if lat.ndim not in (2, 3) or lat.shape[0] < 1 or not np.issubdtype(lat.dtype, np.floating):
-                raise ValueError(f"{where}: key 'latents' must be float [N, w_dim] or "
-                                 f"[N, num_ws, w_dim], got {lat.dtype} {lat.shape}")
+            if (
+                lat.ndim not in (2, 3)
+                or lat.shape[0] < 1
+                or not np.issubdtype(lat.dtype, np.floating)
+            ):
+                raise ValueError(
+                    f"{where}: key 'latents' must be float [N, w_dim] or "
+                    f"[N, num_ws, w_dim], got {lat.dtype} {lat.shape}"
+                )
             if not np.all(np.isfinite(lat)):
                 raise ValueError(f"{where}: key 'latents' has non-finite values")
         info = meta.get("info", {})
-        return cls(layer=layer, centroids=C, resolution=res, annotations=ann, latents=lat,
-                   info=info if isinstance(info, dict) else {})
+        return cls(
+            layer=layer,
+            centroids=C,
+            resolution=res,
+            annotations=ann,
+            latents=lat,
+            info=info if isinstance(info, dict) else {},
+        )

@@ -27,16 +27,23 @@ def _options(sampling, compute, where: str, *, has_key: bool) -> tuple[Sampling,
     s = as_sampling(sampling, "sampling")
     c = DEFAULT_COMPUTE if compute is None else as_compute(compute, "compute")
     if not has_key and s.noise_mode == "random":
-        raise ValueError(f"sampling.noise_mode='random' needs a noise key, which {where} does not "
-                         "take: use 'const' or 'none'")
+        raise ValueError(
+            f"sampling.noise_mode='random' needs a noise key, which {where} does not "
+            "take: use 'const' or 'none'"
+        )
     return s, c
 
 
 def _check_gen(gen) -> None:
-    if not (hasattr(gen, "styles") and hasattr(gen, "synthesis_from_styles")
-            and hasattr(gen, "features")):
-        raise ValueError(f"Editing in Style needs a StyleGAN2 generator (styles / features), got "
-                         f"{type(gen).__name__}")
+    if not (
+        hasattr(gen, "styles")
+        and hasattr(gen, "synthesis_from_styles")
+        and hasattr(gen, "features")
+    ):
+        raise ValueError(
+            f"Editing in Style needs a StyleGAN2 generator (styles / features), got "
+            f"{type(gen).__name__}"
+        )
 
 
 def _as_ws(gen, latents, name: str = "latents", dtype=None) -> jax.Array:
@@ -45,8 +52,10 @@ def _as_ws(gen, latents, name: str = "latents", dtype=None) -> jax.Array:
     if lat.ndim == 2 and lat.shape[1] == gen.w_dim:
         lat = jnp.broadcast_to(lat[:, None], (lat.shape[0], gen.num_ws, gen.w_dim))
     if lat.ndim != 3 or lat.shape[1:] != (gen.num_ws, gen.w_dim):
-        raise ValueError(f"{name} must be ws [N, {gen.num_ws}, {gen.w_dim}] or w [N, {gen.w_dim}], "
-                         f"got shape {tuple(lat.shape)}")
+        raise ValueError(
+            f"{name} must be ws [N, {gen.num_ws}, {gen.w_dim}] or w [N, {gen.w_dim}], "
+            f"got shape {tuple(lat.shape)}"
+        )
     if lat.shape[0] == 0:
         raise ValueError(f"{name} is empty (N = 0)")
     return check_finite(name, lat)
@@ -59,8 +68,10 @@ def _normalize_rows(x: jax.Array) -> jax.Array:
 
 def _check_label(name) -> str:
     if not isinstance(name, str) or not _LABEL_RE.match(name):
-        raise ValueError("a label must start with a letter or '_' and contain only letters, "
-                         f"digits, '_', '-', '.', got {name!r}")
+        raise ValueError(
+            "a label must start with a letter or '_' and contain only letters, "
+            f"digits, '_', '-', '.', got {name!r}"
+        )
     return name
 
 

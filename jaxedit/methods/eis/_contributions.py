@@ -45,16 +45,18 @@ def _check_features_masks(features, masks):
     for name, a in features.items():
         a = jnp.asarray(a)
         if a.ndim != 4 or a.shape[0] != m.shape[0]:
-            raise ValueError(f"features[{name!r}] must be [N={m.shape[0]}, H, W, C], got "
-                             f"{tuple(a.shape)}")
-        feats[name] = check_finite(f"features[{name!r}]",
-                                   a.astype(jnp.result_type(a.dtype, m.dtype)))
+            raise ValueError(
+                f"features[{name!r}] must be [N={m.shape[0]}, H, W, C], got {tuple(a.shape)}"
+            )
+        feats[name] = check_finite(
+            f"features[{name!r}]", a.astype(jnp.result_type(a.dtype, m.dtype))
+        )
     return feats, m
 
 
-def contributions_from_features(features: Mapping[str, LayerInputs],
-                                masks: PartMasks, resize: str = "nearest"
-                                ) -> dict[str, ContributionRows]:
+def contributions_from_features(
+    features: Mapping[str, LayerInputs], masks: PartMasks, resize: str = "nearest"
+) -> dict[str, ContributionRows]:
     """Channel contributions of parts, from feature maps and masks given directly (pure core).
 
     ``M_l[k, c] = Σ_{n,h,w} A_l²[n,h,w,c]·U_k[n,h,w] / Σ_{n,h,w} A_l²[n,h,w,c]`` with ``U_k`` the
@@ -83,16 +85,22 @@ class Contributions(Mapping):
       annotations: ``{label: cluster ids}`` used by `label` when rows are clusters.
     """
 
-    def __init__(self, matrices: Mapping[str, jax.Array], rows: Sequence[str],
-                 annotations: Mapping[str, Sequence[int]] | None = None, resize: str = "nearest"):
+    def __init__(
+        self,
+        matrices: Mapping[str, jax.Array],
+        rows: Sequence[str],
+        annotations: Mapping[str, Sequence[int]] | None = None,
+        resize: str = "nearest",
+    ):
         self._m = dict(matrices)
         self.rows = tuple(rows)
         self.annotations = {k: tuple(v) for k, v in (annotations or {}).items()}
         self.resize = resize
         for name, M in self._m.items():
             if M.ndim != 2 or M.shape[0] != len(self.rows):
-                raise ValueError(f"contributions[{name!r}] must be [{len(self.rows)}, C], got "
-                                 f"{tuple(M.shape)}")
+                raise ValueError(
+                    f"contributions[{name!r}] must be [{len(self.rows)}, C], got {tuple(M.shape)}"
+                )
 
     def __getitem__(self, layer: str) -> jax.Array:
         return self._m[layer]
@@ -115,15 +123,27 @@ class Contributions(Mapping):
         if name in self.annotations:
             ids = [self.rows.index(str(i)) for i in self.annotations[name]]
             return {k: jnp.sum(M[jnp.asarray(ids)], axis=0) for k, M in self._m.items()}
-        raise ValueError(f"unknown label {name!r}; rows {list(self.rows)}, annotated labels "
-                         f"{list(self.annotations)}")
+        raise ValueError(
+            f"unknown label {name!r}; rows {list(self.rows)}, annotated labels "
+            f"{list(self.annotations)}"
+        )
 
 
-def contributions(gen, latents: WLatents | None, catalog,
-                  labels: str | Sequence[str] | None = None, *,
-                  names: Sequence[str] | None = None, resize: str = "nearest", soft: bool = False,
-                  temperature: float = 0.1, layers: Sequence[str] | None = None,
-                  sampling=None, compute=None, progress: bool = False) -> Contributions:
+def contributions(
+    gen,
+    latents: WLatents | None,
+    catalog,
+    labels: str | Sequence[str] | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    resize: str = "nearest",
+    soft: bool = False,
+    temperature: float = 0.1,
+    layers: Sequence[str] | None = None,
+    sampling=None,
+    compute=None,
+    progress: bool = False,
+) -> Contributions:
     """``M_l`` ``[K, C_l]`` for every style layer l, accumulated over samples in batches.
 
     ``A_l`` is the input of layer l's modulated conv (`layer_inputs`), ``U_k`` the part
@@ -161,15 +181,19 @@ def contributions(gen, latents: WLatents | None, catalog,
                 raise ValueError("the catalog stores no samples: pass latents")
             latents = catalog.latents
         ids = None if labels is None else catalog._label_ids(labels)
-        rows = ([str(i) for i in range(catalog.k)] if labels is None else
-                ([labels] if isinstance(labels, str) else list(labels)))
+        rows = (
+            [str(i) for i in range(catalog.k)]
+            if labels is None
+            else ([labels] if isinstance(labels, str) else list(labels))
+        )
         annotations = catalog.annotations if labels is None else {}
         given = None
     else:
         given = jnp.asarray(catalog)
         if given.ndim != 4:
-            raise ValueError(f"catalog must be a Catalog or masks [N, K, H0, W0], got shape "
-                             f"{tuple(given.shape)}")
+            raise ValueError(
+                f"catalog must be a Catalog or masks [N, K, H0, W0], got shape {tuple(given.shape)}"
+            )
         if latents is None:
             raise ValueError("pass the latents the masks belong to")
         rows = [str(i) for i in range(given.shape[1])] if names is None else [str(n) for n in names]
@@ -188,8 +212,9 @@ def contributions(gen, latents: WLatents | None, catalog,
             dt = next(iter(feats.values())).dtype
             b = next(iter(feats.values())).shape[0]
             if given is None:
-                m = catalog.predict_features(feats[catalog.layer], soft=soft,
-                                             temperature=temperature)
+                m = catalog.predict_features(
+                    feats[catalog.layer], soft=soft, temperature=temperature
+                )
                 if ids is not None:
                     m = catalog.label_masks(m, labels)
             else:

@@ -32,7 +32,7 @@ def input_source(gen, layer: str) -> str:
         return f"{blocks[blocks.index(block) - 1]}.conv1"
     if kind == "conv1":
         return f"{block}.conv0"
-    return f"{block}.conv1"                                              # torgb
+    return f"{block}.conv1"  # torgb
 
 
 def input_resolution(gen, layer: str) -> int:
@@ -55,9 +55,16 @@ def _inputs_from_features(gen, feats: Mapping[str, jax.Array], layers, n: int, d
     return out
 
 
-def layer_inputs(gen, latents: WLatents, *, layers: Sequence[str] | None = None, sampling=None,
-                 compute=None, key=None, jit: bool = True
-                 ) -> dict[str, LayerInput]:
+def layer_inputs(
+    gen,
+    latents: WLatents,
+    *,
+    layers: Sequence[str] | None = None,
+    sampling=None,
+    compute=None,
+    key=None,
+    jit: bool = True,
+) -> dict[str, LayerInput]:
     """The input feature map of every style layer's modulated conv (what its style scales).
 
     Args:
@@ -83,8 +90,14 @@ def layer_inputs(gen, latents: WLatents, *, layers: Sequence[str] | None = None,
     sampling, compute = _options(sampling, compute, "layer_inputs", has_key=True)
     ws = _as_ws(gen, latents, dtype=compute.dtype)
     layers = tuple(gen.layer_names if layers is None else layers)
-    _, feats = gen.features(ws, noise_mode=sampling.noise_mode, key=key, dtype=compute.dtype,
-                            precision=compute.precision, jit=jit)
+    _, feats = gen.features(
+        ws,
+        noise_mode=sampling.noise_mode,
+        key=key,
+        dtype=compute.dtype,
+        precision=compute.precision,
+        jit=jit,
+    )
     return _inputs_from_features(gen, feats, layers, ws.shape[0], next(iter(feats.values())).dtype)
 
 
@@ -100,6 +113,7 @@ def _feature_batches(gen, ws: jax.Array, sampling: Sampling, compute: Compute):
         x = ws[lo:hi]
         if hi - lo < b:
             x = jnp.concatenate([x, jnp.broadcast_to(x[-1:], (b - (hi - lo),) + x.shape[1:])])
-        _, feats = gen.features(x, noise_mode=sampling.noise_mode, dtype=compute.dtype,
-                                precision=compute.precision)
+        _, feats = gen.features(
+            x, noise_mode=sampling.noise_mode, dtype=compute.dtype, precision=compute.precision
+        )
         yield lo, hi, feats

@@ -40,7 +40,6 @@ class SphericalKMeansResult:
     restart_objectives: np.ndarray
 
 
-
 def _cos(x: jax.Array, c: jax.Array) -> jax.Array:
     """[M, C] x [k, C] -> [M, k] cosines of unit rows."""
     return jnp.dot(x, c.T, precision=_HIGHEST)
@@ -61,7 +60,7 @@ def _kmeanspp(X: jax.Array, k: int, key: jax.Array, n_trials: int) -> jax.Array:
         total = d2.sum()
         logits = jnp.where(total > 0, jnp.log(jnp.where(d2 > 0, d2, 0)), 0.0)
         cand = jax.random.categorical(sub, logits, shape=(n_trials,))
-        cd2 = jnp.maximum(2 - 2 * _cos(X, X[cand]), 0)               # [M, T]
+        cd2 = jnp.maximum(2 - 2 * _cos(X, X[cand]), 0)  # [M, T]
         new = jnp.minimum(d2[:, None], cd2)
         best = jnp.argmin(new.sum(axis=0))
         return centers.at[j].set(X[cand[best]]), new[:, best], key
@@ -103,14 +102,28 @@ def _lloyd(X: jax.Array, C0: jax.Array, max_iter: int, tol):
         done = same | (small & (s["it"] > 0) & ~any_empty)
         return dict(C=jnp.where(same, s["C"], newC), lab=lab, obj=obj, it=s["it"] + 1, done=done)
 
-    init = dict(C=C0, lab=jnp.full((n,), -1, jnp.int32), obj=jnp.asarray(jnp.inf, X.dtype),
-                it=jnp.asarray(0, jnp.int32), done=jnp.asarray(False))
+    init = dict(
+        C=C0,
+        lab=jnp.full((n,), -1, jnp.int32),
+        obj=jnp.asarray(jnp.inf, X.dtype),
+        it=jnp.asarray(0, jnp.int32),
+        done=jnp.asarray(False),
+    )
     s = lax.while_loop(cond, body, init)
     return s["C"], s["it"], s["done"]
 
 
-def _minibatch(X: jax.Array, C0: jax.Array, key: jax.Array, *, batch_size: int, max_steps: int,
-               max_no_improvement: int, reassignment_ratio: float, tol):
+def _minibatch(
+    X: jax.Array,
+    C0: jax.Array,
+    key: jax.Array,
+    *,
+    batch_size: int,
+    max_steps: int,
+    max_no_improvement: int,
+    reassignment_ratio: float,
+    tol,
+):
     """Mini-batch spherical k-means (scikit-learn's MiniBatchKMeans step on unit rows): per step a
     uniform batch is assigned to the most similar unit centroid; each cluster keeps the
     count-weighted running mean of its rows and its centroid is that mean re-normalized after
@@ -133,7 +146,9 @@ def _minibatch(X: jax.Array, C0: jax.Array, key: jax.Array, *, batch_size: int, 
         lab, best = _assign(xb, C)
         batch_obj = jnp.mean(1 - best)
         # reassignment of nearly empty clusters (uniformly chosen batch rows, no repeats)
-        do_re = ((s["it"] + 1) % (10 + jnp.min(counts).astype(jnp.int32)) == 0) & (reassignment_ratio > 0)
+        do_re = ((s["it"] + 1) % (10 + jnp.min(counts).astype(jnp.int32)) == 0) & (
+            reassignment_ratio > 0
+        )
         low = (counts < reassignment_ratio * jnp.max(counts)) & do_re
         rank_low = jnp.argsort(jnp.argsort(counts, stable=True), stable=True)
         low = low & (rank_low < batch_size // 2)
@@ -154,20 +169,47 @@ def _minibatch(X: jax.Array, C0: jax.Array, key: jax.Array, *, batch_size: int, 
         improved = ewa < s["ewa_min"]
         no_imp = jnp.where(improved, 0, s["no_imp"] + 1)
         done = (no_imp >= max_no_improvement) | ((tol > 0) & (shift <= tol) & (s["it"] > 0))
-        return dict(C=newC, mean=mean, counts=new_counts, key=key, it=s["it"] + 1, ewa=ewa,
-                    ewa_min=jnp.minimum(ewa, s["ewa_min"]), no_imp=no_imp, done=done)
+        return dict(
+            C=newC,
+            mean=mean,
+            counts=new_counts,
+            key=key,
+            it=s["it"] + 1,
+            ewa=ewa,
+            ewa_min=jnp.minimum(ewa, s["ewa_min"]),
+            no_imp=no_imp,
+            done=done,
+        )
 
-    init = dict(C=C0, mean=C0, counts=jnp.zeros((k,), X.dtype), key=key,
-                it=jnp.asarray(0, jnp.int32), ewa=jnp.asarray(0, X.dtype),
-                ewa_min=jnp.asarray(jnp.inf, X.dtype), no_imp=jnp.asarray(0, jnp.int32),
-                done=jnp.asarray(False))
+    init = dict(
+        C=C0,
+        mean=C0,
+        counts=jnp.zeros((k,), X.dtype),
+        key=key,
+        it=jnp.asarray(0, jnp.int32),
+        ewa=jnp.asarray(0, X.dtype),
+        ewa_min=jnp.asarray(jnp.inf, X.dtype),
+        no_imp=jnp.asarray(0, jnp.int32),
+        done=jnp.asarray(False),
+    )
     s = lax.while_loop(lambda s: (~s["done"]) & (s["it"] < max_steps), body, init)
     return s["C"], s["it"], s["done"]
 
 
-def _kmeans_restart_impl(X, key, tol, C_init=None, *, k: int, batch_size: int | None,
-                         max_iter: int, init_size: int, n_trials: int, max_no_improvement: int,
-                         reassignment_ratio: float):
+def _kmeans_restart_impl(
+    X,
+    key,
+    tol,
+    C_init=None,
+    *,
+    k: int,
+    batch_size: int | None,
+    max_iter: int,
+    init_size: int,
+    n_trials: int,
+    max_no_improvement: int,
+    reassignment_ratio: float,
+):
     """One restart on unit rows X [N, C]: k-means++ (on ``init_size`` random rows) or the given
     unit ``C_init`` [k, C], then full-batch Lloyd (``batch_size=None``) or mini-batch updates;
     returns (centroids, objective, iterations, converged)."""
@@ -182,15 +224,29 @@ def _kmeans_restart_impl(X, key, tol, C_init=None, *, k: int, batch_size: int | 
         C, it, conv = _lloyd(X, C0, max_iter, tol)
     else:
         steps = max_iter * (-(-n // batch_size))
-        C, it, conv = _minibatch(X, C0, k_run, batch_size=batch_size, max_steps=steps,
-                                 max_no_improvement=max_no_improvement,
-                                 reassignment_ratio=reassignment_ratio, tol=tol)
+        C, it, conv = _minibatch(
+            X,
+            C0,
+            k_run,
+            batch_size=batch_size,
+            max_steps=steps,
+            max_no_improvement=max_no_improvement,
+            reassignment_ratio=reassignment_ratio,
+            tol=tol,
+        )
     _, best = _assign(X, C)
     return C, jnp.sum(1 - best), it, conv
 
 
-_KMEANS_STATIC = ("k", "batch_size", "max_iter", "init_size", "n_trials", "max_no_improvement",
-                  "reassignment_ratio")
+_KMEANS_STATIC = (
+    "k",
+    "batch_size",
+    "max_iter",
+    "init_size",
+    "n_trials",
+    "max_no_improvement",
+    "reassignment_ratio",
+)
 _kmeans_restart = jax.jit(_kmeans_restart_impl, static_argnames=_KMEANS_STATIC)
 
 
@@ -205,11 +261,21 @@ def _labels_of(X, C):
     return _assign(X, C)[0]
 
 
-def spherical_kmeans(X: Rows, k: int, key=None, *, n_init: int = 3,
-                     batch_size: int | None = None, max_iter: int = 100, tol: float = 0.0,
-                     init="k-means++", init_size: int | None = None,
-                     max_no_improvement: int = 10, reassignment_ratio: float = 0.01,
-                     progress: bool = False) -> SphericalKMeansResult:
+def spherical_kmeans(
+    X: Rows,
+    k: int,
+    key=None,
+    *,
+    n_init: int = 3,
+    batch_size: int | None = None,
+    max_iter: int = 100,
+    tol: float = 0.0,
+    init="k-means++",
+    init_size: int | None = None,
+    max_no_improvement: int = 10,
+    reassignment_ratio: float = 0.01,
+    progress: bool = False,
+) -> SphericalKMeansResult:
     """Spherical k-means: cluster the directions of the rows of ``X``.
 
     Rows are L2-normalized; centroids are unit vectors (re-normalized after every update) and a
@@ -251,8 +317,11 @@ def spherical_kmeans(X: Rows, k: int, key=None, *, n_init: int = 3,
     if int(k) != k or not 1 <= k <= n:
         raise ValueError(f"k must be an integer in [1, N={n}], got {k!r}")
     k = int(k)
-    for name, v, lo in (("n_init", n_init, 1), ("max_iter", max_iter, 1),
-                        ("max_no_improvement", max_no_improvement, 1)):
+    for name, v, lo in (
+        ("n_init", n_init, 1),
+        ("max_iter", max_iter, 1),
+        ("max_no_improvement", max_no_improvement, 1),
+    ):
         if int(v) != v or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
@@ -279,17 +348,24 @@ def spherical_kmeans(X: Rows, k: int, key=None, *, n_init: int = 3,
     else:
         C_init = jnp.asarray(init, Xn.dtype)
         if C_init.shape != (k, X.shape[1]):
-            raise ValueError(f"init centroids must have shape [{k}, {X.shape[1]}], got "
-                             f"{tuple(C_init.shape)}")
+            raise ValueError(
+                f"init centroids must have shape [{k}, {X.shape[1]}], got {tuple(C_init.shape)}"
+            )
         check_finite("init", C_init)
         C_init, zc = _prepare_rows(C_init)
         if int(zc):
             raise ValueError("init has all-zero centroids")
         n_init = 1
     keys = jax.random.split(as_key(key), int(n_init))
-    static = dict(k=k, batch_size=batch_size, max_iter=int(max_iter), init_size=init_size,
-                  n_trials=2 + int(math.log(k)), max_no_improvement=int(max_no_improvement),
-                  reassignment_ratio=float(reassignment_ratio))
+    static = dict(
+        k=k,
+        batch_size=batch_size,
+        max_iter=int(max_iter),
+        init_size=init_size,
+        n_trials=2 + int(math.log(k)),
+        max_no_improvement=int(max_no_improvement),
+        reassignment_ratio=float(reassignment_ratio),
+    )
     tol_arr = jnp.asarray(tol, Xn.dtype)
     best = None
     objs = []
@@ -302,11 +378,20 @@ def spherical_kmeans(X: Rows, k: int, key=None, *, n_init: int = 3,
             if best is None or objs[-1] < best[1]:
                 best = (C, objs[-1], int(it), bool(conv))
             bar.update(1)
-    assert best is not None                     # n_init >= 1 was checked
+    assert best is not None  # n_init >= 1 was checked
     C, obj, it, conv = best
     if not conv:
-        warnings.warn(f"spherical k-means stopped at max_iter={max_iter} before converging "
-                      f"(objective {obj:.6g}); raise max_iter", KMeansConvergenceWarning,
-                      stacklevel=2)
-    return SphericalKMeansResult(centroids=C, labels=_labels_of(Xn, C), objective=obj, n_iter=it,
-                                 converged=conv, restart_objectives=np.asarray(objs))
+        warnings.warn(
+            f"spherical k-means stopped at max_iter={max_iter} before converging "
+            f"(objective {obj:.6g}); raise max_iter",
+            KMeansConvergenceWarning,
+            stacklevel=2,
+        )
+    return SphericalKMeansResult(
+        centroids=C,
+        labels=_labels_of(Xn, C),
+        objective=obj,
+        n_iter=it,
+        converged=conv,
+        restart_objectives=np.asarray(objs),
+    )

@@ -43,8 +43,9 @@ def _per_layer(value, names: Sequence[Any], argname: str) -> dict[Any, Any]:
         return {n: value[n] for n in names}
     if isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) == 1:
         if len(value) != len(names):
-            raise ValueError(f"{argname} has {len(value)} values for {len(names)} layers "
-                             f"({list(names)})")
+            raise ValueError(
+                f"{argname} has {len(value)} values for {len(names)} layers ({list(names)})"
+            )
         return dict(zip(names, value))
     return {n: value for n in names}
 
@@ -99,9 +100,16 @@ def query(m, rho=None, eps=None, mode: str = "reference", *, lam=None):
     return _query_core(m, jnp.asarray(rho, m.dtype), jnp.asarray(eps, m.dtype), None, mode)
 
 
-def label_queries(contribs: Contributions, label: str, rho=None, eps=None,
-                  mode: str = "reference", *, lam=None, layers: Sequence[str] | None = None
-                  ) -> dict[str, jax.Array]:
+def label_queries(
+    contribs: Contributions,
+    label: str,
+    rho=None,
+    eps=None,
+    mode: str = "reference",
+    *,
+    lam=None,
+    layers: Sequence[str] | None = None,
+) -> dict[str, jax.Array]:
     """``{layer: q_l [C_l]}`` for one label: `query` of `Contributions.label` on
     every layer (``layers`` restricts them; rho/eps/lam per layer follow that order)."""
     if not isinstance(contribs, Contributions):
@@ -123,8 +131,10 @@ def _pair_ws(gen, ws_target, ws_reference, dtype):
     r = _as_ws(gen, ws_reference, "ws_reference", dtype)
     nt, nr = t.shape[0], r.shape[0]
     if nt != nr and 1 not in (nt, nr):
-        raise ValueError(f"target i is paired with reference i: need equal N or one of them 1, got "
-                         f"{nt} targets and {nr} references")
+        raise ValueError(
+            f"target i is paired with reference i: need equal N or one of them 1, got "
+            f"{nt} targets and {nr} references"
+        )
     n = max(nt, nr)
     return (jnp.broadcast_to(t, (n,) + t.shape[1:]), jnp.broadcast_to(r, (n,) + r.shape[1:]))
 
@@ -144,8 +154,15 @@ def _check_qs(gen, qs: Mapping[str, Any], n: int, dt) -> dict[str, jax.Array]:
     return out
 
 
-def transfer_styles(gen, ws_target: WLatents, ws_reference: WLatents, qs: Mapping[str, Any], *,
-                    compute=None, jit: bool = True) -> dict[str, MixedStyles]:
+def transfer_styles(
+    gen,
+    ws_target: WLatents,
+    ws_reference: WLatents,
+    qs: Mapping[str, Any],
+    *,
+    compute=None,
+    jit: bool = True,
+) -> dict[str, MixedStyles]:
     """Mixed styles ``s_l = (1 − q_l)·s_T + q_l·s_R`` (exactly s_T at q = 0 and s_R at q = 1).
 
     Args:
@@ -170,15 +187,31 @@ def transfer_styles(gen, ws_target: WLatents, ws_reference: WLatents, qs: Mappin
     s_r = gen.styles(r, dtype=compute.dtype, precision=compute.precision, jit=jit)
     dt = next(iter(s_t.values())).dtype
     q = _check_qs(gen, qs, t.shape[0], dt)
-    return {name: (1 - q[name]) * s_t[name] + q[name] * s_r[name] if name in q else s_t[name]
-            for name in gen.layer_names}
+    return {
+        name: (1 - q[name]) * s_t[name] + q[name] * s_r[name] if name in q else s_t[name]
+        for name in gen.layer_names
+    }
 
 
-def transfer(gen, ws_target: WLatents, ws_reference: WLatents, qs, label: str | None = None,
-             rho=None, eps=None, mode: str = "reference", *, lam=None,
-             layers: Sequence[str] | None = None, contribution_latents: WLatents | None = None,
-             resize: str = "nearest", sampling=None, compute=None, key=None,
-             jit: bool = True) -> RGBImages:
+def transfer(
+    gen,
+    ws_target: WLatents,
+    ws_reference: WLatents,
+    qs,
+    label: str | None = None,
+    rho=None,
+    eps=None,
+    mode: str = "reference",
+    *,
+    lam=None,
+    layers: Sequence[str] | None = None,
+    contribution_latents: WLatents | None = None,
+    resize: str = "nearest",
+    sampling=None,
+    compute=None,
+    key=None,
+    jit: bool = True,
+) -> RGBImages:
     """Local style transfer: the ``label`` part of reference i's appearance onto target i.
 
     Args:
@@ -205,17 +238,25 @@ def transfer(gen, ws_target: WLatents, ws_reference: WLatents, qs, label: str | 
     """
     sampling, compute = _options(sampling, compute, "transfer", has_key=True)
     if isinstance(qs, Catalog):
-        qs = contributions(gen, contribution_latents, qs, resize=resize, sampling=sampling,
-                           compute=compute)
+        qs = contributions(
+            gen, contribution_latents, qs, resize=resize, sampling=sampling, compute=compute
+        )
     if isinstance(qs, Contributions):
         if label is None:
             raise ValueError("transfer with contributions or a catalog needs a label")
         qs = label_queries(qs, label, rho, eps, mode, lam=lam, layers=layers)
     elif not isinstance(qs, Mapping):
-        raise ValueError(f"qs must be a dict of per-layer q, Contributions or a Catalog, got "
-                         f"{type(qs).__name__}")
+        raise ValueError(
+            f"qs must be a dict of per-layer q, Contributions or a Catalog, got {type(qs).__name__}"
+        )
     elif layers is not None:
         qs = {k: v for k, v in qs.items() if k in layers}
     styles = transfer_styles(gen, ws_target, ws_reference, qs, compute=compute, jit=jit)
-    return gen.synthesis_from_styles(styles, noise_mode=sampling.noise_mode, key=key,
-                                     dtype=compute.dtype, precision=compute.precision, jit=jit)
+    return gen.synthesis_from_styles(
+        styles,
+        noise_mode=sampling.noise_mode,
+        key=key,
+        dtype=compute.dtype,
+        precision=compute.precision,
+        jit=jit,
+    )

@@ -55,8 +55,10 @@ def _check_features(features, name: str = "features") -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(_ops.default_float_dtype())
     if x.ndim != 4:
-        raise ValueError(f"{name} must be NHWC [N, H, W, C] (as gen.features returns), got shape "
-                         f"{tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must be NHWC [N, H, W, C] (as gen.features returns), got shape "
+            f"{tuple(x.shape)}"
+        )
     if min(x.shape) < 1:
         raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
     _check_finite(x, name)
@@ -67,8 +69,9 @@ def _check_ranks(ranks, s: int, c: int) -> tuple[int, int]:
     try:
         r_c, r_s = (int(r) for r in ranks)
     except (TypeError, ValueError):
-        raise ValueError(f"ranks must be a pair (R_C, R_S) of positive integers, got "
-                         f"{ranks!r}") from None
+        raise ValueError(
+            f"ranks must be a pair (R_C, R_S) of positive integers, got {ranks!r}"
+        ) from None
     if not 1 <= r_c <= c:
         raise ValueError(f"ranks[0] = R_C = {r_c} must be in [1, C = {c}] (appearances)")
     if not 1 <= r_s <= s:
@@ -97,43 +100,55 @@ def _resolve_optimizer(optimizer, learning_rate, what: str = "fit"):
         return _ADAM, DEFAULT_LEARNING_RATE if lr is None else lr, "adam", True
     if isinstance(optimizer, str):
         if optimizer != "pgd":
-            raise ValueError(f"optimizer must be None / 'adam' (default Adam), 'pgd' (the "
-                             f"reference's projected gradient descent) or an "
-                             f"optax.GradientTransformation, got {optimizer!r}")
+            raise ValueError(
+                f"optimizer must be None / 'adam' (default Adam), 'pgd' (the "
+                f"reference's projected gradient descent) or an "
+                f"optax.GradientTransformation, got {optimizer!r}"
+            )
         if lr is None:
             raise ValueError(
                 f"{what}(optimizer='pgd') needs learning_rate: plain gradient descent on the "
                 "summed loss needs a rate tuned to the layer's feature scale (the reference uses "
                 "1e-8 … 1e-6; lower it 10x per deeper layer), or use the default Adam, which "
-                "needs no tuning")
+                "needs no tuning"
+            )
         return _SGD, lr, "pgd", False
     if not isinstance(optimizer, optax.GradientTransformation):
-        raise ValueError(f"optimizer must be an optax.GradientTransformation, 'pgd' or None, got "
-                         f"{type(optimizer).__name__}")
+        raise ValueError(
+            f"optimizer must be an optax.GradientTransformation, 'pgd' or None, got "
+            f"{type(optimizer).__name__}"
+        )
     if lr is not None:
-        raise ValueError("learning_rate applies to the default Adam and to 'pgd'; an "
-                         "optax.GradientTransformation carries its own")
+        raise ValueError(
+            "learning_rate applies to the default Adam and to 'pgd'; an "
+            "optax.GradientTransformation carries its own"
+        )
     return optimizer, None, "optax", True
+
 
 def _check_appearance(a, c: int, r_c: int | None, dtype) -> jax.Array:
     a = jnp.asarray(a)
     if a.ndim != 2 or a.shape[0] != c or (r_c is not None and a.shape[1] != r_c):
         want = f"[{c}, {r_c if r_c is not None else 'R_C'}]"
-        raise ValueError(f"the appearance factors must have shape {want} ([C, R_C]), got "
-                         f"{tuple(a.shape)}")
+        raise ValueError(
+            f"the appearance factors must have shape {want} ([C, R_C]), got {tuple(a.shape)}"
+        )
     _check_finite(a, "the appearance factors")
     return a.astype(dtype)
 
 
-def _check_parts(p, h: int, w: int, r_s: int | None, dtype, name: str = "the parts factors"
-                 ) -> jax.Array:
+def _check_parts(
+    p, h: int, w: int, r_s: int | None, dtype, name: str = "the parts factors"
+) -> jax.Array:
     """[H·W, R_S] or [H, W, R_S] -> [S, R_S] (clamped at 0 is the caller's job)."""
     p = jnp.asarray(p)
     if p.ndim == 3 and p.shape[:2] == (h, w):
         p = p.reshape(h * w, p.shape[2])
     if p.ndim != 2 or p.shape[0] != h * w or (r_s is not None and p.shape[1] != r_s):
         want = r_s if r_s is not None else "R_S"
-        raise ValueError(f"{name} must have shape [{h * w}, {want}] or [{h}, {w}, {want}] "
-                         f"(row-major over H, W), got {tuple(p.shape)}")
+        raise ValueError(
+            f"{name} must have shape [{h * w}, {want}] or [{h}, {w}, {want}] "
+            f"(row-major over H, W), got {tuple(p.shape)}"
+        )
     _check_finite(p, name)
     return p.astype(dtype)

@@ -24,6 +24,7 @@ from ._result import PandaResult, _check_result
 
 def _edit_spec(parts, appearances, strengths, r_s: int, r_c: int):
     """-> list of (part indices, appearance index, strength)."""
+
     def as_list(v):
         return list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
 
@@ -33,8 +34,10 @@ def _edit_spec(parts, appearances, strengths, r_s: int, r_c: int):
     apps = [int(j) for j in as_list(appearances)]
     lams = [float(s) for s in as_list(strengths)]
     if not (len(parts) == len(apps) == len(lams)) or not parts:
-        raise ValueError(f"parts, appearances and strengths need one entry per edit, got "
-                         f"{len(parts)}, {len(apps)} and {len(lams)}")
+        raise ValueError(
+            f"parts, appearances and strengths need one entry per edit, got "
+            f"{len(parts)}, {len(apps)} and {len(lams)}"
+        )
     for ps in parts:
         if not ps or min(ps) < 0 or max(ps) >= r_s:
             raise ValueError(f"part indices must be in [0, R_S = {r_s}), got {ps}")
@@ -56,14 +59,16 @@ def part_map(parts_factors: Parts, parts) -> PartMap:
     lo = m.min(axis=(-2, -1), keepdims=True)
     hi = m.max(axis=(-2, -1), keepdims=True)
     if np.any(hi <= lo):
-        raise ValueError(f"part(s) {idx} are constant over the feature map (all zero?): there is "
-                         f"no region to edit; choose other parts")
+        raise ValueError(
+            f"part(s) {idx} are constant over the feature map (all zero?): there is "
+            f"no region to edit; choose other parts"
+        )
     return (m - lo) / (hi - lo)
 
 
-def edit_direction(result: PandaResult, parts, appearances, strengths, *,
-                   parts_factors: Parts | None = None
-                   ) -> EditDirection:
+def edit_direction(
+    result: PandaResult, parts, appearances, strengths, *, parts_factors: Parts | None = None
+) -> EditDirection:
     """The feature-space edit ``Σ_i λ_i · a_{app_i} ⊗ minmax01(Σ_{k∈parts_i} P[:, k])``.
 
     Args:
@@ -79,12 +84,14 @@ def edit_direction(result: PandaResult, parts, appearances, strengths, *,
     pf = np.asarray(result.parts if parts_factors is None else parts_factors)
     h, w, c = result.feature_shape
     if pf.ndim not in (3, 4) or pf.shape[-3:] != (h, w, result.ranks[1]):
-        raise ValueError(f"parts_factors must be [{h}, {w}, {result.ranks[1]}] or "
-                         f"[N, {h}, {w}, {result.ranks[1]}], got {pf.shape}")
+        raise ValueError(
+            f"parts_factors must be [{h}, {w}, {result.ranks[1]}] or "
+            f"[N, {h}, {w}, {result.ranks[1]}], got {pf.shape}"
+        )
     _check_finite(pf, "parts_factors")
     spec = _edit_spec(parts, appearances, strengths, result.ranks[1], result.ranks[0])
     a = jnp.asarray(result.appearance)
-    d: Any = 0     # an array from the first edit on (spec has one edit or more)
+    d: Any = 0  # an array from the first edit on (spec has one edit or more)
     for ps, j, lam in spec:
         m = jnp.asarray(part_map(pf, ps), a.dtype)
         d = d + lam * m[..., None] * a[:, j]
@@ -96,8 +103,9 @@ def _resume(gen, ws, state, x, drop_skip: bool, noise_mode, key, dtype, precisio
 
     if not drop_skip:
         st = SynthesisState(x=x, img=state.img, residual=state.residual, layer=state.layer)
-        return gen.synthesis_resume(ws, st, noise_mode=noise_mode, key=key, dtype=dtype,
-                                    precision=precision)
+        return gen.synthesis_resume(
+            ws, st, noise_mode=noise_mode, key=key, dtype=dtype, precision=precision
+        )
     # The reference's genforce port restarts the skip image at the split: every ToRGB output of
     # the convs before the split is dropped, including the current block's when the split is its
     # conv1 (that ToRGB ran with the *first* pass). Resume after the block's tail with no image.
@@ -107,19 +115,40 @@ def _resume(gen, ws, state, x, drop_skip: bool, noise_mode, key, dtype, precisio
         start += 1
     n_ops = len(gen._ops_list())
     if start >= n_ops:
-        raise ValueError(f"drop_skip=True at the last block ({state.layer}) leaves no ToRGB "
-                         "after the split: the image would be empty")
-    out, _ = gen._program(ws, None, {"x": jnp.asarray(x, ws.dtype), "img": None,
-                                     "residual": state.residual}, key, start=start, stop=n_ops,
-                          noise_mode=noise_mode, precision=precision, collect=False)
+        raise ValueError(
+            f"drop_skip=True at the last block ({state.layer}) leaves no ToRGB "
+            "after the split: the image would be empty"
+        )
+    out, _ = gen._program(
+        ws,
+        None,
+        {"x": jnp.asarray(x, ws.dtype), "img": None, "residual": state.residual},
+        key,
+        start=start,
+        stop=n_ops,
+        noise_mode=noise_mode,
+        precision=precision,
+        collect=False,
+    )
     return out["img"]
 
 
-def edit(gen, latents: Latents, result: PandaResult, parts, appearances, strengths, *,
-         parts_factors: Parts | None = None, layer: str | None = None,
-         drop_skip: bool = False,
-         sampling: Sampling | None = None, compute: Compute | None = None, key=None,
-         return_original: bool = False):
+def edit(
+    gen,
+    latents: Latents,
+    result: PandaResult,
+    parts,
+    appearances,
+    strengths,
+    *,
+    parts_factors: Parts | None = None,
+    layer: str | None = None,
+    drop_skip: bool = False,
+    sampling: Sampling | None = None,
+    compute: Compute | None = None,
+    key=None,
+    return_original: bool = False,
+):
     """Local PandA edit: split the synthesis at the factors' layer, add `edit_direction` to
     the features, resume.
 
@@ -160,37 +189,50 @@ def edit(gen, latents: Latents, result: PandaResult, parts, appearances, strengt
     if name is None:
         raise ValueError("the factors record no layer: pass layer=...")
     name = resolve_layer(gen, name)
-    if gen.truncation_kind == "stats":     # BigGAN: z latents, class vectors, no skip image
+    if gen.truncation_kind == "stats":  # BigGAN: z latents, class vectors, no skip image
         if drop_skip:
-            raise ValueError(f"drop_skip applies to StyleGAN2 ({gen.display_name} has no skip "
-                             "image)")
+            raise ValueError(
+                f"drop_skip applies to StyleGAN2 ({gen.display_name} has no skip image)"
+            )
         bf = _BigGANFeatures(gen, name, sampling, compute)
         z, truncation = bf.check_latents(latents), bf.truncation
-        paused = gen.features_at(z, name, c=_class_rows(gen, sampling.c, z.shape[0]),
-                                 truncation=truncation, dtype=dtype, precision=precision)
+        paused = gen.features_at(
+            z,
+            name,
+            c=_class_rows(gen, sampling.c, z.shape[0]),
+            truncation=truncation,
+            dtype=dtype,
+            precision=precision,
+        )
         x = paused.x
 
         def resume(feats):
             return gen.resume_at(paused, feats)
     else:
         if sampling.c is not None:
-            raise ValueError("sampling.c applies to BigGAN; StyleGAN2 latents (ws) already "
-                             "include it")
+            raise ValueError(
+                "sampling.c applies to BigGAN; StyleGAN2 latents (ws) already include it"
+            )
         noise_mode = sampling.noise_mode
         ws = jnp.asarray(latents)
-        state = gen.synthesis_split(ws, name, noise_mode=noise_mode, key=key, dtype=dtype,
-                                    precision=precision)
+        state = gen.synthesis_split(
+            ws, name, noise_mode=noise_mode, key=key, dtype=dtype, precision=precision
+        )
         x = state.x
 
         def resume(feats):
             return _resume(gen, ws, state, feats, drop_skip, noise_mode, key, dtype, precision)
+
     if tuple(x.shape[1:]) != result.feature_shape:
-        raise ValueError(f"layer {name} has features [H, W, C] = {tuple(x.shape[1:])} but "
-                         f"the factors were learned on {result.feature_shape}")
+        raise ValueError(
+            f"layer {name} has features [H, W, C] = {tuple(x.shape[1:])} but "
+            f"the factors were learned on {result.feature_shape}"
+        )
     d = edit_direction(result, parts, appearances, strengths, parts_factors=parts_factors)
     if d.ndim == 4 and d.shape[0] != x.shape[0]:
-        raise ValueError(f"per-sample parts_factors are for {d.shape[0]} samples, latents for "
-                         f"{x.shape[0]}")
+        raise ValueError(
+            f"per-sample parts_factors are for {d.shape[0]} samples, latents for {x.shape[0]}"
+        )
     edited = resume(x + jnp.asarray(d, x.dtype))
     if not return_original:
         return edited

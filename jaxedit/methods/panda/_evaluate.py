@@ -7,16 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from ..._resample import lanczos_upsample
-from ..._resample import nearest_centres as _nearest
+from ..._resample import lanczos_upsample, nearest_centres as _nearest
 from ..._typing import Latents, PartRegion, Parts
 from ._edit import _edit_spec, edit, part_map
 from ._result import PandaResult, _check_result
 
 
-def part_region(result: PandaResult, parts, threshold: float = 0.5, *,
-                parts_factors: Parts | None = None
-                ) -> PartRegion:
+def part_region(
+    result: PandaResult, parts, threshold: float = 0.5, *, parts_factors: Parts | None = None
+) -> PartRegion:
     """A region from learned parts: ``minmax01(Σ_{k∈parts} P[:, :, k]) >= threshold``, ``[H, W]``
     bool at the feature resolution (``[N, H, W]`` for per-sample ``parts_factors``); regions
     are resampled to the image by nearest neighbour wherever jaxedit uses them."""
@@ -29,8 +28,18 @@ def part_region(result: PandaResult, parts, threshold: float = 0.5, *,
     return part_map(pf, idx) >= threshold
 
 
-def evaluate_edit(gen, latents: Latents, result: PandaResult, parts, appearances, strengths,
-                  region=None, *, threshold: float = 0.5, **edit_kw) -> dict:
+def evaluate_edit(
+    gen,
+    latents: Latents,
+    result: PandaResult,
+    parts,
+    appearances,
+    strengths,
+    region=None,
+    *,
+    threshold: float = 0.5,
+    **edit_kw,
+) -> dict:
     """ROIR and masked MSE (`jaxedit.metrics.locality`) of a PandA edit against the same
     latents unedited (both through `edit`).
 
@@ -48,8 +57,9 @@ def evaluate_edit(gen, latents: Latents, result: PandaResult, parts, appearances
         how = f"panda parts {union} >= {threshold:g} (minmax-scaled, feature grid)"
     else:
         how = region if isinstance(region, str) else f"given {type(region).__name__}"
-    x0, x1 = edit(gen, latents, result, parts, appearances, strengths, return_original=True,
-                  **edit_kw)
+    x0, x1 = edit(
+        gen, latents, result, parts, appearances, strengths, return_original=True, **edit_kw
+    )
     out: dict[str, Any] = locality(np.asarray(x0), np.asarray(x1), region)
     out["region"] = how
     out["edits"] = [{"parts": ps, "appearance": j, "strength": lam} for ps, j, lam in spec]
@@ -61,9 +71,16 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = np.logical_or(a, b).sum(axis=(-2, -1))
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
-def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *,
-             parts_factors: Parts | None = None,
-             resample: str = "lanczos", max_parts: int = 1) -> dict[str, dict]:
+
+def part_iou(
+    result: PandaResult,
+    ground_truth,
+    threshold: float = 0.5,
+    *,
+    parts_factors: Parts | None = None,
+    resample: str = "lanczos",
+    max_parts: int = 1,
+) -> dict[str, dict]:
     """IoU of the best-matching learned part for every ground-truth part mask.
 
     Each learned part k, ``minmax01(P_k)`` (`part_map`), is brought to the ground truth's
@@ -84,8 +101,7 @@ def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *,
       ``max_parts > 1`` also ``"parts"`` (the chosen union) and ``"union_iou"``.
     """
     _check_result(result)
-    if isinstance(max_parts, bool) or not isinstance(max_parts, (int, np.integer)) \
-            or max_parts < 1:
+    if isinstance(max_parts, bool) or not isinstance(max_parts, (int, np.integer)) or max_parts < 1:
         raise ValueError(f"max_parts must be a positive integer, got {max_parts!r}")
     if resample not in ("lanczos", "nearest"):
         raise ValueError(f"resample must be 'lanczos' or 'nearest', got {resample!r}")
@@ -97,7 +113,7 @@ def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *,
     for k in range(r_s):
         try:
             maps.append(part_map(pf, [k]))
-        except ValueError:            # an all-zero part covers nothing
+        except ValueError:  # an all-zero part covers nothing
             maps.append(None)
     out = {}
     cache: dict[tuple[int, int], list] = {}
@@ -123,8 +139,11 @@ def part_iou(result: PandaResult, ground_truth, threshold: float = 0.5, *,
         if max_parts > 1:
             chosen, union, val = [best], masks[best], ious[best]
             while len(chosen) < min(max_parts, r_s):
-                cand = [(float(np.mean(_iou(union | masks[k], g))), k)
-                        for k in range(r_s) if k not in chosen]
+                cand = [
+                    (float(np.mean(_iou(union | masks[k], g))), k)
+                    for k in range(r_s)
+                    if k not in chosen
+                ]
                 v, k = max(cand)
                 if v <= val:
                     break

@@ -36,7 +36,8 @@ def _require_generator(gen, what: str):
             f"panda.{what} supports StyleGAN2 generators (split at gen.conv_layer_names, e.g. "
             f"'b16.conv1') and BigGAN-deep (split after 'block3', 'attention', ...); got {kind}. "
             f"For other models, compute [N, H, W, C] features yourself and call "
-            f"panda.fit(features, ...)")
+            f"panda.fit(features, ...)"
+        )
 
 
 def resolve_layer(gen, layer) -> str:
@@ -48,16 +49,18 @@ def resolve_layer(gen, layer) -> str:
     return gen.resolve_layer(layer)
 
 
-_FEATURE_COMPUTE = Compute(batch_size=32)     # fit_generator's compute=None: 32 samples a step
+_FEATURE_COMPUTE = Compute(batch_size=32)  # fit_generator's compute=None: 32 samples a step
 
 
 def _sampling_for(gen, sampling, what: str) -> Sampling:
     """``sampling`` checked (TypeError naming it) and refused where a field cannot apply."""
     sampling = as_sampling(sampling, "sampling")
     if gen.truncation_kind == "stats" and sampling.truncation_cutoff is not None:
-        raise ValueError(f"panda.{what}: sampling.truncation_cutoff applies to StyleGAN2 (W+ "
-                         f"slots); {gen.display_name} has none, got "
-                         f"{sampling.truncation_cutoff!r}")
+        raise ValueError(
+            f"panda.{what}: sampling.truncation_cutoff applies to StyleGAN2 (W+ "
+            f"slots); {gen.display_name} has none, got "
+            f"{sampling.truncation_cutoff!r}"
+        )
     return sampling
 
 
@@ -68,9 +71,11 @@ def _class_rows(gen, c, n: int):
             raise ValueError("sampling.c was given but this generator is unconditional")
         return None
     if c is None:
-        raise ValueError(f"this generator is conditional: pass c of shape [{classes}] or "
-                         f"[N, {classes}] as sampling=Sampling(c=...) (e.g. "
-                         f"jaxedit.one_hot([k], {classes})[0])")
+        raise ValueError(
+            f"this generator is conditional: pass c of shape [{classes}] or "
+            f"[N, {classes}] as sampling=Sampling(c=...) (e.g. "
+            f"jaxedit.one_hot([k], {classes})[0])"
+        )
     c = np.asarray(c, np.float64)
     if c.ndim == 1:
         c = c[None]
@@ -89,8 +94,9 @@ class _LayerFeatures:
 
     def __init__(self, gen, layer, sampling: Sampling, compute: Compute):
         self.gen, self.layer = gen, layer
-        self.kw = dict(noise_mode=sampling.noise_mode, dtype=compute.dtype,
-                       precision=compute.precision)
+        self.kw = dict(
+            noise_mode=sampling.noise_mode, dtype=compute.dtype, precision=compute.precision
+        )
         self.psi, self.cutoff = sampling.truncation_psi, sampling.truncation_cutoff
 
     def seed_z(self, seed: int) -> np.ndarray:
@@ -106,14 +112,17 @@ class _LayerFeatures:
     def check_latents(self, latents) -> jax.Array:
         ws = jnp.asarray(latents)
         if ws.ndim != 3 or ws.shape[1:] != (self.gen.num_ws, self.gen.w_dim):
-            raise ValueError(f"latents must be ws [N, {self.gen.num_ws}, {self.gen.w_dim}], got "
-                             f"{tuple(ws.shape)}")
+            raise ValueError(
+                f"latents must be ws [N, {self.gen.num_ws}, {self.gen.w_dim}], got "
+                f"{tuple(ws.shape)}"
+            )
         _check_finite(ws, "latents")
         return ws
 
     def from_z(self, z, c=None):
-        ws = self.gen.mapping(z, c, self.psi, self.cutoff, dtype=self.kw["dtype"],
-                              precision=self.kw["precision"])
+        ws = self.gen.mapping(
+            z, c, self.psi, self.cutoff, dtype=self.kw["dtype"], precision=self.kw["precision"]
+        )
         return self.from_latents(ws)
 
     def from_latents(self, ws, c=None):
@@ -129,8 +138,10 @@ class _BigGANFeatures:
     def __init__(self, gen, layer, sampling: Sampling, compute: Compute):
         truncation = sampling.truncation_psi
         if not 0 < truncation <= 1:
-            raise ValueError(f"sampling.truncation_psi (BigGAN's truncation) must be in (0, 1] "
-                             f"for BigGAN, got {truncation}")
+            raise ValueError(
+                f"sampling.truncation_psi (BigGAN's truncation) must be in (0, 1] "
+                f"for BigGAN, got {truncation}"
+            )
         self.gen, self.layer, self.truncation = gen, layer, float(truncation)
         self.dtype, self.precision = compute.dtype, compute.precision
 
@@ -149,8 +160,9 @@ class _BigGANFeatures:
     def check_latents(self, latents) -> jax.Array:
         z = jnp.asarray(latents)
         if z.ndim != 2 or z.shape[1] != self.gen.z_dim:
-            raise ValueError(f"latents must be z [N, {self.gen.z_dim}] for BigGAN, got "
-                             f"{tuple(z.shape)}")
+            raise ValueError(
+                f"latents must be z [N, {self.gen.z_dim}] for BigGAN, got {tuple(z.shape)}"
+            )
         _check_finite(z, "latents")
         return z
 
@@ -158,8 +170,14 @@ class _BigGANFeatures:
         return self.from_latents(z, c)
 
     def from_latents(self, z, c=None):
-        return self.gen.features_at(z, self.layer, c=c, truncation=self.truncation,
-                                    dtype=self.dtype, precision=self.precision).x
+        return self.gen.features_at(
+            z,
+            self.layer,
+            c=c,
+            truncation=self.truncation,
+            dtype=self.dtype,
+            precision=self.precision,
+        ).x
 
 
 def reference_z(seed: int, n: int, z_dim: int) -> ReferenceZ:
@@ -168,12 +186,26 @@ def reference_z(seed: int, n: int, z_dim: int) -> ReferenceZ:
     return np.random.RandomState(int(seed)).randn(int(n), int(z_dim))
 
 
-def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds=None,
-                  latents: Latents | None = None, minibatch_size: int | None = None,
-                  sampling: Sampling | None = None, compute: Compute | None = None,
-                  optimizer=None, learning_rate: float | None = None, init_appearance="hosvd",
-                  init_parts=None, hosvd_samples: int = 1000, key=None, progress: bool = False,
-                  max_cache_bytes: int = 2**30) -> PandaResult:
+def fit_generator(
+    gen,
+    layer,
+    ranks=REFERENCE_RANKS,
+    steps: int = 1000,
+    *,
+    seeds=None,
+    latents: Latents | None = None,
+    minibatch_size: int | None = None,
+    sampling: Sampling | None = None,
+    compute: Compute | None = None,
+    optimizer=None,
+    learning_rate: float | None = None,
+    init_appearance="hosvd",
+    init_parts=None,
+    hosvd_samples: int = 1000,
+    key=None,
+    progress: bool = False,
+    max_cache_bytes: int = 2**30,
+) -> PandaResult:
     """`fit` on a generator layer's features, drawn from the generator batch by batch.
 
     Generators: StyleGAN2 (layers ``"b16.conv1"`` ...) and BigGAN-deep (``"block3"``,
@@ -239,24 +271,29 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
     if seeds is not None and latents is not None:
         raise ValueError("pass seeds or latents, not both")
     if sampling.noise_mode == "random":
-        raise ValueError("panda.fit_generator: sampling.noise_mode='random' is not supported (the "
-                         "features must be a fixed function of the samples); use 'const' (the "
-                         "reference) or 'none'")
+        raise ValueError(
+            "panda.fit_generator: sampling.noise_mode='random' is not supported (the "
+            "features must be a fixed function of the samples); use 'const' (the "
+            "reference) or 'none'"
+        )
     feature_batch = compute.batch_size
     precision = compute.precision
     c = sampling.c
     key = jax.random.key(0) if key is None else key
-    biggan = gen.truncation_kind == "stats"     # z latents, truncation picks BN statistics
+    biggan = gen.truncation_kind == "stats"  # z latents, truncation picks BN statistics
     if biggan:
         lf = _BigGANFeatures(gen, layer, sampling, compute)
         source = dict(layer=layer, truncation=float(sampling.truncation_psi), family=gen.family)
     else:
         lf = _LayerFeatures(gen, layer, sampling, compute)
-        source = dict(layer=layer, truncation_psi=float(sampling.truncation_psi),
-                      noise_mode=sampling.noise_mode,
-                      truncation_cutoff=sampling.truncation_cutoff)
+        source = dict(
+            layer=layer,
+            truncation_psi=float(sampling.truncation_psi),
+            noise_mode=sampling.noise_mode,
+            truncation_cutoff=sampling.truncation_cutoff,
+        )
 
-    if seeds is None and latents is None:       # the reference's stochastic mode
+    if seeds is None and latents is None:  # the reference's stochastic mode
         b = 1 if minibatch_size is None else int(minibatch_size)
         if b < 1:
             raise ValueError(f"minibatch_size must be >= 1, got {minibatch_size!r}")
@@ -266,15 +303,35 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
             return lf.from_z(lf.stream_z(t, b), None if c_one is None else np.repeat(c_one, b, 0))
 
         def hosvd_stream(i, _key):
-            return lf.from_z(lf.stream_z(i, 10),
-                             None if c_one is None else np.repeat(c_one, 10, axis=0))
+            return lf.from_z(
+                lf.stream_z(i, 10), None if c_one is None else np.repeat(c_one, 10, axis=0)
+            )
 
-        source.update(samples="reference stream: step t -> " + (
-            "truncated_noise_sample(B, z_dim, truncation, seed=t)" if biggan
-            else "RandomState(t).randn(B, z_dim)"), batch_size=b)
-        return _fit_generator_stream(stream, hosvd_stream, ranks, steps, optimizer, learning_rate,
-                                     init_appearance, init_parts, hosvd_samples, key, progress,
-                                     layer, precision, source)
+        source.update(
+            samples="reference stream: step t -> "
+            + (
+                "truncated_noise_sample(B, z_dim, truncation, seed=t)"
+                if biggan
+                else "RandomState(t).randn(B, z_dim)"
+            ),
+            batch_size=b,
+        )
+        return _fit_generator_stream(
+            stream,
+            hosvd_stream,
+            ranks,
+            steps,
+            optimizer,
+            learning_rate,
+            init_appearance,
+            init_parts,
+            hosvd_samples,
+            key,
+            progress,
+            layer,
+            precision,
+            source,
+        )
 
     if seeds is not None:
         seeds = [int(s) for s in np.asarray(seeds).reshape(-1)]
@@ -296,8 +353,9 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
         cs = _class_rows(gen, c, n) if biggan else None
 
         def pool(idx):
-            return lf.from_latents(lat[np.asarray(idx)],
-                                   None if cs is None else cs[np.asarray(idx)])
+            return lf.from_latents(
+                lat[np.asarray(idx)], None if cs is None else cs[np.asarray(idx)]
+            )
 
         source.update(samples=f"{n} latents")
     x0 = pool([0])
@@ -313,22 +371,34 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
                 feats.append(pool(idx))
                 bar.update(len(idx))
         x = jnp.concatenate(feats)
-        res = fit(x, ranks, steps, optimizer, learning_rate, init_appearance, init_parts,
-                  minibatch_size, key, progress, layer=layer, compute=compute)
+        res = fit(
+            x,
+            ranks,
+            steps,
+            optimizer,
+            learning_rate,
+            init_appearance,
+            init_parts,
+            minibatch_size,
+            key,
+            progress,
+            layer=layer,
+            compute=compute,
+        )
         return dataclasses.replace(res, settings={**res.settings, **source})
     if minibatch_size is None:
         raise ValueError(
             f"the features of {n} samples ({n * h * w * ch * itemsize / 2**30:.2f} GiB) exceed "
             f"max_cache_bytes = {max_cache_bytes}: pass minibatch_size to stream mini-batches (or "
-            f"raise max_cache_bytes)")
+            f"raise max_cache_bytes)"
+        )
     b = int(minibatch_size)
     if not 1 <= b <= n:
         raise ValueError(f"minibatch_size must be in [1, {n}], got {minibatch_size!r}")
     pick_key = jax.random.fold_in(key, 1)
 
     def stream(t, _key):
-        idx = np.asarray(jax.random.choice(jax.random.fold_in(pick_key, t), n, (b,),
-                                           replace=False))
+        idx = np.asarray(jax.random.choice(jax.random.fold_in(pick_key, t), n, (b,), replace=False))
         return pool(list(idx))
 
     def hosvd_stream(i, _key):
@@ -336,9 +406,22 @@ def fit_generator(gen, layer, ranks=REFERENCE_RANKS, steps: int = 1000, *, seeds
         return pool(list(range(lo, min(lo + feature_batch, n))))
 
     source.update(batch_size=b)
-    return _fit_generator_stream(stream, hosvd_stream, ranks, steps, optimizer, learning_rate,
-                                 init_appearance, init_parts, min(hosvd_samples, n), key,
-                                 progress, layer, precision, source)
+    return _fit_generator_stream(
+        stream,
+        hosvd_stream,
+        ranks,
+        steps,
+        optimizer,
+        learning_rate,
+        init_appearance,
+        init_parts,
+        min(hosvd_samples, n),
+        key,
+        progress,
+        layer,
+        precision,
+        source,
+    )
 
 
 def _seed_summary(seeds: Sequence[int]) -> str:
@@ -347,9 +430,22 @@ def _seed_summary(seeds: Sequence[int]) -> str:
     return ",".join(str(s) for s in seeds)
 
 
-def _fit_generator_stream(stream, hosvd_stream, ranks, steps, optimizer, learning_rate,
-                          init_appearance, init_parts, hosvd_samples, key, progress, layer,
-                          precision, source):
+def _fit_generator_stream(
+    stream,
+    hosvd_stream,
+    ranks,
+    steps,
+    optimizer,
+    learning_rate,
+    init_appearance,
+    init_parts,
+    hosvd_samples,
+    key,
+    progress,
+    layer,
+    precision,
+    source,
+):
     tx, lr, mode, normalized = _resolve_optimizer(optimizer, learning_rate)
     prec = _ops.as_precision(precision)
     x0 = _check_features(stream(0, None), "generator features")
@@ -370,14 +466,39 @@ def _fit_generator_stream(stream, hosvd_stream, ranks, steps, optimizer, learnin
             bar.update(xb.shape[0])
     scat = scat / count
     energy = float(jnp.trace(scat))
-    init_a = _hosvd_from_scatter(scat)[:, :_check_ranks(ranks, h * w, c)[0]] if need_hosvd \
+    init_a = (
+        _hosvd_from_scatter(scat)[:, : _check_ranks(ranks, h * w, c)[0]]
+        if need_hosvd
         else init_appearance
-    settings = dict(optimizer=mode, learning_rate=lr, steps=steps, batch_size=None,
-                    precision=str(precision), ranks=None,
-                    appearance_rate=APPEARANCE_RATE if normalized else 1.0)
-    res = _fit_stream(stream, ranks, steps, tx, lr, mode, normalized, init_a, init_parts, key,
-                      progress, layer, prec, hosvd_samples, settings, energy=energy,
-                      first_batch=x0)
+    )
+    settings = dict(
+        optimizer=mode,
+        learning_rate=lr,
+        steps=steps,
+        batch_size=None,
+        precision=str(precision),
+        ranks=None,
+        appearance_rate=APPEARANCE_RATE if normalized else 1.0,
+    )
+    res = _fit_stream(
+        stream,
+        ranks,
+        steps,
+        tx,
+        lr,
+        mode,
+        normalized,
+        init_a,
+        init_parts,
+        key,
+        progress,
+        layer,
+        prec,
+        hosvd_samples,
+        settings,
+        energy=energy,
+        first_batch=x0,
+    )
     st = {**res.settings, **source}
     if need_hosvd:
         st["init_appearance"] = "hosvd"

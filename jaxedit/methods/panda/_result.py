@@ -59,10 +59,13 @@ class PandaResult:
         h, w, r = self.parts.shape
         return np.asarray(self.parts).reshape(h * w, r)
 
+
 def _check_result(result) -> None:
     if not isinstance(result, PandaResult):
-        raise ValueError(f"expected a PandaResult (from panda.fit / panda.load), got "
-                         f"{type(result).__name__}")
+        raise ValueError(
+            f"expected a PandaResult (from panda.fit / panda.load), got {type(result).__name__}"
+        )
+
 
 # ------------------------------------------------------------------------------------------------
 # Files
@@ -73,30 +76,44 @@ def save(result: PandaResult, path, *, overwrite: bool = True) -> str:
     from ..._io import save_npz
 
     _check_result(result)
-    return save_npz(path, overwrite=overwrite, format="jaxedit-panda",
-                    version=np.int64(FORMAT_VERSION),
-                    appearance=np.asarray(result.appearance), parts=np.asarray(result.parts),
-                    losses=np.asarray(result.losses),
-                    feature_energy=np.float64(result.feature_energy),
-                    layer="" if result.layer is None else result.layer,
-                    converged=np.bool_(result.converged),
-                    settings=json.dumps(dict(result.settings), default=str, sort_keys=True))
+    return save_npz(
+        path,
+        overwrite=overwrite,
+        format="jaxedit-panda",
+        version=np.int64(FORMAT_VERSION),
+        appearance=np.asarray(result.appearance),
+        parts=np.asarray(result.parts),
+        losses=np.asarray(result.losses),
+        feature_energy=np.float64(result.feature_energy),
+        layer="" if result.layer is None else result.layer,
+        converged=np.bool_(result.converged),
+        settings=json.dumps(dict(result.settings), default=str, sort_keys=True),
+    )
 
 
 def load(path) -> PandaResult:
     """Read factors written by `save` (no pickles); every key and shape is checked."""
     from ..._io import load_npz
 
-    d = load_npz(path, ("format", "appearance", "parts", "losses", "feature_energy", "layer",
-                        "settings"), "PandA factors")
+    d = load_npz(
+        path,
+        ("format", "appearance", "parts", "losses", "feature_energy", "layer", "settings"),
+        "PandA factors",
+    )
     path = os.fspath(path)
     if str(d["format"]) != "jaxedit-panda":
         raise ValueError(f"{path}: not a jaxedit PandA factors file (format {str(d['format'])!r})")
     a, p = d["appearance"], d["parts"]
-    if a.ndim != 2 or p.ndim != 3 or not np.issubdtype(a.dtype, np.floating) \
-            or not np.issubdtype(p.dtype, np.floating):
-        raise ValueError(f"{path}: 'appearance' must be float [C, R_C] and 'parts' float "
-                         f"[H, W, R_S], got {a.shape} {a.dtype} and {p.shape} {p.dtype}")
+    if (
+        a.ndim != 2
+        or p.ndim != 3
+        or not np.issubdtype(a.dtype, np.floating)
+        or not np.issubdtype(p.dtype, np.floating)
+    ):
+        raise ValueError(
+            f"{path}: 'appearance' must be float [C, R_C] and 'parts' float "
+            f"[H, W, R_S], got {a.shape} {a.dtype} and {p.shape} {p.dtype}"
+        )
     if p.shape[2] > p.shape[0] * p.shape[1] or a.shape[1] > a.shape[0]:
         raise ValueError(f"{path}: inconsistent ranks: appearance {a.shape}, parts {p.shape}")
     for k in ("appearance", "parts"):
@@ -112,7 +129,12 @@ def load(path) -> PandaResult:
     if not math.isfinite(energy) or energy <= 0:
         raise ValueError(f"{path}: 'feature_energy' must be finite and > 0, got {energy}")
     layer = str(d["layer"]) or None
-    return PandaResult(appearance=a, parts=p, losses=np.asarray(d["losses"]),
-                       feature_energy=energy, layer=layer,
-                       converged=bool(d["converged"]) if "converged" in d else True,
-                       settings=settings)
+    return PandaResult(
+        appearance=a,
+        parts=p,
+        losses=np.asarray(d["losses"]),
+        feature_energy=energy,
+        layer=layer,
+        converged=bool(d["converged"]) if "converged" in d else True,
+        settings=settings,
+    )

@@ -22,8 +22,9 @@ def _coords(x, a, *, precision):
     return jnp.einsum("nhwc,cr->nhwr", x, a, precision=precision)
 
 
-def saliency(result: PandaResult, features: SampleFeatures, *,
-             compute: Compute | None = None) -> Saliency:
+def saliency(
+    result: PandaResult, features: SampleFeatures, *, compute: Compute | None = None
+) -> Saliency:
     """Coordinates in the appearance basis, ``Aᵀ Z_i``: ``[N, H, W, C]`` -> ``[N, H, W, R_C]``
     (``[H, W, C]`` -> ``[H, W, R_C]``); channel k is the saliency map of appearance k.
 
@@ -35,10 +36,12 @@ def saliency(result: PandaResult, features: SampleFeatures, *,
     single = x.ndim == 3
     x = _check_features(x[None] if single else x)
     if x.shape[-1] != result.feature_shape[2]:
-        raise ValueError(f"features have C = {x.shape[-1]} channels, the factors "
-                         f"{result.feature_shape[2]}")
-    out = _coords(x, jnp.asarray(result.appearance, x.dtype),
-                  precision=_ops.as_precision(precision))
+        raise ValueError(
+            f"features have C = {x.shape[-1]} channels, the factors {result.feature_shape[2]}"
+        )
+    out = _coords(
+        x, jnp.asarray(result.appearance, x.dtype), precision=_ops.as_precision(precision)
+    )
     return out[0] if single else out
 
 
@@ -51,15 +54,22 @@ def _concepts(concepts, r_c: int) -> list[int]:
     return ks
 
 
-def saliency_thresholds(result: PandaResult, features: Features, concepts=None
-                        ) -> Thresholds:
+def saliency_thresholds(result: PandaResult, features: Features, concepts=None) -> Thresholds:
     """The reference's mask thresholds: the mean of ``(Aᵀ Z_i)[k]`` over the given samples and
     positions, ``[K]`` for the chosen concepts (all R_C by default)."""
     ks = _concepts(concepts, result.ranks[0])
     return np.asarray(saliency(result, features), np.float64)[..., ks].mean(axis=(0, 1, 2))
 
-def saliency_masks(result: PandaResult, features: Features, size, concepts=None, *, thresholds=None,
-                   backend: str = "jax") -> np.ndarray:
+
+def saliency_masks(
+    result: PandaResult,
+    features: Features,
+    size,
+    concepts=None,
+    *,
+    thresholds=None,
+    backend: str = "jax",
+) -> np.ndarray:
     """Binary concept masks as in the reference notebook (``localize-concepts.ipynb``).
 
     ``(Aᵀ Z_i)[k]`` is upsampled to the image size with a Lanczos-3 filter (the notebook uses
@@ -80,8 +90,9 @@ def saliency_masks(result: PandaResult, features: Features, size, concepts=None,
         coords = coords[None]
     thr = coords.mean(axis=(0, 1, 2)) if thresholds is None else np.asarray(thresholds, np.float64)
     if thr.shape != (len(ks),):
-        raise ValueError(f"thresholds must have shape [{len(ks)}] (one per concept), got "
-                         f"{thr.shape}")
+        raise ValueError(
+            f"thresholds must have shape [{len(ks)}] (one per concept), got {thr.shape}"
+        )
     _check_finite(thr, "thresholds")
-    up = lanczos_upsample(np.moveaxis(coords, -1, 1), size, backend=backend)   # [N, K, H', W']
+    up = lanczos_upsample(np.moveaxis(coords, -1, 1), size, backend=backend)  # [N, K, H', W']
     return np.moveaxis(up >= thr.astype(np.float32)[None, :, None, None], 1, -1)

@@ -82,8 +82,9 @@ def _stream_step(tx, a, p, s_a, s_p, x, hp, precision):
     return _step(tx, a, p, s_a, s_p, xt, jnp.sum(jnp.square(x)), hp, precision)
 
 
-def _fit_scan_impl(tx, a, p, s_a, s_p, xt, energies, hp, key, t0, *, steps, minibatch_size,
-                   precision):
+def _fit_scan_impl(
+    tx, a, p, s_a, s_p, xt, energies, hp, key, t0, *, steps, minibatch_size, precision
+):
     """``steps`` steps from step ``t0`` over data xt [S, N, C] with per-sample energies [N] (full
     batch, or ``minibatch_size`` samples drawn without replacement at step t from
     ``fold_in(key, t)``) -> (a, p, s_A, s_P, losses [steps])."""
@@ -104,18 +105,23 @@ def _fit_scan_impl(tx, a, p, s_a, s_p, xt, energies, hp, key, t0, *, steps, mini
     return a, p, s_a, s_p, losses
 
 
-_fit_scan = jax.jit(_fit_scan_impl, static_argnums=(0,),
-                    static_argnames=("steps", "minibatch_size", "precision"))
+_fit_scan = jax.jit(
+    _fit_scan_impl, static_argnums=(0,), static_argnames=("steps", "minibatch_size", "precision")
+)
 
 
 def _hyper(normalized, lr, shape, ranks, batch, energy, total, dtype) -> dict:
     """The traced per-fit scalars of `_step`."""
     sa, sp = natural_scales(shape, ranks) if normalized else (1.0, 1.0)
-    return dict(weight=jnp.asarray(1.0 / (batch * energy) if normalized else 1.0, dtype),
-                scale_a=jnp.asarray(sa, dtype), scale_p=jnp.asarray(sp, dtype),
-                rate_a=jnp.asarray(APPEARANCE_RATE if normalized else 1.0, dtype),
-                lr=jnp.asarray(0.0 if lr is None else lr, dtype),
-                t=jnp.asarray(0, jnp.int32), total=jnp.asarray(total, jnp.int32))
+    return dict(
+        weight=jnp.asarray(1.0 / (batch * energy) if normalized else 1.0, dtype),
+        scale_a=jnp.asarray(sa, dtype),
+        scale_p=jnp.asarray(sp, dtype),
+        rate_a=jnp.asarray(APPEARANCE_RATE if normalized else 1.0, dtype),
+        lr=jnp.asarray(0.0 if lr is None else lr, dtype),
+        t=jnp.asarray(0, jnp.int32),
+        total=jnp.asarray(total, jnp.int32),
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -145,6 +151,7 @@ def _refine_one(tx, a, p, s_p, x, hp, steps, precision):
 @functools.partial(jax.jit, static_argnums=(0,), static_argnames=("steps", "precision"))
 def _refine_jit(tx, a, p, x, weights, hp, *, steps, precision):
     """x: [N, S, C], weights [N] -> p [N, S, R_S], losses [N, steps]."""
+
     def one(xi, wi):
         return _refine_one(tx, a, p, tx.init(p), xi, {**hp, "weight": wi}, steps, precision)
 

@@ -10,7 +10,8 @@ them, and refuses overlapping seed sets), and saves to / loads from ``.npz``
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +51,7 @@ class MomentSettings:
     dim: int
     generator: str
 
-    def differences(self, other: "MomentSettings") -> list[str]:
+    def differences(self, other: MomentSettings) -> list[str]:
         """Human-readable ``field: a vs b`` for every differing field."""
         out = []
         for f in dataclasses.fields(self):
@@ -93,14 +94,17 @@ class Moments:
     n_b: int = dataclasses.field(metadata=dict(static=True))
     settings: MomentSettings = dataclasses.field(metadata=dict(static=True))
     mask_bits: bytes = dataclasses.field(metadata=dict(static=True), repr=False)
-    seeds: tuple[int, ...] | None = dataclasses.field(default=None, metadata=dict(static=True),
-                                                      repr=False)
+    seeds: tuple[int, ...] | None = dataclasses.field(
+        default=None, metadata=dict(static=True), repr=False
+    )
 
     def __repr__(self) -> str:
         s = self.settings
-        return (f"Moments(name={self.name!r}, D={s.dim}, n_samples={self.n_samples}, "
-                f"n_f={self.n_f}, n_b={self.n_b}, space={s.space!r}, grid={s.grid}, "
-                f"generator={s.generator!r})")
+        return (
+            f"Moments(name={self.name!r}, D={s.dim}, n_samples={self.n_samples}, "
+            f"n_f={self.n_f}, n_b={self.n_b}, space={s.space!r}, grid={s.grid}, "
+            f"generator={s.generator!r})"
+        )
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -127,29 +131,42 @@ class Moments:
 
     # -- merging -------------------------------------------------------------------------------
     def __add__(self, other):
-        if isinstance(other, int) and other == 0:       # sum([...]) starts from 0
+        if isinstance(other, int) and other == 0:  # sum([...]) starts from 0
             return self
         if not isinstance(other, Moments):
             return NotImplemented
         diff = self.settings.differences(other.settings)
         if diff:
-            raise ValueError("cannot merge moments made with different settings: "
-                             + "; ".join(diff))
+            raise ValueError(
+                "cannot merge moments made with different settings: " + "; ".join(diff)
+            )
         if self.mask_bits != other.mask_bits or (self.n_f, self.n_b) != (other.n_f, other.n_b):
-            raise ValueError(f"cannot merge moments of different regions ({self.name!r} and "
-                             f"{other.name!r} have different masks)")
+            raise ValueError(
+                f"cannot merge moments of different regions ({self.name!r} and "
+                f"{other.name!r} have different masks)"
+            )
         seeds = None
         if self.seeds is not None and other.seeds is not None:
             both = set(self.seeds) & set(other.seeds)
             if both:
                 shown = sorted(both)[:5]
-                raise ValueError(f"cannot merge moments of region {self.name!r}: {len(both)} "
-                                 f"seed(s) were summed in both (e.g. {shown}); each sample may "
-                                 f"count once")
+                raise ValueError(
+                    f"cannot merge moments of region {self.name!r}: {len(both)} "
+                    f"seed(s) were summed in both (e.g. {shown}); each sample may "
+                    f"count once"
+                )
             seeds = self.seeds + other.seeds
-        return Moments(_add(self.gram_f, other.gram_f), _add(self.gram_b, other.gram_b),
-                       int(self.n_samples) + int(other.n_samples), self.name, self.n_f, self.n_b,
-                       self.settings, self.mask_bits, seeds)
+        return Moments(
+            _add(self.gram_f, other.gram_f),
+            _add(self.gram_b, other.gram_b),
+            int(self.n_samples) + int(other.n_samples),
+            self.name,
+            self.n_f,
+            self.n_b,
+            self.settings,
+            self.mask_bits,
+            seeds,
+        )
 
     __radd__ = __add__
 
@@ -159,8 +176,10 @@ class Moments:
 
 
 jax.tree_util.register_dataclass(
-    Moments, data_fields=["gram_f", "gram_b", "n_samples"],
-    meta_fields=["name", "n_f", "n_b", "settings", "mask_bits", "seeds"])
+    Moments,
+    data_fields=["gram_f", "gram_b", "n_samples"],
+    meta_fields=["name", "n_f", "n_b", "settings", "mask_bits", "seeds"],
+)
 
 
 def _add(a, b):
@@ -192,8 +211,9 @@ def merge_moments(*parts: Mapping[str, Moments]) -> dict[str, Moments]:
     names = list(parts[0])
     for i, p in enumerate(parts[1:], 1):
         if sorted(p) != sorted(names):
-            raise ValueError(f"cannot merge: part 0 has regions {sorted(names)}, part {i} has "
-                             f"{sorted(p)}")
+            raise ValueError(
+                f"cannot merge: part 0 has regions {sorted(names)}, part {i} has {sorted(p)}"
+            )
     return {n: sum((p[n] for p in parts[1:]), parts[0][n]) for n in names}
 
 
@@ -210,13 +230,14 @@ def check_run(moments: Mapping[str, Moments]) -> Moments:
             raise ValueError(f"dict key {name!r} differs from the region name {m.name!r}")
         diff = first.settings.differences(m.settings)
         if diff or m.n_samples != first.n_samples or m.seeds != first.seeds:
-            raise ValueError(f"regions {first.name!r} and {name!r} come from different runs "
-                             f"({'; '.join(diff) or 'samples differ'}): save them separately")
+            raise ValueError(
+                f"regions {first.name!r} and {name!r} come from different runs "
+                f"({'; '.join(diff) or 'samples differ'}): save them separately"
+            )
     return first
 
 
-def save_moments(path, moments: Mapping[str, Moments], *, overwrite: bool = True,
-                 **extra) -> str:
+def save_moments(path, moments: Mapping[str, Moments], *, overwrite: bool = True, **extra) -> str:
     """Write ``{name: Moments}`` (one run: same settings and samples) to ``path`` atomically.
 
     ``overwrite``: replace an existing file (else :class:`~jaxedit.OutputExistsError`).
@@ -226,7 +247,9 @@ def save_moments(path, moments: Mapping[str, Moments], *, overwrite: bool = True
     first = check_run(moments)
     s = first.settings
     arrays = dict(
-        format=FORMAT, version=VERSION, regions=np.asarray(list(moments)),
+        format=FORMAT,
+        version=VERSION,
+        regions=np.asarray(list(moments)),
         gram_f=np.stack([np.asarray(m.gram_f) for m in moments.values()]),
         gram_b=np.stack([np.asarray(m.gram_b) for m in moments.values()]),
         masks=np.stack([m.mask for m in moments.values()]),
@@ -235,19 +258,46 @@ def save_moments(path, moments: Mapping[str, Moments], *, overwrite: bool = True
         n_samples=np.int64(first.n_samples),
         seeds=np.asarray(first.seeds if first.seeds is not None else [], np.int64),
         seeds_known=first.seeds is not None,
-        space=s.space, resize=-1 if s.resize is None else s.resize, resize_mode=s.resize_mode,
-        channels=s.channels, noise_mode=s.noise_mode, truncation_psi=s.truncation_psi,
+        space=s.space,
+        resize=-1 if s.resize is None else s.resize,
+        resize_mode=s.resize_mode,
+        channels=s.channels,
+        noise_mode=s.noise_mode,
+        truncation_psi=s.truncation_psi,
         truncation_cutoff=-1 if s.truncation_cutoff is None else s.truncation_cutoff,
-        grid=np.asarray(s.grid, np.int64), dim=s.dim, generator=s.generator)
+        grid=np.asarray(s.grid, np.int64),
+        dim=s.dim,
+        generator=s.generator,
+    )
     clash = sorted(set(extra) & set(arrays))
     if clash:
         raise ValueError(f"extra keys {clash} collide with the moments format")
     return _io.save_npz(path, overwrite=overwrite, **arrays, **extra)
 
 
-_REQUIRED = ("format", "version", "regions", "gram_f", "gram_b", "masks", "n_f", "n_b",
-             "n_samples", "seeds", "seeds_known", "space", "resize", "resize_mode", "channels",
-             "noise_mode", "truncation_psi", "truncation_cutoff", "grid", "dim", "generator")
+_REQUIRED = (
+    "format",
+    "version",
+    "regions",
+    "gram_f",
+    "gram_b",
+    "masks",
+    "n_f",
+    "n_b",
+    "n_samples",
+    "seeds",
+    "seeds_known",
+    "space",
+    "resize",
+    "resize_mode",
+    "channels",
+    "noise_mode",
+    "truncation_psi",
+    "truncation_cutoff",
+    "grid",
+    "dim",
+    "generator",
+)
 
 
 def read_moments(path) -> tuple[dict[str, Moments], dict]:
@@ -275,8 +325,9 @@ def read_moments(path) -> tuple[dict[str, Moments], dict]:
             raise bad(key, "contains non-finite values")
     masks = data["masks"]
     if masks.shape != (r,) + grid[:2] or masks.dtype != bool:
-        raise bad("masks", f"must be bool [{r}, {grid[0]}, {grid[1]}], got {masks.dtype} "
-                           f"{masks.shape}")
+        raise bad(
+            "masks", f"must be bool [{r}, {grid[0]}, {grid[1]}], got {masks.dtype} {masks.shape}"
+        )
     n_f, n_b = data["n_f"], data["n_b"]
     for key, a in (("n_f", n_f), ("n_b", n_b)):
         if a.shape != (r,):
@@ -293,13 +344,32 @@ def read_moments(path) -> tuple[dict[str, Moments], dict]:
         if len(seeds) != n_samples:
             raise bad("seeds", f"has {len(seeds)} entries for {n_samples} samples")
     resize, cutoff = int(data["resize"]), int(data["truncation_cutoff"])
-    settings = MomentSettings(str(data["space"]), None if resize < 0 else resize,
-                              str(data["resize_mode"]), str(data["channels"]),
-                              str(data["noise_mode"]), float(data["truncation_psi"]),
-                              None if cutoff < 0 else cutoff, grid, d, str(data["generator"]))
-    out = {name: Moments(data["gram_f"][i], data["gram_b"][i], n_samples, name, int(n_f[i]),
-                         int(n_b[i]), settings, pack_mask(masks[i]), seeds)
-           for i, name in enumerate(names)}
+    settings = MomentSettings(
+        str(data["space"]),
+        None if resize < 0 else resize,
+        str(data["resize_mode"]),
+        str(data["channels"]),
+        str(data["noise_mode"]),
+        float(data["truncation_psi"]),
+        None if cutoff < 0 else cutoff,
+        grid,
+        d,
+        str(data["generator"]),
+    )
+    out = {
+        name: Moments(
+            data["gram_f"][i],
+            data["gram_b"][i],
+            n_samples,
+            name,
+            int(n_f[i]),
+            int(n_b[i]),
+            settings,
+            pack_mask(masks[i]),
+            seeds,
+        )
+        for i, name in enumerate(names)
+    }
     return out, data
 
 
@@ -312,7 +382,18 @@ def load_moments(path) -> dict[str, Moments]:
     return read_moments(path)[0]
 
 
-_pack_mask = pack_mask   # the name the CLI imports
+_pack_mask = pack_mask  # the name the CLI imports
 
-__all__ = ["FORMAT", "VERSION", "MomentSettings", "Moments", "check_run", "is_moments",
-           "load_moments", "merge_moments", "pack_mask", "read_moments", "save_moments"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "MomentSettings",
+    "Moments",
+    "check_run",
+    "is_moments",
+    "load_moments",
+    "merge_moments",
+    "pack_mask",
+    "read_moments",
+    "save_moments",
+]

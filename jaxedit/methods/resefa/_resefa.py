@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._typing import Jacobian
 from ...errors import ComplexEigenpairsWarning, ConvergenceWarning, SingularBackgroundWarning
 from ...jacobians import JacobianOperator
 from ...linalg import (
@@ -152,16 +154,19 @@ def _pick_moments(moments, region) -> Moments:
         if region is None and len(moments) == 1:
             region = next(iter(moments))
         if not isinstance(region, str) or region not in moments:
-            raise ValueError(f"pick a region of the moments by name: one of {sorted(moments)}, "
-                             f"got {region!r}")
+            raise ValueError(
+                f"pick a region of the moments by name: one of {sorted(moments)}, got {region!r}"
+            )
         return moments[region]
     m = moments
     if region is not None:
         if not (isinstance(region, str) and region == m.name):
             want = region_mask(region, m.settings.grid[:2])
             if not np.array_equal(want, m.mask):
-                raise ValueError(f"region {region!r} is not the region these moments were "
-                                 f"computed for ({m.name!r}, {int(m.mask.sum())} pixels)")
+                raise ValueError(
+                    f"region {region!r} is not the region these moments were "
+                    f"computed for ({m.name!r}, {int(m.mask.sum())} pixels)"
+                )
     return m
 
 
@@ -214,32 +219,52 @@ def as_pencil(x, region: RegionLike | None = None, aggregate: str = "none") -> P
         raise ValueError(f"J must be [H, W, C, D] or [N, H, W, C, D], got shape {tuple(J.shape)}")
     if not bool(jnp.all(jnp.isfinite(J))):
         bad = int(jnp.sum(~jnp.isfinite(J)))
-        raise ValueError(f"J contains {bad} non-finite value(s) (NaN or inf): the Jacobian is not "
-                         f"usable (check the generator output and latents)")
+        raise ValueError(
+            f"J contains {bad} non-finite value(s) (NaN or inf): the Jacobian is not "
+            f"usable (check the generator output and latents)"
+        )
     n, h, w, c, d = J.shape
     mask = region_mask(region, (h, w))
     wf, wb, n_f, n_b = _row_weights(mask, c, J.dtype)
     j2 = J.reshape(n, h * w * c, d)
-    groups = [j2] if aggregate == "mean" else [j2[i:i + 1] for i in range(n)]
-    return PencilInput([RowPencil(g, wf, wb) for g in groups], mask, n_f, n_b,
-                       single or aggregate == "mean", J.dtype, "array")
+    groups = [j2] if aggregate == "mean" else [j2[i : i + 1] for i in range(n)]
+    return PencilInput(
+        [RowPencil(g, wf, wb) for g in groups],
+        mask,
+        n_f,
+        n_b,
+        single or aggregate == "mean",
+        J.dtype,
+        "array",
+    )
 
 
 def _refusal(source: str, solver: AbstractPencilSolver, why: str) -> str:
     name = type(solver).__name__
     if source == "operator":
-        return (f"a JacobianOperator is solved matrix-free (solver='matrix_free' or "
-                f"jaxedit.MatrixFree(...)); {name} needs the Jacobian array "
-                f"(jaxedit.jacobian(...))")
+        return (
+            f"a JacobianOperator is solved matrix-free (solver='matrix_free' or "
+            f"jaxedit.MatrixFree(...)); {name} needs the Jacobian array "
+            f"(jaxedit.jacobian(...))"
+        )
     if source == "moments":
-        return (f"moments hold M_f and M_b only: {name} needs the Jacobian rows; use "
-                f"Dense() ('auto'), ReferenceEig() or MatrixFree()")
+        return (
+            f"moments hold M_f and M_b only: {name} needs the Jacobian rows; use "
+            f"Dense() ('auto'), ReferenceEig() or MatrixFree()"
+        )
     return f"{name} cannot solve a {source} input: {why}"
 
 
-def resefa(J, region: RegionLike | None = None, *, k: int = 10, regularization: float = 0.0,
-           solver: SolverLike = "auto", aggregate: str = "none", warn: bool = True
-           ) -> ResefaResult:
+def resefa(
+    J: Jacobian | JacobianOperator | Moments | Mapping[str, Moments],
+    region: RegionLike | None = None,
+    *,
+    k: int = 10,
+    regularization: float = 0.0,
+    solver: SolverLike = "auto",
+    aggregate: str = "none",
+    warn: bool = True,
+) -> ResefaResult:
     """ReSeFa directions for a region.
 
     Args:
@@ -284,9 +309,16 @@ def resefa(J, region: RegionLike | None = None, *, k: int = 10, regularization: 
     return _finish(outs, opts.name, src, tau, warn)
 
 
-def resefa_moments(moments, region=None, *, k: int = 10, regularization: float = 0.0,
-                   solver: SolverLike = "auto", aggregate: str = "mean", warn: bool = True
-                   ) -> ResefaResult:
+def resefa_moments(
+    moments,
+    region=None,
+    *,
+    k: int = 10,
+    regularization: float = 0.0,
+    solver: SolverLike = "auto",
+    aggregate: str = "mean",
+    warn: bool = True,
+) -> ResefaResult:
     """`resefa` on `Moments` (``jaxedit.resefa(moments, ...)`` does the same).
 
     Args:
@@ -304,12 +336,20 @@ def resefa_moments(moments, region=None, *, k: int = 10, regularization: float =
     """
     if not is_moments(moments):
         raise ValueError("resefa_moments needs Moments or a dict of them")
-    return resefa(moments, region, k=k, regularization=regularization, solver=solver,
-                  aggregate=aggregate, warn=warn)
+    return resefa(
+        moments,
+        region,
+        k=k,
+        regularization=regularization,
+        solver=solver,
+        aggregate=aggregate,
+        warn=warn,
+    )
 
 
-def _finish(outs: list[PencilSolution], name: str, src: PencilInput, tau: float, warn: bool
-            ) -> ResefaResult:
+def _finish(
+    outs: list[PencilSolution], name: str, src: PencilInput, tau: float, warn: bool
+) -> ResefaResult:
     """`ResefaResult` of the solutions, and the three warnings (once)."""
     squeeze, dtype, n_b, d = src.squeeze, src.dtype, src.n_b, src.pencils[0].dim
     dirs = np.stack([o.directions for o in outs])
@@ -321,26 +361,32 @@ def _finish(outs: list[PencilSolution], name: str, src: PencilInput, tau: float,
     eps = float(jnp.finfo(dtype).eps)
     singular = bool(np.any(np.isinf(conds)) or np.any(conds > _sing_threshold(dtype)))
     bound = " (a lower bound)" if outs[0].stats.condition_method == "lower bound" else ""
-    advice = ("pass regularization > 0 (the reference's full_rank option uses 1e-3)"
-              + ("" if dtype == jnp.float64 else " or compute in float64 (jax_enable_x64)"))
+    advice = "pass regularization > 0 (the reference's full_rank option uses 1e-3)" + (
+        "" if dtype == jnp.float64 else " or compute in float64 (jax_enable_x64)"
+    )
     if warn and singular:
         warnings.warn(
             f"M_b (background of the region, {n_b} rows, D={d}) is numerically singular in "
             f"{jnp.dtype(dtype).name}: condition number {np.max(conds):.3g}{bound} exceeds "
             f"1e-2/eps = {1e-2 / eps:.3g}; the directions are unreliable - {advice}",
-            SingularBackgroundWarning, stacklevel=3)
+            SingularBackgroundWarning,
+            stacklevel=3,
+        )
     if not np.all(np.isfinite(dirs)):
         if src.source == "operator":
             raise ValueError(
                 "the matrix-free solver produced non-finite directions: the JacobianOperator's "
-                "products are not finite (check the generator output at this latent)")
+                "products are not finite (check the generator output at this latent)"
+            )
         if iterative:
             raise np.linalg.LinAlgError(
                 f"the matrix-free solver broke down (non-finite directions; M_b condition number "
-                f">= {np.max(conds):.3g}); {advice}")
+                f">= {np.max(conds):.3g}); {advice}"
+            )
         raise np.linalg.LinAlgError(
             f"solver {name!r} produced non-finite directions: M_b is singular "
-            f"(condition number {np.max(conds):.3g}); {advice}")
+            f"(condition number {np.max(conds):.3g}); {advice}"
+        )
     if warn and iterative and not np.all(stats.converged):
         worst = float(np.max(stats.max_residual))
         warnings.warn(
@@ -348,19 +394,42 @@ def _finish(outs: list[PencilSolution], name: str, src: PencilInput, tau: float,
             f"max residual {worst:.3g} > tol {stats.tol:.3g}: the directions are not converged - "
             f"raise MatrixFree(maxiter=...) or sketch_size (a better preconditioner), pass "
             f"regularization > 0 (M_b condition number >= {np.max(conds):.3g})"
-            + ("" if dtype == jnp.float64 else ", or compute in float64 (jax_enable_x64); "
-               "float32 residuals cannot go much below eps * cond(M_b)"),
-            ConvergenceWarning, stacklevel=3)
+            + (
+                ""
+                if dtype == jnp.float64
+                else ", or compute in float64 (jax_enable_x64); "
+                "float32 residuals cannot go much below eps * cond(M_b)"
+            ),
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     if warn and imag is not None and imag > 1e3 * eps:
         warnings.warn(
             f"the reference eig(inv(M_b) @ M_f) returned complex eigenvalues (max |Im|/|λ| = "
             f"{imag:.3g}); their real parts were kept as the reference does - use a symmetric "
-            f"solver ('dense') or regularization", ComplexEigenpairsWarning, stacklevel=3)
+            f"solver ('dense') or regularization",
+            ComplexEigenpairsWarning,
+            stacklevel=3,
+        )
     return ResefaResult(
-        directions=dirs[0] if squeeze else dirs, eigenvalues=lams[0] if squeeze else lams,
-        solver=name, stats=stats, mask=src.mask, n_foreground=src.n_f, n_background=src.n_b,
-        regularization=float(tau), singular=singular, max_imag=imag)
+        directions=dirs[0] if squeeze else dirs,
+        eigenvalues=lams[0] if squeeze else lams,
+        solver=name,
+        stats=stats,
+        mask=src.mask,
+        n_foreground=src.n_f,
+        n_background=src.n_b,
+        regularization=float(tau),
+        singular=singular,
+        max_imag=imag,
+    )
 
 
-__all__ = ["PencilInput", "ResefaResult", "as_pencil", "jacobian_moments", "resefa",
-           "resefa_moments"]
+__all__ = [
+    "PencilInput",
+    "ResefaResult",
+    "as_pencil",
+    "jacobian_moments",
+    "resefa",
+    "resefa_moments",
+]

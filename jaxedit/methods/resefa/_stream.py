@@ -30,21 +30,22 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ... import _io, _ops, jacobians
 from ...jacobians import OutputSpec, as_output
-from ...sampling import Compute, Sampling, as_compute, as_sampling
 from ...linalg import basis_chunk
 from ...regions import RegionLike, region_mask
+from ...sampling import Compute, Sampling, as_compute, as_sampling
 from ._moments import Moments, MomentSettings, check_run, is_moments, pack_mask
+
 
 # ---------------------------------------------------------------------------------------------
 # Generator fingerprint
@@ -55,7 +56,7 @@ def generator_fingerprint(gen) -> str:
     h = hashlib.sha256()
     cfg = getattr(gen, "config", None)
     to_json = getattr(cfg, "to_json", None)
-    h.update((to_json() if callable(to_json) else repr(cfg)).encode())
+    h.update(str(to_json() if callable(to_json) else repr(cfg)).encode())
     state = nnx.state(gen)
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         a = np.asarray(leaf)
@@ -81,8 +82,15 @@ def _grams_dense(gen, opts, chunk: int, base, x0, valid, weights, acc_dtype):
     grams = []
     for k in range(weights.shape[0]):
         w = jnp.tile(weights[k].astype(J.dtype), J2.shape[0] // nrows)
-        grams.append(jax.lax.dot_general(J2 * w[:, None], J2, (((0,), (0,)), ((), ())),
-                                         precision=hp, preferred_element_type=acc_dtype))
+        grams.append(
+            jax.lax.dot_general(
+                J2 * w[:, None],
+                J2,
+                (((0,), (0,)), ((), ())),
+                precision=hp,
+                preferred_element_type=acc_dtype,
+            )
+        )
     return jnp.stack(grams).astype(acc_dtype)
 
 
@@ -90,6 +98,7 @@ def _grams_stream_one(gen, opts, chunk: int, base, x0, weights):
     """One sample's ``[2R, D, D]`` Grams without its Jacobian: for each block of ``chunk``
     columns ``J_c = J E_c`` (JVPs), ``Jᵀ diag(w_k) J_c`` by transposed products (VJPs) - memory
     O(rows x chunk), at the cost of 2R VJPs per column."""
+
     def f(x):
         return jacobians.render_rows(gen, opts, base, x).reshape(-1)
 
@@ -99,23 +108,37 @@ def _grams_stream_one(gen, opts, chunk: int, base, x0, weights):
     n_chunks = -(-d // chunk)
 
     def block(i):
-        jc = jax.vmap(f_lin)(basis_chunk(i, chunk, d, x0.dtype))   # [chunk, rows]
-        return jax.lax.map(lambda w: jax.vmap(lambda u: f_t(u)[0])(jc * w[None]),
-                           weights.astype(x0.dtype))                          # [2R, chunk, D]
+        jc = jax.vmap(f_lin)(basis_chunk(i, chunk, d, x0.dtype))  # [chunk, rows]
+        return jax.lax.map(
+            lambda w: jax.vmap(lambda u: f_t(u)[0])(jc * w[None]), weights.astype(x0.dtype)
+        )  # [2R, chunk, D]
 
-    cols = jax.lax.map(block, jnp.arange(n_chunks))                # [n_chunks, 2R, chunk, D]
+    cols = jax.lax.map(block, jnp.arange(n_chunks))  # [n_chunks, 2R, chunk, D]
     g = jnp.moveaxis(cols, 1, 0).reshape(weights.shape[0], n_chunks * chunk, d)[:, :d]
-    return g                                    # row j of G_k = (Jᵀ W_k J e_j)ᵀ, G_k symmetric
+    return g  # row j of G_k = (Jᵀ W_k J e_j)ᵀ, G_k symmetric
 
 
 def _grams_stream(gen, opts, chunk: int, base, x0, valid, weights, acc_dtype):
     g = jax.vmap(lambda b, x: _grams_stream_one(gen, opts, chunk, b, x, weights))(base, x0)
-    return jnp.einsum("n,nkde->kde", valid.astype(g.dtype), g,
-                      precision=jax.lax.Precision.HIGHEST).astype(acc_dtype)
+    return jnp.einsum(
+        "n,nkde->kde", valid.astype(g.dtype), g, precision=jax.lax.Precision.HIGHEST
+    ).astype(acc_dtype)
 
 
-def _step_body(graphdef, opts, chunk: int, gram: str, axes: tuple, acc_dtype, state, base, x0,
-               valid, weights, acc):
+def _step_body(
+    graphdef,
+    opts,
+    chunk: int,
+    gram: str,
+    axes: tuple,
+    acc_dtype,
+    state,
+    base,
+    x0,
+    valid,
+    weights,
+    acc,
+):
     """One device's part of a step.
 
     base, x0: this device's samples ([b, ...], [b, D]); valid [b] (0 for padding);
@@ -128,7 +151,7 @@ def _step_body(graphdef, opts, chunk: int, gram: str, axes: tuple, acc_dtype, st
     return acc + jax.lax.psum(g, axes)
 
 
-_STEPS: dict = {}   # (graphdef, opts, chunk, gram, mesh, acc_dtype, donate) -> jitted step
+_STEPS: dict = {}  # (graphdef, opts, chunk, gram, mesh, acc_dtype, donate) -> jitted step
 _MAX_STEPS = 32
 
 
@@ -157,8 +180,9 @@ def _make_step(graphdef, opts, chunk: int, gram: str, mesh: Mesh, acc_dtype: str
     axes = tuple(mesh.axis_names)
     body = functools.partial(_step_body, graphdef, opts, chunk, gram, axes, jnp.dtype(acc_dtype))
     spec = P(axes)
-    sm = jax.shard_map(body, mesh=mesh, in_specs=(P(), spec, spec, spec, P(), P()),
-                       out_specs=P(), check_vma=False)
+    sm = jax.shard_map(
+        body, mesh=mesh, in_specs=(P(), spec, spec, spec, P(), P()), out_specs=P(), check_vma=False
+    )
     return jax.jit(sm, donate_argnums=(5,) if donate else ())
 
 
@@ -174,8 +198,9 @@ def _is_seed_list(x) -> bool:
     if isinstance(x, range):
         return True
     if isinstance(x, (list, tuple)):
-        return len(x) > 0 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                  for v in x)
+        return len(x) > 0 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in x
+        )
     if isinstance(x, np.ndarray):
         return x.ndim == 1 and np.issubdtype(x.dtype, np.integer)
     return False
@@ -199,12 +224,16 @@ class _Source:
             self.n = len(seeds)
         else:
             if isinstance(samples, jax.Array) and not samples.is_fully_addressable:
-                raise ValueError("latents spread over several processes are not supported: pass "
-                                 "the same host array (or seeds) to every process")
+                raise ValueError(
+                    "latents spread over several processes are not supported: pass "
+                    "the same host array (or seeds) to every process"
+                )
             lat = np.asarray(samples)
             if lat.dtype == object or not np.issubdtype(lat.dtype, np.number):
-                raise ValueError(f"latents must be a float array (or a list of integer seeds), "
-                                 f"got dtype {lat.dtype}")
+                raise ValueError(
+                    f"latents must be a float array (or a list of integer seeds), "
+                    f"got dtype {lat.dtype}"
+                )
             if lat.ndim < 2 or lat.shape[0] == 0:
                 raise ValueError(f"latents must be [N, ...] with N >= 1, got shape {lat.shape}")
             if not np.all(np.isfinite(lat)):
@@ -228,12 +257,14 @@ class _Source:
         if self.latents is not None:
             return self.latents[idx], c
         gen = self.gen
+        assert self.seeds is not None  # a source holds latents or seeds
         seeds = [self.seeds[i] for i in idx]
         if self.biggan:
             from ...models.biggan import truncated_noise_sample
 
-            z = np.concatenate([truncated_noise_sample(1, gen.z_dim, self.psi, seed=s)
-                                for s in seeds])
+            z = np.concatenate(
+                [truncated_noise_sample(1, gen.z_dim, self.psi, seed=s) for s in seeds]
+            )
             return z, c
         from ...models.stylegan2 import seed_to_z
 
@@ -252,8 +283,10 @@ def _normalize_regions(regions) -> dict[str, RegionLike]:
     elif isinstance(regions, (list, tuple)) and all(isinstance(r, str) for r in regions):
         items = [(r.strip(), r.strip()) for r in regions]
     else:
-        raise ValueError("regions must be a dict {name: mask | Box | preset | (y0, x0, y1, x1)} "
-                         "or a list of preset names")
+        raise ValueError(
+            "regions must be a dict {name: mask | Box | preset | (y0, x0, y1, x1)} "
+            "or a list of preset names"
+        )
     if not items:
         raise ValueError("regions is empty")
     out: dict[str, RegionLike] = {}
@@ -269,11 +302,21 @@ def _normalize_regions(regions) -> dict[str, RegionLike]:
 # ---------------------------------------------------------------------------------------------
 # region_moments
 # ---------------------------------------------------------------------------------------------
-def region_moments(gen, samples, regions, *, space: str = "w", output: OutputSpec | None = None,
-                   sampling: Sampling | None = None, compute: Compute | None = None,
-                   gram: str = "dense", mesh: Mesh | None = None,
-                   progress: bool | Callable = False, callback: Callable | None = None,
-                   initial: Mapping[str, Moments] | None = None) -> dict[str, Moments]:
+def region_moments(
+    gen,
+    samples,
+    regions,
+    *,
+    space: str = "w",
+    output: OutputSpec | None = None,
+    sampling: Sampling | None = None,
+    compute: Compute | None = None,
+    gram: str = "dense",
+    mesh: Mesh | None = None,
+    progress: bool | Callable = False,
+    callback: Callable | None = None,
+    initial: Mapping[str, Moments] | None = None,
+) -> dict[str, Moments]:
     """Per-region ReSeFa moments over many samples, without keeping their Jacobians.
 
     Args:
@@ -326,8 +369,9 @@ def region_moments(gen, samples, regions, *, space: str = "w", output: OutputSpe
     """
     sampling = as_sampling(sampling)
     compute = as_compute(compute)
-    settings, masks, opts = moment_settings(gen, regions, space=space, output=output,
-                                            sampling=sampling, compute=compute)
+    settings, masks, opts = moment_settings(
+        gen, regions, space=space, output=output, sampling=sampling, compute=compute
+    )
     batch, chunk = compute.batch_size, compute.chunk
     precision = compute.precision
     if gram not in GRAMS:
@@ -335,18 +379,19 @@ def region_moments(gen, samples, regions, *, space: str = "w", output: OutputSpe
     mesh = default_mesh() if mesh is None else mesh
     if not isinstance(mesh, Mesh):
         raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
-    dt = compute.resolved_dtype             # a floating dtype (checked by Compute)
-    acc_dtype = jnp.dtype(_ops.default_float_dtype())   # float64 whenever x64 is on
+    dt = compute.resolved_dtype  # a floating dtype (checked by Compute)
+    acc_dtype = jnp.dtype(_ops.default_float_dtype())  # float64 whenever x64 is on
     src = _Source(gen, samples, space, sampling, dt, precision)
-    if src.c is None and (jacobians.is_biggan(gen)
-                          or (space == "z" and getattr(gen, "c_dim", 0) > 0)):
+    if src.c is None and (
+        jacobians.is_biggan(gen) or (space == "z" and getattr(gen, "c_dim", 0) > 0)
+    ):
         raise ValueError("this generator is conditional: pass c ([N, classes] or [classes])")
-    if src.seeds is None:   # shape errors now, not after a compile
+    if src.seeds is None:  # shape errors now, not after a compile
         lat, c0 = src.latents_of(np.arange(1))
         jacobians.prepare_latents(gen, lat, space, c0, compute)
     d = settings.dim
     chunk = min(chunk, d)
-    weights = []   # [2R, rows]: region / background row indicators
+    weights = []  # [2R, rows]: region / background row indicators
     for m in masks.values():
         rowmask = np.repeat(m.reshape(-1), settings.grid[2])
         weights += [rowmask, ~rowmask]
@@ -370,8 +415,10 @@ def region_moments(gen, samples, regions, *, space: str = "w", output: OutputSpe
     n = src.n
     local = _local_rows(rows_sh, gbatch)
     if local.size == 0:
-        raise ValueError(f"process {jax.process_index()} holds no device of the mesh: under "
-                         f"jax.distributed the mesh must span every process")
+        raise ValueError(
+            f"process {jax.process_index()} holds no device of the mesh: under "
+            f"jax.distributed the mesh must span every process"
+        )
     show = None
     bar = None
     if progress is True:
@@ -406,9 +453,15 @@ def region_moments(gen, samples, regions, *, space: str = "w", output: OutputSpe
     return partial(n, acc)
 
 
-def moment_settings(gen, regions, *, space: str = "w", output: OutputSpec | None = None,
-                    sampling: Sampling | None = None, compute: Compute | None = None
-                    ) -> tuple[MomentSettings, dict[str, np.ndarray], Any]:
+def moment_settings(
+    gen,
+    regions,
+    *,
+    space: str = "w",
+    output: OutputSpec | None = None,
+    sampling: Sampling | None = None,
+    compute: Compute | None = None,
+) -> tuple[MomentSettings, dict[str, np.ndarray], Any]:
     """Validate the options: ``(settings, {name: mask [H', W']}, jacobian render options)``.
 
     Args:
@@ -430,14 +483,22 @@ def moment_settings(gen, regions, *, space: str = "w", output: OutputSpec | None
     sampling = as_sampling(sampling)
     opts = jacobians.render_options(gen, space, out, sampling, as_compute(compute))
     d = jacobians.latent_dim(gen, space)
-    grid = tuple(int(v) for v in opts.out.out_shape(gen.resolution, gen.img_channels))
+    gh, gw, gc = (int(v) for v in opts.out.out_shape(gen.resolution, gen.img_channels))
+    grid = (gh, gw, gc)
     masks = {n: region_mask(r, grid[:2]) for n, r in _normalize_regions(regions).items()}
     cutoff = sampling.truncation_cutoff
-    settings = MomentSettings(space, None if grid[0] == gen.resolution else int(out.resize),
-                              opts.out.mode, opts.out.channels, sampling.noise_mode,
-                              float(sampling.truncation_psi),
-                              None if cutoff is None else int(cutoff),
-                              grid, int(d), generator_fingerprint(gen))
+    settings = MomentSettings(
+        space,
+        None if grid[0] == gen.resolution or out.resize is None else int(out.resize),
+        opts.out.mode,
+        opts.out.channels,
+        sampling.noise_mode,
+        float(sampling.truncation_psi),
+        None if cutoff is None else int(cutoff),
+        grid,
+        int(d),
+        generator_fingerprint(gen),
+    )
     return settings, masks, opts
 
 
@@ -460,8 +521,9 @@ def _initial(initial, settings, masks, seeds, acc_dtype):
     if old is not None and seeds is not None:
         both = set(old) & set(seeds)
         if both:
-            raise ValueError(f"{len(both)} seed(s) are already in the initial moments "
-                             f"(e.g. {sorted(both)[:5]})")
+            raise ValueError(
+                f"{len(both)} seed(s) are already in the initial moments (e.g. {sorted(both)[:5]})"
+            )
     return np.stack(acc).astype(acc_dtype), int(first.n_samples), old
 
 
@@ -469,6 +531,7 @@ def _local_rows(sharding: NamedSharding, gbatch: int) -> np.ndarray:
     """Sorted rows of a ``[gbatch]`` array that this process's devices hold."""
     rows = set()
     for idx in sharding.addressable_devices_indices_map((gbatch,)).values():
+        assert idx is not None  # a sample-sharded array: every device holds a slice
         rows.update(range(*idx[0].indices(gbatch)))
     return np.asarray(sorted(rows), np.int64)
 
@@ -485,20 +548,38 @@ def _global(tree, local: np.ndarray, gbatch: int, sharding: NamedSharding):
     return jax.tree.map(one, tree)
 
 
-def _build(acc: np.ndarray, masks: dict, settings: MomentSettings, n_samples: int,
-           seeds) -> dict[str, Moments]:
+def _build(
+    acc: np.ndarray, masks: dict, settings: MomentSettings, n_samples: int, seeds
+) -> dict[str, Moments]:
     if not np.all(np.isfinite(acc)):
-        raise ValueError("the Jacobians contain non-finite values (check the generator and the "
-                         "latents; a float32 overflow can also cause this - try dtype=float64)")
+        raise ValueError(
+            "the Jacobians contain non-finite values (check the generator and the "
+            "latents; a float32 overflow can also cause this - try dtype=float64)"
+        )
     c = settings.grid[2]
     out = {}
     for i, (name, m) in enumerate(masks.items()):
         n_f = int(m.sum()) * c
         n_b = int((~m).sum()) * c
-        out[name] = Moments(acc[2 * i], acc[2 * i + 1], int(n_samples), name, n_f, n_b, settings,
-                            pack_mask(m), None if seeds is None else tuple(seeds))
+        out[name] = Moments(
+            acc[2 * i],
+            acc[2 * i + 1],
+            int(n_samples),
+            name,
+            n_f,
+            n_b,
+            settings,
+            pack_mask(m),
+            None if seeds is None else tuple(seeds),
+        )
     return out
 
 
-__all__ = ["GRAMS", "compiled_programs", "default_mesh", "generator_fingerprint",
-           "moment_settings", "region_moments"]
+__all__ = [
+    "GRAMS",
+    "compiled_programs",
+    "default_mesh",
+    "generator_fingerprint",
+    "moment_settings",
+    "region_moments",
+]

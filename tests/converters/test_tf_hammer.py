@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import fixture_path
 
 import converters
 import jaxedit
 from converters import _pickle
-from converters.stylegan2 import hammer, nvidia_tf
 from converters.errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -30,9 +30,7 @@ from converters.errors import (
     UnsafePickleError,
     UnsupportedFormatError,
 )
-from jaxedit.models.stylegan2 import StyleGAN2Generator
-
-from conftest import fixture_path
+from converters.stylegan2 import hammer, nvidia_tf
 
 
 def rel(a, b):
@@ -105,7 +103,8 @@ def test_tf_config(tf_pkl, tf_gen):
     # legacy.py: channel_base = 2 * fmap_base = 512, channel_max = fmap_max = 64
     assert cfg["channels"] == {"4": 64, "8": 64, "16": 32, "32": 16}
     assert {r: min(512 // int(r), 64) for r in cfg["channels"]} == {
-        r: c for r, c in cfg["channels"].items()}
+        r: c for r, c in cfg["channels"].items()
+    }
     assert (cfg["z_dim"], cfg["w_dim"], cfg["c_dim"], cfg["mapping_layers"]) == (32, 32, 0, 2)
     assert cfg["architecture"] == "skip" and cfg["mapping_lr_multiplier"] == 0.01
     assert cfg["resample_kernel"] == [1.0, 3.0, 3.0, 1.0] and cfg["conv_clamp"] is None
@@ -125,8 +124,11 @@ def test_tf_mapping_and_images(tf_gen, tf_ref, psi, key):
 
 def test_tf_eager_equals_jit_and_no_recompile(tf_gen, tf_ref):
     ws = tf_ref["ws_psi7"][:2]
-    np.testing.assert_allclose(tf_gen.mapping(tf_ref["z"], None, 0.7, jit=False),
-                               tf_gen.mapping(tf_ref["z"], None, 0.7), atol=1e-14)
+    np.testing.assert_allclose(
+        tf_gen.mapping(tf_ref["z"], None, 0.7, jit=False),
+        tf_gen.mapping(tf_ref["z"], None, 0.7),
+        atol=1e-14,
+    )
     tf_gen.synthesis(ws)
     before = jaxedit.debug.compiled_programs()
     assert before["models.StyleGAN2Generator._program"] >= 1
@@ -149,17 +151,24 @@ def test_tf_runtime_conventions_matter(tf_pkl, tf_ref):
     own = dict(Gs.state["variables"])
     conv = converters.read_checkpoint(tf_pkl)
     p = conv.params
-    np.testing.assert_array_equal(p["synthesis_net/b8/conv0/weight"], syn["8x8/Conv0_up/weight"][::-1, ::-1])
+    np.testing.assert_array_equal(
+        p["synthesis_net/b8/conv0/weight"], syn["8x8/Conv0_up/weight"][::-1, ::-1]
+    )
     np.testing.assert_array_equal(p["synthesis_net/b8/conv1/weight"], syn["8x8/Conv1/weight"])
-    np.testing.assert_array_equal(p["synthesis_net/b16/torgb/affine/bias"], syn["16x16/ToRGB/mod_bias"] + 1)
+    np.testing.assert_array_equal(
+        p["synthesis_net/b16/torgb/affine/bias"], syn["16x16/ToRGB/mod_bias"] + 1
+    )
     np.testing.assert_array_equal(p["synthesis_net/b32/conv0/noise_const"], syn["noise5"][0, 0])
     np.testing.assert_array_equal(p["synthesis_net/b32/conv1/noise_const"], syn["noise6"][0, 0])
     np.testing.assert_array_equal(p["mapping_net/w_avg"], own["dlatent_avg"])
     assert p["synthesis_net/b4/conv1/noise_strength"].shape == ()
     # Without the flip or the +1 the images are far from the reference.
     from jaxedit.checkpoint import generator_from_arrays
-    for key, undo in (("synthesis_net/b16/conv0/weight", lambda a: a[::-1, ::-1]),
-                      ("synthesis_net/b8/conv1/affine/bias", lambda a: a - 1)):
+
+    for key, undo in (
+        ("synthesis_net/b16/conv0/weight", lambda a: a[::-1, ::-1]),
+        ("synthesis_net/b8/conv1/affine/bias", lambda a: a - 1),
+    ):
         bad = dict(p, **{key: undo(p[key])})
         gen = generator_from_arrays("stylegan2", conv.config, bad)
         assert rel(gen.synthesis(tf_ref["ws_psi10"]), nhwc(tf_ref["img_psi10"])) > 1e-3, key
@@ -169,7 +178,9 @@ def test_tf_which_selects_G_or_Gs(tf_pkl, tf_ref):
     G, _, Gs = _pickle.load_pickle(tf_pkl)
     g = converters.read_checkpoint(tf_pkl, which="G")
     assert g.which == "G"
-    np.testing.assert_array_equal(g.params["mapping_net/w_avg"], dict(G.state["variables"])["dlatent_avg"])
+    np.testing.assert_array_equal(
+        g.params["mapping_net/w_avg"], dict(G.state["variables"])["dlatent_avg"]
+    )
     assert converters.read_checkpoint(tf_pkl, which="G_ema").which == "Gs"
     gen_g = jaxedit.load_generator(tf_pkl, which="G")
     assert rel(gen_g.synthesis(tf_ref["ws_psi10"]), nhwc(tf_ref["img_psi10"])) > 1e-3
@@ -192,14 +203,16 @@ def test_hammer_config(hm_pth, hm_gen):
 
 def test_hammer_mapping_and_z_normalization(hm_gen, hm_ref):
     from jaxedit import _ops
+
     assert rel(_ops.normalize_2nd_moment(jnp.asarray(hm_ref["z"])), hm_ref["z_normalized"]) < 1e-12
     ws = hm_gen.mapping(hm_ref["z"])
     assert rel(ws[:, 0], hm_ref["w"]) < 1e-6
     assert rel(ws, hm_ref["wp_psi10"]) < 1e-6
 
 
-@pytest.mark.parametrize("key,trunc_psi,trunc_layers",
-                         [("psi10", None, None), ("psi7", 0.7, 8), ("psi7_cut4", 0.7, 4)])
+@pytest.mark.parametrize(
+    "key,trunc_psi,trunc_layers", [("psi10", None, None), ("psi7", 0.7, 8), ("psi7_cut4", 0.7, 4)]
+)
 def test_hammer_truncation_and_images(hm_gen, hm_ref, key, trunc_psi, trunc_layers):
     psi, cutoff = hammer.truncation_args(trunc_psi, trunc_layers)
     ws = hm_gen.mapping(hm_ref["z"], None, truncation_psi=psi, truncation_cutoff=cutoff)
@@ -212,34 +225,38 @@ def test_hammer_truncation_rule(hm_gen, hm_ref):
     """wp[:, :L] = w_avg + psi (wp[:, :L] - w_avg) only if psi < 1 and L > 0."""
     ta = hammer.truncation_args
     assert ta(None, None) == (1.0, None)
-    assert ta(0.7, None) == (1.0, None)          # trunc_psi alone does nothing in Hammer
+    assert ta(0.7, None) == (1.0, None)  # trunc_psi alone does nothing in Hammer
     assert ta(0.7, 0) == (1.0, None)
-    assert ta(1.3, 8) == (1.0, None)             # psi >= 1: no truncation (jaxedit would extrapolate)
+    assert ta(1.3, 8) == (1.0, None)  # psi >= 1: no truncation (jaxedit would extrapolate)
     assert ta(0.7, 4) == (0.7, 4) and ta(0.5, 20) == (0.5, 20)
     with pytest.raises(ValueError, match="trunc_psi"):
         ta(float("nan"), 4)
     # The fixture's cut4 codes: slots < 4 truncated toward w_avg, slots >= 4 untouched (= w).
     ref = hm_ref["wp_psi7_cut4"]
-    np.testing.assert_allclose(ref[:, 4:], np.broadcast_to(hm_ref["w"][:, None], (4, 4, 32)), atol=1e-12)
+    np.testing.assert_allclose(
+        ref[:, 4:], np.broadcast_to(hm_ref["w"][:, None], (4, 4, 32)), atol=1e-12
+    )
     w_avg = np.asarray(hm_gen.mapping_net.w_avg[...], np.float64)
     want = w_avg + 0.7 * (hm_ref["w"][:, None] - w_avg)
     np.testing.assert_allclose(ref[:, :4], np.broadcast_to(want, (4, 4, 32)), atol=1e-6)
     assert rel(hm_gen.mapping(hm_ref["z"], None, 0.7, 4), ref) < 1e-6
-    assert rel(hm_gen.mapping(hm_ref["z"], None, 0.7, None), ref) > 1e-3   # NVIDIA-style: all slots
+    assert rel(hm_gen.mapping(hm_ref["z"], None, 0.7, None), ref) > 1e-3  # NVIDIA-style: all slots
 
 
 def test_hammer_jacobian_probes(hm_gen, hm_ref):
-    w0 = hm_ref["jacobian_w_point"]                                        # [1, 32]
+    w0 = hm_ref["jacobian_w_point"]  # [1, 32]
     ws = np.broadcast_to(w0[:, None], (1, hm_gen.num_ws, 32))
-    J = np.asarray(jaxedit.jacobian(hm_gen, ws, space="w"))               # [1, H, W, C, D]
+    J = np.asarray(jaxedit.jacobian(hm_gen, ws, space="w"))  # [1, H, W, C, D]
     assert J.shape == (1, 32, 32, 3, 32)
-    Jm = J[0].transpose(2, 0, 1, 3).reshape(3 * 32 * 32, 32)              # rows (C, H, W)
+    Jm = J[0].transpose(2, 0, 1, 3).reshape(3 * 32 * 32, 32)  # rows (C, H, W)
     assert rel(Jm @ hm_ref["probe_V_w"], hm_ref["probe_JV_w"]) < 1e-6
+
     # Independent path: JVPs of the (un-jitted) synthesis along the probe tangents.
     def f(w):
         img = hm_gen.synthesis(jnp.broadcast_to(w[:, None], (1, hm_gen.num_ws, 32)), jit=False)
         return img[0].transpose(2, 0, 1).reshape(-1)
-    V = jnp.asarray(hm_ref["probe_V_w"].T[:, None])                        # [4, 1, 32]
+
+    V = jnp.asarray(hm_ref["probe_V_w"].T[:, None])  # [4, 1, 32]
     jv = jax.jit(jax.vmap(lambda v: jax.jvp(f, (jnp.asarray(w0),), (v,))[1]))(V)
     assert rel(np.asarray(jv).T, hm_ref["probe_JV_w"]) < 1e-6
 
@@ -261,7 +278,7 @@ def test_hammer_which_and_fallback(tmp_path, hm_pth, hm_ref):
     ref = converters.read_checkpoint(hm_pth, which="generator")
     for k in ref.params:
         np.testing.assert_array_equal(conv.params[k], ref.params[k])
-    del obj["model_kwargs_init"]             # no kwargs: the configuration comes from the shapes
+    del obj["model_kwargs_init"]  # no kwargs: the configuration comes from the shapes
     torch.save(obj, path)
     assert converters.read_checkpoint(path).config == ref.config
 
@@ -270,12 +287,14 @@ def test_hammer_strides_are_honoured(hm_pth):
     torch = pytest.importorskip("torch")
     sd = torch.load(hm_pth, map_location="cpu", weights_only=False)["models"]["generator_smooth"]
     w = sd["synthesis.layer3.weight"]
-    assert not w.is_contiguous()          # the fixture stores permuted views
+    assert not w.is_contiguous()  # the fixture stores permuted views
     conv = converters.read_checkpoint(hm_pth)
-    np.testing.assert_array_equal(conv.params["synthesis_net/b16/conv0/weight"],
-                                  w.numpy().transpose(2, 3, 1, 0))
-    np.testing.assert_array_equal(conv.params["mapping_net/fc1/weight"],
-                                  sd["mapping.dense1.weight"].numpy().T)
+    np.testing.assert_array_equal(
+        conv.params["synthesis_net/b16/conv0/weight"], w.numpy().transpose(2, 3, 1, 0)
+    )
+    np.testing.assert_array_equal(
+        conv.params["mapping_net/fc1/weight"], sd["mapping.dense1.weight"].numpy().T
+    )
 
 
 # ---- hostile / damaged variants: Hammer ----------------------------------------------------------
@@ -287,6 +306,7 @@ class _Rebuild:
 
     def __reduce__(self):
         import torch
+
         return (torch._utils._rebuild_tensor_v2, tuple(self.args))
 
 
@@ -329,15 +349,19 @@ def _tensor(obj, key, net="generator_smooth"):
     return obj["models"][net][key]
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda t: t.args.__setitem__(3, (1, 100000)), "overruns storage"),     # stride
-    (lambda t: t.args.__setitem__(1, 10**6), "overruns storage"),           # offset
-    (lambda t: t.args.__setitem__(3, (-1, 32)), "stride"),
-    (lambda t: t.args.__setitem__(3, (1,)), "stride"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda t: t.args.__setitem__(3, (1, 100000)), "overruns storage"),  # stride
+        (lambda t: t.args.__setitem__(1, 10**6), "overruns storage"),  # offset
+        (lambda t: t.args.__setitem__(3, (-1, 32)), "stride"),
+        (lambda t: t.args.__setitem__(3, (1,)), "stride"),
+    ],
+)
 def test_hammer_stride_corruption_is_typed(tmp_path, hm_pth, edit, match):
-    path = _rewrite_hammer_pickle(hm_pth, tmp_path / "bad.pth",
-                                  lambda o: edit(_tensor(o, "mapping.dense0.weight")))
+    path = _rewrite_hammer_pickle(
+        hm_pth, tmp_path / "bad.pth", lambda o: edit(_tensor(o, "mapping.dense0.weight"))
+    )
     with pytest.raises(CorruptCheckpointError, match=match):
         jaxedit.load_generator(path)
 
@@ -347,7 +371,7 @@ def test_hammer_rewritten_strides_follow_torch(tmp_path, hm_pth):
     torch = pytest.importorskip("torch")
 
     def edit(o):
-        _tensor(o, "mapping.dense0.weight").args[3] = (32, 1)   # the transpose of what was saved
+        _tensor(o, "mapping.dense0.weight").args[3] = (32, 1)  # the transpose of what was saved
 
     path = _rewrite_hammer_pickle(hm_pth, tmp_path / "t.pth", edit)
     want = torch.load(path, map_location="cpu", weights_only=False)["models"]["generator_smooth"]
@@ -389,30 +413,72 @@ def _kw(obj):
     return obj["model_kwargs_init"]["generator_smooth"]
 
 
-@pytest.mark.parametrize("edit,err,match", [
-    (lambda o, t: _sd(o).__setitem__("synthesis.layer3.style.weight", t.zeros(32, 31)),
-     ShapeMismatchError, r"synthesis\.layer3\.style\.weight"),
-    (lambda o, t: _sd(o).__setitem__("synthesis.layer4.weight", t.zeros(24, 32, 3, 3)),
-     ShapeMismatchError, "fmaps_base"),
-    (lambda o, t: _kw(o).__setitem__("z_dim", 64), ShapeMismatchError, "z_dim=64"),
-    (lambda o, t: _kw(o).__setitem__("resolution", 64), ShapeMismatchError, "resolution=64"),
-    (lambda o, t: _sd(o).pop("synthesis.layer2.noise"), KeyMismatchError, r"synthesis\.layer2\.noise"),
-    (lambda o, t: _sd(o).__setitem__("synthesis.extra", t.zeros(3)), KeyMismatchError, r"synthesis\.extra"),
-    (lambda o, t: _sd(o).pop("synthesis.output1.bias"), KeyMismatchError, r"synthesis\.output1\.bias"),
-    (lambda o, t: _kw(o).__setitem__("architecture", "resnet"), KeyMismatchError, "architecture"),
-    (lambda o, t: _kw(o).__setitem__("final_tanh", True), UnsupportedFormatError, "final_tanh"),
-    (lambda o, t: _kw(o).__setitem__("repeat_w", False), UnsupportedFormatError, "repeat_w"),
-    (lambda o, t: _kw(o).__setitem__("lr_mul", 0.5), UnsupportedFormatError, "lr_mul"),
-    (lambda o, t: _kw(o).__setitem__("model_type", "StyleGAN3Generator"), UnsupportedFormatError,
-     "StyleGAN3Generator"),
-    (lambda o, t: _kw(o).__setitem__("shiny", 1), UnsupportedFormatError, "shiny"),
-    (lambda o, t: _sd(o).__setitem__("synthesis.layer1.filter", t.ones(4, 4) / 16), UnsupportedFormatError,
-     r"synthesis\.layer1\.filter"),
-    (lambda o, t: _sd(o).__setitem__("truncation.w_avg", t.zeros(32)), UnsupportedFormatError, "genforce"),
-    (lambda o, t: _sd(o)["synthesis.layer0.bias"].__setitem__(0, float("nan")), CorruptCheckpointError,
-     "non-finite"),
-    (lambda o, t: _sd(o).__setitem__("w_avg", t.zeros(32, dtype=t.int64)), CorruptCheckpointError, "dtype"),
-])
+@pytest.mark.parametrize(
+    "edit,err,match",
+    [
+        (
+            lambda o, t: _sd(o).__setitem__("synthesis.layer3.style.weight", t.zeros(32, 31)),
+            ShapeMismatchError,
+            r"synthesis\.layer3\.style\.weight",
+        ),
+        (
+            lambda o, t: _sd(o).__setitem__("synthesis.layer4.weight", t.zeros(24, 32, 3, 3)),
+            ShapeMismatchError,
+            "fmaps_base",
+        ),
+        (lambda o, t: _kw(o).__setitem__("z_dim", 64), ShapeMismatchError, "z_dim=64"),
+        (lambda o, t: _kw(o).__setitem__("resolution", 64), ShapeMismatchError, "resolution=64"),
+        (
+            lambda o, t: _sd(o).pop("synthesis.layer2.noise"),
+            KeyMismatchError,
+            r"synthesis\.layer2\.noise",
+        ),
+        (
+            lambda o, t: _sd(o).__setitem__("synthesis.extra", t.zeros(3)),
+            KeyMismatchError,
+            r"synthesis\.extra",
+        ),
+        (
+            lambda o, t: _sd(o).pop("synthesis.output1.bias"),
+            KeyMismatchError,
+            r"synthesis\.output1\.bias",
+        ),
+        (
+            lambda o, t: _kw(o).__setitem__("architecture", "resnet"),
+            KeyMismatchError,
+            "architecture",
+        ),
+        (lambda o, t: _kw(o).__setitem__("final_tanh", True), UnsupportedFormatError, "final_tanh"),
+        (lambda o, t: _kw(o).__setitem__("repeat_w", False), UnsupportedFormatError, "repeat_w"),
+        (lambda o, t: _kw(o).__setitem__("lr_mul", 0.5), UnsupportedFormatError, "lr_mul"),
+        (
+            lambda o, t: _kw(o).__setitem__("model_type", "StyleGAN3Generator"),
+            UnsupportedFormatError,
+            "StyleGAN3Generator",
+        ),
+        (lambda o, t: _kw(o).__setitem__("shiny", 1), UnsupportedFormatError, "shiny"),
+        (
+            lambda o, t: _sd(o).__setitem__("synthesis.layer1.filter", t.ones(4, 4) / 16),
+            UnsupportedFormatError,
+            r"synthesis\.layer1\.filter",
+        ),
+        (
+            lambda o, t: _sd(o).__setitem__("truncation.w_avg", t.zeros(32)),
+            UnsupportedFormatError,
+            "genforce",
+        ),
+        (
+            lambda o, t: _sd(o)["synthesis.layer0.bias"].__setitem__(0, float("nan")),
+            CorruptCheckpointError,
+            "non-finite",
+        ),
+        (
+            lambda o, t: _sd(o).__setitem__("w_avg", t.zeros(32, dtype=t.int64)),
+            CorruptCheckpointError,
+            "dtype",
+        ),
+    ],
+)
 def test_hammer_bad_variants_are_typed(tmp_path, hm_pth, edit, err, match):
     path = _edited_hammer(tmp_path, hm_pth, edit)
     with pytest.raises(err, match=match):
@@ -440,7 +506,11 @@ class _TFNet:
     """Test-side stand-in used to re-pickle the fixture's structure as dnnlib.tflib.network.Network."""
 
 
-_TFNet.__module__, _TFNet.__name__, _TFNet.__qualname__ = "dnnlib.tflib.network", "Network", "Network"
+_TFNet.__module__, _TFNet.__name__, _TFNet.__qualname__ = (
+    "dnnlib.tflib.network",
+    "Network",
+    "Network",
+)
 
 
 @pytest.fixture
@@ -500,7 +570,13 @@ def test_tf_build_module_src_never_runs(tmp_path, tf_variant, tf_ref):
     code = f"open({str(marker)!r}, 'w').write('ran')\nimport os; os.system('touch {marker}')\n"
 
     def edit(G, D, Gs):
-        for net in (G, D, Gs, Gs.__dict__["components"]["synthesis"], Gs.__dict__["components"]["mapping"]):
+        for net in (
+            G,
+            D,
+            Gs,
+            Gs.__dict__["components"]["synthesis"],
+            Gs.__dict__["components"]["mapping"],
+        ):
             net.__dict__["build_module_src"] = code
 
     gen = jaxedit.load_generator(tf_variant(edit))
@@ -543,32 +619,81 @@ def _setkw(net, key, value):
         n.__dict__["static_kwargs"][key] = value
 
 
-@pytest.mark.parametrize("edit,err,match", [
-    (lambda G, D, Gs: _set_var(Gs, "synthesis", "8x8/Conv1/weight", np.zeros((3, 3, 64, 48), np.float32)),
-     ShapeMismatchError, "fmap_base"),
-    (lambda G, D, Gs: _set_var(Gs, "synthesis", "16x16/Conv0_up/mod_weight", np.zeros((32, 60), np.float32)),
-     ShapeMismatchError, "16x16/Conv0_up/mod_weight"),
-    (lambda G, D, Gs: _setkw(Gs, "latent_size", 64), ShapeMismatchError, "latent_size=64"),
-    (lambda G, D, Gs: _setkw(Gs, "resolution", 64), ShapeMismatchError, "resolution=64"),
-    (lambda G, D, Gs: _setkw(Gs, "mapping_layers", 8), ShapeMismatchError, "mapping_layers=8"),
-    (lambda G, D, Gs: _del_var(Gs, "synthesis", "8x8/ToRGB/bias"), KeyMismatchError, "8x8/ToRGB/bias"),
-    (lambda G, D, Gs: _del_var(Gs, "synthesis", "noise3"), KeyMismatchError, "noise3"),
-    (lambda G, D, Gs: _set_var(Gs, "synthesis", "8x8/Extra/weight", np.zeros(3, np.float32)),
-     KeyMismatchError, "8x8/Extra/weight"),
-    (lambda G, D, Gs: _setkw(Gs, "architecture", "resnet"), KeyMismatchError, "architecture"),
-    (lambda G, D, Gs: _setkw(Gs, "fancy_option", 1), UnsupportedFormatError, "fancy_option"),
-    (lambda G, D, Gs: _setkw(Gs, "normalize_latents", False), UnsupportedFormatError, "normalize_latents"),
-    (lambda G, D, Gs: _setkw(Gs, "nonlinearity", "relu"), UnsupportedFormatError, "nonlinearity"),
-    (lambda G, D, Gs: _setkw(Gs, "fmap_base", 512), ShapeMismatchError, "fmap"),
-    (lambda G, D, Gs: Gs.__dict__["components"]["mapping"].__dict__["static_kwargs"].__setitem__(
-        "dlatent_size", 16), CorruptCheckpointError, "dlatent_size"),
-    (lambda G, D, Gs: _set_var(Gs, None, "dlatent_avg", np.full(32, np.inf, np.float32)),
-     CorruptCheckpointError, "non-finite"),
-    (lambda G, D, Gs: _set_var(Gs, "mapping", "Dense0/bias", "not an array"), CorruptCheckpointError,
-     "Dense0/bias"),
-    (lambda G, D, Gs: Gs.__dict__.__setitem__("version", 3), UnsupportedFormatError, "version 3"),
-    (lambda G, D, Gs: Gs.__dict__.__setitem__("variables", {}), CorruptCheckpointError, "variables"),
-])
+@pytest.mark.parametrize(
+    "edit,err,match",
+    [
+        (
+            lambda G, D, Gs: _set_var(
+                Gs, "synthesis", "8x8/Conv1/weight", np.zeros((3, 3, 64, 48), np.float32)
+            ),
+            ShapeMismatchError,
+            "fmap_base",
+        ),
+        (
+            lambda G, D, Gs: _set_var(
+                Gs, "synthesis", "16x16/Conv0_up/mod_weight", np.zeros((32, 60), np.float32)
+            ),
+            ShapeMismatchError,
+            "16x16/Conv0_up/mod_weight",
+        ),
+        (lambda G, D, Gs: _setkw(Gs, "latent_size", 64), ShapeMismatchError, "latent_size=64"),
+        (lambda G, D, Gs: _setkw(Gs, "resolution", 64), ShapeMismatchError, "resolution=64"),
+        (lambda G, D, Gs: _setkw(Gs, "mapping_layers", 8), ShapeMismatchError, "mapping_layers=8"),
+        (
+            lambda G, D, Gs: _del_var(Gs, "synthesis", "8x8/ToRGB/bias"),
+            KeyMismatchError,
+            "8x8/ToRGB/bias",
+        ),
+        (lambda G, D, Gs: _del_var(Gs, "synthesis", "noise3"), KeyMismatchError, "noise3"),
+        (
+            lambda G, D, Gs: _set_var(Gs, "synthesis", "8x8/Extra/weight", np.zeros(3, np.float32)),
+            KeyMismatchError,
+            "8x8/Extra/weight",
+        ),
+        (lambda G, D, Gs: _setkw(Gs, "architecture", "resnet"), KeyMismatchError, "architecture"),
+        (lambda G, D, Gs: _setkw(Gs, "fancy_option", 1), UnsupportedFormatError, "fancy_option"),
+        (
+            lambda G, D, Gs: _setkw(Gs, "normalize_latents", False),
+            UnsupportedFormatError,
+            "normalize_latents",
+        ),
+        (
+            lambda G, D, Gs: _setkw(Gs, "nonlinearity", "relu"),
+            UnsupportedFormatError,
+            "nonlinearity",
+        ),
+        (lambda G, D, Gs: _setkw(Gs, "fmap_base", 512), ShapeMismatchError, "fmap"),
+        (
+            lambda G, D, Gs: (
+                Gs.__dict__["components"]["mapping"]
+                .__dict__["static_kwargs"]
+                .__setitem__("dlatent_size", 16)
+            ),
+            CorruptCheckpointError,
+            "dlatent_size",
+        ),
+        (
+            lambda G, D, Gs: _set_var(Gs, None, "dlatent_avg", np.full(32, np.inf, np.float32)),
+            CorruptCheckpointError,
+            "non-finite",
+        ),
+        (
+            lambda G, D, Gs: _set_var(Gs, "mapping", "Dense0/bias", "not an array"),
+            CorruptCheckpointError,
+            "Dense0/bias",
+        ),
+        (
+            lambda G, D, Gs: Gs.__dict__.__setitem__("version", 3),
+            UnsupportedFormatError,
+            "version 3",
+        ),
+        (
+            lambda G, D, Gs: Gs.__dict__.__setitem__("variables", {}),
+            CorruptCheckpointError,
+            "variables",
+        ),
+    ],
+)
 def test_tf_bad_variants_are_typed(tf_variant, edit, err, match):
     with pytest.raises(err, match=match):
         jaxedit.load_generator(tf_variant(edit))
@@ -578,7 +703,9 @@ def test_tf_unsupported_configs(tf_variant):
     def lod(G, D, Gs):
         vs = _vars(Gs, "synthesis")
         vs[:] = [(n.replace("32x32/ToRGB/", "ToRGB_lod0/"), v) for n, v in vs]
-        Gs.__dict__["components"]["synthesis"].__dict__["build_func_name"] = "G_synthesis_stylegan_revised"
+        Gs.__dict__["components"]["synthesis"].__dict__["build_func_name"] = (
+            "G_synthesis_stylegan_revised"
+        )
 
     with pytest.raises(UnsupportedFormatError, match="configs A-D"):
         jaxedit.load_generator(tf_variant(lod))
@@ -590,7 +717,9 @@ def test_tf_unsupported_configs(tf_variant):
     with pytest.raises(UnsupportedFormatError, match="LabelConcat"):
         jaxedit.load_generator(tf_variant(concat))
     with pytest.raises(UnsupportedFormatError, match="G_style"):
-        jaxedit.load_generator(tf_variant(lambda G, D, Gs: Gs.__dict__.__setitem__("build_func_name", "G_style")))
+        jaxedit.load_generator(
+            tf_variant(lambda G, D, Gs: Gs.__dict__.__setitem__("build_func_name", "G_style"))
+        )
 
 
 def test_tf_other_architectures_and_label_embedding(tf_variant):
@@ -602,7 +731,7 @@ def test_tf_other_architectures_and_label_embedding(tf_variant):
                 _del_var(Gs, "synthesis", f"{r}x{r}/ToRGB/{p}")
         _setkw(Gs, "architecture", "orig")
 
-    gen = jaxedit.load_generator(tf_variant(orig))     # strict key/shape check of the NNX tree
+    gen = jaxedit.load_generator(tf_variant(orig))  # strict key/shape check of the NNX tree
     assert gen.config.architecture == "orig"
     assert not hasattr(gen.synthesis_net.b16, "torgb") and hasattr(gen.synthesis_net.b32, "torgb")
 
@@ -615,18 +744,26 @@ def test_tf_other_architectures_and_label_embedding(tf_variant):
             _set_var(Gs, "synthesis", f"{r}x{r}/Skip/weight", w)
 
     conv = converters.read_checkpoint(tf_variant(resnet, name="resnet.pkl"))
-    assert conv.config["architecture"] == "resnet" and "synthesis_net/b16/skip/weight" in conv.params
+    assert (
+        conv.config["architecture"] == "resnet" and "synthesis_net/b16/skip/weight" in conv.params
+    )
     gen = jaxedit.load_generator(conv.source_path)
     assert np.isfinite(np.asarray(gen.synthesis(np.zeros((1, 8, 32))))).all()
 
     def labels(G, D, Gs):
         _setkw(Gs, "label_size", 5)
-        _set_var(Gs, "mapping", "LabelEmbed/weight", rng.standard_normal((5, 32)).astype(np.float32))
+        _set_var(
+            Gs, "mapping", "LabelEmbed/weight", rng.standard_normal((5, 32)).astype(np.float32)
+        )
         _set_var(Gs, "mapping", "LabelEmbed/bias", np.zeros(32, np.float32))
         _set_var(Gs, "mapping", "Dense0/weight", rng.standard_normal((64, 32)).astype(np.float32))
 
     conv = converters.read_checkpoint(tf_variant(labels, name="cond.pkl"))
-    assert (conv.config["c_dim"], conv.config["embed_features"], conv.config["z_dim"]) == (5, 32, 32)
+    assert (conv.config["c_dim"], conv.config["embed_features"], conv.config["z_dim"]) == (
+        5,
+        32,
+        32,
+    )
     gen = jaxedit.load_generator(conv.source_path)
     assert gen.mapping(np.ones((2, 32)), np.eye(5)[:2]).shape == (2, 8, 32)
 
@@ -644,6 +781,7 @@ def test_empty_tf_network_is_corrupt(tmp_path):
 # ---- CLI and converted checkpoints ---------------------------------------------------------------
 def test_cli_inspect_and_convert(tmp_path, tf_pkl, hm_pth, hm_ref, capsys):
     from jaxedit.cli import main
+
     assert main(["inspect", str(tf_pkl)]) == 0
     out = capsys.readouterr().out
     assert "nvidia-tf-pkl" in out and "synthesis/8x8/Conv0_up/weight" in out and "Gs" in out
@@ -653,7 +791,9 @@ def test_cli_inspect_and_convert(tmp_path, tf_pkl, hm_pth, hm_ref, capsys):
     ckpt = tmp_path / "ckpt"
     assert main(["convert", str(hm_pth), str(ckpt)]) == 0
     meta = jaxedit.read_config(ckpt)
-    assert meta["source"]["format"] == "hammer-pth" and meta["source"]["which"] == "generator_smooth"
+    assert (
+        meta["source"]["format"] == "hammer-pth" and meta["source"]["which"] == "generator_smooth"
+    )
     gen = jaxedit.load_generator(ckpt)
     assert rel(gen.synthesis(hm_ref["wp_psi7"]), nhwc(hm_ref["img_psi7"])) < 1e-6
     assert main(["convert", str(tf_pkl), str(tmp_path / "tf"), "--which", "D"]) == 2
@@ -673,8 +813,13 @@ def test_load_directions_npy_and_npz(tmp_path):
         assert ds.directions.shape == (1, shape[0] if len(shape) == 2 else 1, 32)
         np.testing.assert_array_equal(ds.pick(0), d)
     p = tmp_path / "dirs.npz"
-    np.savez(p, directions=np.stack([d, -d])[None], space="w", slots=np.asarray([2, 3]),
-             mask=np.ones((4, 4), bool))
+    np.savez(
+        p,
+        directions=np.stack([d, -d])[None],
+        space="w",
+        slots=np.asarray([2, 3]),
+        mask=np.ones((4, 4), bool),
+    )
     ds = jaxedit.load_directions(p)
     assert ds.kind == "jaxedit-npz" and ds.slots == (2, 3) and ds.mask.shape == (4, 4)
     np.testing.assert_array_equal(ds.pick(1), -d)
@@ -684,13 +829,16 @@ def test_load_directions_npy_and_npz(tmp_path):
         ds.pick(0, 1)
 
 
-@pytest.mark.parametrize("value,match", [
-    (np.zeros((2, 3, 32), np.float32), r"\[D\] or \[K, D\]"),
-    (np.full((1, 32), np.nan, np.float32), "non-finite"),
-    (np.zeros((1, 0), np.float32), "empty"),
-    (np.asarray(["a", "b"]), "dtype"),
-    (np.asarray([{"x": 1}], dtype=object), "readable"),
-])
+@pytest.mark.parametrize(
+    "value,match",
+    [
+        (np.zeros((2, 3, 32), np.float32), r"\[D\] or \[K, D\]"),
+        (np.full((1, 32), np.nan, np.float32), "non-finite"),
+        (np.zeros((1, 0), np.float32), "empty"),
+        (np.asarray(["a", "b"]), "dtype"),
+        (np.asarray([{"x": 1}], dtype=object), "readable"),
+    ],
+)
 def test_load_directions_errors(tmp_path, value, match):
     p = tmp_path / "bad.npy"
     np.save(p, value, allow_pickle=True)
@@ -703,14 +851,30 @@ def test_edit_with_resefa_npy(tmp_path, hm_pth, hm_gen, capsys):
 
     from jaxedit import editing
     from jaxedit.cli import main
+
     rng = np.random.default_rng(1)
     d = rng.standard_normal((1, 32)).astype(np.float32)
     d /= np.linalg.norm(d)
     npy = tmp_path / "eyesize.npy"
     np.save(npy, d)
     png = tmp_path / "edit.png"
-    assert main(["edit", str(hm_pth), "--directions", str(npy), "--seeds", "0-1",
-                 "--alphas", "-2:2:3", "--out", str(png)]) == 0
+    assert (
+        main(
+            [
+                "edit",
+                str(hm_pth),
+                "--directions",
+                str(npy),
+                "--seeds",
+                "0-1",
+                "--alphas",
+                "-2:2:3",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
     assert np.asarray(Image.open(png)).shape == (2 * 32, 3 * 32, 3)
     # What the command renders: ReSeFa manipulate.py (psi 0.7 on slots < 8, W+ slots 4-7).
     z = np.concatenate([jaxedit.seed_to_z(s, 32) for s in (0, 1)])
@@ -722,7 +886,9 @@ def test_edit_with_resefa_npy(tmp_path, hm_pth, hm_gen, capsys):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.ones((1, 16), np.float32))
     capsys.readouterr()
-    assert main(["edit", str(hm_pth), "--directions", str(bad), "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(["edit", str(hm_pth), "--directions", str(bad), "--out", str(tmp_path / "x.png")]) == 2
+    )
     assert "has 32" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 

@@ -1,6 +1,6 @@
 """Peak memory of reading hostile files, each in a fresh forked child of a small process.
 
-Usage: ``python tests/measure_peak.py [--traced] PATH [PATH ...]`` prints one JSON object per
+Usage: ``python tests/helpers/measure_peak.py [--traced] PATH [PATH ...]`` prints one JSON object per
 path: ``{"path", "size", "error", "message", "rss_growth"[, "traced_peak"]}`` where
 ``rss_growth`` is ``ru_maxrss`` after minus before the read (bytes; in a child of its own, so an
 earlier read cannot hide it) and ``traced_peak`` is the ``tracemalloc`` peak of the read
@@ -15,7 +15,7 @@ import resource
 import sys
 import tracemalloc
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import converters  # noqa: E402
 
@@ -67,8 +67,11 @@ def measure(path: str) -> dict:
         tracemalloc.stop()
         return {"traced_peak": peak}
 
-    size = os.path.getsize(path) if os.path.isfile(path) else sum(
-        os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    size = (
+        os.path.getsize(path)
+        if os.path.isfile(path)
+        else sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    )
     out = {"path": path, "size": size, **_in_child(rss)}
     if with_traced:
         out.update(_in_child(traced))

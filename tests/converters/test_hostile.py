@@ -1,4 +1,4 @@
-"""The hostile-file corpus (tests/hostile_files.py): each file ends in one typed error line that
+"""The hostile-file corpus (tests/helpers/hostile_files.py): each file ends in one typed error line that
 names the file and the key, nothing in it ever runs, and the bombs cost a small multiple of the
 file's size in memory (measured in a subprocess)."""
 
@@ -12,24 +12,24 @@ import sys
 import zipfile
 import zlib
 
+import hostile_files as H
 import numpy as np
 import pytest
 
 import converters
-import hostile_files as H
 from converters import _pickle
 from converters._pickle import _limits, _opcodes, _prescan, _standins, _streams
 from converters.errors import (
     CheckpointError,
     CorruptCheckpointError,
-    KeyMismatchError,
     NonFiniteParameterError,
     ShapeMismatchError,
     UnsafePickleError,
 )
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MAKERS = {m.__name__[len("make_"):]: m for m in H.MAKERS}
+HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
+REPO = os.path.dirname(os.path.dirname(HERE))
+MAKERS = {m.__name__[len("make_") :]: m for m in H.MAKERS}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,11 @@ def test_payloads_never_run_through_every_entry_point(corpus, capsys):
     for case in corpus.values():
         if not case.marker:
             continue
-        for call in (lambda p: load_generator(p), lambda p: inspect_checkpoint(p),
-                     lambda p: _pickle.load_pickle(p) if os.path.isfile(p) else None):
+        for call in (
+            lambda p: load_generator(p),
+            lambda p: inspect_checkpoint(p),
+            lambda p: _pickle.load_pickle(p) if os.path.isfile(p) else None,
+        ):
             try:
                 call(case.path)
             except CheckpointError:
@@ -76,8 +79,17 @@ def test_payloads_never_run_through_every_entry_point(corpus, capsys):
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("name", ["zip_bomb", "pkl_stride0", "legacy_storage_2e39",
-                                  "biggan_storage_2e39", "pkl_deep_tuple_key", "payload_os_system"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "zip_bomb",
+        "pkl_stride0",
+        "legacy_storage_2e39",
+        "biggan_storage_2e39",
+        "pkl_deep_tuple_key",
+        "payload_os_system",
+    ],
+)
 def test_cli_reports_hostile_files_in_one_line(corpus, name, tmp_path, capsys):
     from jaxedit.cli import main
 
@@ -101,9 +113,13 @@ def test_bombs_cost_a_small_multiple_of_their_size(corpus):
     allocations themselves with a 2 MiB allowance."""
     bombs = [c for c in corpus.values() if c.bomb]
     assert len(bombs) >= 25
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "measure_peak.py")]
-                          + [c.path for c in bombs], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)})
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "measure_peak.py")] + [c.path for c in bombs],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(results) == len(bombs)
@@ -117,9 +133,14 @@ def test_bombs_cost_a_small_multiple_of_their_size(corpus):
 def test_bombs_traced_peak(corpus):
     """The same bombs under tracemalloc (Python and NumPy allocations): < 10x + 2 MiB."""
     bombs = [c for c in corpus.values() if c.bomb]
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "measure_peak.py"), "--traced"]
-                          + [c.path for c in bombs], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)})
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "measure_peak.py"), "--traced"]
+        + [c.path for c in bombs],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for case, line in zip(bombs, proc.stdout.splitlines()):
         r = json.loads(line)
@@ -154,11 +175,35 @@ def test_opcode_table_matches_pickletools():
 
 
 _VALUES = [
-    None, True, 7, -3, 300, 70000, 1 << 40, -(1 << 70), 1.5, "", "a" * 300, "é✓𝄞",
-    b"", b"x" * 70000, bytearray(b"abc"), (), (1,), (1, 2), (1, 2, 3), tuple(range(9)), [],
+    None,
+    True,
+    7,
+    -3,
+    300,
+    70000,
+    1 << 40,
+    -(1 << 70),
+    1.5,
+    "",
+    "a" * 300,
+    "é✓𝄞",
+    b"",
+    b"x" * 70000,
+    bytearray(b"abc"),
+    (),
+    (1,),
+    (1, 2),
+    (1, 2, 3),
+    tuple(range(9)),
+    [],
     [1, [2, [3]]],
-    {}, {"a": {"b": [1, 2, (3, 4)]}}, {1, 2}, frozenset({3}), list(range(2000)),
-    {str(i): i for i in range(1500)}, [[]] * 3,
+    {},
+    {"a": {"b": [1, 2, (3, 4)]}},
+    {1, 2},
+    frozenset({3}),
+    list(range(2000)),
+    {str(i): i for i in range(1500)},
+    [[]] * 3,
 ]
 
 
@@ -168,8 +213,11 @@ def test_prescan_accepts_every_ordinary_pickle(protocol):
     stream where it found it (a desynchronised scanner would reject these)."""
     for value in _VALUES:
         data = pickle.dumps(value, protocol=protocol)
-        allow = {tuple(arg.split(" ", 1)): None for op, arg, _ in pickletools.genops(data)
-                 if op.name == "GLOBAL"}
+        allow = {
+            tuple(arg.split(" ", 1)): None
+            for op, arg, _ in pickletools.genops(data)
+            if op.name == "GLOBAL"
+        }
         ctx = _limits._open_ctx("mem", len(data), None)
         stream = _streams._MemStream(data + b"trailing")
         _prescan.prescan(stream, ctx, allow, "test")
@@ -194,9 +242,11 @@ def test_prescan_depth_is_exact_for_nesting():
 def test_limits_are_configurable(tmp_path):
     """A genuine file over a tightened budget is refused; the default budget accepts it."""
     path = tmp_path / "t.pt"
-    ros = H.torch_zip(str(path), H._state_dict_pkl(H.op_tensor(H.op_persid_storage("0", 1 << 16),
-                                                                (1 << 16,), (1,))),
-                      {"0": H.stored("", H.floats(1 << 16))})
+    ros = H.torch_zip(
+        str(path),
+        H._state_dict_pkl(H.op_tensor(H.op_persid_storage("0", 1 << 16), (1 << 16,), (1,))),
+        {"0": H.stored("", H.floats(1 << 16))},
+    )
     assert _pickle.load_torch_file(ros)["g_ema"]["style.1.weight"].shape == (1 << 16,)
     tight = _pickle.Limits(max_expansion=1.5, slack_bytes=0)
     with pytest.raises(CorruptCheckpointError, match="t.pt: tensor g_ema/style.1.weight needs"):
@@ -205,6 +255,7 @@ def test_limits_are_configurable(tmp_path):
 
 def test_shared_machinery_for_other_readers(tmp_path):
     """A reader of another pickle format passes its stand-ins as extra_allow; the limits apply."""
+
     class Stub(_standins._Record):
         pass
 
@@ -216,8 +267,11 @@ def test_shared_machinery_for_other_readers(tmp_path):
     obj = _pickle.load_pickle(path, extra_allow={("some.pkg", "Thing"): Stub})
     assert isinstance(obj, Stub) and obj.x == 3
     deep = tmp_path / "deep.pkl"
-    deep.write_bytes(H.pickle_of(H.op_global("some.pkg", "Thing") + b")" + b"\x81"
-                                 + b"(" * 1000 + b"l" * 1000 + b"b"))
+    deep.write_bytes(
+        H.pickle_of(
+            H.op_global("some.pkg", "Thing") + b")" + b"\x81" + b"(" * 1000 + b"l" * 1000 + b"b"
+        )
+    )
     with pytest.raises(CorruptCheckpointError, match="nested more than"):
         _pickle.load_pickle(deep, extra_allow={("some.pkg", "Thing"): Stub})
 
@@ -228,8 +282,11 @@ def test_numpy_arrays_in_plain_pickles(tmp_path):
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     for proto in (2, 3, 4):
         path = tmp_path / f"np{proto}.pkl"
-        path.write_bytes(pickle.dumps({"a": a, "t": a.T, "s": np.float32(2.5),
-                                       "i": np.int64(-3)}, protocol=proto))
+        path.write_bytes(
+            pickle.dumps(
+                {"a": a, "t": a.T, "s": np.float32(2.5), "i": np.int64(-3)}, protocol=proto
+            )
+        )
         got = _pickle.load_pickle(path)
         np.testing.assert_array_equal(got["a"], a)
         np.testing.assert_array_equal(got["t"], a.T)
@@ -256,8 +313,11 @@ def test_truncations_at_many_points(tmp_path, ada_pkl, ros_pt):
 def test_truncated_legacy_torch_file(tmp_path, ros_pt):
     torch = pytest.importorskip("torch")
     legacy = tmp_path / "legacy.pt"
-    torch.save(torch.load(ros_pt, map_location="cpu", weights_only=False), legacy,
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        torch.load(ros_pt, map_location="cpu", weights_only=False),
+        legacy,
+        _use_new_zipfile_serialization=False,
+    )
     for path in H.truncations(str(legacy), str(tmp_path)):
         with pytest.raises(CheckpointError) as info:
             converters.read_checkpoint(path)
@@ -269,8 +329,13 @@ def test_random_byte_flips_give_typed_errors_or_valid_results(tmp_path, ros_pt):
     as anything but a CheckpointError (or a successful read)."""
     rng = np.random.default_rng(0)
     small = tmp_path / "small.pkl"
-    small.write_bytes(H.op_nvidia_snapshot(H._nvidia_params(
-        weight=H.op_tensor(H.op_embedded_storage(6, H.floats(6)), (2, 3), (3, 1)))))
+    small.write_bytes(
+        H.op_nvidia_snapshot(
+            H._nvidia_params(
+                weight=H.op_tensor(H.op_embedded_storage(6, H.floats(6)), (2, 3), (3, 1))
+            )
+        )
+    )
     for src in (str(ros_pt), str(small)):
         data = np.frombuffer(open(src, "rb").read(), np.uint8)
         for k in range(25):
@@ -321,8 +386,9 @@ def test_nonfinite_weights_are_refused_unless_allowed(torch_mod, tmp_path, ada_p
         w[0, 0, 0, 0], w[1, 0, 0, 0] = np.nan, np.inf
 
     path = _nv(tmp_path, ada_pkl, edit)
-    with pytest.raises(NonFiniteParameterError,
-                       match=r"synthesis\.b8\.conv0\.weight .*1 NaN and 1 infinite") as info:
+    with pytest.raises(
+        NonFiniteParameterError, match=r"synthesis\.b8\.conv0\.weight .*1 NaN and 1 infinite"
+    ) as info:
         converters.read_checkpoint(path)
     _assert_one_line(info.value, path)
     with pytest.raises(NonFiniteParameterError):
@@ -350,7 +416,7 @@ def test_inspect_rejects_what_convert_rejects(torch_mod, tmp_path, ada_pkl, caps
         p["weight"] = np.zeros((p["weight"].shape[0] + 1, p["weight"].shape[1]), np.float32)
 
     path = _nv(tmp_path, ada_pkl, edit)
-    converters.read_checkpoint(path)   # the key mapping alone does not see it
+    converters.read_checkpoint(path)  # the key mapping alone does not see it
     for fn in (inspect_checkpoint, lambda p: convert_checkpoint(p, tmp_path / "ck")):
         with pytest.raises(ShapeMismatchError, match=r"synthesis\.b8\.conv0\.affine\.weight"):
             fn(path)
@@ -361,30 +427,51 @@ def test_inspect_rejects_what_convert_rejects(torch_mod, tmp_path, ada_pkl, caps
 
 
 _LIES = {
-    "img_resolution_2e20": (lambda top: top["_init_kwargs"].__setitem__("img_resolution", 1 << 20),
-                            r"_init_kwargs\.img_resolution = 1048576 disagrees"),
-    "z_dim_str_kwarg": (lambda top: top["_init_kwargs"].__setitem__("z_dim", "32"),
-                        r"_init_kwargs\.z_dim is '32', not an integer"),
+    "img_resolution_2e20": (
+        lambda top: top["_init_kwargs"].__setitem__("img_resolution", 1 << 20),
+        r"_init_kwargs\.img_resolution = 1048576 disagrees",
+    ),
+    "z_dim_str_kwarg": (
+        lambda top: top["_init_kwargs"].__setitem__("z_dim", "32"),
+        r"_init_kwargs\.z_dim is '32', not an integer",
+    ),
     "z_dim_str_attr": (lambda top: top.__setitem__("z_dim", "32"), r"G_ema\.z_dim is '32'"),
     "w_dim_bool": (lambda top: top.__setitem__("w_dim", True), r"G_ema\.w_dim is True"),
-    "res_attr_2e20": (lambda top: top.__setitem__("img_resolution", 1 << 20),
-                      r"img_resolution = 1048576 is outside"),
+    "res_attr_2e20": (
+        lambda top: top.__setitem__("img_resolution", 1 << 20),
+        r"img_resolution = 1048576 is outside",
+    ),
     "res_not_pow2": (lambda top: top.__setitem__("img_resolution", 48), r"not a power of two"),
-    "z_dim_vs_shape": (lambda top: (top.__setitem__("z_dim", 64),
-                                    top["_init_kwargs"].__setitem__("z_dim", 64)),
-                       r"mapping\.fc0\.weight .*but z_dim = 64"),
-    "channels_in_kwargs": (lambda top: top["_init_kwargs"]["synthesis_kwargs"].__setitem__(
-        "channel_base", 4096), r"channel_base = 4096.*give channels"),
-    "num_layers": (lambda top: top["_init_kwargs"]["mapping_kwargs"].__setitem__("num_layers", 8),
-                   r"num_layers = 8 but the network has 2"),
-    "conv_clamp_str": (lambda top: top["_init_kwargs"]["synthesis_kwargs"].__setitem__(
-        "conv_clamp", "x"), r"conv_clamp is 'x', not a number"),
-    "lr_nan": (lambda top: top["_init_kwargs"]["mapping_kwargs"].__setitem__(
-        "lr_multiplier", float("nan")), r"lr_multiplier = nan is outside"),
-    "kwargs_not_dict": (lambda top: top.__setitem__("_init_kwargs", [1, 2]),
-                        r"_init_kwargs is \[1, 2\], not a dict"),
-    "architecture": (lambda top: top["_init_kwargs"]["synthesis_kwargs"].__setitem__(
-        "architecture", "bogus"), r"architecture is 'bogus'"),
+    "z_dim_vs_shape": (
+        lambda top: (top.__setitem__("z_dim", 64), top["_init_kwargs"].__setitem__("z_dim", 64)),
+        r"mapping\.fc0\.weight .*but z_dim = 64",
+    ),
+    "channels_in_kwargs": (
+        lambda top: top["_init_kwargs"]["synthesis_kwargs"].__setitem__("channel_base", 4096),
+        r"channel_base = 4096.*give channels",
+    ),
+    "num_layers": (
+        lambda top: top["_init_kwargs"]["mapping_kwargs"].__setitem__("num_layers", 8),
+        r"num_layers = 8 but the network has 2",
+    ),
+    "conv_clamp_str": (
+        lambda top: top["_init_kwargs"]["synthesis_kwargs"].__setitem__("conv_clamp", "x"),
+        r"conv_clamp is 'x', not a number",
+    ),
+    "lr_nan": (
+        lambda top: top["_init_kwargs"]["mapping_kwargs"].__setitem__(
+            "lr_multiplier", float("nan")
+        ),
+        r"lr_multiplier = nan is outside",
+    ),
+    "kwargs_not_dict": (
+        lambda top: top.__setitem__("_init_kwargs", [1, 2]),
+        r"_init_kwargs is \[1, 2\], not a dict",
+    ),
+    "architecture": (
+        lambda top: top["_init_kwargs"]["synthesis_kwargs"].__setitem__("architecture", "bogus"),
+        r"architecture is 'bogus'",
+    ),
     "c_dim_negative": (lambda top: top.__setitem__("c_dim", -1), r"c_dim = -1 is outside"),
 }
 
@@ -433,11 +520,11 @@ def test_rosinality_values_and_args(torch_mod, tmp_path, ros_pt):
 
 _BIGGAN_CONFIG_LIES = {
     "output_dim": ('"output_dim": 32', '"output_dim": "32"', r"output_dim is '32'"),
-    "layers_int_flag": ('[false, 16, 16]', '[0, 16, 16]', r"layers\[0\] is"),
+    "layers_int_flag": ("[false, 16, 16]", "[0, 16, 16]", r"layers\[0\] is"),
     "n_stats": ('"n_stats": 51', '"n_stats": -1', r"n_stats = -1 is outside"),
     "eps_nan": ('"eps": 0.0001', '"eps": NaN', r"eps = nan is outside"),
     "z_dim_float": ('"z_dim": 8', '"z_dim": 8.0', r"z_dim is 8.0, not an integer"),
-    "not_json": ('{', '{{', r"not valid JSON"),
+    "not_json": ("{", "{{", r"not valid JSON"),
 }
 
 
@@ -446,10 +533,15 @@ def test_biggan_config_lies_are_refused(tmp_path, lie):
     old, new, match = _BIGGAN_CONFIG_LIES[lie]
     assert old in H.BIGGAN_CONFIG
     key = "generator.gen_z.weight_orig"
-    root = H.pickle_of(H.op_dict_items([(H.op_str(key), H.op_tensor(
-        H.op_persid_storage("1", 4), (2, 2), (2, 1)))]))
-    d = H._biggan_dir(str(tmp_path), "bg", H.legacy_stream(root, [("1", 4, H.floats(4))]),
-                      H.BIGGAN_CONFIG.replace(old, new, 1))
+    root = H.pickle_of(
+        H.op_dict_items([(H.op_str(key), H.op_tensor(H.op_persid_storage("1", 4), (2, 2), (2, 1)))])
+    )
+    d = H._biggan_dir(
+        str(tmp_path),
+        "bg",
+        H.legacy_stream(root, [("1", 4, H.floats(4))]),
+        H.BIGGAN_CONFIG.replace(old, new, 1),
+    )
     with pytest.raises(CorruptCheckpointError, match=match) as info:
         converters.read_checkpoint(d)
     _assert_one_line(info.value, os.path.join(d, "config.json"))
@@ -457,10 +549,16 @@ def test_biggan_config_lies_are_refused(tmp_path, lie):
 
 def test_biggan_nonfinite(torch_mod, tmp_path):
     ppb = pytest.importorskip("pytorch_pretrained_biggan")
-    cfg = ppb.BigGANConfig(output_dim=32, z_dim=8, class_embed_dim=8, channel_width=8,
-                           num_classes=10, layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4),
-                                                   (False, 4, 2), (True, 2, 1)],
-                           attention_layer_position=3, n_stats=51)
+    cfg = ppb.BigGANConfig(
+        output_dim=32,
+        z_dim=8,
+        class_embed_dim=8,
+        channel_width=8,
+        num_classes=10,
+        layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)],
+        attention_layer_position=3,
+        n_stats=51,
+    )
     torch_mod.manual_seed(0)
     sd = ppb.BigGAN(cfg).state_dict()
     sd["generator.layers.1.bn_0.running_vars"][3, 2] = float("nan")
@@ -490,8 +588,11 @@ def test_shared_machinery_reads_the_tf_and_hammer_fixtures(ada_pkl):
     assert gs.static_kwargs["resolution"] == 32
     assert all(type(v) in (np.ndarray, np.float32) for _, v in syn.variables)
     with pytest.raises(CorruptCheckpointError, match="needs"):
-        _pickle.load_pickle(tf, extra_allow={("dnnlib.tflib.network", "Network"): Network},
-                              limits=_pickle.Limits(max_expansion=0.5, slack_bytes=0))
+        _pickle.load_pickle(
+            tf,
+            extra_allow={("dnnlib.tflib.network", "Network"): Network},
+            limits=_pickle.Limits(max_expansion=0.5, slack_bytes=0),
+        )
     sd = _pickle.load_torch_file(hammer)["models"]["generator_smooth"]
     torch = pytest.importorskip("torch")
     ref = torch.load(hammer, map_location="cpu", weights_only=False)["models"]["generator_smooth"]

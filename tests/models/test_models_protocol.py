@@ -25,9 +25,16 @@ def _tiny_biggan():
         generator_from_arrays,
     )
 
-    cfg = BigGANConfig(output_dim=32, z_dim=8, class_embed_dim=8, channel_width=4, num_classes=10,
-                       layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2),
-                               (True, 2, 1)], attention_layer_position=3, n_stats=51)
+    cfg = BigGANConfig(
+        output_dim=32,
+        z_dim=8,
+        class_embed_dim=8,
+        channel_width=4,
+        num_classes=10,
+        layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)],
+        attention_layer_position=3,
+        n_stats=51,
+    )
     rng = np.random.default_rng(0)
     arrays = {}
     for k, v in _flat_state(abstract_generator("biggan", cfg)).items():
@@ -52,8 +59,10 @@ def _rel(a, b):
 
 
 def test_families_registry():
-    assert FAMILIES == {"stylegan2": (jaxedit.StyleGAN2Config, StyleGAN2Generator),
-                        "biggan": (BigGANConfig, BigGANGenerator)}
+    assert FAMILIES == {
+        "stylegan2": (jaxedit.StyleGAN2Config, StyleGAN2Generator),
+        "biggan": (BigGANConfig, BigGANGenerator),
+    }
     for name, (_, cls) in FAMILIES.items():
         assert issubclass(cls, AbstractGenerator) and cls.family == name
         assert not getattr(cls, "__abstractmethods__", None)

@@ -43,7 +43,7 @@ def _sefa_weights(gen, slots):
 @pytest.mark.parametrize("layers", ["all", [2, 3, 4, 5], "coarse", "fine"])
 def test_sefa_matches_genforce(ada_gen, layers):
     res = jaxedit.sefa(ada_gen, layers=layers, k=3)
-    assert res.directions.dtype == np.float64                      # x64 session: float64
+    assert res.directions.dtype == np.float64  # x64 session: float64
     weights = _sefa_weights(ada_gen, res.slots)
     # genforce's semantics in float64 (the arithmetic jaxedit does under x64)
     bnd, val = _by_eigenvalue(*_genforce_factorize_weight(weights, np.float64), 3)
@@ -74,8 +74,9 @@ def test_sefa_slots_and_raw_weights(ada_gen):
     # normalize=None: top left singular vectors of the raw concatenated weights (rosinality's
     # closed_form_factorization takes the SVD of the raw modulation weights)
     raw = jaxedit.sefa(ada_gen, "all", k=3, normalize=None)
-    u, s, _ = np.linalg.svd(np.concatenate(_sefa_weights(ada_gen, raw.slots), axis=1)
-                            .astype(np.float64))
+    u, s, _ = np.linalg.svd(
+        np.concatenate(_sefa_weights(ada_gen, raw.slots), axis=1).astype(np.float64)
+    )
     np.testing.assert_allclose(raw.eigenvalues, s[:3] ** 2, rtol=1e-10)
     np.testing.assert_allclose(_abs_cos(raw.directions, u[:, :3].T), 1, atol=1e-10)
     with pytest.raises(ValueError, match="slots"):
@@ -144,7 +145,7 @@ def test_stride1_against_dense(n, k):
 
 def test_stride2_and_topk_against_dense():
     K = _kernel(3, seed=1)
-    want = _svals(_dense(lambda x: _corr(x, K, 2), 8, 2))      # input 8 -> output 4
+    want = _svals(_dense(lambda x: _corr(x, K, 2), 8, 2))  # input 8 -> output 4
     got = np.asarray(jaxedit.conv_singular_values(K, (8, 8), stride=2))
     assert got.shape == want.shape == (min(8 * 8 * 2, 4 * 4 * 3),)
     np.testing.assert_allclose(got, want, atol=1e-10)
@@ -179,7 +180,7 @@ def test_upsample_then_conv_against_dense(mode):
 
     want = _svals(_dense(op, n, 2))
     got = np.asarray(jaxedit.conv_singular_values(K, (n, n), upsample=mode))
-    np.testing.assert_allclose(got[:len(want)], want, atol=1e-10)
+    np.testing.assert_allclose(got[: len(want)], want, atol=1e-10)
 
 
 def _upconv_dense_op(W, fir=(1.0, 3.0, 3.0, 1.0)):
@@ -190,9 +191,9 @@ def _upconv_dense_op(W, fir=(1.0, 3.0, 3.0, 1.0)):
         n = x.shape[0]
         u = np.zeros((2 * n, 2 * n, x.shape[2]))
         u[::2, ::2] = x
-        y = _corr(u, W[::-1, ::-1])                                       # zero insertion, flip
+        y = _corr(u, W[::-1, ::-1])  # zero insertion, flip
         c = W.shape[3]
-        return _corr(y, f2[:, :, None, None] * np.eye(c)[None, None])     # FIR, gain 4
+        return _corr(y, f2[:, :, None, None] * np.eye(c)[None, None])  # FIR, gain 4
 
     return op
 
@@ -203,7 +204,7 @@ def test_stylegan2_upconv_against_dense():
     want = _svals(_dense(_upconv_dense_op(W), n, 2))
     kern = spectra.stylegan2_upconv_kernel(W, (1, 3, 3, 1))
     got = np.asarray(jaxedit.conv_singular_values(kern, (n, n), upsample="zeros"))
-    np.testing.assert_allclose(got[:len(want)], want, atol=1e-10)
+    np.testing.assert_allclose(got[: len(want)], want, atol=1e-10)
 
 
 @pytest.mark.parametrize("layer", ["b8.conv1", "b8.conv0"])
@@ -218,7 +219,7 @@ def test_layer_spectrum_against_a_dense_operator(small_gen, layer):
         dense = _dense(_upconv_dense_op(W, small_gen.config.resample_kernel), n, W.shape[2])
     want = _svals(dense)
     got = np.asarray(spectra.layer_spectrum(small_gen, layer))
-    np.testing.assert_allclose(got[:len(want)], want, rtol=1e-9, atol=1e-9 * want[0])
+    np.testing.assert_allclose(got[: len(want)], want, rtol=1e-9, atol=1e-9 * want[0])
     top = np.asarray(spectra.layer_spectrum(small_gen, layer, top_k=4))
     np.testing.assert_allclose(top, want[:4], rtol=1e-9)
     with pytest.raises(ValueError, match="unknown conv"):
@@ -229,11 +230,11 @@ def test_plain_transpose_collapses_to_the_corner_tap():
     K = _kernel(3, i=4, o=5, seed=4)
     n = 8
     plain = np.asarray(spectra.fft_gram(K, (n, n), "plain"))
-    assert np.abs(plain.imag).max() < 1e-10                  # looks real: the bug is silent
+    assert np.abs(plain.imag).max() < 1e-10  # looks real: the bug is silent
     np.testing.assert_allclose(plain.real, n * n * K[0, 0] @ K[0, 0].T, atol=1e-9)
     conj = np.asarray(spectra.fft_gram(K, (n, n), "conjugate"))
     dense = _pixel_trace_gram(lambda x: _corr(x, K), n, 4)
-    np.testing.assert_allclose(conj.real, dense, atol=1e-9)                    # Parseval
+    np.testing.assert_allclose(conj.real, dense, atol=1e-9)  # Parseval
     np.testing.assert_allclose(spectra.parseval_gram(K, (n, n)), dense, atol=1e-9)
     assert np.abs(conj.imag).max() < 1e-9
 
@@ -266,11 +267,11 @@ def test_upsampled_closed_form_against_dense():
 
 def test_conv_factorization_with_affine():
     K = _kernel(3, i=4, o=5, seed=5)
-    M = np.random.default_rng(6).standard_normal((6, 4))       # w_dim 6 -> C_in 4
+    M = np.random.default_rng(6).standard_normal((6, 4))  # w_dim 6 -> C_in 4
     a = jaxedit.conv_factorization(K, (8, 8), k=3, affine=M)
     b = jaxedit.conv_factorization(K, (8, 8), k=3, affine=M, method="parseval")
     kt = K.transpose(0, 1, 3, 2).reshape(-1, 4)
-    L = kt @ M.T                                               # w -> unrolled conv output
+    L = kt @ M.T  # w -> unrolled conv output
     w, v = np.linalg.eigh(L.T @ L)
     np.testing.assert_allclose(a.eigenvalues, 64 * w[::-1][:3], rtol=1e-9)
     np.testing.assert_allclose(_abs_cos(a.directions, v[:, ::-1][:, :3].T), 1, atol=1e-9)
@@ -287,16 +288,19 @@ def _fd_layer_gram(gen, layer, n_in, h=1.0):
     demodulation; linear in w, so central differences are exact up to rounding)."""
     lay = gen._layer(layer)
     w_dim, c_in = lay.affine.weight.shape
-    dt = np.float64 if jax.config.jax_enable_x64 else np.float32      # float32 session: no casts
+    dt = np.float64 if jax.config.jax_enable_x64 else np.float32  # float32 session: no casts
     W = np.asarray(lay.weight[...], dt)
-    steps = (np.concatenate([np.eye(w_dim), -np.eye(w_dim)]) * h).astype(dt)   # [2 w_dim, w_dim]
+    steps = (np.concatenate([np.eye(w_dim), -np.eye(w_dim)]) * h).astype(dt)  # [2 w_dim, w_dim]
     x = np.zeros((2 * w_dim, n_in, n_in, c_in), dt)
     x[:, n_in // 2, n_in // 2] = 1.0
-    s = lay.affine(steps)                                               # batched: one call
-    y = np.asarray(_ops.modulated_conv2d(x, W, s, demodulate=False, up=lay.up, padding=1,
-                                         kernel_1d=lay.kernel_1d)).reshape(2 * w_dim, -1)
-    J = ((y[:w_dim] - y[w_dim:]) / (2 * h)).T                           # [outputs, w_dim]
-    return J.T @ J, 1.0 / w_dim          # and the affine's runtime gain², which the Gram omits
+    s = lay.affine(steps)  # batched: one call
+    y = np.asarray(
+        _ops.modulated_conv2d(
+            x, W, s, demodulate=False, up=lay.up, padding=1, kernel_1d=lay.kernel_1d
+        )
+    ).reshape(2 * w_dim, -1)
+    J = ((y[:w_dim] - y[w_dim:]) / (2 * h)).T  # [outputs, w_dim]
+    return J.T @ J, 1.0 / w_dim  # and the affine's runtime gain², which the Gram omits
 
 
 @pytest.mark.parametrize("layer,n_in", [("b16.conv1", 12), ("b8.conv0", 8), ("b32.conv0", 8)])
@@ -310,8 +314,9 @@ def test_layer_factorization_against_a_finite_difference_jacobian(ada_gen, layer
     w, v = np.linalg.eigh(fd)
     for method in ("fft", "parseval"):
         got = spectra.layer_factorization(ada_gen, layer, k=4, method=method)
-        np.testing.assert_allclose(got.gram, n * n * fd / gain2, rtol=1e-7,
-                                   atol=1e-9 * np.abs(got.gram).max())
+        np.testing.assert_allclose(
+            got.gram, n * n * fd / gain2, rtol=1e-7, atol=1e-9 * np.abs(got.gram).max()
+        )
         np.testing.assert_allclose(_abs_cos(got.directions, v[:, ::-1][:, :4].T), 1, atol=1e-8)
         assert got.directions.shape == (4, 32)
 
@@ -324,7 +329,7 @@ def test_spectra_float32_defaults(ada_gen):
     got = jaxedit.conv_singular_values(K.astype(np.float32), (6, 6))
     assert got.dtype == np.float32
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5 * want[0])
-    fd, _ = _fd_layer_gram(ada_gen, "b8.conv0", 8)          # float32 here: loose but independent
+    fd, _ = _fd_layer_gram(ada_gen, "b8.conv0", 8)  # float32 here: loose but independent
     w, v = np.linalg.eigh(fd.astype(np.float64))
     got = spectra.layer_factorization(ada_gen, "b8.conv0", k=3)
     assert got.directions.dtype == np.float32
@@ -335,13 +340,29 @@ def test_cli_sefa_edit_spectrum(tmp_path, ada_pkl, capsys):
     from PIL import Image
 
     from jaxedit.cli import main
+
     dirs = tmp_path / "s.npz"
     assert main(["sefa", str(ada_pkl), "--layers", "2-5", "--k", "4", "--out", str(dirs)]) == 0
     data = np.load(dirs)
     assert data["directions"].shape == (1, 4, 32) and data["slots"].tolist() == [2, 3, 4, 5]
     png = tmp_path / "e.png"
-    assert main(["edit", str(ada_pkl), "--directions", str(dirs), "--seeds", "0-1",
-                 "--alphas", "-3:3:3", "--out", str(png)]) == 0
+    assert (
+        main(
+            [
+                "edit",
+                str(ada_pkl),
+                "--directions",
+                str(dirs),
+                "--seeds",
+                "0-1",
+                "--alphas",
+                "-3:3:3",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
     assert np.asarray(Image.open(png)).shape == (64, 96, 3)
     capsys.readouterr()
     assert main(["spectrum", str(ada_pkl), "--layer", "b16.conv1", "--top-k", "5"]) == 0

@@ -24,9 +24,11 @@ def _vmf_data(seed, k=5, d=16, kappa=200.0, per=120, scale=True):
     rng = np.random.default_rng(seed)
     mus = rng.standard_normal((k, d))
     mus /= np.linalg.norm(mus, axis=1, keepdims=True)
-    X = np.concatenate([vonmises_fisher(mus[j], kappa).rvs(per, random_state=rng) for j in range(k)])
+    X = np.concatenate(
+        [vonmises_fisher(mus[j], kappa).rvs(per, random_state=rng) for j in range(k)]
+    )
     labels = np.repeat(np.arange(k), per)
-    if scale:                                       # row norms must not matter
+    if scale:  # row norms must not matter
         X = X * rng.uniform(0.5, 3.0, (len(X), 1))
     perm = rng.permutation(len(X))
     return X[perm], labels[perm], mus
@@ -44,16 +46,18 @@ def _reference_query(m, rho, eps):
     cost = np.cumsum(1 - m[order])
     q = np.zeros_like(m)
     q[order[cost < eps]] = 1
-    q *= (m > rho)
+    q *= m > rho
     return q
 
 
 def _lab_scalar(rgb, transposed):
     """CIELAB of one sRGB colour in [0, 1], plain Python, shifted as the reference (L·2.55,
     a + 128, b + 128). ``transposed``: the reference's ``rgb @ M`` (row vector times the matrix)."""
-    M = [[0.412453, 0.357580, 0.180423],
-         [0.212671, 0.715160, 0.072169],
-         [0.019334, 0.119193, 0.950227]]
+    M = [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
     lin = [100 * (((c + 0.055) / 1.055) ** 2.4 if c > 0.04045 else c / 12.92) for c in rgb]
     if transposed:
         xyz = [sum(lin[i] * M[i][j] for i in range(3)) for j in range(3)]
@@ -154,8 +158,10 @@ def test_kmeans_deterministic_no_recompile(monkeypatch):
     # restarts and calls with new keys / new data of the same shape trace the core once
     from jaxedit.methods.eis import _kmeans
 
-    traced = jax.jit(chex.assert_max_traces(_kmeans._kmeans_restart_impl, n=1),
-                     static_argnames=_kmeans._KMEANS_STATIC)
+    traced = jax.jit(
+        chex.assert_max_traces(_kmeans._kmeans_restart_impl, n=1),
+        static_argnames=_kmeans._KMEANS_STATIC,
+    )
     monkeypatch.setattr(_kmeans, "_kmeans_restart", traced)
     eis.spherical_kmeans(X, 5, jax.random.key(0), n_init=3)
     eis.spherical_kmeans(X[::-1] * 2, 5, jax.random.key(1), n_init=3)
@@ -228,7 +234,9 @@ def test_query_per_layer():
         np.testing.assert_array_equal(np.asarray(out[name]), _reference_query(m, rho, eps))
     as_map = eis.query(ms, {"a": 0.1, "b": 0.5, "c": 0.3}, 4.0)
     for name, rho in zip(ms, rhos):
-        np.testing.assert_array_equal(np.asarray(as_map[name]), _reference_query(ms[name], rho, 4.0))
+        np.testing.assert_array_equal(
+            np.asarray(as_map[name]), _reference_query(ms[name], rho, 4.0)
+        )
     as_list = eis.query(list(ms.values()), 0.2, epss)
     for m, eps, q in zip(ms.values(), epss, as_list):
         np.testing.assert_array_equal(np.asarray(q), _reference_query(m, 0.2, eps))
@@ -253,10 +261,10 @@ def test_query_per_layer():
 def _hand_case():
     A = np.zeros((1, 2, 2, 3))
     A[0, :, :, 0] = [[1, 2], [3, 4]]
-    A[0, :, :, 1] = [[0, 1], [1, 0]]                  # channel 2 stays 0: no energy
+    A[0, :, :, 1] = [[0, 1], [1, 0]]  # channel 2 stays 0: no energy
     U0 = np.zeros((4, 4))
-    U0[:, 1] = 1                                      # column 1 of a 4x4 grid
-    masks = np.stack([U0, 1 - U0])[None]              # [1, 2, 4, 4], covers the image
+    U0[:, 1] = 1  # column 1 of a 4x4 grid
+    masks = np.stack([U0, 1 - U0])[None]  # [1, 2, 4, 4], covers the image
     return A, masks
 
 
@@ -272,7 +280,7 @@ def test_contributions_by_hand():
     np.testing.assert_allclose(np.asarray(Ma), [[1 / 6, 1 / 4, 0], [5 / 6, 3 / 4, 0]], atol=1e-15)
     np.testing.assert_allclose(np.asarray(Ma)[:, :2].sum(0), 1, atol=1e-15)
     # two samples: sums over samples before the ratio
-    A2 = np.concatenate([A, 2 * A[:, ::-1]])          # second sample: rows flipped, energy x4
+    A2 = np.concatenate([A, 2 * A[:, ::-1]])  # second sample: rows flipped, energy x4
     m2 = np.concatenate([masks, masks])
     Mb = eis.contributions_from_features({"l": A2}, m2, resize="area")["l"]
     # flipped rows do not change the column masks' shares; energies add up
@@ -329,8 +337,9 @@ def test_contributions_on_generator(small_gen):
     rng = np.random.default_rng(1)
     ws = gen.mapping(rng.standard_normal((3, gen.z_dim)))
     masks = (rng.uniform(0, 1, (3, 3, 16, 16)) > 0.6).astype(float)
-    res = eis.contributions(gen, ws, masks, names=["a", "b", "c"],
-                            compute=Compute(batch_size=2))  # padded batch
+    res = eis.contributions(
+        gen, ws, masks, names=["a", "b", "c"], compute=Compute(batch_size=2)
+    )  # padded batch
     assert res.rows == ("a", "b", "c") and list(res) == list(gen.layer_names)
     first, last = eis.layer_inputs(gen, ws[:2]), eis.layer_inputs(gen, ws[1:])
     for name in gen.layer_names:
@@ -338,10 +347,12 @@ def test_contributions_on_generator(small_gen):
         r = A.shape[1]
         idx = np.arange(r) * 16 // r
         U = masks[:, :, idx][:, :, :, idx]
-        num = np.einsum("nhwc,nkhw->kc", A ** 2, U)
-        den = np.sum(A ** 2, axis=(0, 1, 2))
+        num = np.einsum("nhwc,nkhw->kc", A**2, U)
+        den = np.sum(A**2, axis=(0, 1, 2))
         np.testing.assert_allclose(np.asarray(res[name]), num / den, rtol=1e-10, atol=1e-14)
-    np.testing.assert_allclose(np.asarray(res.label("b")["b8.conv0"]), np.asarray(res["b8.conv0"][1]))
+    np.testing.assert_allclose(
+        np.asarray(res.label("b")["b8.conv0"]), np.asarray(res["b8.conv0"][1])
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -351,29 +362,38 @@ def test_contributions_on_generator(small_gen):
 
 @pytest.fixture(scope="module")
 def small_catalog(small_gen):
-    return eis.Catalog.fit(small_gen, "b8.conv1", 4, seeds=range(6), key=0,
-                           compute=Compute(batch_size=2))
+    return eis.Catalog.fit(
+        small_gen, "b8.conv1", 4, seeds=range(6), key=0, compute=Compute(batch_size=2)
+    )
 
 
 def test_catalog_fit_predict(small_gen, small_catalog):
     gen, cat = small_gen, small_catalog
     assert cat.k == 4 and cat.resolution == 8 and cat.centroids.shape == (4, 16)
-    assert cat.latents.shape == (6, gen.w_dim)                  # no truncation: one w per sample
+    assert cat.latents.shape == (6, gen.w_dim)  # no truncation: one w per sample
     heat = np.asarray(cat.predict(gen, cat.latents, compute=Compute(batch_size=2)))
     assert heat.shape == (6, 4, 8, 8)
     np.testing.assert_array_equal(heat.sum(1), 1)
     # the prediction is the nearest unit centroid of each pixel's feature (NumPy)
-    F = np.concatenate([np.asarray(gen.features(eis._as_ws(gen, cat.latents[i:i + 2]))[1]["b8.conv1"])
-                        for i in (0, 2, 4)]).reshape(-1, 16)
+    F = np.concatenate(
+        [
+            np.asarray(gen.features(eis._as_ws(gen, cat.latents[i : i + 2]))[1]["b8.conv1"])
+            for i in (0, 2, 4)
+        ]
+    ).reshape(-1, 16)
     Fn = F / np.linalg.norm(F, axis=1, keepdims=True)
     lab = (Fn @ cat.centroids.T).argmax(1).reshape(6, 8, 8)
     np.testing.assert_array_equal(heat.argmax(1), lab)
-    soft = np.asarray(cat.predict(gen, cat.latents[:2], soft=True, temperature=0.05,
-                              compute=Compute(batch_size=2)))
+    soft = np.asarray(
+        cat.predict(
+            gen, cat.latents[:2], soft=True, temperature=0.05, compute=Compute(batch_size=2)
+        )
+    )
     np.testing.assert_allclose(soft.sum(1), 1, rtol=1e-12)
     # the k-means objective recorded equals the clustered rows' objective
-    np.testing.assert_allclose(cat.info["objective"],
-                               np.sum(1 - (Fn @ cat.centroids.T).max(1)), rtol=1e-8)
+    np.testing.assert_allclose(
+        cat.info["objective"], np.sum(1 - (Fn @ cat.centroids.T).max(1)), rtol=1e-8
+    )
     ann = cat.annotate({"top": [0, 2], "rest": 1})
     masks = np.asarray(ann.masks(gen, cat.latents[:2]))
     np.testing.assert_array_equal(masks[:, 0], heat[:2, 0] + heat[:2, 2])
@@ -408,13 +428,14 @@ def test_catalog_fit_sampling_truncation(small_gen, cutoff):
     seeds map to with that truncation (z and ws computed here, not through the catalog)."""
     gen = small_gen
     sampling = Sampling(truncation_psi=0.7, truncation_cutoff=cutoff)
-    cat = eis.Catalog.fit(gen, "b8.conv1", 3, seeds=[3, 5, 9], key=0, sampling=sampling,
-                          compute=Compute(batch_size=2))
+    cat = eis.Catalog.fit(
+        gen, "b8.conv1", 3, seeds=[3, 5, 9], key=0, sampling=sampling, compute=Compute(batch_size=2)
+    )
     z = np.concatenate([np.random.RandomState(s).randn(1, gen.z_dim) for s in (3, 5, 9)])
     ws = np.asarray(gen.mapping(z, None, truncation_psi=0.7, truncation_cutoff=cutoff))
-    assert not np.allclose(ws, np.asarray(gen.mapping(z)))         # the truncation did something
+    assert not np.allclose(ws, np.asarray(gen.mapping(z)))  # the truncation did something
     if cutoff is None:
-        np.testing.assert_array_equal(cat.latents, ws[:, 0])       # one w per sample
+        np.testing.assert_array_equal(cat.latents, ws[:, 0])  # one w per sample
         np.testing.assert_array_equal(ws, ws[:, :1].repeat(gen.num_ws, 1))
     else:
         np.testing.assert_array_equal(cat.latents, ws)
@@ -438,7 +459,7 @@ def test_option_objects_checked(small_gen, small_catalog):
         "layer_inputs": lambda **kw: eis.layer_inputs(gen, ws, **kw),
         "transfer": lambda **kw: eis.transfer(gen, ws, ws, {}, **kw),
     }
-    for name, call in calls.items():
+    for call in calls.values():
         with pytest.raises(TypeError, match=r"^compute must be a jaxedit.Compute, got dict$"):
             call(compute={"batch_size": 2})
         with pytest.raises(TypeError, match=r"^sampling must be a jaxedit.Sampling, got dict"):
@@ -451,8 +472,17 @@ def test_option_objects_checked(small_gen, small_catalog):
         with pytest.raises(ValueError, match=r"sampling.noise_mode='random' needs a noise key"):
             calls[name](sampling=Sampling(noise_mode="random"))
     with pytest.raises(ValueError, match=r"sampling.noise_mode='random' needs a noise key"):
-        eis.transfer(gen, ws, ws, cat.annotate({"a": 0}), "a", 0.1, 1.0,
-                     sampling=Sampling(noise_mode="random"), key=jax.random.key(0))
+        eis.transfer(
+            gen,
+            ws,
+            ws,
+            cat.annotate({"a": 0}),
+            "a",
+            0.1,
+            1.0,
+            sampling=Sampling(noise_mode="random"),
+            key=jax.random.key(0),
+        )
     # where a key is taken, noise_mode and key reach the generator
     key = jax.random.key(0)
     rnd = eis.layer_inputs(gen, ws, sampling=Sampling(noise_mode="random"), key=key)
@@ -460,18 +490,20 @@ def test_option_objects_checked(small_gen, small_catalog):
     np.testing.assert_array_equal(np.asarray(rnd["b16.conv1"]), np.asarray(feats["b16.conv0"]))
     img = eis.transfer(gen, ws, ws, {}, sampling=Sampling(noise_mode="random"), key=key)
     np.testing.assert_array_equal(
-        np.asarray(img), np.asarray(gen.synthesis(eis._as_ws(gen, ws), noise_mode="random",
-                                                  key=key)))
+        np.asarray(img),
+        np.asarray(gen.synthesis(eis._as_ws(gen, ws), noise_mode="random", key=key)),
+    )
 
 
 def test_option_defaults_unchanged(small_gen, small_catalog):
     """compute=None is Compute(batch_size=8) (the old default) and sampling=None Sampling();
     dtype / precision reach the generator."""
     gen, cat = small_gen, small_catalog
-    ws = np.concatenate([cat.latents] * 2)                               # 12 samples: 8 + 4
+    ws = np.concatenate([cat.latents] * 2)  # 12 samples: 8 + 4
     np.testing.assert_array_equal(
         np.asarray(cat.predict(gen, ws)),
-        np.asarray(cat.predict(gen, ws, sampling=Sampling(), compute=Compute(batch_size=8))))
+        np.asarray(cat.predict(gen, ws, sampling=Sampling(), compute=Compute(batch_size=8))),
+    )
     a = eis.contributions(gen, ws, cat)
     b = eis.contributions(gen, ws, cat, sampling=Sampling(), compute=Compute(batch_size=8))
     for name in gen.layer_names:
@@ -494,9 +526,11 @@ def test_catalog_save_load_roundtrip(tmp_path, small_catalog):
     assert back.info["seeds"] == list(range(6)) and back.info["objective"] == cat.info["objective"]
     # damaged files: one ValueError naming the file and the key
     data = dict(np.load(path))
-    for key, value, msg in [("centroids", data["centroids"] * 2, "unit vectors"),
-                            ("meta", "not json", "not valid JSON"),
-                            ("latents", data["latents"] * np.nan, "non-finite")]:
+    for key, value, msg in [
+        ("centroids", data["centroids"] * 2, "unit vectors"),
+        ("meta", "not json", "not valid JSON"),
+        ("latents", data["latents"] * np.nan, "non-finite"),
+    ]:
         bad = tmp_path / f"bad_{key}.npz"
         np.savez(bad, **{**data, key: value})
         with pytest.raises(ValueError, match=f"bad_{key}.npz.*{msg}"):
@@ -543,10 +577,12 @@ def test_transfer_endpoints_exact(small_gen, jit):
     out0 = eis.transfer(gen, ws_t, ws_r, zero, jit=jit)
     out1 = eis.transfer(gen, ws_t, ws_r, one, jit=jit)
     assert out0.shape == (2, 16, 16, 3)
-    np.testing.assert_array_equal(np.asarray(out0),
-                                  np.asarray(gen.synthesis_from_styles(gen.styles(ws_t), jit=jit)))
-    np.testing.assert_array_equal(np.asarray(out1),
-                                  np.asarray(gen.synthesis_from_styles(gen.styles(ws_r), jit=jit)))
+    np.testing.assert_array_equal(
+        np.asarray(out0), np.asarray(gen.synthesis_from_styles(gen.styles(ws_t), jit=jit))
+    )
+    np.testing.assert_array_equal(
+        np.asarray(out1), np.asarray(gen.synthesis_from_styles(gen.styles(ws_r), jit=jit))
+    )
     np.testing.assert_allclose(np.asarray(out0), np.asarray(gen.synthesis(ws_t)), atol=1e-12)
     np.testing.assert_allclose(np.asarray(out1), np.asarray(gen.synthesis(ws_r)), atol=1e-12)
     assert not np.allclose(np.asarray(out0), np.asarray(out1))
@@ -566,8 +602,11 @@ def test_transfer_styles_mixes_only_selected_channels(small_gen):
     s = eis.transfer_styles(gen, ws_t, ws_r, {"b8.conv1": q})
     st, sr = gen.styles(ws_t), gen.styles(ws_r)
     for name in gen.layer_names:
-        want = np.asarray(st[name]) if name != "b8.conv1" else (
-            (1 - q) * np.asarray(st[name]) + q * np.asarray(sr[name]))
+        want = (
+            np.asarray(st[name])
+            if name != "b8.conv1"
+            else ((1 - q) * np.asarray(st[name]) + q * np.asarray(sr[name]))
+        )
         np.testing.assert_allclose(np.asarray(s[name]), want, rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match="unknown layers"):
         eis.transfer(gen, ws_t, ws_r, {"b9.conv1": q})
@@ -583,13 +622,14 @@ def test_transfer_from_catalog_and_contributions(small_gen, small_catalog):
     contribs = eis.contributions(gen, None, cat, compute=Compute(batch_size=2))
     # per-cluster rows cover the image; a label is the sum of its clusters' rows
     for name in gen.layer_names:
-        np.testing.assert_allclose(np.asarray(contribs[name]).sum(0)[
-            np.asarray(contribs[name]).sum(0) > 0], 1, rtol=1e-12)
-    by_label = eis.contributions(gen, None, cat, labels="part",
-                                 compute=Compute(batch_size=2))
+        np.testing.assert_allclose(
+            np.asarray(contribs[name]).sum(0)[np.asarray(contribs[name]).sum(0) > 0], 1, rtol=1e-12
+        )
+    by_label = eis.contributions(gen, None, cat, labels="part", compute=Compute(batch_size=2))
     for name in gen.layer_names:
-        np.testing.assert_allclose(np.asarray(by_label[name][0]),
-                                   np.asarray(contribs.label("part")[name]), atol=1e-13)
+        np.testing.assert_allclose(
+            np.asarray(by_label[name][0]), np.asarray(contribs.label("part")[name]), atol=1e-13
+        )
     rng = np.random.default_rng(4)
     ws_t = gen.mapping(rng.standard_normal((2, gen.z_dim)))
     ws_r = gen.mapping(rng.standard_normal((2, gen.z_dim)))
@@ -597,7 +637,7 @@ def test_transfer_from_catalog_and_contributions(small_gen, small_catalog):
     assert set(qs) == {"b8.conv1", "b16.conv0"}
     a = eis.transfer(gen, ws_t, ws_r, contribs, "part", 0.2, 6.0, layers=["b8.conv1", "b16.conv0"])
     np.testing.assert_array_equal(np.asarray(a), np.asarray(eis.transfer(gen, ws_t, ws_r, qs)))
-    b = eis.transfer(gen, ws_t, ws_r, cat, "part", mode="simultaneous", lam=1.5)   # its own M
+    b = eis.transfer(gen, ws_t, ws_r, cat, "part", mode="simultaneous", lam=1.5)  # its own M
     c = eis.transfer(gen, ws_t, ws_r, contribs, "part", mode="simultaneous", lam=1.5)
     np.testing.assert_allclose(np.asarray(b), np.asarray(c), atol=1e-12)
     with pytest.raises(ValueError, match="needs a label"):
@@ -608,11 +648,25 @@ def test_transfer_from_catalog_and_contributions(small_gen, small_catalog):
 # CIELAB error and In/Out-MSE
 # ------------------------------------------------------------------------------------------------
 
-COLOURS = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0),
-           (0.5, 0.5, 0.5), (0.2, 0.6, 0.9), (0.03, 0.01, 0.02)]
+COLOURS = [
+    (1.0, 0.0, 0.0),
+    (0.0, 1.0, 0.0),
+    (0.0, 0.0, 1.0),
+    (1.0, 1.0, 1.0),
+    (0.0, 0.0, 0.0),
+    (0.5, 0.5, 0.5),
+    (0.2, 0.6, 0.9),
+    (0.03, 0.01, 0.02),
+]
 # published sRGB (D65) -> CIELAB values (L, a, b) for the first six colours
-PUBLISHED = [(53.24, 80.09, 67.20), (87.73, -86.18, 83.18), (32.30, 79.19, -107.86),
-             (100.0, 0.0, 0.0), (0.0, 0.0, 0.0), (53.39, 0.0, 0.0)]
+PUBLISHED = [
+    (53.24, 80.09, 67.20),
+    (87.73, -86.18, 83.18),
+    (32.30, 79.19, -107.86),
+    (100.0, 0.0, 0.0),
+    (0.0, 0.0, 0.0),
+    (53.39, 0.0, 0.0),
+]
 
 
 @pytest.mark.parametrize("parity", [False, True])
@@ -624,7 +678,7 @@ def test_lab_hand_checked_colours(parity):
     if not parity:
         unshift = np.asarray(PUBLISHED) * [2.55, 1, 1] + [0, 128, 128]
         np.testing.assert_allclose(lab[:6], unshift, rtol=0, atol=0.05 * 2.55)
-    else:   # the transposed matrix tints pure colours and keeps white only approximately white
+    else:  # the transposed matrix tints pure colours and keeps white only approximately white
         assert abs(lab[0, 1] - 128 - 80.09) > 20
     # error map: mean over L, a, b of (Δ / 255)²; [-1, 1] input by default
     a = rgb.reshape(2, 2, 2, 3) * 2 - 1
@@ -643,8 +697,10 @@ def test_in_out_mse_by_hand():
     assert r["out_mse"] == pytest.approx((2 + 3 + 4 + 8) / 6)
     assert r["in_per_sample"] == pytest.approx([1.0, 0.0])
     assert r["out_per_sample"] == pytest.approx([3.0, 8 / 3])
-    up = eis.in_out_mse(np.repeat(np.repeat(e, 2, 1), 2, 2), region)       # region resized
-    assert up["in_mse"] == pytest.approx(r["in_mse"]) and up["out_mse"] == pytest.approx(r["out_mse"])
+    up = eis.in_out_mse(np.repeat(np.repeat(e, 2, 1), 2, 2), region)  # region resized
+    assert up["in_mse"] == pytest.approx(r["in_mse"]) and up["out_mse"] == pytest.approx(
+        r["out_mse"]
+    )
     with pytest.raises(ValueError, match="empty"):
         eis.in_out_mse(e, np.zeros((2, 2), bool))
     with pytest.raises(ValueError, match="a contains 12 non-finite"):
@@ -663,23 +719,41 @@ def test_cli_catalog_annotate_transfer(tmp_path, ada_pkl, capsys, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     # default output names say what they hold
-    args = ["eis", "catalog", str(ada_pkl), "--layer", "b16.conv1", "--k", "3", "--seeds", "0-3",
-            "--n-init", "1", "--batch-size", "2", "--preview-samples", "2"]
+    args = [
+        "eis",
+        "catalog",
+        str(ada_pkl),
+        "--layer",
+        "b16.conv1",
+        "--k",
+        "3",
+        "--seeds",
+        "0-3",
+        "--n-init",
+        "1",
+        "--batch-size",
+        "2",
+        "--preview-samples",
+        "2",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    cat, png = tmp_path / "eis_catalog_b16.conv1_k3.npz", tmp_path / "eis_catalog_b16.conv1_k3_clusters.png"
+    cat, png = (
+        tmp_path / "eis_catalog_b16.conv1_k3.npz",
+        tmp_path / "eis_catalog_b16.conv1_k3_clusters.png",
+    )
     assert "objective" in out and cat.exists() and png.exists()
     sheet = np.asarray(Image.open(png))
-    assert sheet.shape == (4 * 64, 64 + 2 * 64, 3)            # 32 px cells shown at 64 px
-    before, before_png = cat.read_bytes(), png.read_bytes()
-    assert main(args) == 2                                     # no overwrite without --force
+    assert sheet.shape == (4 * 64, 64 + 2 * 64, 3)  # 32 px cells shown at 64 px
+    before = cat.read_bytes()
+    assert main(args) == 2  # no overwrite without --force
     assert "already exists" in capsys.readouterr().err and cat.read_bytes() == before
     # an existing preview alone also blocks the run, before any work, and nothing is written
     other = tmp_path / "c2.npz"
     (tmp_path / "c2_clusters.png").write_bytes(b"keep")
     assert main(args + ["--out", str(other)]) == 2
     assert not other.exists() and (tmp_path / "c2_clusters.png").read_bytes() == b"keep"
-    assert main(args + ["--kmeans-seed", "1", "--force"]) == 0              # --force replaces both
+    assert main(args + ["--kmeans-seed", "1", "--force"]) == 0  # --force replaces both
     capsys.readouterr()
     assert png.read_bytes() != b"" and eis.Catalog.load(cat).k == 3
     assert main(["eis", "annotate", str(cat), "eyes=0,2", "mouth=1"]) == 0
@@ -692,12 +766,33 @@ def test_cli_catalog_annotate_transfer(tmp_path, ada_pkl, capsys, monkeypatch):
     assert "already exists" in capsys.readouterr().err
     assert main(["eis", "annotate", str(cat), "nose=7"]) == 2
     assert "out of range" in capsys.readouterr().err
-    assert main(["eis", "annotate", str(cat)]) == 0                        # lists the labels
+    assert main(["eis", "annotate", str(cat)]) == 0  # lists the labels
     assert "eyes = 0,2" in capsys.readouterr().out
     js = tmp_path / "m.json"
-    assert main(["eis", "transfer", str(ada_pkl), "--catalog", str(cat), "--label", "eyes",
-                 "--target-seeds", "0-1", "--reference-seeds", "5", "--batch-size", "2",
-                 "--eps", "20", "--json", str(js)]) == 0
+    assert (
+        main(
+            [
+                "eis",
+                "transfer",
+                str(ada_pkl),
+                "--catalog",
+                str(cat),
+                "--label",
+                "eyes",
+                "--target-seeds",
+                "0-1",
+                "--reference-seeds",
+                "5",
+                "--batch-size",
+                "2",
+                "--eps",
+                "20",
+                "--json",
+                str(js),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "In-MSE" in out and "Out-MSE" in out
     grid = tmp_path / "eis_transfer_eyes.png"
@@ -705,11 +800,37 @@ def test_cli_catalog_annotate_transfer(tmp_path, ada_pkl, capsys, monkeypatch):
     assert img.shape == (3 * 32, 2 * 32, 3)
     doc = json.loads(js.read_text())
     assert len(doc["pairs"]) == 2 and doc["label"] == "eyes"
-    assert main(["eis", "transfer", str(ada_pkl), "--catalog", str(cat), "--label", "hair",
-                 "--out", str(tmp_path / "g2.png")]) == 2
+    assert (
+        main(
+            [
+                "eis",
+                "transfer",
+                str(ada_pkl),
+                "--catalog",
+                str(cat),
+                "--label",
+                "hair",
+                "--out",
+                str(tmp_path / "g2.png"),
+            ]
+        )
+        == 2
+    )
     assert "hair" in capsys.readouterr().err
-    assert main(["eis", "catalog", str(ada_pkl), "--layer", "b16.torgb", "--out",
-                 str(tmp_path / "c3.npz")]) == 2
+    assert (
+        main(
+            [
+                "eis",
+                "catalog",
+                str(ada_pkl),
+                "--layer",
+                "b16.torgb",
+                "--out",
+                str(tmp_path / "c3.npz"),
+            ]
+        )
+        == 2
+    )
     assert "conv layer" in capsys.readouterr().err
 
 
@@ -748,8 +869,9 @@ def test_float32_defaults(small_gen):
     m = np.random.default_rng(0).uniform(0, 1, 64).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(eis.query(m, 0.3, 5.0)), _reference_query(m, 0.3, 5.0))
     A, masks = _hand_case()
-    M = eis.contributions_from_features({"l": A.astype(np.float32)}, masks.astype(np.float32),
-                                        resize="area")["l"]
+    M = eis.contributions_from_features(
+        {"l": A.astype(np.float32)}, masks.astype(np.float32), resize="area"
+    )["l"]
     np.testing.assert_allclose(np.asarray(M), [[1 / 6, 1 / 4, 0], [5 / 6, 3 / 4, 0]], atol=1e-6)
     gen = small_gen
     rng = np.random.default_rng(2)
@@ -758,13 +880,14 @@ def test_float32_defaults(small_gen):
     one = {n: np.ones(s.shape[1], np.float32) for n, s in gen.styles(ws_t).items()}
     out1 = eis.transfer(gen, ws_t, ws_r, one)
     assert out1.dtype == jnp.float32
-    np.testing.assert_array_equal(np.asarray(out1), np.asarray(gen.synthesis_from_styles(gen.styles(ws_r))))
+    np.testing.assert_array_equal(
+        np.asarray(out1), np.asarray(gen.synthesis_from_styles(gen.styles(ws_r)))
+    )
     rgb = np.asarray(COLOURS, np.float32)
     lab = np.asarray(eis.rgb_to_lab(rgb, value_range=(0, 1)))
     want = np.asarray([_lab_scalar(c, transposed=False) for c in COLOURS])
     np.testing.assert_allclose(lab, want, atol=2e-3)
-    cat = eis.Catalog.fit(gen, "b8.conv1", 3, seeds=range(3), key=0,
-                          compute=Compute(batch_size=3))
+    cat = eis.Catalog.fit(gen, "b8.conv1", 3, seeds=range(3), key=0, compute=Compute(batch_size=3))
     heat = np.asarray(cat.predict(gen, cat.latents))
     np.testing.assert_array_equal(heat.sum(1), 1)
     contribs = eis.contributions(gen, None, cat, compute=Compute(batch_size=3))
@@ -784,7 +907,7 @@ def _toyfaces_setup(n):
     gen = jaxedit.default_generator()
     z = np.asarray(tf.sample_z(0, n))
     ws = gen.mapping(z)
-    parts = tf.part_masks(tf.factors_from_z(z))          # {part: [N, 64, 64] bool}
+    parts = tf.part_masks(tf.factors_from_z(z))  # {part: [N, 64, 64] bool}
     eyes = np.any(np.stack([np.asarray(parts[p], bool) for p in tf.GROUPS["eyes"]]), axis=0)
     return tf, gen, ws, ["eyes"], eyes[:, None].astype(np.float64)
 
@@ -794,7 +917,7 @@ def _eyes_locality(gen, ws, masks, names, qs_source, **query):
     t, r = ws[:8], ws[8:16]
     edited = eis.transfer(gen, t, r, qs_source, "eyes", **query)
     original = gen.synthesis(t)
-    region = np.maximum(masks[:8, i_eyes], masks[8:16, i_eyes])    # eyes of target or reference
+    region = np.maximum(masks[:8, i_eyes], masks[8:16, i_eyes])  # eyes of target or reference
     return eis.lab_locality(original, edited, region)
 
 
@@ -825,13 +948,14 @@ def test_toyfaces_eyes_transfer_is_local_kmeans_catalog():
     pixels fall inside the ground-truth eyes mask."""
     tf, gen, ws, names, masks = _toyfaces_setup(48)
     cat = eis.Catalog.fit(gen, "b32.conv1", 12, latents=ws[16:], key=0)
-    heat = np.asarray(cat.predict(gen, ws[16:]))                            # [N, K, 32, 32]
+    heat = np.asarray(cat.predict(gen, ws[16:]))  # [N, K, 32, 32]
     eyes = np.asarray(eis.resize_masks(masks[16:, names.index("eyes")], 32, "area"))
     inside = (heat * eyes[:, None]).sum((0, 2, 3)) / np.maximum(heat.sum((0, 2, 3)), 1)
     ids = [int(i) for i in np.nonzero(inside > 0.5)[0]]
     assert ids, f"no cluster lies mostly inside the eyes: {inside}"
     cat = cat.annotate({"eyes": ids})
-    res = _eyes_locality(gen, ws, masks, names, eis.contributions(gen, None, cat),
-                         rho=1.0, eps=20.0, mode="ratio")
+    res = _eyes_locality(
+        gen, ws, masks, names, eis.contributions(gen, None, cat), rho=1.0, eps=20.0, mode="ratio"
+    )
     assert res["in_mse"] > 0, f"no channel was transferred: {res}"
     assert res["out_mse"] / res["in_mse"] <= 0.2, res

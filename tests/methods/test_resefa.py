@@ -82,7 +82,7 @@ def test_synthetic_pencils_have_the_stated_conditioning():
 def test_dense_matches_scipy(seed, jit):
     jf, jb = _problem(seed=seed, decay=8.0)
     a, b = jf.T @ jf / len(jf), jb.T @ jb / len(jb)
-    assert np.linalg.cond(b) > 1e6                       # not an easy matrix
+    assert np.linalg.cond(b) > 1e6  # not an easy matrix
     w, v = _scipy_top(a, b, 5)
     if jit:
         lam, dirs, cond = linalg.generalized_eigh(a, b, k=5)
@@ -103,7 +103,7 @@ def test_condition_number_of_an_indefinite_matrix_is_inf():
 
 
 def test_rank_deficient_background_with_regularization():
-    jf, jb = _problem(d=30, n_b=12)              # rank(M_b) = 12 < 30
+    jf, jb = _problem(d=30, n_b=12)  # rank(M_b) = 12 < 30
     a, b = jf.T @ jf / 10, jb.T @ jb / 12
     tau = 1e-3
     breg = b + tau * np.trace(b) * np.eye(30)
@@ -112,8 +112,9 @@ def test_rank_deficient_background_with_regularization():
     np.testing.assert_allclose(lam, w, rtol=1e-9)
     np.testing.assert_allclose(_abs_cos(dirs, v), 1, atol=1e-9)
     for form in ("d", "rows"):
-        lw, dw, cw = linalg.woodbury_eigh(jf / np.sqrt(10), jb / np.sqrt(12),
-                                            tau * np.trace(b), k=4, form=form)
+        lw, dw, cw = linalg.woodbury_eigh(
+            jf / np.sqrt(10), jb / np.sqrt(12), tau * np.trace(b), k=4, form=form
+        )
         np.testing.assert_allclose(lw, w, rtol=1e-9)
         np.testing.assert_allclose(_abs_cos(dw, v), 1, atol=1e-9)
         assert cw == pytest.approx(np.linalg.cond(breg), rel=1e-6)
@@ -162,12 +163,12 @@ def test_reference_promotes_to_float64_with_regularization_as_the_original():
     J = _jacobian_like(seed=3).astype(np.float32)
     box = (2, 2, 6, 8)
     off = jaxedit.resefa(J, box, k=3, solver="reference")
-    assert off.directions.dtype == np.float32                   # no full_rank: stays float32
+    assert off.directions.dtype == np.float32  # no full_rank: stays float32
     on = jaxedit.resefa(J, box, k=3, solver=jaxedit.ReferenceEig(), regularization=1e-3)
     assert on.directions.dtype == np.float64
     mf, mb = (np.asarray(m) for m in jacobian_moments(J, box))  # float32, as the original's
     assert mf.dtype == np.float32
-    mb = mb + 1e-3 * np.trace(mb) * np.eye(24)                  # written out: float64
+    mb = mb + 1e-3 * np.trace(mb) * np.eye(24)  # written out: float64
     val, vec = np.linalg.eig(np.linalg.inv(mb) @ mf)
     order = np.argsort(-val.real)[:3]
     # (the float32 moments themselves may round differently from ours: float32 tolerances)
@@ -193,8 +194,9 @@ def test_resefa_solvers_agree(solver):
     assert st.converged is True and st.max_residual == pytest.approx(np.max(st.residuals))
     # residuals, recomputed here from the dense matrices
     d = np.asarray(res.directions, np.float64)
-    want = (np.linalg.norm(d @ a - res.eigenvalues[:, None] * (d @ b), axis=1)
-            / np.linalg.norm(d @ a, axis=1))
+    want = np.linalg.norm(d @ a - res.eigenvalues[:, None] * (d @ b), axis=1) / np.linalg.norm(
+        d @ a, axis=1
+    )
     np.testing.assert_allclose(st.residuals, want, rtol=1e-3, atol=1e-14)
     if solver == "matrix_free":
         assert st.condition_method == "lower bound" and st.tol == 1e-6
@@ -203,18 +205,19 @@ def test_resefa_solvers_agree(solver):
     else:
         assert st.condition_method == "exact" and st.iterations == 0 and st.tol is None
         assert st.condition_number == pytest.approx(np.linalg.cond(b), rel=1e-6)
-    assert st.trace is None and st.trace_method is None       # no regularization, no trace
+    assert st.trace is None and st.trace_method is None  # no regularization, no trace
 
 
-@pytest.mark.parametrize("solver", [jaxedit.Dense(), jaxedit.Woodbury(rank=10),
-                                    jaxedit.MatrixFree(tol=1e-8, key=3)])
+@pytest.mark.parametrize(
+    "solver", [jaxedit.Dense(), jaxedit.Woodbury(rank=10), jaxedit.MatrixFree(tol=1e-8, key=3)]
+)
 def test_regularized_solvers_against_scipy(solver):
     J = _jacobian_like(seed=5, h=16, w=16, d=60)
     box = (4, 4, 10, 12)
     a, b = _moments_np(J, box)
     tau = 1e-3
     breg = b + tau * np.trace(b) * np.eye(60)
-    if isinstance(solver, jaxedit.Woodbury):       # rank 10: the pencil it solves exactly
+    if isinstance(solver, jaxedit.Woodbury):  # rank 10: the pencil it solves exactly
         rows = J.reshape(-1, 60)[~np.repeat(jaxedit.region_mask(box, 16).reshape(-1), 1)]
         _, s, vt = np.linalg.svd(rows / np.sqrt(len(rows)), full_matrices=False)
         breg = vt[:10].T @ np.diag(s[:10] ** 2) @ vt[:10] + tau * np.trace(b) * np.eye(60)
@@ -250,8 +253,7 @@ def test_solve_moments_route():
     a, b = jf.T @ jf / 10, jb.T @ jb / 400
     w, v = _scipy_top(a, b + 1e-3 * np.trace(b) * np.eye(30), 3)
     for solver in ("dense", "reference", jaxedit.MatrixFree(tol=1e-9)):
-        sol = linalg.pencil_eigh(linalg.MomentPencil(a, b), 3, regularization=1e-3,
-                                 solver=solver)
+        sol = linalg.pencil_eigh(linalg.MomentPencil(a, b), 3, regularization=1e-3, solver=solver)
         np.testing.assert_allclose(sol.eigenvalues, w, rtol=1e-7)
         np.testing.assert_allclose(_abs_cos(sol.directions, v), 1, atol=1e-7)
     with pytest.raises(ValueError, match=r"Woodbury cannot solve a MomentPencil.*use Dense"):
@@ -269,7 +271,7 @@ def test_matrix_free_float64_converges_on_ill_conditioned_pencils(decay, cond):
     assert res.stats.converged and res.stats.max_residual <= 1e-6
     np.testing.assert_allclose(_abs_cos(res.directions, v), 1, atol=1e-8)
     np.testing.assert_allclose(res.eigenvalues, w, rtol=1e-9)
-    assert cond / 30 < res.stats.condition_number <= cond * 1.02      # a lower bound, not vacuous
+    assert cond / 30 < res.stats.condition_number <= cond * 1.02  # a lower bound, not vacuous
 
 
 def _match_or_warn(J, box, k, **kw):
@@ -370,7 +372,7 @@ def test_lobpcg_explicit_matrices_and_soft_locking():
 
 
 def test_singular_background_warns_and_raises():
-    J = _jacobian_like(h=6, w=6, d=40)          # 36 rows < D = 40: M_b is singular
+    J = _jacobian_like(h=6, w=6, d=40)  # 36 rows < D = 40: M_b is singular
     with pytest.warns(SingularBackgroundWarning, match="regularization"):
         with pytest.raises(np.linalg.LinAlgError, match="singular"):
             jaxedit.resefa(J, (0, 0, 2, 2), k=3)
@@ -385,7 +387,7 @@ def test_singular_background_warns_and_raises():
 
 
 def test_matrix_free_on_a_singular_background_warns():
-    J = _jacobian_like(h=6, w=6, d=60, seed=2)     # 32 background rows < D = 60
+    J = _jacobian_like(h=6, w=6, d=60, seed=2)  # 32 background rows < D = 60
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         res = jaxedit.resefa(J, (0, 0, 2, 2), k=3, solver="matrix_free")
@@ -425,11 +427,13 @@ def test_resefa_input_errors():
     bad[3, 4, 0, 5] = np.nan
     with pytest.raises(ValueError, match="J contains 1 non-finite"):
         jaxedit.resefa(bad, (0, 0, 2, 2))
-    for make, match in ((lambda: jaxedit.MatrixFree(tol=0), "tol"),
-                        (lambda: jaxedit.MatrixFree(trace="guess"), "trace"),
-                        (lambda: jaxedit.MatrixFree(precision="bogus"), "precision"),
-                        (lambda: jaxedit.Woodbury(rank=0), "rank"),
-                        (lambda: jaxedit.Dense(precision="fp8"), "precision")):
+    for make, match in (
+        (lambda: jaxedit.MatrixFree(tol=0), "tol"),
+        (lambda: jaxedit.MatrixFree(trace="guess"), "trace"),
+        (lambda: jaxedit.MatrixFree(precision="bogus"), "precision"),
+        (lambda: jaxedit.Woodbury(rank=0), "rank"),
+        (lambda: jaxedit.Dense(precision="fp8"), "precision"),
+    ):
         with pytest.raises(ValueError, match=match):
             make()
 
@@ -452,8 +456,13 @@ def test_matrix_free_solver_compiles_once():
     assert linalg.compiled_programs()["matrix_free_rows"] <= before + 1
     once = linalg.compiled_programs()["matrix_free_rows"]
     # new values, region, ridge, tolerance, iteration limit and key: no new trace
-    b = jaxedit.resefa(J * 2, (1, 1, 5, 6), k=3, regularization=1e-3,
-                       solver=jaxedit.MatrixFree(tol=1e-7, maxiter=200, key=5))
+    b = jaxedit.resefa(
+        J * 2,
+        (1, 1, 5, 6),
+        k=3,
+        regularization=1e-3,
+        solver=jaxedit.MatrixFree(tol=1e-7, maxiter=200, key=5),
+    )
     assert a.stats.converged and b.stats.converged
     assert linalg.compiled_programs()["matrix_free_rows"] == once
 
@@ -468,7 +477,7 @@ def _op_and_dense(gen, space="wplus", seed=0):
 
 
 def test_operator_matrix_free_matches_dense_and_reports(small_gen):
-    op, J = _op_and_dense(small_gen)                 # 16 px, W+ D = 48
+    op, J = _op_and_dense(small_gen)  # 16 px, W+ D = 48
     box = (4, 4, 10, 12)
     a, b = _moments_np(J, box)
     tau = 1e-3
@@ -491,14 +500,18 @@ def test_operator_matrix_free_matches_dense_and_reports(small_gen):
     assert linalg.compiled_programs()["matrix_free_function"] == once
 
 
-@pytest.mark.slow   # a second compilation of the operator solver; Hutch++ itself is tested above
+@pytest.mark.slow  # a second compilation of the operator solver; Hutch++ itself is tested above
 def test_operator_hutchpp_trace_against_the_exact_trace(small_gen):
     op, J = _op_and_dense(small_gen)
     box = (4, 4, 10, 12)
     _, b = _moments_np(J, box)
-    res = jaxedit.resefa(op, box, k=3, regularization=1e-3,
-                         solver=jaxedit.MatrixFree(trace="hutchpp", sketch_size=6,
-                                                   trace_probes=32))
+    res = jaxedit.resefa(
+        op,
+        box,
+        k=3,
+        regularization=1e-3,
+        solver=jaxedit.MatrixFree(trace="hutchpp", sketch_size=6, trace_probes=32),
+    )
     st = res.stats
     assert st.trace_method == "hutch++" and st.trace_stderr > 0
     assert abs(st.trace - np.trace(b)) < 4 * st.trace_stderr
@@ -514,12 +527,19 @@ def test_operator_rejects_what_it_cannot_honour(small_gen):
         jaxedit.resefa(op, (4, 4, 10, 12), k=3, aggregate="mean")
     # (regularized like the test above: the same compiled solver)
     with pytest.warns(ConvergenceWarning):
-        jaxedit.resefa(op, (4, 4, 10, 12), k=3, regularization=1e-3,
-                       solver=jaxedit.MatrixFree(maxiter=1))
+        jaxedit.resefa(
+            op, (4, 4, 10, 12), k=3, regularization=1e-3, solver=jaxedit.MatrixFree(maxiter=1)
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        r = jaxedit.resefa(op, (4, 4, 10, 12), k=3, regularization=1e-3,
-                           solver=jaxedit.MatrixFree(maxiter=1), warn=False)
+        r = jaxedit.resefa(
+            op,
+            (4, 4, 10, 12),
+            k=3,
+            regularization=1e-3,
+            solver=jaxedit.MatrixFree(maxiter=1),
+            warn=False,
+        )
     assert not r.stats.converged and r.stats.iterations == 1
 
 
@@ -556,8 +576,8 @@ def test_hutchpp_accuracy_against_the_exact_trace(seed):
 
 def test_trace_rule_exact_when_it_costs_no_more():
     mf = jaxedit.MatrixFree()
-    assert mf.trace_method(96, 48) == "exact"          # D <= 2p + probes
-    assert mf.trace_method(512, 80) == "hutch++"       # 2p + probes = 224 < 512
+    assert mf.trace_method(96, 48) == "exact"  # D <= 2p + probes
+    assert mf.trace_method(512, 80) == "hutch++"  # 2p + probes = 224 < 512
     assert jaxedit.MatrixFree(trace="exact").trace_method(9216, 80) == "exact"
 
 
@@ -569,6 +589,8 @@ def test_fixture_top_direction_is_more_local_than_random(ada_gen, ada_ref):
     res = jaxedit.resefa(J[0], box, k=3)
     top = jaxedit.evaluate_direction(ada_gen, ws, res.directions[0], box, alpha=0.5)["roir"]
     rng = np.random.default_rng(0)
-    rand = [jaxedit.evaluate_direction(ada_gen, ws, rng.standard_normal(32), box, alpha=0.5)["roir"]
-            for _ in range(6)]
+    rand = [
+        jaxedit.evaluate_direction(ada_gen, ws, rng.standard_normal(32), box, alpha=0.5)["roir"]
+        for _ in range(6)
+    ]
     assert top < min(rand), (top, rand)

@@ -138,10 +138,12 @@ def test_damaged_orbax_metadata_is_one_typed_line(saved, tmp_path):
 
 
 def test_orbax_reason_is_short():
-    long = ("DATA_LOSS: Error opening \"zarr\" driver: Error reading \"x\". To enable it, set "
-            "`strict=False` in `ArrayRestoreArgs` for any array in v0 API or "
-            "`enable_padding_and_truncation=True` in `ArrayOptions.Loading` in v1 API. "
-            "[tensorstore_spec='" + "{" * 7000 + "']")
+    long = (
+        'DATA_LOSS: Error opening "zarr" driver: Error reading "x". To enable it, set '
+        "`strict=False` in `ArrayRestoreArgs` for any array in v0 API or "
+        "`enable_padding_and_truncation=True` in `ArrayOptions.Loading` in v1 API. "
+        "[tensorstore_spec='" + "{" * 7000 + "']"
+    )
     text = ck._orbax_reason(ValueError(long))
     assert len(text) <= 303 and "strict" not in text and "tensorstore_spec" not in text
     assert text.startswith("DATA_LOSS")
@@ -180,12 +182,14 @@ def test_overwrite_replaces_a_jaxedit_checkpoint(saved, tmp_path, make_small_gen
         jaxedit.save_generator(gen2, d)
     jaxedit.save_generator(gen2, d, source={"format": "second"}, overwrite=True)
     assert jaxedit.read_config(d)["source"] == {"format": "second"}
-    assert sorted(os.listdir(tmp_path)) == ["ck"]          # no temporary directory left
+    assert sorted(os.listdir(tmp_path)) == ["ck"]  # no temporary directory left
     _assert_same_params(jaxedit.load_generator(d), gen2)
 
 
-@pytest.mark.parametrize("what", ["user_dir", "file", "checkpoint_plus_file", "foreign_params",
-                                  "empty_dir", "symlinked_params"])
+@pytest.mark.parametrize(
+    "what",
+    ["user_dir", "file", "checkpoint_plus_file", "foreign_params", "empty_dir", "symlinked_params"],
+)
 def test_overwrite_refuses_anything_else_untouched(saved, tmp_path, what, make_small_generator):
     root = tmp_path / "root"
     root.mkdir()
@@ -220,7 +224,7 @@ def test_cli_force_onto_user_data_dot_and_files(ada_pkl, tmp_path, monkeypatch, 
         assert main(["convert", str(ada_pkl), out, "--force"]) == 2
         err = capsys.readouterr().err.strip()
         assert "refusing to replace" in err and err.count("\n") == 0, err
-        assert main(["convert", str(ada_pkl), out]) == 2   # without --force: exists
+        assert main(["convert", str(ada_pkl), out]) == 2  # without --force: exists
         capsys.readouterr()
     assert _tree(tmp_path) == before
     # a genuine checkpoint is replaced; being inside it (cwd) is refused
@@ -237,8 +241,9 @@ def test_overwrite_follows_a_symlink_to_a_checkpoint(saved, tmp_path, make_small
     real = _copy(saved[0], tmp_path / "real")
     link = tmp_path / "link"
     os.symlink(real, link)
-    jaxedit.save_generator(make_small_generator(seed=3), link, source={"format": "via link"},
-                           overwrite=True)
+    jaxedit.save_generator(
+        make_small_generator(seed=3), link, source={"format": "via link"}, overwrite=True
+    )
     assert os.path.islink(link) and jaxedit.read_config(real)["source"]["format"] == "via link"
     os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
     with pytest.raises(FileExistsError, match="broken symbolic link"):
@@ -283,8 +288,12 @@ def test_the_library_removes_only_its_own_temporary_directories():
     """Every shutil.rmtree in jaxedit/ and converters/ removes a directory the library made
     with tempfile.mkdtemp (checked on the source: the argument names such a variable)."""
     root = pathlib.Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", _RMTREE_SCAN, str(root / "jaxedit"),
-                          str(root / "converters")], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _RMTREE_SCAN, str(root / "jaxedit"), str(root / "converters")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     calls = json.loads(out.stdout)
     assert calls, "expected the temporary-directory removals in checkpoint.py"
     for path, _, dump, from_mkdtemp in calls:

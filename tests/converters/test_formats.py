@@ -142,8 +142,15 @@ def test_rosinality_legacy_torch_format_equals_zip(tmp_path, ros_pt):
 def test_torch_reader_matches_torch(tmp_path):
     torch = _torch()
     t = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
-    obj = {"a": t, "view": t[:, 1, ::2], "half": t.half(), "bf": t.bfloat16(), "i": t.long(),
-           "b": t > 5, "nested": [t.double().transpose(0, 2)]}
+    obj = {
+        "a": t,
+        "view": t[:, 1, ::2],
+        "half": t.half(),
+        "bf": t.bfloat16(),
+        "i": t.long(),
+        "b": t > 5,
+        "nested": [t.double().transpose(0, 2)],
+    }
     for zipped in (True, False):
         path = tmp_path / f"t{zipped}.pt"
         torch.save(obj, path, _use_new_zipfile_serialization=zipped)
@@ -171,7 +178,9 @@ def test_missing_key_is_named(tmp_path, ros_pt):
 
 def test_unexpected_key_is_named(tmp_path, ros_pt):
     torch = _torch()
-    path = _rewrite_rosinality(tmp_path, ros_pt, lambda sd: sd.__setitem__("extra.weight", torch.zeros(3)))
+    path = _rewrite_rosinality(
+        tmp_path, ros_pt, lambda sd: sd.__setitem__("extra.weight", torch.zeros(3))
+    )
     with pytest.raises(KeyMismatchError, match=r"extra\.weight"):
         jaxedit.load_generator(path)
 
@@ -202,8 +211,13 @@ def _persistent_module():
 
 class _Persistent:
     def __init__(self, class_name, state):
-        self.meta = {"type": "class", "version": 6, "module_src": "import os; os.system('false')",
-                     "class_name": class_name, "state": state}
+        self.meta = {
+            "type": "class",
+            "version": 6,
+            "module_src": "import os; os.system('false')",
+            "class_name": class_name,
+            "state": state,
+        }
 
     def __reduce__(self):
         return (sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (self.meta,))
@@ -212,10 +226,26 @@ class _Persistent:
 def test_stylegan3_network_is_refused(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch_utils", types.ModuleType("torch_utils"))
     monkeypatch.setitem(sys.modules, "torch_utils.persistence", _persistent_module())
-    syn = _Persistent("SynthesisNetwork", {"_modules": {
-        "input": _Persistent("SynthesisInput", {}), "L0_36_512": _Persistent("SynthesisLayer", {})}})
-    g = _Persistent("Generator", {"z_dim": 4, "c_dim": 0, "w_dim": 4, "img_resolution": 16,
-                                  "img_channels": 3, "_modules": {"synthesis": syn}})
+    syn = _Persistent(
+        "SynthesisNetwork",
+        {
+            "_modules": {
+                "input": _Persistent("SynthesisInput", {}),
+                "L0_36_512": _Persistent("SynthesisLayer", {}),
+            }
+        },
+    )
+    g = _Persistent(
+        "Generator",
+        {
+            "z_dim": 4,
+            "c_dim": 0,
+            "w_dim": 4,
+            "img_resolution": 16,
+            "img_channels": 3,
+            "_modules": {"synthesis": syn},
+        },
+    )
     path = tmp_path / "sg3.pkl"
     path.write_bytes(pickle.dumps({"G_ema": g}))
     with pytest.raises(UnsupportedFormatError, match="StyleGAN3"):
@@ -231,10 +261,12 @@ def test_converted_checkpoint_roundtrip(tmp_path, ada_pkl, ada_ref):
     b = jaxedit.load_generator(out)
     import jax
     from flax import nnx
+
     for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b))):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    np.testing.assert_allclose(a.synthesis(ada_ref["ws_psi10"]), b.synthesis(ada_ref["ws_psi10"]),
-                               rtol=0, atol=1e-12)  # same weights; GPU reductions may reorder
+    np.testing.assert_allclose(
+        a.synthesis(ada_ref["ws_psi10"]), b.synthesis(ada_ref["ws_psi10"]), rtol=0, atol=1e-12
+    )  # same weights; GPU reductions may reorder
     with pytest.raises(FileExistsError):
         jaxedit.convert_checkpoint(ada_pkl, out)
 

@@ -26,11 +26,20 @@ def tiny_biggan():
     """Constant weights (0.01; much faster to build than a random init): finite outputs."""
     from jaxedit.checkpoint import _flat_state, abstract_generator, generator_from_arrays
 
-    cfg = BigGANConfig(output_dim=32, z_dim=8, class_embed_dim=8, channel_width=8, num_classes=10,
-                       layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2),
-                               (True, 2, 1)], attention_layer_position=3, n_stats=51)
+    cfg = BigGANConfig(
+        output_dim=32,
+        z_dim=8,
+        class_embed_dim=8,
+        channel_width=8,
+        num_classes=10,
+        layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)],
+        attention_layer_position=3,
+        n_stats=51,
+    )
     shapes = _flat_state(abstract_generator("biggan", cfg))
-    return generator_from_arrays("biggan", cfg, {k: np.full(v.shape, 0.01) for k, v in shapes.items()})
+    return generator_from_arrays(
+        "biggan", cfg, {k: np.full(v.shape, 0.01) for k, v in shapes.items()}
+    )
 
 
 def test_stylegan2_mapping_and_synthesis(small_gen, make_small_generator):
@@ -40,7 +49,7 @@ def test_stylegan2_mapping_and_synthesis(small_gen, make_small_generator):
         with pytest.raises(ValueError, match=r"^z contains 1 non-finite value\(s\)"):
             g.mapping(_with(z.shape, bad, 3) + z)
     with pytest.raises(ValueError, match="^z contains"):
-        g.mapping(jnp.asarray(_with(z.shape, NAN)))                 # jax arrays too
+        g.mapping(jnp.asarray(_with(z.shape, NAN)))  # jax arrays too
     for psi in (NAN, INF):
         with pytest.raises(ValueError, match="^truncation_psi must be finite"):
             g.mapping(z, None, psi)
@@ -81,7 +90,7 @@ def test_biggan_inputs(tiny_biggan):
     g = tiny_biggan
     z = truncated_noise_sample(2, g.z_dim, 0.5, seed=0)
     c = jaxedit.one_hot([1, 2], g.num_classes)
-    assert np.isfinite(np.asarray(g.cond(z, c))).all()       # valid inputs pass (no compile)
+    assert np.isfinite(np.asarray(g.cond(z, c))).all()  # valid inputs pass (no compile)
     with pytest.raises(ValueError, match="^z contains 1 non-finite"):
         g(_with(z.shape, NAN) + z, c, 0.5)
     with pytest.raises(ValueError, match="^class_vector contains"):
@@ -93,20 +102,34 @@ def test_biggan_inputs(tiny_biggan):
     with pytest.raises(ValueError, match="^truncation must be finite"):
         truncated_noise_sample(1, 8, NAN, seed=0)
     with pytest.raises(ValueError, match="^direction contains"):
-        editing.render_edits(g, z, np.full(g.z_dim, NAN), [1.0], space="z",
-                             sampling=Sampling(c=c, truncation_psi=0.5))
+        editing.render_edits(
+            g,
+            z,
+            np.full(g.z_dim, NAN),
+            [1.0],
+            space="z",
+            sampling=Sampling(c=c, truncation_psi=0.5),
+        )
     with pytest.raises(ValueError, match="^alphas contains"):
-        editing.render_edits(g, z, np.ones(g.z_dim), [0.0, INF], space="z",
-                             sampling=Sampling(c=c, truncation_psi=0.5))
+        editing.render_edits(
+            g,
+            z,
+            np.ones(g.z_dim),
+            [0.0, INF],
+            space="z",
+            sampling=Sampling(c=c, truncation_psi=0.5),
+        )
 
 
 def test_editing_and_metrics(small_gen):
     g = small_gen
     ws = np.asarray(g.mapping(np.random.default_rng(1).standard_normal((2, g.z_dim))))
     d = np.ones(g.w_dim)
-    for kw, name in ((dict(latents=ws + _with(ws.shape, NAN)), "latents"),
-                     (dict(direction=_with(d.shape, INF) + d), "direction"),
-                     (dict(alphas=[0.0, NAN]), "alphas")):
+    for kw, name in (
+        (dict(latents=ws + _with(ws.shape, NAN)), "latents"),
+        (dict(direction=_with(d.shape, INF) + d), "direction"),
+        (dict(alphas=[0.0, NAN]), "alphas"),
+    ):
         args = dict(latents=ws, direction=d, alphas=[0.0, 1.0]) | kw
         with pytest.raises(ValueError, match=f"^{name} contains"):
             editing.edit_latents(args["latents"], args["direction"], args["alphas"])
@@ -162,8 +185,9 @@ def test_jacobian_inputs(small_gen):
     with pytest.raises(ValueError, match="^latents contains"):
         jaxedit.JacobianOperator(g, np.full((g.num_ws, g.w_dim), INF))
     with pytest.raises(ValueError, match="^truncation_psi must be finite"):
-        jaxedit.jacobian(g, np.zeros((1, g.z_dim)), space="z",
-                         sampling=Sampling(truncation_psi=NAN))
+        jaxedit.jacobian(
+            g, np.zeros((1, g.z_dim)), space="z", sampling=Sampling(truncation_psi=NAN)
+        )
 
 
 def test_images():

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONVERTERS = os.path.join(ROOT, "converters")
 ALLOWED_THIRD_PARTY = {"numpy"}
 MAX_LINES = 700
@@ -67,7 +67,8 @@ def test_converters_modules_found():
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: os.path.relpath(p, ROOT))
 def test_converters_imports_only_numpy_and_stdlib(path):
     assert foreign_imports(path) == [], (
-        f"{os.path.relpath(path, ROOT)} imports outside the standard library, numpy and converters")
+        f"{os.path.relpath(path, ROOT)} imports outside the standard library, numpy and converters"
+    )
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: os.path.relpath(p, ROOT))
@@ -80,7 +81,9 @@ def test_converters_modules_are_small(path):
 def test_checker_catches_nested_and_aliased_imports(tmp_path):
     """The checker itself: function-level and dotted imports are caught, stdlib ones are not."""
     src = tmp_path / "m.py"
-    src.write_text("import os, json\nfrom . import sibling\nfrom numpy.lib import stride_tricks\n"
-                   "def f():\n    import jax.numpy as jnp\n    from jaxedit import models\n"
-                   "    import torch\n    return jnp\n")
+    src.write_text(
+        "import os, json\nfrom . import sibling\nfrom numpy.lib import stride_tricks\n"
+        "def f():\n    import jax.numpy as jnp\n    from jaxedit import models\n"
+        "    import torch\n    return jnp\n"
+    )
     assert foreign_imports(str(src)) == ["line 5: jax.numpy", "line 6: jaxedit", "line 7: torch"]

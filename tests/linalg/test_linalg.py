@@ -50,12 +50,20 @@ def _pencils():
     wf, wb = _weights()
     a = rows.T @ (rows * wf[:, None])
     b = rows.T @ (rows * wb[:, None])
-    return rows, wf, wb, a, b, {
-        "moment": linalg.MomentPencil(a, b),
-        "row": linalg.RowPencil(rows, wf, wb),
-        "function": linalg.FunctionPencil(_Pure(), jnp.asarray(rows), wf, wb, dim=rows.shape[1],
-                                          dtype=rows.dtype, chunk=8),
-    }
+    return (
+        rows,
+        wf,
+        wb,
+        a,
+        b,
+        {
+            "moment": linalg.MomentPencil(a, b),
+            "row": linalg.RowPencil(rows, wf, wb),
+            "function": linalg.FunctionPencil(
+                _Pure(), jnp.asarray(rows), wf, wb, dim=rows.shape[1], dtype=rows.dtype, chunk=8
+            ),
+        },
+    )
 
 
 ACCEPTS = {
@@ -135,12 +143,15 @@ def test_auto_selection():
     assert linalg.Dense().select_solver(pencils["row"]) == linalg.Dense()
 
 
-@pytest.mark.parametrize("solver,kind,use", [
-    (linalg.Woodbury(), "moment", r"use Dense\(\) or ReferenceEig\(\).*MatrixFree\(\)"),
-    (linalg.Woodbury(), "function", r"use Dense\(\) or ReferenceEig\(\).*MatrixFree\(\)"),
-    (linalg.Dense(), "function", r"use MatrixFree\(\)"),
-    (linalg.ReferenceEig(), "function", r"use MatrixFree\(\)"),
-])
+@pytest.mark.parametrize(
+    "solver,kind,use",
+    [
+        (linalg.Woodbury(), "moment", r"use Dense\(\) or ReferenceEig\(\).*MatrixFree\(\)"),
+        (linalg.Woodbury(), "function", r"use Dense\(\) or ReferenceEig\(\).*MatrixFree\(\)"),
+        (linalg.Dense(), "function", r"use MatrixFree\(\)"),
+        (linalg.ReferenceEig(), "function", r"use MatrixFree\(\)"),
+    ],
+)
 def test_refusals_name_the_solver_to_use(solver, kind, use):
     *_, pencils = _pencils()
     pencil = pencils[kind]
@@ -157,10 +168,14 @@ def test_solver_from_name_round_trip_and_errors():
         assert linalg.solver_from_name(s.name) == s
         assert linalg.as_solver(name) == s and linalg.as_solver(cls) == s
     assert linalg.solver_from_name("matrix_free", tol=1e-4, maxiter=7) == linalg.MatrixFree(
-        tol=1e-4, maxiter=7)
+        tol=1e-4, maxiter=7
+    )
     assert linalg.solver_from_name("woodbury", rank=3).rank == 3
-    with pytest.raises(ValueError, match=r"solver must be 'auto', one of \['dense', "
-                                         r"'matrix_free', 'reference', 'woodbury'\].*'eig'"):
+    with pytest.raises(
+        ValueError,
+        match=r"solver must be 'auto', one of \['dense', "
+        r"'matrix_free', 'reference', 'woodbury'\].*'eig'",
+    ):
         linalg.solver_from_name("eig")
     with pytest.raises(ValueError, match=r"solver 'dense' has no option\(s\) \['tol'\]"):
         linalg.solver_from_name("dense", tol=1e-3)
@@ -206,8 +221,9 @@ def test_float32_pencils():
         assert np.min(_abs_cos(sol.directions, v)) > 0.999, solver
 
 
-@pytest.mark.parametrize("module", ["jaxedit.solvers", "jaxedit.moments",
-                                    "jaxedit.region_factorization"])
+@pytest.mark.parametrize(
+    "module", ["jaxedit.solvers", "jaxedit.moments", "jaxedit.region_factorization"]
+)
 def test_deprecated_alias_modules_warn_and_keep_their_names(module):
     import importlib
     import sys

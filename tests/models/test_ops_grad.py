@@ -16,24 +16,31 @@ def plain_up2(x, w):
     """The reference formulation: one lhs-dilated conv (autodiff'd by JAX itself), then the FIR."""
     kh, kw = w.shape[:2]
     px0, px1, py0, py1, pxt, pyt = _ops._up2_pads(kh, kw, len(KERNEL), 1)
-    y = lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1),
-                                 ((kh - 1 - pyt,) * 2, (kw - 1 - pxt,) * 2), lhs_dilation=(2, 2),
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                 precision=lax.Precision.HIGHEST)
-    return _ops.upfirdn2d(y, KERNEL, up=1, pad=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt),
-                          gain=4)
+    y = lax.conv_general_dilated(
+        x,
+        w[::-1, ::-1],
+        (1, 1),
+        ((kh - 1 - pyt,) * 2, (kw - 1 - pxt,) * 2),
+        lhs_dilation=(2, 2),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=lax.Precision.HIGHEST,
+    )
+    return _ops.upfirdn2d(y, KERNEL, up=1, pad=(px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), gain=4)
 
 
 @pytest.fixture(scope="module")
 def xw():
     kx, kw = jax.random.split(jax.random.key(3))
-    return (jax.random.normal(kx, (2, 5, 6, 3), jnp.float64),
-            jax.random.normal(kw, (3, 3, 3, 4), jnp.float64))
+    return (
+        jax.random.normal(kx, (2, 5, 6, 3), jnp.float64),
+        jax.random.normal(kw, (3, 3, 3, 4), jnp.float64),
+    )
 
 
 def loss(f):
-    return lambda x, w: jnp.sum(jnp.sin(f(x, w)) * jnp.arange(1.0, 1.0 + 2 * 10 * 12 * 4).reshape(
-        2, 10, 12, 4))
+    return lambda x, w: jnp.sum(
+        jnp.sin(f(x, w)) * jnp.arange(1.0, 1.0 + 2 * 10 * 12 * 4).reshape(2, 10, 12, 4)
+    )
 
 
 @pytest.mark.parametrize("jit", [False, True])
@@ -67,8 +74,9 @@ def test_forward_mode_in_x_and_w(xw):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     # tangent in x only (the Jacobian path): the weight term is skipped, value unchanged
     got_x = jax.jvp(lambda x: up2(x, w), (x,), (dx,))[1]
-    np.testing.assert_allclose(got_x, jax.jvp(lambda x: plain_up2(x, w), (x,), (dx,))[1],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        got_x, jax.jvp(lambda x: plain_up2(x, w), (x,), (dx,))[1], rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.float32

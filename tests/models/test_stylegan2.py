@@ -47,7 +47,9 @@ def test_styles_round_trip(ada_gen, ada_ref):
     ws = ada_ref["ws_psi7"]
     styles = ada_gen.styles(ws)
     assert tuple(styles) == ada_gen.layer_names
-    np.testing.assert_allclose(ada_gen.synthesis_from_styles(styles), ada_gen.synthesis(ws), atol=1e-12)
+    np.testing.assert_allclose(
+        ada_gen.synthesis_from_styles(styles), ada_gen.synthesis(ws), atol=1e-12
+    )
     styles["b8.conv1"] = styles["b8.conv1"] + 0.5
     assert not np.allclose(ada_gen.synthesis_from_styles(styles), ada_gen.synthesis(ws))
 
@@ -55,8 +57,11 @@ def test_styles_round_trip(ada_gen, ada_ref):
 def test_jit_equals_eager(ada_gen, ada_ref):
     ws = ada_ref["ws_psi10"][:2]
     np.testing.assert_allclose(ada_gen.synthesis(ws, jit=False), ada_gen.synthesis(ws), atol=1e-12)
-    np.testing.assert_allclose(ada_gen.mapping(ada_ref["z"], None, 0.7, jit=False),
-                               ada_gen.mapping(ada_ref["z"], None, 0.7), atol=1e-14)
+    np.testing.assert_allclose(
+        ada_gen.mapping(ada_ref["z"], None, 0.7, jit=False),
+        ada_gen.mapping(ada_ref["z"], None, 0.7),
+        atol=1e-14,
+    )
 
 
 def test_no_recompile_for_new_values(small_gen):
@@ -85,7 +90,7 @@ def test_params_are_arguments_not_constants(small_gen):
 
 
 def test_noise_modes(make_small_generator):
-    gen = make_small_generator()       # its own generator: the noise strengths are changed below
+    gen = make_small_generator()  # its own generator: the noise strengths are changed below
     ws = gen.mapping(np.zeros((1, 8)))
     for layer in ("b4.conv1", "b8.conv0"):
         gen._layer(layer).noise_strength[...] = jnp.asarray(0.5)
@@ -98,7 +103,9 @@ def test_noise_modes(make_small_generator):
     c = gen.synthesis(ws, noise_mode="random", key=jax.random.key(1))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
-    assert not np.allclose(gen.synthesis(ws, noise_mode="none"), gen.synthesis(ws, noise_mode="const"))
+    assert not np.allclose(
+        gen.synthesis(ws, noise_mode="none"), gen.synthesis(ws, noise_mode="const")
+    )
 
 
 def test_conditional_mapping_and_clamp(make_small_generator):

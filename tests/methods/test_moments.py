@@ -16,9 +16,9 @@ import pytest
 import jaxedit
 from jaxedit.methods import resefa as mm
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-R8 = jaxedit.OutputSpec(8)      # Jacobian rows on an 8 x 8 grid
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
+R8 = jaxedit.OutputSpec(8)  # Jacobian rows on an 8 x 8 grid
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +57,27 @@ def _abs_cos(a, b):
 
 
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("space,resize,channels,batch,gram", [
-    ("w", 8, "rgb", 2, "dense"), ("w", 8, "rgb", 2, "stream"),
-    pytest.param("s", None, "sum", 3, "dense", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "space,resize,channels,batch,gram",
+    [
+        ("w", 8, "rgb", 2, "dense"),
+        ("w", 8, "rgb", 2, "stream"),
+        pytest.param("s", None, "sum", 3, "dense", marks=pytest.mark.slow),
+    ],
+)
 def test_matches_full_jacobians(gen, space, resize, channels, batch, gram):
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
     regions = {"box": _mask(), "eyes": "eyes"}
     out = jaxedit.OutputSpec(resize, channels=channels)
-    m = jaxedit.region_moments(gen, ws, regions, space=space, output=out,
-                               compute=jaxedit.Compute(batch_size=batch, chunk=3), gram=gram)
+    m = jaxedit.region_moments(
+        gen,
+        ws,
+        regions,
+        space=space,
+        output=out,
+        compute=jaxedit.Compute(batch_size=batch, chunk=3),
+        gram=gram,
+    )
     J = jaxedit.jacobian(gen, ws, space=space, output=out)
     grid = J.shape[1:3]
     for name, region in regions.items():
@@ -84,8 +96,9 @@ def test_matches_full_jacobians(gen, space, resize, channels, batch, gram):
 def test_seeds_equal_their_latents(gen):
     z = np.concatenate([jaxedit.seed_to_z(s, 8) for s in (3, 7, 11)])
     ws = np.asarray(gen.mapping(z, None, 0.7))
-    a = jaxedit.region_moments(gen, [3, 7, 11], ["eyes"], output=R8,
-                               sampling=jaxedit.Sampling(truncation_psi=0.7))["eyes"]
+    a = jaxedit.region_moments(
+        gen, [3, 7, 11], ["eyes"], output=R8, sampling=jaxedit.Sampling(truncation_psi=0.7)
+    )["eyes"]
     b = jaxedit.region_moments(gen, ws, ["eyes"], output=R8)["eyes"]
     assert a.seeds == (3, 7, 11) and b.seeds is None
     assert _rel(a.M_f, b.M_f) < 1e-13 and _rel(a.M_b, b.M_b) < 1e-13
@@ -103,15 +116,17 @@ def test_resefa_from_moments_equals_mean_aggregate(gen, solver):
     np.testing.assert_allclose(ours.eigenvalues, ref.eigenvalues, rtol=1e-10)
     assert np.all(_abs_cos(ours.directions, ref.directions) > 1 - 1e-10)
     if solver == "auto":
-        np.testing.assert_allclose(ours.directions, ref.directions, atol=1e-10)   # canonical sign
+        np.testing.assert_allclose(ours.directions, ref.directions, atol=1e-10)  # canonical sign
         assert ours.condition_number == pytest.approx(ref.condition_number, rel=1e-6)
     assert (ours.n_foreground, ours.n_background) == (ref.n_foreground, ref.n_background)
     np.testing.assert_array_equal(ours.mask, mask)
     # regularization as in resefa(J): M_b + tau trace(M_b) I
     reg = jaxedit.resefa(m["r"], k=2, regularization=1e-3)
     np.testing.assert_allclose(
-        reg.eigenvalues, jaxedit.resefa(J, mask, aggregate="mean", k=2,
-                                        regularization=1e-3).eigenvalues, rtol=1e-10)
+        reg.eigenvalues,
+        jaxedit.resefa(J, mask, aggregate="mean", k=2, regularization=1e-3).eigenvalues,
+        rtol=1e-10,
+    )
     # the dict form, the region checked against the stored mask
     np.testing.assert_allclose(jaxedit.resefa(m, "r", k=4).eigenvalues, ours.eigenvalues)
     np.testing.assert_allclose(jaxedit.resefa(m["r"], mask, k=4).eigenvalues, ours.eigenvalues)
@@ -184,11 +199,13 @@ def test_save_load_roundtrip_and_bad_files(gen, tmp_path):
     with pytest.raises(ValueError, match="generator"):
         back["eyes"] + o["eyes"]
     data = dict(np.load(path))
-    for key, value, msg in [("gram_f", data["gram_f"][:, :3], "gram_f"),
-                            ("masks", data["masks"][:, :4], "masks"),
-                            ("n_f", data["n_f"] + 1, "n_f"),
-                            ("n_b", data["n_b"][:0], "n_b.*shape"),
-                            ("format", np.asarray("other"), "format")]:
+    for key, value, msg in [
+        ("gram_f", data["gram_f"][:, :3], "gram_f"),
+        ("masks", data["masks"][:, :4], "masks"),
+        ("n_f", data["n_f"] + 1, "n_f"),
+        ("n_b", data["n_b"][:0], "n_b.*shape"),
+        ("format", np.asarray("other"), "format"),
+    ]:
         bad = dict(data, **{key: value})
         np.savez(tmp_path / "bad.npz", **bad)
         with pytest.raises(ValueError, match=f"bad.npz.*{msg}"):
@@ -268,17 +285,19 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
     common = base + ["--seeds", "0-4", "--resize", "8"]
     full, part = tmp_path / "full.npz", tmp_path / "part.npz"
     assert _cli("moments", *common, "--out", full) == 0
-    assert _cli("moments", *common, "--out", full) == 2   # exists: neither --resume nor --force
+    assert _cli("moments", *common, "--out", full) == 2  # exists: neither --resume nor --force
     assert "or --resume" in capsys.readouterr().err
 
     region_moments = resefa_pkg.region_moments
 
     def stop_after_two(*args, callback, **kwargs):  # Ctrl-C right after the checkpoint of 2 samples
         def checkpoint(done, total, partial):
-            callback(done, total, partial)          # the command's own callback writes --out
+            callback(done, total, partial)  # the command's own callback writes --out
             if done == 2:
                 raise KeyboardInterrupt
+
         return region_moments(*args, callback=checkpoint, **kwargs)
+
     monkeypatch.setattr(resefa_pkg, "region_moments", stop_after_two)
     assert _cli("moments", *common, "--out", part, "--checkpoint-every", "0") == 130
     assert "interrupted" in capsys.readouterr().err
@@ -286,11 +305,9 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
     partial = np.load(part)
     assert int(partial["n_samples"]) == 2 and not bool(partial["run_complete"])
     # other settings are refused, the partial file is left alone
-    assert _cli("moments", *base, "--seeds", "0-4", "--resize", "4", "--out", part,
-                "--resume") == 2
+    assert _cli("moments", *base, "--seeds", "0-4", "--resize", "4", "--out", part, "--resume") == 2
     assert "other settings" in capsys.readouterr().err
-    assert _cli("moments", *base, "--seeds", "0-5", "--resize", "8", "--out", part,
-                "--resume") == 2
+    assert _cli("moments", *base, "--seeds", "0-5", "--resize", "8", "--out", part, "--resume") == 2
     assert "seeds" in capsys.readouterr().err
     assert int(np.load(part)["n_samples"]) == 2
     assert _cli("moments", *common, "--out", part, "--resume") == 0
@@ -303,8 +320,10 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
     assert "nothing to do" in capsys.readouterr().out
     # resefa from the file equals resefa on the full Jacobians of the same seeds
     dirs = tmp_path / "dirs.npz"
-    assert _cli("resefa", "--moments", full, "--region", "eyes", "--k", "3", "--x64",
-                "--out", dirs) == 0
+    assert (
+        _cli("resefa", "--moments", full, "--region", "eyes", "--k", "3", "--x64", "--out", dirs)
+        == 0
+    )
     gen = jaxedit.load_generator(ada_pkl)
     ws = gen.mapping(np.concatenate([jaxedit.seed_to_z(s, 32) for s in range(5)]))
     J = jaxedit.jacobian(gen, ws, output=jaxedit.OutputSpec(8, channels="sum"))
@@ -315,13 +334,31 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
     np.testing.assert_allclose(d["eigenvalues"][0], ref.eigenvalues, rtol=1e-9)
     # the matrix-free solver on the stored moments, --tol reaching it
     mfree = tmp_path / "dirs_mf.npz"
-    assert _cli("resefa", "--moments", full, "--region", "eyes", "--k", "3", "--x64",
-                "--solver", "matrix_free", "--tol", "1e-9", "--out", mfree) == 0
+    assert (
+        _cli(
+            "resefa",
+            "--moments",
+            full,
+            "--region",
+            "eyes",
+            "--k",
+            "3",
+            "--x64",
+            "--solver",
+            "matrix_free",
+            "--tol",
+            "1e-9",
+            "--out",
+            mfree,
+        )
+        == 0
+    )
     e = np.load(mfree)
     assert str(e["solver"]) == "matrix_free" and bool(e["converged"])
     np.testing.assert_allclose(e["eigenvalues"][0], ref.eigenvalues, rtol=1e-7)
-    assert _cli("resefa", "--moments", full, "--region", "nose", "--out",
-                tmp_path / "nose.npz") == 2
+    assert (
+        _cli("resefa", "--moments", full, "--region", "nose", "--out", tmp_path / "nose.npz") == 2
+    )
     assert "no region 'nose'" in capsys.readouterr().err
     assert _cli("resefa", "--region", "eyes", "--out", dirs) == 2
 
@@ -334,25 +371,32 @@ def test_cli_merge_and_validation(tmp_path, ada_pkl, capsys):
     assert _cli("moments-merge", tmp_path / "a.npz", tmp_path / "b.npz", "--out", out) == 0
     m, ref = jaxedit.load_moments(out)["mouth"], jaxedit.load_moments(tmp_path / "all.npz")["mouth"]
     assert m.seeds == (0, 1, 2) and _rel(m.M_f, ref.M_f) < 1e-14
-    assert _cli("moments-merge", tmp_path / "a.npz", tmp_path / "all.npz", "--out",
-                tmp_path / "x.npz") == 2
+    assert (
+        _cli("moments-merge", tmp_path / "a.npz", tmp_path / "all.npz", "--out", tmp_path / "x.npz")
+        == 2
+    )
     assert "summed in both" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
-    for argv, msg in [(["--batch", "0"], "positive integer"),
-                      (["--regions", "nope"], "unknown region"),
-                      (["--checkpoint-every", "-1"], ">= 0"),
-                      (["--resume", "--force"], "give one of them")]:
+    for argv, msg in [
+        (["--batch", "0"], "positive integer"),
+        (["--regions", "nope"], "unknown region"),
+        (["--checkpoint-every", "-1"], ">= 0"),
+        (["--resume", "--force"], "give one of them"),
+    ]:
         assert _cli("moments", ada_pkl, "--seeds", "0", "--regions", "eyes", *argv) == 2
         assert msg in capsys.readouterr().err
-    assert _cli("moments", *common, "--seeds", "0", "--out", tmp_path / "none.npz",
-                "--resume") == 2
-    assert _cli("moments", *common, "--seeds", "0", "--coordinator", "h:1",
-                "--out", tmp_path / "y.npz") == 2
+    assert _cli("moments", *common, "--seeds", "0", "--out", tmp_path / "none.npz", "--resume") == 2
+    assert (
+        _cli(
+            "moments", *common, "--seeds", "0", "--coordinator", "h:1", "--out", tmp_path / "y.npz"
+        )
+        == 2
+    )
     assert "--distributed" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------
 # several devices, several processes (subprocesses: the device count is fixed at jax start-up)
-_WORKER = r'''
+_WORKER = r"""
 import os, sys, json
 sys.path[:0] = [{root!r}, {tests!r}]
 import jax
@@ -389,7 +433,7 @@ else:
     if jax.process_index() == 0:
         jaxedit.save_moments(out, m)
     jax.distributed.shutdown()
-'''
+"""
 
 
 def _worker(tmp_path, devices: int | None = None):
@@ -405,14 +449,24 @@ def _worker(tmp_path, devices: int | None = None):
 def test_four_devices_equal_one_device_and_full_jacobians(gen, tmp_path):
     script, env = _worker(tmp_path, devices=4)
     out = tmp_path / "dev.npz"
-    r = subprocess.run([sys.executable, str(script), "devices", str(out)], env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(script), "devices", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     d = np.load(out)
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
     regions = {"eyes": "eyes", "box": (2, 3, 9, 12)}
-    one = jaxedit.region_moments(gen, ws, regions, output=R8,   # this process: 1 device
-                                 compute=jaxedit.Compute(batch_size=2))
+    one = jaxedit.region_moments(
+        gen,
+        ws,
+        regions,
+        output=R8,  # this process: 1 device
+        compute=jaxedit.Compute(batch_size=2),
+    )
     assert len(jax.devices()) == 1
     J = jaxedit.jacobian(gen, ws, output=R8)
     for name, region in regions.items():
@@ -435,9 +489,16 @@ def test_two_processes_equal_one_process(gen, tmp_path):
     script, env = _worker(tmp_path)
     out = tmp_path / "mp.npz"
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, str(script), "procs", str(i), port, str(out)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), "procs", str(i), port, str(out)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     errs = []
     try:
         for p in procs:
@@ -462,14 +523,36 @@ def test_cli_killed_run_resumes_to_the_same_file(tmp_path, ada_pkl):
     """A real interruption: SIGKILL right after the first checkpoint appears."""
     import time
 
-    common = [ada_pkl, "--seeds", "0-23", "--regions", "eyes", "--resize", "8", "--x64",
-              "--no-progress"]
+    common = [
+        ada_pkl,
+        "--seeds",
+        "0-23",
+        "--regions",
+        "eyes",
+        "--resize",
+        "8",
+        "--x64",
+        "--no-progress",
+    ]
     part = tmp_path / "part.npz"
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "jaxedit.cli", "moments", *map(str, common),
-                             "--checkpoint-every", "0", "--out", str(part)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jaxedit.cli",
+            "moments",
+            *map(str, common),
+            "--checkpoint-every",
+            "0",
+            "--out",
+            str(part),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         t0 = time.time()
         while not part.exists() and proc.poll() is None and time.time() - t0 < 600:
