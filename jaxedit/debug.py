@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from . import jacobians
 from .linalg import compiled_programs as _linalg
-from .methods import panda
+from .methods import eis, panda
 from .methods.resefa import compiled_programs as _moments
 from .models._common import compiled_programs as _models
 
@@ -27,7 +27,7 @@ def compiled_programs() -> dict[str, int]:
 
     Returns:
       ``{"models.StyleGAN2Generator.mapping": n, "jacobians.jacobian": n, "linalg.dense": n,
-      "moments.region_moments": n, "panda.fit_scan": n, ...}``.
+      "moments.region_moments": n, "panda.fit_scan": n, "eis.kmeans_restart": n, ...}``.
     """
     out: dict[str, int] = {}
     for prefix, counts in (
@@ -35,6 +35,7 @@ def compiled_programs() -> dict[str, int]:
         ("jacobians", jacobians.compiled_programs()),
         ("linalg", _linalg()),
         ("panda", panda.compiled_programs()),
+        ("eis", eis.compiled_programs()),
     ):
         out.update({f"{prefix}.{k}": int(v) for k, v in counts.items()})
     out["moments.region_moments"] = int(_moments())

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from ..linalg import SOLVERS
 from ._common import (
     CLIError,
     add_output_args,
@@ -25,7 +26,7 @@ from ._common import (
 from ._generators import slug
 
 #: The ``--solver`` names (the generalized eigensolvers of `jaxedit.resefa`).
-SOLVER_NAMES = ("auto", "dense", "woodbury", "matrix_free", "reference")
+SOLVER_NAMES = tuple(SOLVERS)
 
 
 def solver_from_name(name: str, *, tol: float | None = None, maxiter: int | None = None):

@@ -3,7 +3,6 @@ CIELAB error, the CLI. References are written out here (NumPy / plain Python / s
 
 import json
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -155,22 +154,14 @@ def test_kmeans_deterministic_no_recompile(monkeypatch):
     np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
     assert a.objective == b.objective
     assert len(a.restart_objectives) == 2 and a.objective == min(a.restart_objectives)
-    # restarts and calls with new keys / new data of the same shape trace the core once
-    from jaxedit.methods.eis import _kmeans
-
-    traced = jax.jit(
-        chex.assert_max_traces(_kmeans._kmeans_restart_impl, n=1),
-        static_argnames=_kmeans._KMEANS_STATIC,
-    )
-    monkeypatch.setattr(_kmeans, "_kmeans_restart", traced)
+    # restarts and calls with new keys / new data of the same shape compile the core once
     eis.spherical_kmeans(X, 5, jax.random.key(0), n_init=3)
+    size = eis.compiled_programs()["kmeans_restart"]
+    assert size >= 1
     eis.spherical_kmeans(X[::-1] * 2, 5, jax.random.key(1), n_init=3)
-    monkeypatch.undo()
-    size = _kmeans._kmeans_restart._cache_size()
     eis.spherical_kmeans(X + 0.01, 5, 5, n_init=3)
-    assert _kmeans._kmeans_restart._cache_size() <= size + 1
     eis.spherical_kmeans(X - 0.01, 5, 6, n_init=3)
-    assert _kmeans._kmeans_restart._cache_size() <= size + 1
+    assert eis.compiled_programs()["kmeans_restart"] == size
 
 
 def test_kmeans_bad_input():

@@ -54,6 +54,7 @@ from ._contributions import (
     contributions as contributions,
     contributions_from_features as contributions_from_features,
 )
+from ._debug import compiled_programs as compiled_programs
 from ._features import (
     input_resolution as input_resolution,
     input_source as input_source,
@@ -71,6 +72,7 @@ from ._transfer import (
 )
 
 __all__ = [
+    "compiled_programs",
     "CATALOG_FORMAT",
     "Catalog",
     "Contributions",
