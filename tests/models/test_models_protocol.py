@@ -17,42 +17,6 @@ from jaxedit.models import (
 )
 
 
-def _tiny_biggan():
-    """32 px, z = 8, 10 classes; random NumPy weights with positive BN variances."""
-    from jaxedit.checkpoint import (
-        _flat_state,
-        abstract_generator,
-        generator_from_arrays,
-    )
-
-    cfg = BigGANConfig(
-        output_dim=32,
-        z_dim=8,
-        class_embed_dim=8,
-        channel_width=4,
-        num_classes=10,
-        layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)],
-        attention_layer_position=3,
-        n_stats=51,
-    )
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for k, v in _flat_state(abstract_generator("biggan", cfg)).items():
-        if k.endswith("running_vars"):
-            arrays[k] = rng.uniform(0.5, 1.5, v.shape)
-        elif k.endswith("running_means"):
-            arrays[k] = 0.1 * rng.standard_normal(v.shape)
-        else:
-            fan_in = int(np.prod(v.shape[:-1])) if len(v.shape) > 1 else 1
-            arrays[k] = rng.standard_normal(v.shape) / np.sqrt(fan_in)
-    return generator_from_arrays("biggan", cfg, arrays)
-
-
-@pytest.fixture(scope="module")
-def tiny_biggan():
-    return _tiny_biggan()
-
-
 def _rel(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
