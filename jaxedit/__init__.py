@@ -10,6 +10,7 @@ Public API::
                            compute=jaxedit.Compute(chunk=16, batch_size=4))
     res = jaxedit.resefa(J[0], mask_or_box, k=10)        # .directions [k, D], .eigenvalues [k]
     res = jaxedit.resefa(op, box, solver=jaxedit.MatrixFree(tol=1e-6))   # .stats: SolverStats
+    sol = jaxedit.linalg.pencil_eigh(jaxedit.linalg.MomentPencil(mf, mb), k=10)   # the solvers
     m   = jaxedit.region_moments(gen, seeds, {"eyes": box})  # many samples, sharded, mergeable
     res = jaxedit.resefa(m["eyes"], k=10)                # = resefa(J, box, aggregate="mean")
 
@@ -17,6 +18,7 @@ Public API::
     res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
 """
 
+import importlib.metadata as _metadata
 import sys
 
 from . import debug as debug, linalg as linalg, toyfaces
@@ -82,7 +84,10 @@ sys.modules.setdefault(__name__ + ".spectra", spectra)
 sys.modules.setdefault("jaxedit.eis", eis)
 sys.modules.setdefault("jaxedit.panda", panda)
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("jaxedit")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0.1.0"
 
 __all__ = [
     "BigGANConfig",
