@@ -190,7 +190,10 @@ def _render_biggan(gen, z, direction, alphas, space, c, truncation, dtype, preci
     check_finite("direction", direction)
     check_finite("alphas", alphas)
     if c is None:
-        raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {gen.num_classes}]")
+        raise ValueError(
+            f"BigGAN needs class vectors: pass sampling=jaxedit.Sampling(c=...) of shape "
+            f"[N, {gen.num_classes}]"
+        )
     cond = gen.cond(z, c, dtype=dtype, precision=precision)
     d = jnp.asarray(direction, cond.dtype)
     zd = gen.z_dim

@@ -119,8 +119,11 @@ def as_output(output: OutputSpec | None, name: str = "output") -> OutputSpec:
 
 
 def is_biggan(gen) -> bool:
-    """Whether ``gen`` is a BigGAN generator (its ``family``)."""
-    return getattr(gen, "family", None) == "biggan"
+    """Whether ``gen`` is a BigGAN-deep generator: its Jacobians run through BigGAN's own
+    ``cond`` / ``synthesis_from_cond`` (family internals, not the generator protocol)."""
+    from .models.biggan import BigGANGenerator
+
+    return isinstance(gen, BigGANGenerator)
 
 
 def latent_dim(gen, space: str) -> int:
@@ -230,7 +233,10 @@ def prepare_latents(
     lat = jnp.asarray(latents, dt)
     if is_biggan(gen):
         if c is None:
-            raise ValueError(f"BigGAN needs class vectors: pass c of shape [N, {gen.num_classes}]")
+            raise ValueError(
+                f"BigGAN needs class vectors: pass sampling=jaxedit.Sampling(c=...) of shape "
+                f"[N, {gen.num_classes}]"
+            )
         cond = gen.cond(lat, c, dtype=dt, precision=precision)
         x0 = lat if space == "z" else jnp.zeros((lat.shape[0], latent_dim(gen, space)), dt)
         return {"cond": cond}, x0
@@ -240,7 +246,10 @@ def prepare_latents(
         base = {}
         if gen.c_dim > 0:
             if c is None:
-                raise ValueError(f"this generator is conditional: pass c of shape [N, {gen.c_dim}]")
+                raise ValueError(
+                    f"this generator is conditional: pass sampling=jaxedit.Sampling(c=...) of "
+                    f"shape [N, {gen.c_dim}]"
+                )
             base["c"] = jnp.asarray(c, dt)
         return base, lat
     if lat.ndim == 2 and lat.shape[1] == gen.w_dim:
@@ -415,7 +424,7 @@ def jacobian(
     opts = render_options(gen, space, output, sampling, compute)
     base, x0 = prepare_latents(gen, latents, space, sampling.c, compute)
     chunk = int(min(compute.chunk, x0.shape[1]))
-    batch = compute.batch_size
+    batch = compute.batch_size_or(1)
     graphdef, state = nnx.split(gen)
     n = x0.shape[0]
     show = _io.progress_printer("jacobian") if progress is True else (progress or None)

@@ -72,6 +72,13 @@ class Sampling:
             object.__setattr__(self, "truncation_cutoff", int(cut))
         if self.noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
+        if self.c is not None:
+            kind = getattr(np.asarray(self.c), "dtype", np.dtype(object)).kind
+            if kind not in "fiub":
+                raise ValueError(
+                    f"c must be numeric class vectors (a float, int or bool array), "
+                    f"got {type(self.c).__name__} of dtype kind {kind!r}"
+                )
         check_finite("c", self.c)
 
     def replace(self, **changes) -> Sampling:
@@ -90,7 +97,9 @@ class Compute:
         ``jax.lax.Precision``.
       chunk: Jacobian-vector products per pass (bounds memory: about ``chunk`` generator
         activations at a time).
-      batch_size: samples per jitted step.
+      batch_size: samples per jitted step, or None for the using function's own default
+        (`batch_size_or`): 1 for `jaxedit.jacobian` / `jaxedit.region_moments`, 8 for Editing
+        in Style's feature passes, 32 for PandA's.
 
     Raises:
       ValueError: a non-floating ``dtype``, an unknown ``precision``, or a ``chunk`` or
@@ -100,7 +109,7 @@ class Compute:
     dtype: Any = None
     precision: _ops.Precision = "highest"
     chunk: int = 32
-    batch_size: int = 1
+    batch_size: int | None = None
 
     def __post_init__(self):
         if self.dtype is not None:
@@ -115,10 +124,16 @@ class Compute:
             object.__setattr__(self, "dtype", np.dtype(dt))
         _ops.as_precision(self.precision)
         for name in ("chunk", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not _is_int(v) or int(v) < 1:
+            v: Any = getattr(self, name)
+            if v is None and name == "batch_size":
+                continue
+            if v is None or isinstance(v, bool) or not _is_int(v) or int(v) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
             object.__setattr__(self, name, int(v))
+
+    def batch_size_or(self, default: int) -> int:
+        """``batch_size``, or ``default`` (the using function's own) when it is None."""
+        return int(default) if self.batch_size is None else self.batch_size
 
     @property
     def resolved_dtype(self) -> jnp.dtype:

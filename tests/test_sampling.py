@@ -30,6 +30,8 @@ def test_sampling_defaults_and_normalisation():
         (dict(truncation_cutoff=1.5), "truncation_cutoff"),
         (dict(truncation_cutoff=True), "truncation_cutoff"),
         (dict(noise_mode="randn"), "noise_mode"),
+        (dict(c="abc"), "c must be numeric"),
+        (dict(c=[{"a": 1}]), "c must be numeric"),
         (dict(c=np.array([[0.0, np.inf]])), "c contains 1 non-finite"),
     ],
 )
@@ -42,7 +44,10 @@ def test_sampling_refuses(kwargs, match):
 
 def test_compute_defaults_hash_and_dtype():
     c = Compute()
-    assert (c.dtype, c.precision, c.chunk, c.batch_size) == (None, "highest", 32, 1)
+    assert (c.dtype, c.precision, c.chunk, c.batch_size) == (None, "highest", 32, None)
+    # batch_size None: each function's own default (a dtype or precision alone keeps it)
+    assert Compute(precision="high").batch_size_or(8) == 8 and Compute().batch_size_or(1) == 1
+    assert Compute(batch_size=3).batch_size_or(32) == 3
     assert hash(c) == hash(Compute()) and c == Compute()
     assert c.resolved_dtype == (jnp.float64 if X64 else jnp.float32)
     c = Compute(dtype=jnp.float32, chunk=np.int32(4), batch_size=2.0)

@@ -161,8 +161,7 @@ class RowPencil(AbstractPencil):
         if self.groups == 1:
             mf, mb = _row_moments(self.rows[0], self.wf, self.wb)
             return mf, mb
-        mfs, mbs = jax.vmap(lambda j: _row_moments(j, self.wf, self.wb))(self.rows)
-        return mfs.mean(0), mbs.mean(0)
+        return self.mean_matrices()
 
     def mean_matrices(self):
         """``(A, B)`` exactly as ``jax.vmap`` over the groups + ``mean(0)`` (what `Dense` uses)."""

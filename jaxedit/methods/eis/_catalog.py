@@ -139,7 +139,8 @@ class Catalog:
           sampling: a `jaxedit.Sampling` (None: ``Sampling()``): the class vectors ``c``
             ``[N, c_dim]`` and truncation for ``seeds``, and the ``noise_mode`` of the feature
             pass (``"const"`` or ``"none"``: the pass takes no noise key).
-          compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype`` (also of
+          compute: a `jaxedit.Compute` (None: ``Compute()``; a ``batch_size`` of None
+          means 8 samples per feature pass): ``dtype`` (also of
             the clustered rows), ``precision`` and ``batch_size`` (samples per generator call,
             the memory bound of the feature pass).
           pixels_per_sample: cluster only this many random pixels per sample (None = all).
@@ -302,7 +303,8 @@ class Catalog:
           soft, temperature: softmax heatmaps instead of one-hot (`predict_features`).
           sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (``"const"`` or
             ``"none"``: the feature pass takes no noise key). None: ``Sampling()``.
-          compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype``,
+          compute: a `jaxedit.Compute` (None: ``Compute()``; a ``batch_size`` of None
+          means 8 samples per feature pass): ``dtype``,
             ``precision`` and ``batch_size`` (samples per generator call).
           progress: a progress bar over the samples.
 

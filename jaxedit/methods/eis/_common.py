@@ -18,7 +18,7 @@ CATALOG_FORMAT = "jaxedit.eis.catalog/1"
 _HIGHEST = lax.Precision.HIGHEST
 _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 # ``compute=None`` in EiS: 8 samples per feature pass (the old ``batch_size=8`` default).
-DEFAULT_COMPUTE = Compute(batch_size=8)
+DEFAULT_COMPUTE = Compute()  # batch_size None: 8 samples per feature pass (_feature_batches)
 
 
 def _options(sampling, compute, where: str, *, has_key: bool) -> tuple[Sampling, Compute]:

@@ -160,7 +160,8 @@ def contributions(
       sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (``"const"`` or ``"none"``:
         the feature pass takes no noise key; the latents are used as given). None:
         ``Sampling()``.
-      compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype``, ``precision``
+      compute: a `jaxedit.Compute` (None: ``Compute()``; a ``batch_size`` of None
+          means 8 samples per feature pass): ``dtype``, ``precision``
         and ``batch_size`` (samples per generator call).
     Returns:
       `Contributions` (``{layer: [K, C_l]}`` with row names).

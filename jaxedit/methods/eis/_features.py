@@ -107,7 +107,7 @@ def _feature_batches(gen, ws: jax.Array, sampling: Sampling, compute: Compute):
     to the same size so every call reuses one compilation. Yields ``(lo, hi, feats)`` where only
     the first ``hi - lo`` rows of ``feats`` are real."""
     n = ws.shape[0]
-    b = min(compute.batch_size, n)
+    b = min(compute.batch_size_or(8), n)
     for lo in range(0, n, b):
         hi = min(n, lo + b)
         x = ws[lo:hi]

@@ -225,7 +225,8 @@ def transfer(
       sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (the latents are used as
         given), by the synthesis and by a catalog's contributions (which refuse
         ``"random"``: they take no noise key). None: ``Sampling()``.
-      compute: a `jaxedit.Compute` (None: ``Compute(batch_size=8)``): ``dtype`` and
+      compute: a `jaxedit.Compute` (None: ``Compute()``; a ``batch_size`` of None
+          means 8 samples per feature pass): ``dtype`` and
         ``precision``; ``batch_size`` is the samples per generator call of a catalog's
         contributions (the transfer itself is one call for all N pairs).
       key: PRNG key for ``noise_mode="random"`` in the synthesis.

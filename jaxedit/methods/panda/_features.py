@@ -49,7 +49,7 @@ def resolve_layer(gen, layer) -> str:
     return gen.resolve_layer(layer)
 
 
-_FEATURE_COMPUTE = Compute(batch_size=32)  # fit_generator's compute=None: 32 samples a step
+_FEATURE_COMPUTE = Compute()  # batch_size None: 32 samples a step (feature_batch below)
 
 
 def _sampling_for(gen, sampling, what: str) -> Sampling:
@@ -82,7 +82,9 @@ def _class_rows(gen, c, n: int):
     if c.shape[0] == 1:
         c = np.repeat(c, n, axis=0)
     if c.shape != (n, classes):
-        raise ValueError(f"c must have shape [{classes}] or [{n}, {classes}], got {c.shape}")
+        raise ValueError(
+            f"sampling.c must have shape [{classes}] or [{n}, {classes}], got {c.shape}"
+        )
     _check_finite(c, "c")
     return c
 
@@ -246,7 +248,7 @@ def fit_generator(
         samples).
       compute: a `jaxedit.Compute`: ``dtype`` and ``precision`` of the generator (and the fit's
         precision) and ``batch_size``, samples per jitted generator step. None =
-        ``Compute(batch_size=32)``; ``chunk`` is not used.
+        ``Compute()``, whose ``batch_size`` of None means 32 samples a step; ``chunk`` is not used.
       optimizer, learning_rate, init_appearance, init_parts, hosvd_samples, key, progress:
         as `fit`.
       max_cache_bytes: largest pool of features computed once and kept in memory.
@@ -276,7 +278,7 @@ def fit_generator(
             "features must be a fixed function of the samples); use 'const' (the "
             "reference) or 'none'"
         )
-    feature_batch = compute.batch_size
+    feature_batch = compute.batch_size_or(32)
     precision = compute.precision
     c = sampling.c
     key = jax.random.key(0) if key is None else key

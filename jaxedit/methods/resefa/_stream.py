@@ -372,7 +372,7 @@ def region_moments(
     settings, masks, opts = moment_settings(
         gen, regions, space=space, output=output, sampling=sampling, compute=compute
     )
-    batch, chunk = compute.batch_size, compute.chunk
+    batch, chunk = compute.batch_size_or(1), compute.chunk
     precision = compute.precision
     if gram not in GRAMS:
         raise ValueError(f"gram must be one of {GRAMS}, got {gram!r}")
@@ -382,10 +382,11 @@ def region_moments(
     dt = compute.resolved_dtype  # a floating dtype (checked by Compute)
     acc_dtype = jnp.dtype(_ops.default_float_dtype())  # float64 whenever x64 is on
     src = _Source(gen, samples, space, sampling, dt, precision)
-    if src.c is None and (
-        jacobians.is_biggan(gen) or (space == "z" and getattr(gen, "c_dim", 0) > 0)
-    ):
-        raise ValueError("this generator is conditional: pass c ([N, classes] or [classes])")
+    if src.c is None and (jacobians.is_biggan(gen) or (space == "z" and gen.uses_class)):
+        raise ValueError(
+            "this generator is conditional: pass sampling=jaxedit.Sampling(c=...) "
+            "([N, classes] or [classes])"
+        )
     if src.seeds is None:  # shape errors now, not after a compile
         lat, c0 = src.latents_of(np.arange(1))
         jacobians.prepare_latents(gen, lat, space, c0, compute)
@@ -554,7 +555,7 @@ def _build(
     if not np.all(np.isfinite(acc)):
         raise ValueError(
             "the Jacobians contain non-finite values (check the generator and the "
-            "latents; a float32 overflow can also cause this - try dtype=float64)"
+            "latents; a float32 overflow can also cause this - try compute=jaxedit.Compute(dtype=jnp.float64) with jax_enable_x64)"
         )
     c = settings.grid[2]
     out = {}
