@@ -28,14 +28,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="x64 session only"))
 
 
-FIXTURES = Path(
-    os.environ.get("JAXEDIT_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
-)
+#: Reference checkpoints and outputs of the original implementations, kept in the repository
+#: (tests/fixtures/README.md says how each was made); JAXEDIT_FIXTURES points elsewhere.
+FIXTURES = Path(os.environ.get("JAXEDIT_FIXTURES", Path(__file__).resolve().parent / "fixtures"))
 
 
 def fixture_path(name: str) -> Path:
     p = FIXTURES / name
     if not p.exists():
+        if os.environ.get("CI"):  # a fixture missing in CI is a failure, not a skip
+            pytest.fail(f"reference fixture {p} is missing")
         pytest.skip(f"reference fixture {p} not available")
     return p
 

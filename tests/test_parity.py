@@ -1,4 +1,4 @@
-"""StyleGAN2 parity against outputs of the reference implementations (../shared/fixtures)."""
+"""StyleGAN2 parity against outputs of the reference implementations (tests/fixtures)."""
 
 import jax.numpy as jnp
 import numpy as np

@@ -1,6 +1,6 @@
 """NVIDIA TensorFlow StyleGAN2 pickles and Hammer / ReSeFa .pth checkpoints against the fixtures.
 
-References (../shared/fixtures): ``stylegan2_tf_tiny_ref.npz`` (the TF pickle converted by
+References (tests/fixtures): ``stylegan2_tf_tiny_ref.npz`` (the TF pickle converted by
 stylegan2-ada-pytorch's legacy.py) and ``stylegan2_hammer_tiny_ref.npz`` (ReSeFa's own generator
 in float64). Hostile or damaged variants are built here by re-pickling the fixtures' structure.
 """
