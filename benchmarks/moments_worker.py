@@ -53,6 +53,12 @@ def _model(smoke: bool):
 REGIONS = ("eyes", "mouth", "nose")
 
 
+def _regions(smoke: bool) -> dict:
+    """FFHQ boxes on the random smoke generator, the part masks on the embedded toy model."""
+    rset = "ffhq" if smoke else "toyfaces"
+    return {r: f"{rset}/{r}" for r in REGIONS}
+
+
 def _rss() -> int:
     """Current resident set size in bytes (Linux /proc)."""
     with open("/proc/self/statm") as f:
@@ -122,7 +128,7 @@ def main(argv=None) -> int:
 
         def timed(mesh):
             def run():
-                m = jaxedit.region_moments(gen, seeds, list(REGIONS), mesh=mesh, **SETTINGS)
+                m = jaxedit.region_moments(gen, seeds, _regions(args.smoke), mesh=mesh, **SETTINGS)
                 return jax.block_until_ready(m["eyes"].gram_f)
 
             run()
@@ -140,12 +146,12 @@ def main(argv=None) -> int:
 
         def run(n):
             if args.impl == "moments":
-                m = jaxedit.region_moments(gen, seeds[:n], list(REGIONS), **SETTINGS)
+                m = jaxedit.region_moments(gen, seeds[:n], _regions(args.smoke), **SETTINGS)
                 np.asarray(m["eyes"].M_f)
                 return
             z = np.concatenate([jaxedit.seed_to_z(s, gen.z_dim) for s in seeds[:n]])
             J = jaxedit.jacobian(gen, gen.mapping(z), **SETTINGS)
-            for r in REGIONS:
+            for r in _regions(args.smoke).values():
                 mf, mb = zip(*(dense_moments(j, r) for j in J))
                 np.asarray(sum(mf))
 

@@ -1070,7 +1070,7 @@ def suite_moments(ctx: Context) -> list[Row]:
     from jaxedit.methods.resefa import jacobian_moments as dense_moments
 
     gpu = jax.devices()[0].platform != "cpu"
-    regions = ["eyes", "mouth", "nose"]
+    names = ("eyes", "mouth", "nose")
     if ctx.smoke:
         from flax import nnx
 
@@ -1096,6 +1096,9 @@ def suite_moments(ctx: Context) -> list[Row]:
             16,
             f"CPU: default {gen.resolution} px",
         )
+    # FFHQ boxes on the random StyleGAN2s, the toy model's part masks on the embedded one
+    rset = "ffhq" if ctx.smoke or gpu else "toyfaces"
+    regions = {r: f"{rset}/{r}" for r in names}
     seeds = list(range(n))
     f32 = jnp.float32
     name = f"region_moments, {label}, W, {n} samples, 3 regions"
@@ -1107,7 +1110,7 @@ def suite_moments(ctx: Context) -> list[Row]:
         J = jaxedit.jacobian(gen, gen.mapping(z, dtype=f32), space="w", **kw)
         out = {}
         for r in regions:
-            mf, mb = zip(*(dense_moments(j, r) for j in J))
+            mf, mb = zip(*(dense_moments(j, regions[r]) for j in J))
             out[r] = (np.mean(np.stack(mf), 0), np.mean(np.stack(mb), 0))
         return out
 

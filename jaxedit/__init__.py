@@ -33,6 +33,7 @@ from .checkpoint import (
 )
 from .editing import DirectionSet, edit_latents, load_directions, render_edits, save_edit_grid
 from .errors import (
+    AmbiguousRegionError,
     CheckpointError,
     ComplexEigenpairsWarning,
     ConvergenceWarning,
@@ -110,6 +111,7 @@ __all__ = [
     "NonFiniteParameterError",
     "OutputError",
     "OutputExistsError",
+    "AmbiguousRegionError",
     "OutputSpec",
     "ReferenceEig",
     "ResefaResult",

@@ -177,59 +177,40 @@ def save_json(path, obj, *, overwrite: bool = True) -> str:
     return os.path.realpath(os.fspath(path))
 
 
-def _check_input(path, what: str) -> str:
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"{path} is a directory, not a {what} file")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    if not os.access(path, os.R_OK):
-        raise PermissionError(f"cannot read {what} file {path}: permission denied")
-    return path
-
-
 def load_npz(path, required: tuple[str, ...], what: str) -> dict:
     """Read an .npz written by jaxedit; missing keys raise ValueError naming the file and key.
 
-    No pickles are loaded (``allow_pickle=False``).
+    Checked before anything is read (`jaxedit._npz.read_arrays`): the file must be an .npz (else
+    the message says what it is), no pickles or object arrays, sizes bounded.
     """
-    path = _check_input(path, what)
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not hasattr(z, "files"):
-            raise ValueError("a single array (.npy), not an .npz archive")
-        with z:
-            data = {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable {what} .npz ({e})") from None
-    except Exception as e:  # zipfile.BadZipFile and friends: a damaged archive
-        raise ValueError(f"{path}: not a readable {what} .npz ({type(e).__name__}: {e})") from None
+    from ._npz import read_arrays
+
+    data = read_arrays(path, what)
     missing = [k for k in required if k not in data]
     if missing:
-        raise ValueError(f"{path}: not a jaxedit {what} file, missing key(s) {missing}")
+        raise ValueError(
+            f"{os.fspath(path)}: not a jaxedit {what} file, missing key(s) {missing} "
+            f"(it holds {sorted(data)})"
+        )
     return data
 
 
 def load_array(path, what: str) -> np.ndarray:
     """Read one numeric array from a ``.npy`` (or a single-array ``.npz``); no pickles."""
-    path = _check_input(path, what)
-    try:
-        data = np.load(path, allow_pickle=False)
-        if hasattr(data, "files"):
-            with data:
-                if len(data.files) != 1:
-                    raise ValueError(
-                        f"an .npz with {len(data.files)} arrays {data.files}; "
-                        "pass a .npy or an .npz holding one array"
-                    )
-                data = data[data.files[0]]
-    except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable {what} array ({e})") from None
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable {what} array ({type(e).__name__}: {e})") from None
-    if data.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: {what} must be a real numeric array, got dtype {data.dtype}")
-    return data
+    from ._npz import read_arrays
+
+    data = read_arrays(path, what, allow_npy=True)
+    if len(data) != 1:
+        raise ValueError(
+            f"{os.fspath(path)}: an .npz with {len(data)} arrays {sorted(data)}; "
+            f"pass a .npy or an .npz holding one {what} array"
+        )
+    (arr,) = data.values()
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{os.fspath(path)}: {what} must be a real numeric array, got dtype {arr.dtype}"
+        )
+    return arr
 
 
 class _LineStream:

@@ -288,10 +288,6 @@ class DirectionSet:
         return self.directions[int(set_index), int(index)]
 
 
-_NPY_MAGIC = b"\x93NUMPY"
-_ZIP_MAGIC = b"PK\x03\x04"
-
-
 def _check_directions(d: np.ndarray, path: str) -> np.ndarray:
     if d.dtype.kind not in "fiu" or d.dtype == np.bool_:
         raise ValueError(f"{path}: directions have dtype {d.dtype}, expected real numbers")
@@ -321,18 +317,14 @@ def load_directions(path) -> DirectionSet:
       FileNotFoundError: no such file.
       ValueError: an unreadable file, missing keys, a bad shape or dtype, non-finite values.
     """
-    from ._io import load_npz
+    from ._npz import read_arrays
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"directions file not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(_NPY_MAGIC):
-        try:
-            d = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise ValueError(f"{path}: not a readable .npy of directions ({e})") from None
+    data = read_arrays(path, "directions", allow_npy=True)
+    if "" in data:  # a .npy
+        d = data[""]
         if d.ndim == 1:
             d = d[None]
         if d.ndim != 2:
@@ -340,9 +332,7 @@ def load_directions(path) -> DirectionSet:
                 f"{path}: a .npy of directions must be [D] or [K, D], got shape {d.shape}"
             )
         return DirectionSet(_check_directions(d, path)[None], "w", None, None, path, "npy")
-    if not head.startswith(_ZIP_MAGIC):
-        raise ValueError(f"{path}: not a directions file (neither a jaxedit .npz nor a .npy)")
-    data = load_npz(path, (), "directions")
+
     if "jacobian" in data and "directions" not in data:
         raise ValueError(
             f"{path} holds a Jacobian, not directions: make them with 'jaxedit "

@@ -55,6 +55,11 @@ class PandaConvergenceWarning(JaxeditWarning, RuntimeWarning):
     """The loss was still falling at the end of PandA's ``fit`` (or became non-finite)."""
 
 
+class AmbiguousRegionError(ValueError):
+    """A short region name that several preset sets have (``"eyes"``: ``ffhq/eyes`` and
+    ``toyfaces/eyes``) and nothing says which is meant: name it in full."""
+
+
 class OutputError(OSError):
     """An output path jaxedit will not write: a directory, a special file, a missing or
     unwritable parent directory, or (``OutputExistsError``) an existing file."""
@@ -65,6 +70,7 @@ class OutputExistsError(OutputError, FileExistsError):
 
 
 __all__ = [
+    "AmbiguousRegionError",
     "CheckpointError",
     "ComplexEigenpairsWarning",
     "ConvergenceWarning",

@@ -58,7 +58,8 @@ class OutputSpec:
     Attributes:
       resize: target side length, or None for the full resolution. Must divide the image size.
       mode: ``"nearest"`` | ``"area"``.
-      channels: ``"rgb"`` | ``"sum"`` | ``"mean"``.
+      channels: ``"rgb"`` | ``"sum"`` | ``"mean"`` (default ``"rgb"``; the command line's
+        ``--channels`` defaults to ``"sum"``, three times smaller, as ReSeFa does).
 
     Raises:
       ValueError: an unknown ``mode`` or ``channels``, or a ``resize`` that is not a positive

@@ -27,6 +27,7 @@ import numpy as np
 
 from ._resample import coverage_matrix
 from ._typing import BoxMask, Frequency, MaskArray
+from .errors import AmbiguousRegionError
 
 REFERENCE_GRID = 256
 
@@ -164,7 +165,7 @@ def toyfaces_preset(region: str) -> MaskPreset:
     """The ``toyfaces/<region>`` preset (``region``: a part or ``eyes``)."""
     table = _toyfaces_table()
     if region not in table:
-        raise ValueError(f"unknown region preset {TOYFACES}/{region!r}; known: {preset_names()}")
+        raise ValueError(_unknown(f"{TOYFACES}/{region}"))
     return MaskPreset(f"{TOYFACES}/{region}", table[region], TOYFACES_THRESHOLD)
 
 
@@ -179,21 +180,83 @@ def center_box(
     return Box(y0, x0, y0 + int(height), x0 + int(width), grid)
 
 
-def preset(name: str) -> Box | MaskPreset:
-    """A preset region by name: a reference box (``"eyes"``, ``"ffhq/eyes"``, ``"biggan/head0"``
-    ... on the 256 grid) or a toy-face mask (``"toyfaces/eyes"``, ``"toyfaces/mouth"`` ...)."""
+def preset(name: str, *, prefer: str | None = None) -> Box | MaskPreset:
+    """A preset region by name: a reference box (``"ffhq/eyes"``, ``"biggan/head0"`` ... on the
+    256 grid) or a toy-face mask (``"toyfaces/eyes"``, ``"toyfaces/mouth"`` ...).
+
+    A short name (``"nose"``) works when one data set has it. ``"eyes"`` and ``"mouth"`` are
+    both FFHQ boxes and toy-face masks: ``prefer`` (the generator's preset set, e.g.
+    ``"toyfaces"`` for the embedded model; see `preset_set`) decides, else the name is refused
+    with its candidates. An unknown name is refused with the nearest known names.
+
+    Raises:
+      AmbiguousRegionError: a short name of several sets and no ``prefer`` among them.
+      ValueError: an unknown name.
+    """
+    name = str(name)
     if "/" in name:
         data, region = name.split("/", 1)
-        if data == TOYFACES:
+        if data == TOYFACES and region in _toyfaces_names():
             return toyfaces_preset(region)
         table = PRESETS.get(data)
         if table is None or region not in table:
-            raise ValueError(f"unknown region preset {name!r}; known: {preset_names()}")
+            raise ValueError(_unknown(name))
         return center_box(*table[region])
-    hits = [(d, t[name]) for d, t in PRESETS.items() if name in t]
+    hits = [f"{d}/{name}" for d, t in PRESETS.items() if name in t]
+    if name in _toyfaces_names():
+        hits.append(f"{TOYFACES}/{name}")
+    if len(hits) > 1:
+        chosen = [h for h in hits if h.split("/", 1)[0] == prefer]
+        if len(chosen) != 1:
+            raise AmbiguousRegionError(
+                f"region {name!r} is ambiguous: {' or '.join(repr(h) for h in hits)}; name "
+                f"one in full (the embedded toy-face model uses '{TOYFACES}/...', FFHQ models "
+                "'ffhq/...')"
+            )
+        hits = chosen
     if not hits:
-        raise ValueError(f"unknown region preset {name!r}; known: {preset_names()}")
-    return center_box(*hits[0][1])
+        raise ValueError(_unknown(name))
+    return preset(hits[0])
+
+
+def _toyfaces_names() -> tuple[str, ...]:
+    try:
+        return tuple(_toyfaces_table())
+    except RuntimeError:
+        return ()
+
+
+def _unknown(name: str) -> str:
+    import difflib
+
+    names = preset_names()
+    candidates = names + sorted({n.split("/", 1)[1] for n in names})
+    near = difflib.get_close_matches(name, candidates, n=4, cutoff=0.5)
+    hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
+    return (
+        f"unknown region preset {name!r}; {hint}({len(names)} presets: 'jaxedit regions' lists "
+        "them; or give a box y0,x0,y1,x1)"
+    )
+
+
+def preset_set(family: str, *, source_format: str | None = None) -> str | None:
+    """The preset set that short region names of a generator resolve to.
+
+    Args:
+      family: the generator's family (``"stylegan2"``, ``"biggan"``...).
+      source_format: where its weights came from (``"toyfaces"`` for the embedded model and
+        its saved copies; a converted checkpoint records it in ``config.json``).
+
+    Returns:
+      ``"toyfaces"``, ``"biggan"``, ``"ffhq"`` (other StyleGAN2 / StyleGAN3 faces) or None.
+    """
+    if source_format == TOYFACES:
+        return TOYFACES
+    if family == "biggan":
+        return "biggan"
+    if family in ("stylegan2", "stylegan3"):
+        return "ffhq"
+    return None
 
 
 def preset_names() -> list[str]:
@@ -209,8 +272,9 @@ def preset_names() -> list[str]:
 RegionLike = np.ndarray | Box | MaskPreset | str | tuple | list
 
 
-def parse_region(text: str) -> Box | MaskPreset:
-    """CLI form: a preset name or ``"y0,x0,y1,x1"`` (on the grid it is applied to)."""
+def parse_region(text: str, *, prefer: str | None = None) -> Box | MaskPreset:
+    """CLI form: a preset name or ``"y0,x0,y1,x1"`` (on the grid it is applied to); ``prefer``
+    resolves an ambiguous short name (see `preset`)."""
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) == 4:
         try:
@@ -223,9 +287,10 @@ def parse_region(text: str) -> Box | MaskPreset:
             )
         return Box(*vals)
     if len(parts) == 1:
-        return preset(parts[0])
+        return preset(parts[0], prefer=prefer)
     raise ValueError(
-        f"region must be a preset name ({', '.join(preset_names())}) or 'y0,x0,y1,x1', got {text!r}"
+        f"region must be a preset name ('jaxedit regions' lists them) or 'y0,x0,y1,x1', "
+        f"got {text!r}"
     )
 
 

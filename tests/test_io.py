@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import jaxedit
 from jaxedit._checks import check_finite, finite_scalar
 from jaxedit._io import (
     OutputError,
@@ -169,17 +170,79 @@ def test_loaders(tmp_path):
     np.save(tmp_path / "a.npy", np.ones((2, 3)))
     assert load_array(tmp_path / "a.npy", "latents").shape == (2, 3)
     np.save(tmp_path / "o.npy", np.array([object()], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="o.npy: not a readable latents"):
+    with pytest.raises(ValueError, match="o.npy: holds Python objects .* need pickle"):
         load_array(tmp_path / "o.npy", "latents")
     with pytest.raises(ValueError, match="is a directory"):
         load_array(tmp_path, "latents")
     with pytest.raises(FileNotFoundError, match="latents file not found"):
         load_array(tmp_path / "missing.npy", "latents")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04garbage")
-    with pytest.raises(ValueError, match="junk.npz: not a readable Jacobian .npz"):
+    with pytest.raises(ValueError, match="junk.npz: a damaged zip archive"):
         load_npz(tmp_path / "junk.npz", ("jacobian",), "Jacobian")
-    with pytest.raises(ValueError, match="single array"):
+    with pytest.raises(ValueError, match="a single .npy array"):
         load_npz(tmp_path / "a.npy", ("jacobian",), "Jacobian")
+
+
+def test_npz_reading_says_what_a_wrong_file_is_and_never_suggests_pickle(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "e.npz").write_bytes(b"")
+    (tmp_path / "p.pkl").write_bytes(b"\x80\x04N.")
+    for name, what in (("a.png", "a PNG image"), ("e.npz", "an empty file"), ("p.pkl", "a pickle")):
+        for fn in (
+            lambda p: load_array(p, "latents"),
+            lambda p: load_npz(p, ("jacobian",), "Jacobian"),
+            jaxedit.load_directions,
+        ):
+            with pytest.raises(ValueError) as e:
+                fn(tmp_path / name)
+            msg = str(e.value)
+            assert f"it is {what}" in msg and "allow_pickle" not in msg, msg
+    np.savez(tmp_path / "x.npz", directions=np.array([object()], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError) as e:
+        jaxedit.load_directions(tmp_path / "x.npz")
+    assert "need pickle" in str(e.value) and "allow_pickle" not in str(e.value)
+    np.savez(tmp_path / "ok.npz", jacobian=np.ones((2, 3), np.float32), space="w")
+    d = load_npz(tmp_path / "ok.npz", ("jacobian",), "Jacobian")
+    assert d["jacobian"].dtype == np.float32 and d["jacobian"].shape == (2, 3)
+    assert str(d["space"]) == "w"
+    np.savez(tmp_path / "f.npz", a=np.asfortranarray(np.arange(6.0).reshape(2, 3)))
+    np.testing.assert_array_equal(load_array(tmp_path / "f.npz", "x"), np.arange(6.0).reshape(2, 3))
+
+
+def _npz_with_header(path, shape, payload: bytes, compress=True):
+    """An .npz whose single member declares ``shape`` (float64) but holds ``payload``."""
+    import zipfile
+
+    header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as zf:
+        zf.writestr("jacobian.npy", buf.getvalue() + payload)
+
+
+def test_npz_bombs_are_refused_before_inflating(tmp_path):
+    from jaxedit._npz import read_arrays
+
+    # a member that really inflates to 256 MiB from a ~260 KiB file: over 10 x + the budget given
+    big = tmp_path / "bomb.npz"
+    _npz_with_header(big, (1 << 25,), bytes(8 << 25))
+    assert big.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match="refused before reading"):
+        read_arrays(big, "Jacobian", max_bytes=64 << 20)
+    # a header that promises more than the member holds (a lie, or a truncated member)
+    liar = tmp_path / "liar.npz"
+    _npz_with_header(liar, (1 << 40,), bytes(64))
+    with pytest.raises(ValueError, match="refused before reading|truncated or altered"):
+        load_npz(liar, ("jacobian",), "Jacobian")
+    short = tmp_path / "short.npz"
+    _npz_with_header(short, (100,), bytes(80), compress=False)
+    with pytest.raises(ValueError, match="truncated or altered"):
+        load_npz(short, ("jacobian",), "Jacobian")
 
 
 def test_check_finite():
@@ -287,22 +350,22 @@ def test_run_error_lines(capsys):
     ]:
         sub.add_parser(name).set_defaults(fn=boom(exc))
     assert cc.run(p, ["value"]) == 2
-    assert capsys.readouterr().err == "error: bad value [...]\n"
+    assert capsys.readouterr().err == "tool value: error: bad value [...]\n"
     assert cc.run(p, ["os"]) == 2
-    assert capsys.readouterr().err == "error: /x/y: Permission denied\n"
+    assert capsys.readouterr().err == "tool os: error: /x/y: Permission denied\n"
     assert cc.run(p, ["bug"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error (TypeError: oops); rerun with --debug" in err
     assert cc.run(p, ["mem"]) == 2
-    assert capsys.readouterr().err.startswith("error: out of memory")
+    assert capsys.readouterr().err.startswith("tool mem: error: out of memory")
     assert cc.run(p, ["out"]) == 2
-    assert capsys.readouterr().err == "error: o.png already exists\n"
+    assert capsys.readouterr().err == "tool out: error: o.png already exists\n"
     # --debug before or after the command: the traceback too
     for argv in (["--debug", "value"], ["value", "--debug"]):
         assert cc.run(p, argv) == 2
         err = capsys.readouterr().err
         assert "Traceback (most recent call last)" in err and err.endswith(
-            "error: bad value [...]\n"
+            "tool value: error: bad value [...]\n"
         )
 
 

@@ -10,7 +10,7 @@ from jaxedit.metrics import locality
 
 
 def test_reference_box_convention_and_presets():
-    eyes = regions.preset("eyes")
+    eyes = regions.preset("ffhq/eyes")
     assert eyes.as_tuple() == (110, 71, 130, 186) and eyes.grid == 256  # rows 110..129
     m = eyes.mask(256)
     assert m.sum() == 20 * 115 and m[110, 71] and not m[130, 71] and not m[109, 100]
@@ -21,6 +21,30 @@ def test_reference_box_convention_and_presets():
     assert {"toyfaces/eyes", "toyfaces/mouth", "toyfaces/nose"} <= set(names)
     with pytest.raises(ValueError, match="unknown region"):
         regions.preset("ffhq/ears")
+
+
+def test_short_region_names_resolve_by_preset_set_or_are_refused():
+    # "eyes" is both an FFHQ box and a toy-face mask: refused with both candidates ...
+    with pytest.raises(jaxedit.AmbiguousRegionError, match="'ffhq/eyes' or 'toyfaces/eyes'"):
+        regions.preset("eyes")
+    with pytest.raises(jaxedit.AmbiguousRegionError):
+        regions.region_mask("mouth", 64)
+    # ... resolved by the generator's preset set
+    assert regions.preset("eyes", prefer="toyfaces").name == "toyfaces/eyes"
+    assert regions.preset("eyes", prefer="ffhq") == regions.center_box(120, 128, 20, 115)
+    assert regions.parse_region("mouth", prefer="toyfaces").name == "toyfaces/mouth"
+    # a name only one set has needs no preference; an irrelevant preference changes nothing
+    assert regions.preset("head0") == regions.preset("biggan/head0")
+    assert regions.preset("head0", prefer="toyfaces") == regions.preset("biggan/head0")
+    assert regions.preset("hair").name == "toyfaces/hair"
+    assert regions.preset_set("stylegan2", source_format="toyfaces") == "toyfaces"
+    assert regions.preset_set("biggan") == "biggan"
+    assert regions.preset_set("stylegan2") == "ffhq"
+    # an unknown name suggests the nearest names, not the whole list
+    with pytest.raises(ValueError) as e:
+        regions.preset("eys")
+    msg = str(e.value)
+    assert "did you mean 'eyes'" in msg and "jaxedit regions" in msg and "ffhqu/eyest0," not in msg
 
 
 def test_regions_resample_to_the_grid():

@@ -240,7 +240,19 @@ def _load_torch_zip(source: str, allow: dict, limits: Limits | None) -> Any:
         infos = {i.filename: i for i in zf.infolist()}
         pkl = [n for n in infos if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pkl) != 1:
-            raise UnsupportedFormatError(f"{source}: zip archive has no single data.pkl")
+            expected = (
+                "expected a checkpoint: an NVIDIA .pkl, a PyTorch .pt / .pth / .bin (a zip "
+                "archive holding one data.pkl) or a jaxedit checkpoint folder"
+            )
+            if infos and all(n.endswith(".npy") for n in infos):
+                raise UnsupportedFormatError(
+                    f"{source}: a NumPy .npz archive of arrays ({len(infos)} member(s)), not a "
+                    f"generator checkpoint; {expected}"
+                )
+            found = "no data.pkl" if not pkl else f"{len(pkl)} data.pkl files"
+            raise UnsupportedFormatError(
+                f"{source}: a zip archive with {found}, not a PyTorch checkpoint; {expected}"
+            )
         prefix = pkl[0][: -len("data.pkl")]
 
         def read_member(name: str, nbytes: int | None, what: str, cap: int | None = None):

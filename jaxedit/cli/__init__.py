@@ -15,7 +15,7 @@ latents, classes, sampling options).
 from __future__ import annotations
 
 from . import convert, demo, edit, eis, info, jacobian, moments, panda, resefa, sefa, synth
-from ._common import ArgumentParser, examples, run
+from ._common import ArgumentParser, add_global_flags, examples, run
 
 #: The command modules, each with ``register(subparsers)``, in ``jaxedit --help`` order.
 COMMANDS = (convert, info, synth, jacobian, resefa, edit, sefa, demo, panda, moments, eis)
@@ -52,6 +52,7 @@ def build_parser() -> ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    add_global_flags(p)  # --debug on every command and subcommand
     return p
 
 

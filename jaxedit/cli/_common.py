@@ -230,7 +230,8 @@ def name_or_int_list(names: tuple[str, ...]):
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults appended to every option's help (unless None/False, or the help names one);
+    """Defaults appended to every option's help (unless None/False, an on/off flag, or the help
+    names one);
     descriptions and epilogs kept as written (for examples)."""
 
     def _get_help_string(self, action):
@@ -238,7 +239,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if "%(default)" in help_ or "(default" in help_:
             return help_
         if action.default in (None, False, argparse.SUPPRESS) or isinstance(
-            action, (argparse._HelpAction, argparse._VersionAction)
+            action,
+            (
+                argparse._HelpAction,
+                argparse._VersionAction,
+                argparse._StoreTrueAction,
+                argparse._StoreFalseAction,
+            ),
         ):
             return help_
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
@@ -309,7 +316,9 @@ def _subparsers(parser: argparse.ArgumentParser):
 
 
 def add_global_flags(parser: argparse.ArgumentParser) -> None:
-    """``--debug`` on the parser and on every subcommand (plugins included)."""
+    """``--debug`` on the parser and on every subcommand at any depth (``panda fit``, ``eis
+    catalog``, plugins included); each subcommand also records its ``prog`` (``"jaxedit panda
+    fit"``) so that `run` prefixes its errors as argparse prefixes usage errors."""
     debug_help = "show the full traceback of an error"
     if "--debug" not in parser._option_string_actions:
         parser.add_argument("--debug", action="store_true", help=debug_help)
@@ -319,6 +328,108 @@ def add_global_flags(parser: argparse.ArgumentParser) -> None:
             sp.add_argument(
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help
             )
+        # the deepest subcommand parsed sets it last, so its prog wins
+        sp.set_defaults(_prog=sp.prog)
+        add_global_flags(sp)
+
+
+# ---- inputs before outputs --------------------------------------------------------------------
+
+#: Argument names that hold an input checkpoint (``default``: the embedded generator).
+CHECKPOINT_ARGS = ("ckpt", "src")
+#: Argument names that hold an input array file, and the kind of file each expects.
+ARRAY_ARGS = {
+    "jacobian": ("Jacobian", ".npz"),
+    "moments": ("moments", ".npz"),
+    "factors": ("PandA factors", ".npz"),
+    "catalog": ("catalog", ".npz"),
+    "inputs": ("moments", ".npz"),
+    "latents": ("latents", ".npz or .npy"),
+    "directions": ("directions", ".npz or .npy"),
+}
+_CHECKPOINT_EXPECTED = (
+    "expected a checkpoint: an NVIDIA .pkl, a PyTorch .pt / .pth / .bin, a BigGAN or "
+    "jaxedit checkpoint folder, or 'default'"
+)
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(16)
+
+
+def _check_checkpoint_arg(flag: str, path: str) -> None:
+    from .._npz import describe_head
+
+    if path == "default" and not os.path.exists(path):
+        return
+    if not os.path.exists(path):
+        raise CLIError(f"{flag}{path}: no such checkpoint file or folder")
+    if os.path.isdir(path):
+        return
+    if not os.access(path, os.R_OK):
+        raise CLIError(f"{flag}{path}: cannot read the checkpoint: permission denied")
+    head = _head(path)
+    if head[:1] == b"\x80":
+        return
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return  # the reader names the damage
+        if names and all(n.endswith(".npy") for n in names):
+            raise CLIError(
+                f"{flag}{path}: a NumPy .npz archive of arrays, not a checkpoint; "
+                + _CHECKPOINT_EXPECTED
+            )
+        return
+    raise CLIError(
+        f"{flag}{path}: not a checkpoint: it is {describe_head(head)}; {_CHECKPOINT_EXPECTED}"
+    )
+
+
+def _check_array_arg(flag: str, path: str, what: str, expected: str) -> None:
+    from .._npz import describe_head
+
+    if not os.path.exists(path):
+        raise CLIError(f"{what} file not found: {flag}{path}")
+    if os.path.isdir(path):
+        raise CLIError(f"{flag}{path} is a directory, not a {what} file ({expected})")
+    if not os.access(path, os.R_OK):
+        raise CLIError(f"{flag}{path}: cannot read the {what} file: permission denied")
+    head = _head(path)
+    ok = head.startswith((b"PK\x03\x04", b"PK\x05\x06"))
+    ok = ok or (".npy" in expected and head.startswith(b"\x93NUMPY"))
+    if not ok:
+        raise CLIError(
+            f"{flag}{path}: not a {what} file: it is {describe_head(head)}, expected a "
+            f"{expected} (as jaxedit writes them)"
+        )
+
+
+def check_inputs(args) -> None:
+    """Check every input file of a parsed command before anything else (`run` calls it before
+    the command, so an existing output never hides a missing or wrong input): checkpoints
+    (`CHECKPOINT_ARGS`) exist and look like checkpoints, array files (`ARRAY_ARGS`) exist and
+    are ``.npz`` / ``.npy`` files. Cheap: at most the first bytes and a zip index are read.
+
+    Raises:
+        CLIError: naming the argument, the path and what the file is instead.
+    """
+    ns = vars(args)
+    for name in CHECKPOINT_ARGS:
+        if isinstance(ns.get(name), str):
+            _check_checkpoint_arg("", ns[name])
+    for name, (what, expected) in ARRAY_ARGS.items():
+        value = ns.get(name)
+        paths = value if isinstance(value, list) else [value]
+        for path in paths:
+            if isinstance(path, (str, os.PathLike)):
+                flag = "" if name in ("inputs", "catalog") else f"--{name} "
+                _check_array_arg(flag, os.fspath(path), what, expected)
 
 
 # ---- running a command --------------------------------------------------------------------------
@@ -386,7 +497,8 @@ def _silence_stdout() -> None:
 
 def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command: its return code, 2 for any error (one line on
-    stderr, the traceback too with ``--debug``), 130 on Ctrl-C, 141 when stdout is a closed pipe.
+    stderr, ``"<prog> <command>: error: ..."`` as argparse's usage errors, the traceback too
+    with ``--debug``), 130 on Ctrl-C, 141 when stdout is a closed pipe.
     """
     import time
 
@@ -400,10 +512,12 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 141
     debug = bool(getattr(args, "debug", False))
+    prefix = f"{getattr(args, '_prog', parser.prog)}: error: "
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
+            check_inputs(args)
             rc = args.fn(args)
             sys.stdout.flush()
         except BrokenPipeError:
@@ -415,7 +529,7 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         except Exception as e:
             if debug:
                 traceback.print_exc()
-            print(f"error: {format_error(e)}", file=sys.stderr)
+            print(prefix + format_error(e), file=sys.stderr)
             return 2
     if os.environ.get("JAXEDIT_TIMING"):
         print(f"({time.time() - t0:.1f} s)", file=sys.stderr)
@@ -431,6 +545,7 @@ __all__ = [
     "MAX_SEED",
     "add_global_flags",
     "add_output_args",
+    "check_inputs",
     "check_output",
     "examples",
     "finite_float",

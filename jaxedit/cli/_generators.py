@@ -58,6 +58,55 @@ def load_generator(path: str, which: str | None = None) -> Any:
     return load_checkpoint(path, which=which)
 
 
+def region_preference(ckpt: str, gen: Any = None) -> str | None:
+    """The preset set that short region names (``--region eyes``) resolve to for a checkpoint
+    argument: ``"toyfaces"`` for ``default`` and saved copies of it, ``"biggan"`` for BigGAN,
+    ``"ffhq"`` for other StyleGAN checkpoints, None when it cannot be told (an ambiguous name is
+    then refused with its candidates). ``gen``: the loaded generator, if any (its family).
+    Cheap: reads at most a converted checkpoint's ``config.json``.
+    """
+    from ..regions import preset_set
+
+    if ckpt == DEFAULT_CHECKPOINT and not os.path.exists(ckpt):
+        return "toyfaces"
+    source_format = None
+    family = getattr(gen, "family", None)
+    try:
+        if os.path.isdir(ckpt) and os.path.isfile(os.path.join(ckpt, "config.json")):
+            from ..checkpoint import read_config
+
+            meta = read_config(ckpt)
+            family = family or meta.get("family")
+            source = meta.get("source")
+            source_format = source.get("format") if isinstance(source, dict) else None
+        elif family is None and os.path.exists(ckpt):
+            # a source file or BigGAN folder: BigGAN-deep comes as pytorch_model.bin (+ its
+            # config.json); every other supported source format holds a StyleGAN
+            from converters.biggan import WEIGHTS_NAME
+
+            biggan = os.path.basename(os.path.normpath(ckpt)) == WEIGHTS_NAME or (
+                os.path.isdir(ckpt) and os.path.isfile(os.path.join(ckpt, WEIGHTS_NAME))
+            )
+            family = "biggan" if biggan else "stylegan2"
+    except (OSError, ValueError, _checkpoint_error()):
+        return None
+    return preset_set(str(family), source_format=source_format) if family else None
+
+
+def _checkpoint_error() -> type[Exception]:
+    from converters.errors import CheckpointError
+
+    return CheckpointError
+
+
+def resolve_regions(regions: dict, prefer: str | None) -> dict:
+    """``{name: region}`` from `jaxedit.cli.moments.parse_regions`-style dicts with names still
+    unresolved (strings) resolved against ``prefer`` (see `region_preference`)."""
+    from ..regions import preset
+
+    return {k: preset(v, prefer=prefer) if isinstance(v, str) else v for k, v in regions.items()}
+
+
 def ckpt_label(path: str) -> str:
     """The checkpoint as recorded in output files: ``default`` or the absolute path."""
     return (

@@ -43,6 +43,7 @@ def run(out_dir: str, seeds=(0, 1, 2, 3, 4, 5, 6, 7), *, num_random: int = NUM_R
     from .._io import save_json
     from ..checkpoint import load_generator, save_generator
     from ..editing import render_edits, save_edit_grid
+    from ..errors import OutputError
     from ..images import save_image_grid
     from ..jacobians import OutputSpec, jacobian
     from ..methods.resefa import resefa
@@ -54,8 +55,17 @@ def run(out_dir: str, seeds=(0, 1, 2, 3, 4, 5, 6, 7), *, num_random: int = NUM_R
     from ..toyfaces.default import WEIGHTS_DIR, default_generator
 
     t0 = time.time()
+    given = out_dir
     out_dir = os.path.abspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise OutputError(
+            f"--out {given} exists and is not a directory: the demo writes a folder (grid.png, "
+            "edit_*.png, report.json, default_ckpt/); name a new or existing folder"
+        )
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"--out {given}: cannot create the folder ({e.strerror or e})") from None
     gen = default_generator()
     print(
         f"default generator (toy faces): {gen.resolution}px, z_dim={gen.z_dim}, "

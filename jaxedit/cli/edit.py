@@ -37,6 +37,9 @@ from ._generators import (
     truncation_of,
 )
 
+#: Default edit strengths on the embedded toy-face model (as ``jaxedit demo``).
+TOY_ALPHAS = (-1.2, -0.8, -0.4, 0.0, 0.4, 0.8, 1.2)
+
 _ALPHAS_HELP = (
     "edit strengths: START:STOP:COUNT (linspace, e.g. -10:10:7) or a comma list (e.g. "
     "-2,0,2); finite values"
@@ -108,6 +111,8 @@ def _edit_inputs(args):
         slots = args.slots
     elif space == "wplus":
         slots = None  # a slot-major W+ direction has a block for every slot: edit all of them
+    elif _generators.region_preference(args.ckpt, gen) == "toyfaces":
+        slots = file_slots  # the toy model's W directions come from W Jacobians: every slot
     else:
         slots = file_slots or list(editing.REFERENCE_SLOTS)
     slots = slots if space in ("w", "wplus") else None
@@ -130,6 +135,9 @@ def _cmd_edit(args) -> int:
         args.out = f"edit_{slug(stem)}_{args.index}.png"
     check_output(args.out, args.force)
     gen, d, space, mask, lat, slots, kw = _edit_inputs(args)
+    if args.alphas is None:  # ReSeFa's strengths suit FFHQ; the toy model's W is smaller
+        toy = _generators.region_preference(args.ckpt, gen) == "toyfaces"
+        args.alphas = list(TOY_ALPHAS if toy else editing.REFERENCE_ALPHAS)
     check_grid(
         len(lat) * len(args.alphas),
         gen.resolution,
@@ -156,7 +164,7 @@ def _cmd_evaluate(args) -> int:
     if args.region is not None:
         from ..regions import parse_region
 
-        region = parse_region(args.region)
+        region = parse_region(args.region, prefer=_generators.region_preference(args.ckpt))
     if args.out is not None:
         check_output(args.out, args.force)
     gen, d, space, mask, lat, slots, kw = _edit_inputs(args)
@@ -251,8 +259,8 @@ def register(sub) -> None:
             type=parse_int_list,
             default=None,
             help="W+ slots to edit (default: every slot for a W+ direction, else "
-            "the file's SeFa slots, else the ReSeFa reference 4-7; 8-11 for "
-            "eyebrows/lipstick)",
+            "the file's SeFa slots, else every slot on the embedded toy-face model and the "
+            "ReSeFa reference 4-7 on others; 8-11 for eyebrows/lipstick)",
         )
         add_truncation_args(
             e,
@@ -265,8 +273,9 @@ def register(sub) -> None:
             e.add_argument(
                 "--alphas",
                 type=parse_alphas,
-                default=":".join(["-10", "10", str(len(editing.REFERENCE_ALPHAS))]),
-                help=_ALPHAS_HELP,
+                default=None,
+                help=_ALPHAS_HELP + " (default: -10:10:7, ReSeFa's, for FFHQ-scale models; "
+                "-1.2:1.2:7 on the embedded toy-face model)",
             )
             e.add_argument(
                 "--no-region",

@@ -73,9 +73,11 @@ def _cmd_regions(args) -> int:
             shape = "x".join(map(str, r.frequency.shape))
             print(f"{name:<24} {'(mask)':<20} {shape}")
     print(
-        "\nA region is a preset (the short name works when it is unique, e.g. 'eyes' = "
-        "'ffhq/eyes') or a box y0,x0,y1,x1 in pixels of the grid it is used on "
-        "(end-exclusive). Every region is resampled to the Jacobian's or the image's grid."
+        "\nA region is a preset or a box y0,x0,y1,x1 in pixels of the grid it is used on "
+        "(end-exclusive). A short name works when one set has it ('head0' = 'biggan/head0'); "
+        "'eyes', 'mouth', 'nose' are both FFHQ boxes and toy-face masks, so the command's "
+        "generator decides ('default': toyfaces/..., other StyleGAN checkpoints: ffhq/...). "
+        "Every region is resampled to the Jacobian's or the image's grid."
     )
     return 0
 

@@ -87,6 +87,7 @@ def _cmd_jacobian(args) -> int:
         resize_mode=args.resize_mode,
         channels=args.channels,
         checkpoint=ckpt_label(args.ckpt),
+        region_set=_generators.region_preference(args.ckpt, gen) or "",
         psi=psi_of(args),
         cutoff=-1 if args.cutoff is None else args.cutoff,
     )
@@ -128,7 +129,8 @@ def register(sub) -> None:
         "--channels",
         choices=("rgb", "sum", "mean"),
         default="sum",
-        help="keep RGB rows, or sum (ReSeFa) / average (LowRankGAN) them",
+        help="keep RGB rows, or sum (ReSeFa) / average (LowRankGAN) them; the command line "
+        "sums (3x smaller), the Python OutputSpec keeps 'rgb' unless told",
     )
     j.add_argument(
         "--chunk", type=positive_int, default=32, help="tangents per vmap (bounds memory)"

@@ -50,7 +50,9 @@ _RUN_KEYS = (
 
 def parse_regions(text: str) -> dict:
     """``"eyes,mouth"`` (presets) and / or ``"box=y0:x0:y1:x1"`` (named boxes on the Jacobian
-    grid) -> ``{name: region}``."""
+    grid) -> ``{name: region}``; a short name that several preset sets have stays a string until
+    `jaxedit.cli._generators.resolve_regions` resolves it by the loaded generator."""
+    from ..errors import AmbiguousRegionError
     from ..regions import Box, preset
 
     out: dict = {}
@@ -70,6 +72,8 @@ def parse_regions(text: str) -> dict:
             name = part
             try:
                 region = preset(part)
+            except AmbiguousRegionError:
+                region = part  # resolved by the generator once it is loaded (resolve_regions)
             except ValueError as e:
                 raise argparse.ArgumentTypeError(str(e)) from None
         if not name or name in out:
@@ -154,7 +158,8 @@ def register(sub) -> None:
         "--channels",
         choices=("rgb", "sum", "mean"),
         default="sum",
-        help="keep RGB rows, or sum (ReSeFa) / average (LowRankGAN) them",
+        help="keep RGB rows, or sum (ReSeFa) / average (LowRankGAN) them; the command line "
+        "sums (3x smaller), the Python OutputSpec keeps 'rgb' unless told",
     )
     add_truncation_args(p, "1.0, the reference", "none: all slots")
     add_class_arg(p)
@@ -317,6 +322,9 @@ def cmd_moments(args) -> int:
 
     gen = _generators.load_generator(args.ckpt)
     check_family_options(gen, args)
+    args.regions = _generators.resolve_regions(
+        args.regions, _generators.region_preference(args.ckpt, gen)
+    )
     stats = gen.truncation_kind == "stats"
     space = args.space or gen.default_space
     if args.latents is not None:

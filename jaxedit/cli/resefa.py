@@ -23,7 +23,7 @@ from ._common import (
     positive_int,
     setup_x64,
 )
-from ._generators import slug
+from ._generators import region_preference, slug
 
 #: The ``--solver`` names (the generalized eigensolvers of `jaxedit.resefa`).
 SOLVER_NAMES = tuple(SOLVERS)
@@ -60,6 +60,15 @@ def solver_from_name(name: str, *, tol: float | None = None, maxiter: int | None
     return parse(name, **options)
 
 
+def _region_label(region) -> str:
+    """``"toyfaces/eyes"`` for a named mask, ``"box 120,70,140,186 on 256"`` for a box."""
+    name = getattr(region, "name", None)
+    if name:
+        return str(name)
+    y0, x0, y1, x1 = region.as_tuple()
+    return f"box {y0},{x0},{y1},{x1} on {region.grid}"
+
+
 def _cmd_resefa(args) -> int:
     setup_x64(args)
     from .._io import load_npz, save_npz
@@ -69,11 +78,16 @@ def _cmd_resefa(args) -> int:
     solver = solver_from_name(args.solver, tol=args.tol, maxiter=args.maxiter)
     if args.moments is not None:  # many-sample moments from 'jaxedit moments' (issue 16)
         return _cmd_resefa_moments(args, solver)
-    region = parse_region(args.region)  # syntax errors before any loading
+    data = load_npz(args.jacobian, ("jacobian", "space"), "Jacobian")
+    # a short name ("eyes") resolves by the generator the Jacobian came from (toy model:
+    # toyfaces/eyes; FFHQ StyleGAN: ffhq/eyes), recorded by 'jaxedit jacobian'
+    prefer = str(data["region_set"]) if "region_set" in data else None
+    if not prefer and "checkpoint" in data:
+        prefer = region_preference(str(data["checkpoint"]))
+    region = parse_region(args.region, prefer=prefer or None)
     if args.out is None:
         args.out = f"resefa_{slug(args.region)}.npz"
     check_output(args.out, args.force)
-    data = load_npz(args.jacobian, ("jacobian", "space"), "Jacobian")
     J = data["jacobian"]
     if J.ndim != 5 or J.dtype.kind != "f" or 0 in J.shape:
         raise CLIError(
@@ -126,6 +140,7 @@ def _cmd_resefa(args) -> int:
         space=str(data["space"]),
         mask=res.mask,
         region=args.region,
+        region_resolved=_region_label(region),
         solver=res.solver,
         condition_number=np.asarray(
             np.nan if res.condition_number is None else res.condition_number, np.float64

@@ -533,14 +533,14 @@ def test_conditional_generator_needs_a_valid_class(
     gen = make_small_generator(c_dim=3)
     monkeypatch.setattr(_generators, "load_generator", lambda path, which=None: gen)
     out = tmp_path / "c.png"
-    assert main(["synth", "any", "--seeds", "0-1", "--out", str(out)]) == 2
+    assert main(["synth", "default", "--seeds", "0-1", "--out", str(out)]) == 2
     assert "conditional: pass --class (0..2)" in capsys.readouterr().err
-    assert main(["synth", "any", "--seeds", "0-1", "--class", "3", "--out", str(out)]) == 2
+    assert main(["synth", "default", "--seeds", "0-1", "--class", "3", "--out", str(out)]) == 2
     assert "--class 3 out of range: this generator has 3 classes" in capsys.readouterr().err
-    assert main(["synth", "any", "--seeds", "0-1", "--class", "2", "--out", str(out)]) == 0
+    assert main(["synth", "default", "--seeds", "0-1", "--class", "2", "--out", str(out)]) == 0
     assert np.asarray(Image.open(out)).shape == (16, 32, 3)
     J = tmp_path / "J.npz"  # ws from seeds go through the mapping with the class
-    assert main(["jacobian", "any", "--seeds", "0", "--class", "1", "--out", str(J)]) == 0
+    assert main(["jacobian", "default", "--seeds", "0", "--class", "1", "--out", str(J)]) == 0
     assert np.load(J)["jacobian"].shape == (1, 16, 16, 1, 8)
 
 
@@ -552,7 +552,7 @@ def test_layers_biggan(monkeypatch, capsys):
     cfg = BigGANConfig.preset(128, z_dim=8, class_embed_dim=8, channel_width=8, num_classes=10)
     gen = abstract_generator("biggan", cfg)  # shapes only: nothing computed
     monkeypatch.setattr(_generators, "load_generator", lambda path, which=None: gen)
-    assert main(["layers", "any"]) == 0
+    assert main(["layers", "default"]) == 0
     out = capsys.readouterr().out
     rows = {
         ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.startswith(("block", "conv"))

@@ -649,7 +649,7 @@ def test_permission_denied_one_line(work, capsys, monkeypatch, tmp_path):
     line = _one_error(
         capsys, ["sefa", work["ckpt"], "--out", str(tmp_path / "s.npz")], "permission denied"
     )
-    assert line.startswith("error: cannot write ")
+    assert line.startswith("jaxedit sefa: error: cannot write ")
 
 
 def test_debug_shows_traceback(work, capsys):
@@ -660,7 +660,10 @@ def test_debug_shows_traceback(work, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "Traceback (most recent call last)" in err
-        assert err.rstrip().splitlines()[-1].startswith("error: ") and "no such checkpoint" in err
+        assert (
+            err.rstrip().splitlines()[-1].startswith("jaxedit synth: error: ")
+            and "no such checkpoint" in err
+        )
 
 
 OUTPUT_COMMANDS = {

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sl
 
+import jaxedit
 from jaxedit import linalg
 
 
@@ -241,3 +242,30 @@ def test_solve_called_directly_refuses_too():
         linalg.Woodbury().solve(pencils["moment"], k=2, regularization=0.0)
     with pytest.raises(ValueError, match=r"Dense cannot solve a FunctionPencil: .*MatrixFree"):
         linalg.Dense().solve(pencils["function"], k=2, regularization=0.0)
+
+
+def test_matrix_free_raises_a_tolerance_below_the_dtype_floor_and_says_so():
+    """A tol float32 cannot reach (issue 28: the README's tol=1e-6 ran all 300 iterations) is
+    raised to `tol_floor` with one warning; the solve then converges and agrees with SciPy."""
+    import warnings
+
+    from jaxedit.linalg._solver.matrix_free import tol_floor
+
+    rows, (wf, wb) = _rows(), _weights()
+    a = rows.T @ (rows * wf[:, None])
+    b = rows.T @ (rows * wb[:, None])
+    w, v = _scipy_top(a, b, 3)
+    p32 = linalg.RowPencil(jnp.asarray(rows, jnp.float32), wf, wb)
+    floor = tol_floor(jnp.float32)
+    assert floor == pytest.approx(1000 * np.finfo(np.float32).eps)
+    with pytest.warns(jaxedit.ConvergenceWarning, match=r"tol=1e-06\) is below what float32"):
+        sol = linalg.pencil_eigh(p32, 3, solver=linalg.MatrixFree(tol=1e-6, maxiter=200))
+    assert sol.stats.tol == pytest.approx(floor) and sol.stats.converged
+    np.testing.assert_allclose(_abs_cos(sol.directions, v), 1, atol=1e-3)
+    # float64 reaches far lower: 1e-10 is kept, silently (the plan is what the solve uses)
+    from jaxedit.linalg._solver.matrix_free import _plan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _plan(linalg.MatrixFree(tol=1e-10), 24, 3, jnp.float64).tol == 1e-10
+        assert _plan(linalg.MatrixFree(), 24, 3, jnp.float32).tol == 1e-3

@@ -8,6 +8,7 @@ new values, regions, ridges, tolerances, iteration limits and keys reuse it (see
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import _ops
+from ...errors import ConvergenceWarning
 from .._common import canonical_rows, check_k, check_regularization, sym
 from .._pencil import FunctionPencil, RowPencil, basis_chunk, check_matrices
 from .._solution import PencilSolution, SolverStats
@@ -28,7 +30,8 @@ class MatrixFree(AbstractPencilSolver):
 
     Attributes:
       tol: residual tolerance ``‖M_f n − λ M_b n‖ / ‖M_f n‖`` of the top k (None: 1e-6 in
-        float64, 1e-3 in float32).
+        float64, 1e-3 in float32). A value below what the dtype can reach (`tol_floor`: 1.2e-4
+        in float32) is raised to it, with a `jaxedit.ConvergenceWarning` saying so.
       maxiter: iteration limit; each iteration costs ``block_size`` products.
       block_size: LOBPCG block m (None: ``min(max(2k, k + 4), D // 3)``; needs k <= m, 3m <= D).
       sketch_size: p products of M_b build a randomized Nyström preconditioner (None:
@@ -159,6 +162,20 @@ class _Plan(NamedTuple):
     probe_key: jax.Array
 
 
+#: The smallest tolerance `MatrixFree` accepts, in units of the dtype's machine epsilon: the
+#: relative residual of a product-based Rayleigh-Ritz step stalls around a few hundred eps
+#: (measured on the embedded model's Jacobian: 2-4e-5 in float32), so a lower ``tol`` would
+#: only run out ``maxiter``.
+TOL_FLOOR_EPS = 1000
+
+
+def tol_floor(dtype) -> float:
+    """The smallest residual tolerance `MatrixFree` uses for ``dtype`` (`TOL_FLOOR_EPS` x
+    machine epsilon: 1.2e-4 in float32, 2.2e-13 in float64); a lower ``tol`` is raised to it
+    with a `jaxedit.ConvergenceWarning`."""
+    return float(TOL_FLOOR_EPS * np.finfo(jnp.dtype(dtype)).eps)
+
+
 def _plan(opts: MatrixFree, d: int, k: int, dtype) -> _Plan:
     m = opts.block_size if opts.block_size is not None else min(max(2 * k, k + 4), d // 3)
     if m < k or 3 * m > d:
@@ -171,6 +188,16 @@ def _plan(opts: MatrixFree, d: int, k: int, dtype) -> _Plan:
         raise ValueError(f"MatrixFree(sketch_size=...) must be in [0, D={d}), got {p}")
     dt = jnp.dtype(dtype)
     tol = opts.tol if opts.tol is not None else (1e-6 if dt == jnp.float64 else 1e-3)
+    floor = tol_floor(dt)
+    if tol < floor:
+        warnings.warn(
+            f"MatrixFree(tol={tol:g}) is below what {dt.name} residuals can reach (about "
+            f"{TOL_FLOOR_EPS} x machine epsilon = {floor:.2g}); using tol={floor:.2g} (compute "
+            "in float64 for a tighter tolerance)",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+        tol = floor
     k_x, k_s, k_t = jax.random.split(opts.prng_key(), 3)
     x0 = jax.random.normal(k_x, (d, m), dt)
     omega = jax.random.normal(k_s, (d, max(p, 1)), dt)
