@@ -829,7 +829,9 @@ def test_every_option_has_help_and_every_command_examples():
         if outs and name not in ("convert", "demo"):  # file outputs: --force exists
             assert "--force" in p._option_string_actions, name
     edit_help = dict(_all_parsers())["edit"].format_help()
-    assert "START:STOP:COUNT" in edit_help and "(default: -10:10:7, ReSeFa" in " ".join(edit_help.split())
+    assert "START:STOP:COUNT" in edit_help and "(default: -10:10:7, ReSeFa" in " ".join(
+        edit_help.split()
+    )
 
 
 def test_help_and_version_exit_0(capsys):
