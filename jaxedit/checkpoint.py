@@ -43,7 +43,13 @@ from converters.errors import (
     ShapeMismatchError,
 )
 
-from .models import FAMILIES, AbstractGenerator, BigGANGenerator, StyleGAN2Generator
+from .models import (
+    FAMILIES,
+    AbstractGenerator,
+    BigGANGenerator,
+    StyleGAN2Generator,
+    StyleGAN3Generator,
+)
 
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
@@ -339,7 +345,7 @@ def save_generator(
         if not ok:
             raise _refuse(out, why)
     family = _family_of(gen)
-    assert isinstance(gen, (StyleGAN2Generator, BigGANGenerator))  # _family_of checked it
+    assert isinstance(gen, (StyleGAN2Generator, StyleGAN3Generator, BigGANGenerator))
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".jaxedit-new-", dir=parent)
