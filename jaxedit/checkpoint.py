@@ -611,6 +611,9 @@ class CheckpointInfo:
       converted: the source's `converters.ConvertedCheckpoint` (``kind == "source"``).
       meta: the directory's ``config.json`` (``kind == "converted"``).
       verified: whether parameter files were checked against recorded SHA-256 sums.
+      layers: StyleGAN3 only: one row per layer (name, W+ slot, size, channels, sampling rate,
+        cutoff, up/down factors, filter taps, whether the official config runs it in float16).
+      notes: remarks on how jaxedit runs this checkpoint (e.g. fp16 layers in float32).
     """
 
     path: str
@@ -621,6 +624,8 @@ class CheckpointInfo:
     converted: converters.ConvertedCheckpoint | None = None
     meta: dict[str, Any] | None = None
     verified: bool = False
+    layers: list[dict[str, Any]] | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def inspect_checkpoint(
@@ -679,9 +684,12 @@ def inspect_checkpoint(
             num_values=sum(int(np.prod(s)) for s in want.values()),
             meta=meta,
             verified=verified,
+            **_layer_info(abstract),
         )
     conv = converters.read_checkpoint(path, which, allow_nonfinite=allow_nonfinite)
-    validate_arrays(conv.family, conv.config, conv.params, conv.sources, origin=conv.source_path)
+    abstract = validate_arrays(
+        conv.family, conv.config, conv.params, conv.sources, origin=conv.source_path
+    )
     return CheckpointInfo(
         path=conv.source_path,
         kind="source",
@@ -689,4 +697,21 @@ def inspect_checkpoint(
         config=conv.config,
         num_values=sum(int(np.prod(np.shape(v))) for v in conv.params.values()),
         converted=conv,
+        **_layer_info(abstract),
     )
+
+
+def _layer_info(gen: nnx.Module) -> dict[str, Any]:
+    """``layers`` and ``notes`` of `CheckpointInfo` (StyleGAN3: the per-layer table)."""
+    if not isinstance(gen, StyleGAN3Generator):
+        return {}
+    cfg = gen.config
+    rows = cfg.layer_summary()
+    fp16 = [r["name"] for r in rows if r.get("official_fp16")]
+    notes = [f"StyleGAN3-{cfg.config_name}: {cfg.num_ws} W+ slots (slot 0: the input layer)"]
+    if fp16 and cfg.num_fp16_res:
+        notes.append(
+            f"the official config runs {', '.join(fp16)} in float16 (num_fp16_res="
+            f"{cfg.num_fp16_res}); jaxedit runs every layer in float32 (or float64)"
+        )
+    return {"layers": rows, "notes": notes}

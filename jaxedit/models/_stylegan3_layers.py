@@ -139,6 +139,44 @@ class StyleGAN3Config(ConfigIO):
         """``("L0_36_512", ..., "L14_1024_3")``: the reference's layer names."""
         return tuple(layer["name"] for layer in self.layers)
 
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """One row per layer, in W+ slot order: ``name``, ``slot``, ``size``, ``in_channels``,
+        ``out_channels``, ``sampling_rate``, ``cutoff`` and (not for the input) ``up``,
+        ``down``, ``up_taps``, ``down_taps``, ``down_radial``, ``critically_sampled``,
+        ``official_fp16`` (whether NVIDIA's config runs the layer in float16 on CUDA)."""
+        g = self.geometry
+        rows: list[dict[str, Any]] = [
+            {
+                "name": "input",
+                "slot": 0,
+                "size": g["input"]["size"],
+                "in_channels": 4,
+                "out_channels": g["input"]["channels"],
+                "sampling_rate": g["input"]["sampling_rate"],
+                "cutoff": g["input"]["bandwidth"],
+            }
+        ]
+        for i, lay in enumerate(g["layers"]):
+            rows.append(
+                {
+                    "name": lay["name"],
+                    "slot": i + 1,
+                    "size": lay["out_size"],
+                    "in_channels": lay["in_channels"],
+                    "out_channels": lay["out_channels"],
+                    "sampling_rate": lay["out_sampling_rate"],
+                    "cutoff": lay["out_cutoff"],
+                    "up": lay["up_factor"],
+                    "down": lay["down_factor"],
+                    "up_taps": lay["up_taps"],
+                    "down_taps": lay["down_taps"],
+                    "down_radial": lay["down_radial"],
+                    "critically_sampled": lay["is_critically_sampled"],
+                    "official_fp16": lay["use_fp16"],
+                }
+            )
+        return rows
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

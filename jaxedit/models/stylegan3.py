@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 from flax import nnx
 from jaxtyping import ArrayLike, Float
 
@@ -62,7 +63,7 @@ INPUT = "input"
 
 
 def make_transform(
-    translate: tuple[float, float] | ArrayLike = (0.0, 0.0), rotate: float | ArrayLike = 0.0
+    translate: npt.ArrayLike = (0.0, 0.0), rotate: npt.ArrayLike = 0.0
 ) -> np.ndarray:
     """The matrix ``gen_images.py --translate tx,ty --rotate deg`` writes into StyleGAN3's
     ``synthesis.input.transform`` buffer: ``inv(make_transform(translate, angle))`` of
@@ -74,8 +75,8 @@ def make_transform(
     same matrix. Identity for ``(0, 0), 0``.
 
     Args:
-      translate: ``(tx, ty)`` in units of the image half-width... as gen_images.py (``[2]``, or
-        ``[N, 2]`` for a batch).
+      translate: ``(tx, ty)`` as gen_images.py's ``--translate`` (``[2]``, or ``[N, 2]`` for a
+        batch); the Fourier features' coordinates span about ``[-0.5, 0.5]`` over the image.
       rotate: degrees (scalar, or ``[N]``).
     Returns:
       float64 ``[3, 3]`` (or ``[N, 3, 3]`` if either argument is batched).
