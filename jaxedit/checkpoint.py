@@ -43,13 +43,8 @@ from converters.errors import (
     ShapeMismatchError,
 )
 
-from .models import (
-    FAMILIES,
-    AbstractGenerator,
-    BigGANGenerator,
-    StyleGAN2Generator,
-    StyleGAN3Generator,
-)
+from .models import FAMILIES, AbstractGenerator, BigGANGenerator, StyleGAN2Generator
+from .models.stylegan3 import StyleGAN3Generator
 
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
@@ -611,9 +606,7 @@ class CheckpointInfo:
       converted: the source's `converters.ConvertedCheckpoint` (``kind == "source"``).
       meta: the directory's ``config.json`` (``kind == "converted"``).
       verified: whether parameter files were checked against recorded SHA-256 sums.
-      layers: StyleGAN3 only: one row per layer (name, W+ slot, size, channels, sampling rate,
-        cutoff, up/down factors, filter taps, whether the official config runs it in float16).
-      notes: remarks on how jaxedit runs this checkpoint (e.g. fp16 layers in float32).
+      layers, notes: StyleGAN3 only: ``StyleGAN3Config.layer_summary()`` and ``.notes()``.
     """
 
     path: str
@@ -701,17 +694,7 @@ def inspect_checkpoint(
     )
 
 
-def _layer_info(gen: nnx.Module) -> dict[str, Any]:
-    """``layers`` and ``notes`` of `CheckpointInfo` (StyleGAN3: the per-layer table)."""
+def _layer_info(gen: nnx.Module) -> dict[str, Any]:  # CheckpointInfo's layers, notes
     if not isinstance(gen, StyleGAN3Generator):
         return {}
-    cfg = gen.config
-    rows = cfg.layer_summary()
-    fp16 = [r["name"] for r in rows if r.get("official_fp16")]
-    notes = [f"StyleGAN3-{cfg.config_name}: {cfg.num_ws} W+ slots (slot 0: the input layer)"]
-    if fp16 and cfg.num_fp16_res:
-        notes.append(
-            f"the official config runs {', '.join(fp16)} in float16 (num_fp16_res="
-            f"{cfg.num_fp16_res}); jaxedit runs every layer in float32 (or float64)"
-        )
-    return {"layers": rows, "notes": notes}
+    return {"layers": gen.config.layer_summary(), "notes": gen.config.notes()}

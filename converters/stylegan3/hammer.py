@@ -124,18 +124,14 @@ KNOWN_KWARGS = frozenset(set(HAMMER_DEFAULTS) | {"model_type", "resolution"})
 
 
 def sniff(obj: Any) -> bool:
-    """A loaded Hammer checkpoint whose generator is a StyleGAN3 (``early_layer.frequency``, or
-    ``model_type`` ``'StyleGAN3Generator'``)."""
+    """A loaded Hammer checkpoint whose generator state dict is a StyleGAN3's (it has
+    ``synthesis.early_layer.frequency``; ``model_type`` alone is not trusted)."""
     models = obj.get("models") if isinstance(obj, dict) else None
     if not isinstance(models, dict):
         return False
-    for k in GENERATORS:
-        sd = models.get(k)
-        if isinstance(sd, dict) and "synthesis.early_layer.frequency" in sd:
-            return True
-    kw = obj.get("model_kwargs_init")
-    return isinstance(kw, dict) and any(
-        isinstance(v, dict) and v.get("model_type") == "StyleGAN3Generator" for v in kw.values()
+    return any(
+        isinstance(models.get(k), dict) and "synthesis.early_layer.frequency" in models[k]
+        for k in GENERATORS
     )
 
 

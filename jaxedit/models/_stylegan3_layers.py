@@ -177,6 +177,17 @@ class StyleGAN3Config(ConfigIO):
             )
         return rows
 
+    def notes(self) -> list[str]:
+        """What ``inspect`` says about running this config in jaxedit (W+ slots, fp16 layers)."""
+        out = [f"StyleGAN3-{self.config_name}: {self.num_ws} W+ slots (slot 0: the input layer)"]
+        fp16 = [r["name"] for r in self.layers if r["use_fp16"]]
+        if fp16 and self.num_fp16_res:
+            out.append(
+                f"the official config runs {', '.join(fp16)} in float16 (num_fp16_res="
+                f"{self.num_fp16_res}); jaxedit runs every layer in float32 (or float64)"
+            )
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
