@@ -4,10 +4,11 @@
 `ConvertedCheckpoint` of plain NumPy arrays. Nothing here imports torch or executes code
 from a file: pickles go through an allowlisting unpickler.
 
-Formats: NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 ``.pkl`` (``"nvidia-pkl"``),
+Formats: NVIDIA stylegan2-ada-pytorch / stylegan3-repo ``.pkl``, StyleGAN2 or StyleGAN3 (T, R)
+(``"nvidia-pkl"``),
 NVIDIA's TensorFlow StyleGAN2 ``.pkl`` (the official config-f releases; ``"nvidia-tf-pkl"``),
-rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``), Hammer / ReSeFa ``.pth``
-(``"hammer-pth"``) and pytorch-pretrained-BigGAN ``pytorch_model.bin`` + ``config.json``
+rosinality/stylegan2-pytorch ``.pt`` (``"rosinality-pt"``), Hammer / ReSeFa StyleGAN2 or
+StyleGAN3 ``.pth`` (``"hammer-pth"``) and pytorch-pretrained-BigGAN ``pytorch_model.bin`` + ``config.json``
 (``"biggan-bin"``; pass the directory or the .bin).
 """
 
@@ -28,6 +29,7 @@ from .errors import (
     UnsupportedFormatError,
 )
 from .stylegan2 import hammer, nvidia, nvidia_tf, rosinality
+from .stylegan3 import hammer as hammer3, nvidia as nvidia3
 
 FORMATS = (nvidia.FORMAT, nvidia_tf.FORMAT, rosinality.FORMAT, hammer.FORMAT, biggan.FORMAT)
 
@@ -119,9 +121,16 @@ def read_checkpoint(
     try:
         fmt, obj = _classify(path)
         if fmt == nvidia.FORMAT:
-            conv = nvidia.read(path, which)
+            obj = load_pickle(os.fspath(path))
+            net, _ = nvidia.select_network(obj, os.fspath(path), which)
+            if nvidia3.is_stylegan3(nvidia.flatten_network(net, os.fspath(path))[1]):
+                conv = nvidia3.read(path, which, obj=obj)
+            else:
+                conv = nvidia.read(path, which, obj=obj)
         elif fmt == nvidia_tf.FORMAT:
             conv = nvidia_tf.read(path, which)
+        elif fmt == hammer.FORMAT and hammer3.sniff(obj):
+            conv = hammer3.read(path, which, obj=obj)
         elif fmt == hammer.FORMAT:
             conv = hammer.read(path, which, obj=obj)
         elif fmt == biggan.FORMAT:

@@ -72,6 +72,7 @@ from .methods.spectra import conv_factorization, conv_singular_values
 from .metrics import evaluate_direction, locality
 from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
+from .models.stylegan3 import StyleGAN3Config, StyleGAN3Generator, make_transform
 from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sampling import Compute, Sampling
 from .toyfaces.default import default_generator, random_generator
@@ -122,6 +123,8 @@ __all__ = [
     "SolverStats",
     "StyleGAN2Config",
     "StyleGAN2Generator",
+    "StyleGAN3Config",
+    "StyleGAN3Generator",
     "SynthesisState",
     "UnsafePickleError",
     "UnsupportedFormatError",
@@ -130,6 +133,7 @@ __all__ = [
     "conv_factorization",
     "conv_singular_values",
     "convert_checkpoint",
+    "make_transform",
     "debug",
     "default_generator",
     "edit_latents",

@@ -44,6 +44,7 @@ from converters.errors import (
 )
 
 from .models import FAMILIES, AbstractGenerator, BigGANGenerator, StyleGAN2Generator
+from .models.stylegan3 import StyleGAN3Generator
 
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
@@ -339,7 +340,7 @@ def save_generator(
         if not ok:
             raise _refuse(out, why)
     family = _family_of(gen)
-    assert isinstance(gen, (StyleGAN2Generator, BigGANGenerator))  # _family_of checked it
+    assert isinstance(gen, (StyleGAN2Generator, StyleGAN3Generator, BigGANGenerator))
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".jaxedit-new-", dir=parent)
@@ -605,6 +606,7 @@ class CheckpointInfo:
       converted: the source's `converters.ConvertedCheckpoint` (``kind == "source"``).
       meta: the directory's ``config.json`` (``kind == "converted"``).
       verified: whether parameter files were checked against recorded SHA-256 sums.
+      layers, notes: StyleGAN3 only: ``StyleGAN3Config.layer_summary()`` and ``.notes()``.
     """
 
     path: str
@@ -615,6 +617,8 @@ class CheckpointInfo:
     converted: converters.ConvertedCheckpoint | None = None
     meta: dict[str, Any] | None = None
     verified: bool = False
+    layers: list[dict[str, Any]] | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def inspect_checkpoint(
@@ -673,9 +677,12 @@ def inspect_checkpoint(
             num_values=sum(int(np.prod(s)) for s in want.values()),
             meta=meta,
             verified=verified,
+            **_layer_info(abstract),
         )
     conv = converters.read_checkpoint(path, which, allow_nonfinite=allow_nonfinite)
-    validate_arrays(conv.family, conv.config, conv.params, conv.sources, origin=conv.source_path)
+    abstract = validate_arrays(
+        conv.family, conv.config, conv.params, conv.sources, origin=conv.source_path
+    )
     return CheckpointInfo(
         path=conv.source_path,
         kind="source",
@@ -683,4 +690,11 @@ def inspect_checkpoint(
         config=conv.config,
         num_values=sum(int(np.prod(np.shape(v))) for v in conv.params.values()),
         converted=conv,
+        **_layer_info(abstract),
     )
+
+
+def _layer_info(gen: nnx.Module) -> dict[str, Any]:  # CheckpointInfo's layers, notes
+    if not isinstance(gen, StyleGAN3Generator):
+        return {}
+    return {"layers": gen.config.layer_summary(), "notes": gen.config.notes()}

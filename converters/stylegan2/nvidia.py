@@ -396,10 +396,12 @@ def key_table(cfg: dict, source: str):
     return table, ignored
 
 
-def read(path: str | os.PathLike, which: str | None = None) -> ConvertedCheckpoint:
-    """Read an NVIDIA StyleGAN2 ``.pkl`` into jaxedit's layout (``which`` defaults to ``G_ema``)."""
+def read(path: str | os.PathLike, which: str | None = None, obj: Any = None) -> ConvertedCheckpoint:
+    """Read an NVIDIA StyleGAN2 ``.pkl`` into jaxedit's layout (``which`` defaults to ``G_ema``;
+    ``obj``: the already unpickled file, as ``converters.read_checkpoint`` passes it)."""
     source = os.fspath(path)
-    obj = _pickle.load_pickle(source)
+    if obj is None:
+        obj = _pickle.load_pickle(source)
     net, which = select_network(obj, source, which)
     tensors, attrs = flatten_network(net, source)
     cfg = infer_config(tensors, attrs, source, which)

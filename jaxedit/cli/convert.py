@@ -28,6 +28,7 @@ def _cmd_inspect(args) -> int:
     info = inspect_checkpoint(args.src, args.which, allow_nonfinite=args.allow_nonfinite)
     if info.kind == "converted":
         print(json.dumps(info.meta, indent=2, sort_keys=True))
+        _print_layers(info)
         return 0
     conv = info.converted
     assert conv is not None  # kind == "source": inspect_checkpoint sets the conversion
@@ -35,6 +36,7 @@ def _cmd_inspect(args) -> int:
     print(f"network: {conv.which}")
     print(f"sha256:  {conv.source_sha256}")
     print("config:  " + json.dumps(conv.config, sort_keys=True))
+    _print_layers(info)
     inverse = {part: t for t, s in conv.sources.items() for part in s.split("+")}
     width = max(len(k) for k in conv.source_tensors)
     print(f"\n{'source key':<{width}}  {'shape':<20}  jaxedit key")
@@ -45,6 +47,30 @@ def _cmd_inspect(args) -> int:
         "every check of convert passed"
     )
     return 0
+
+
+def _print_layers(info) -> None:
+    """StyleGAN3: the per-layer table (sizes, channels, sampling rates, cutoffs, W+ slots)."""
+    if not info.layers:
+        return
+    print(f"family:  {info.family}")
+    for note in info.notes:
+        print(f"note:    {note}")
+    print(
+        f"\n{'layer':<14} {'slot':>4} {'size':>5} {'in':>5} {'out':>5} {'rate':>6} {'cutoff':>8} "
+        f"{'up':>3} {'down':>4} {'taps':>9} fp16*"
+    )
+    for r in info.layers:
+        taps = f"{r.get('up_taps', '-')}/{r.get('down_taps', '-')}" + (
+            "r" if r.get("down_radial") else ""
+        )
+        print(
+            f"{r['name']:<14} {r['slot']:>4} {r['size']:>5} {r['in_channels']:>5} "
+            f"{r['out_channels']:>5} {r['sampling_rate']:>6g} {r['cutoff']:>8.3f} "
+            f"{r.get('up', '-'):>3} {r.get('down', '-'):>4} {taps:>9} "
+            f"{'yes' if r.get('official_fp16') else ''}"
+        )
+    print("(* fp16 in the official config; jaxedit runs every layer in float32 / float64)")
 
 
 def register(sub) -> None:

@@ -17,10 +17,21 @@ from .stylegan2 import (
     SynthesisState as SynthesisState,
     seed_to_z as seed_to_z,
 )
+from .stylegan3 import (
+    StyleGAN3Config as StyleGAN3Config,
+    StyleGAN3Generator as StyleGAN3Generator,
+    make_transform as make_transform,
+)
 
-FAMILIES: dict[str, tuple[type, type[StyleGAN2Generator] | type[BigGANGenerator]]] = {
+FAMILIES: dict[
+    str, tuple[type, type[StyleGAN2Generator] | type[StyleGAN3Generator] | type[BigGANGenerator]]
+] = {
     cls.family: (cfg, cls)
-    for cfg, cls in ((StyleGAN2Config, StyleGAN2Generator), (BigGANConfig, BigGANGenerator))
+    for cfg, cls in (
+        (StyleGAN2Config, StyleGAN2Generator),
+        (StyleGAN3Config, StyleGAN3Generator),
+        (BigGANConfig, BigGANGenerator),
+    )
 }
 
 __all__ = [
@@ -31,7 +42,10 @@ __all__ = [
     "LayerFeatures",
     "StyleGAN2Config",
     "StyleGAN2Generator",
+    "StyleGAN3Config",
+    "StyleGAN3Generator",
     "SynthesisState",
+    "make_transform",
     "one_hot",
     "seed_to_z",
     "truncated_noise_sample",

@@ -223,7 +223,8 @@ class _Persistent:
         return (sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (self.meta,))
 
 
-def test_stylegan3_network_is_refused(tmp_path, monkeypatch):
+def test_stylegan3_skeleton_without_kwargs_is_a_typed_error(tmp_path, monkeypatch):
+    """A StyleGAN3 network goes to the StyleGAN3 reader (issue 22), which needs _init_kwargs."""
     monkeypatch.setitem(sys.modules, "torch_utils", types.ModuleType("torch_utils"))
     monkeypatch.setitem(sys.modules, "torch_utils.persistence", _persistent_module())
     syn = _Persistent(
@@ -248,7 +249,7 @@ def test_stylegan3_network_is_refused(tmp_path, monkeypatch):
     )
     path = tmp_path / "sg3.pkl"
     path.write_bytes(pickle.dumps({"G_ema": g}))
-    with pytest.raises(UnsupportedFormatError, match="StyleGAN3"):
+    with pytest.raises(CorruptCheckpointError, match="has no _init_kwargs"):
         converters.read_checkpoint(path)
 
 

@@ -25,6 +25,7 @@ def _rel(a, b):
 def test_families_registry():
     assert FAMILIES == {
         "stylegan2": (jaxedit.StyleGAN2Config, StyleGAN2Generator),
+        "stylegan3": (jaxedit.StyleGAN3Config, jaxedit.StyleGAN3Generator),
         "biggan": (BigGANConfig, BigGANGenerator),
     }
     for name, (_, cls) in FAMILIES.items():
