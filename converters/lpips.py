@@ -279,8 +279,9 @@ def _torchscript_globals(source: str) -> tuple[str, dict[tuple[str, str], type]]
         text = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise CorruptCheckpointError(f"{source}: {pkl[0]}: corrupt pickle ({text})") from None
     found: dict[tuple[str, str], type] = {}
-    for arg in args:
-        module, _, name = str(arg).partition(" ")
+    for raw in args:
+        arg = str(raw)
+        module, _, name = arg.partition(" ")
         if module != "__torch__" and not module.startswith("__torch__."):
             continue  # any other global meets the allowlist of the restricted unpickler
         if len(arg) > 512 or not all(_IDENT.fullmatch(p) for p in [*module.split("."), name]):
@@ -389,9 +390,7 @@ def _state_dict(path: str | os.PathLike, what: str, limits) -> tuple[str, dict[s
     if isinstance(obj, TorchScriptObject):  # pragma: no cover - extra_allow is not passed
         raise UnsupportedFormatError(f"{source}: a TorchScript archive")
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        raise UnsupportedFormatError(
-            f"{source}: holds {describe(obj)}, not a state dict ({what})"
-        )
+        raise UnsupportedFormatError(f"{source}: holds {describe(obj)}, not a state dict ({what})")
     return source, obj
 
 

@@ -37,6 +37,7 @@ from .errors import (
     ComplexEigenpairsWarning,
     ConvergenceWarning,
     CorruptCheckpointError,
+    ImageFileError,
     JaxeditWarning,
     KeyMismatchError,
     NonFiniteParameterError,
@@ -47,7 +48,7 @@ from .errors import (
     UnsafePickleError,
     UnsupportedFormatError,
 )
-from .images import save_image_grid, to_uint8
+from .images import load_images, save_image_grid, to_uint8
 from .jacobians import JacobianOperator, OutputSpec, jacobian
 from .linalg import (
     Dense,
@@ -101,6 +102,7 @@ __all__ = [
     "CorruptCheckpointError",
     "Dense",
     "DirectionSet",
+    "ImageFileError",
     "JacobianOperator",
     "JaxeditWarning",
     "KeyMismatchError",
@@ -138,6 +140,7 @@ __all__ = [
     "linalg",
     "load_directions",
     "load_generator",
+    "load_images",
     "load_moments",
     "locality",
     "merge_moments",

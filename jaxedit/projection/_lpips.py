@@ -264,8 +264,12 @@ def load_lpips(
 
     Raises:
       TypeError: neither ``path`` nor both ``lin`` and ``backbone``, or both kinds.
-      UnsupportedFormatError, UnsafePickleError, KeyMismatchError, ShapeMismatchError,
-      CorruptCheckpointError: one line naming the file and the tensor.
+      UnsupportedFormatError: not a file of either kind (one line naming it and, when the
+        file is of the other kind, the call that reads it).
+      UnsafePickleError: the archive's pickle names a global outside the allowlist.
+      KeyMismatchError: a tensor is missing (named).
+      ShapeMismatchError: a tensor has the wrong shape (named).
+      CorruptCheckpointError: a file is damaged (NonFiniteParameterError: NaN / infinity).
       FileNotFoundError: a file does not exist.
     """
     if path is not None and (lin is not None or backbone is not None):

@@ -1,3 +1,5 @@
+# pyright: reportIndexIssue=false, reportAttributeAccessIssue=false, reportCallIssue=false
+# pyright: reportOperatorIssue=false, reportArgumentType=false, reportOptionalMemberAccess=false
 """Plain-torch references for LPIPS-VGG16 (torch is a test extra; torchvision is not used: the
 PyPI build does not import beside torch 2.13).
 
