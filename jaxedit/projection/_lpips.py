@@ -122,6 +122,13 @@ def lpips_features(
     return jnp.concatenate(parts, axis=1)
 
 
+def compiled_programs() -> dict[str, int]:
+    """Programs compiled so far by the LPIPS kernels (``{"lpips_distance": n, ...}``), for the
+    recompile guard of `jaxedit.debug`: new values of the same shapes compile nothing new."""
+    fns: dict[str, Any] = {"lpips_distance": lpips_distance, "lpips_features": lpips_features}
+    return {name: int(fn._cache_size()) for name, fn in fns.items()}
+
+
 # ---------------------------------------------------------------------------------------------
 # The public object.
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +191,8 @@ class LPIPS:
     def features(self, x: Any, *, precision: Precision = "highest") -> jax.Array:
         """``[N, D]`` features whose squared distance ``sum((f(x) - f(y))**2, -1)`` is the LPIPS
         distance (NVIDIA ``vgg16.pt``'s ``return_lpips=True``; exact when every lin weight is
-        >= 0, as in the published weights). Compute a target's features once, then compare."""
+        >= 0, as in the published weights). Compute a target's features once, then compare.
+        Only distances are meaningful: the order of the D coordinates is not NVIDIA's."""
         x = _check_images("x", x, self.resize_to)
         return lpips_features(
             self.params, x, resize_to=self.resize_to, precision=as_precision(precision)

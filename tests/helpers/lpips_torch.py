@@ -67,8 +67,8 @@ class TorchLPIPS(nn.Module):
         super().__init__()
         self.vgg = TorchVGG16Features()
         self.lins = nn.ModuleList([_Lin(c) for c in CHANNELS])
-        self.register_buffer("shift", torch.tensor(SHIFT)[None, :, None, None])
-        self.register_buffer("scale", torch.tensor(SCALE)[None, :, None, None])
+        self.register_buffer("shift", torch.tensor(SHIFT, dtype=torch.float64)[None, :, None, None])
+        self.register_buffer("scale", torch.tensor(SCALE, dtype=torch.float64)[None, :, None, None])
 
     def lin_state_dict(self):
         return {f"lin{k}.model.1.weight": m.model[1].weight.detach().clone() for k, m in

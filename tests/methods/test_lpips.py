@@ -4,6 +4,7 @@ of NVIDIA's TorchScript ``vgg16.pt`` and of the lpips ``vgg.pth`` + torchvision 
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import zipfile
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from converters.errors import (
+    CorruptCheckpointError,
     KeyMismatchError,
     NonFiniteParameterError,
     ShapeMismatchError,
@@ -61,7 +63,7 @@ def test_parity_float64(lp, ref):
     want = _ref_distance(ref, x, y)
     got = np.asarray(lp(x, y))
     assert got.dtype == np.float64 and got.shape == (2,)
-    assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max(), (got, want)
+    assert np.abs(got - want).max() <= 1e-10 * np.abs(want).max(), (got, want)  # ~1e-16 seen
     # the features' squared distance is the same number (NVIDIA's return_lpips=True form)
     fx, fy = lp.features(x), lp.features(y)
     np.testing.assert_allclose(np.sum((fx - fy) ** 2, -1), want, rtol=1e-6)
@@ -90,8 +92,9 @@ def test_resize_to_is_area_averaging(lp, ref):
 def test_jit_broadcast_target_and_gradient(lp, ref):
     """The LPIPS pytree passed into jax.jit; one target for a batch; finite gradients, also at
     a black image (every relu tap zero at many pixels) and at d = 0."""
-    y = _images(8, (1, *SHAPE[1:]))
-    x = np.stack([_images(9)[0], np.full(SHAPE[1:], -1.0), y[0]])
+    shape = (16, 20, 3)  # the smallest input: relu5_3 is 1 x 1
+    y = _images(8, (1, *shape))
+    x = np.stack([_images(9, shape), np.full(shape, -1.0), y[0]])
     f = jax.jit(jax.value_and_grad(lambda m, a, b: m(a, b).sum(), argnums=1))
     v, g = f(lp, jnp.asarray(x), jnp.asarray(y))
     np.testing.assert_allclose(v, _ref_distance(ref, x, np.repeat(y, 3, 0)).sum(), rtol=1e-6)
@@ -103,11 +106,16 @@ def test_jit_broadcast_target_and_gradient(lp, ref):
 # Properties.
 # ---------------------------------------------------------------------------------------------
 def test_properties(lp):
+    from jaxedit.projection._lpips import compiled_programs
+
     x, y = _images(6), _images(7)
+    lp(x, y)
+    before = compiled_programs()
     np.testing.assert_array_equal(lp(x, x), 0.0)
     np.testing.assert_allclose(lp(x, y), lp(y, x), rtol=1e-12)
     assert (np.asarray(lp(x, y)) > 0).all()
     assert (np.asarray(lp(x, x + 0.01)) > 0).all()
+    assert compiled_programs() == before  # new values, same shapes: nothing recompiled
 
 
 def test_bad_inputs(lp):
@@ -130,7 +138,7 @@ def test_bad_inputs(lp):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, lp, ref):
     d = tmp_path_factory.mktemp("lpips")
-    ref = ref.float()
+    ref = copy.deepcopy(ref).float()
     backbone = {f"features.{k[len('vgg.features.'):]}": v for k, v in ref.state_dict().items()
                 if k.startswith("vgg.features.")}  # fmt: skip
     backbone["classifier.0.weight"] = torch.zeros(4, 8)  # torchvision's file has a classifier
@@ -213,6 +221,20 @@ def test_hostile_torchscript_refused(files, tmp_path):
     _rewrite_zip(d / "vgg16.pt", tmp_path / "bad.pt", {"data.pkl": bad})
     with pytest.raises(UnsafePickleError, match="not a class name"):
         load_lpips(tmp_path / "bad.pt")
+
+
+def test_damaged_and_oversized_archives(files, tmp_path):
+    d, _ = files
+    data = (d / "vgg16.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptCheckpointError, match=r"cut\.pt: damaged zip archive"):
+        load_lpips(tmp_path / "cut.pt")
+    # a data.pkl that inflates past 64 MiB is refused from its declared size (never inflated)
+    with zipfile.ZipFile(tmp_path / "big.pt", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("vgg16/data.pkl", bytes(65 << 20))
+        z.writestr("vgg16/code/__torch__.py", b"")
+    with pytest.raises(CorruptCheckpointError, match=r"big\.pt: vgg16/data\.pkl declares 68157440"):
+        load_lpips(tmp_path / "big.pt")
 
 
 def test_reader_errors(files, tmp_path):
