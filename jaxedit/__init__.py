@@ -38,6 +38,7 @@ from .errors import (
     ComplexEigenpairsWarning,
     ConvergenceWarning,
     CorruptCheckpointError,
+    ImageFileError,
     JaxeditWarning,
     KeyMismatchError,
     NonFiniteParameterError,
@@ -48,7 +49,7 @@ from .errors import (
     UnsafePickleError,
     UnsupportedFormatError,
 )
-from .images import save_image_grid, to_uint8
+from .images import load_images, save_image_grid, to_uint8
 from .jacobians import JacobianOperator, OutputSpec, jacobian
 from .linalg import (
     Dense,
@@ -103,6 +104,7 @@ __all__ = [
     "CorruptCheckpointError",
     "Dense",
     "DirectionSet",
+    "ImageFileError",
     "JacobianOperator",
     "JaxeditWarning",
     "KeyMismatchError",
@@ -144,6 +146,7 @@ __all__ = [
     "linalg",
     "load_directions",
     "load_generator",
+    "load_images",
     "load_moments",
     "locality",
     "merge_moments",

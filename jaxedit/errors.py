@@ -13,6 +13,8 @@ Hierarchy::
     OutputError (OSError)           an output path jaxedit will not write
     └── OutputExistsError           ... because it exists and overwriting was not asked for
 
+    ImageFileError (ValueError)     an input image file jaxedit will not read (load_images)
+
     CheckpointError (ValueError)    from ``converters.errors``: UnsafePickleError,
                                     CorruptCheckpointError, NonFiniteParameterError,
                                     UnsupportedFormatError, KeyMismatchError, ShapeMismatchError
@@ -69,12 +71,19 @@ class OutputExistsError(OutputError, FileExistsError):
     """The output file exists and overwriting was not asked for (``overwrite=True`` / ``--force``)."""
 
 
+class ImageFileError(ValueError):
+    """An input image file that `jaxedit.load_images` will not read: empty, not an image of a
+    supported format, damaged, of zero size, larger than the pixel limit (a decompression
+    bomb), or of a pixel mode it cannot convert. The message names the file."""
+
+
 __all__ = [
     "AmbiguousRegionError",
     "CheckpointError",
     "ComplexEigenpairsWarning",
     "ConvergenceWarning",
     "CorruptCheckpointError",
+    "ImageFileError",
     "JaxeditWarning",
     "KMeansConvergenceWarning",
     "KeyMismatchError",

@@ -23,6 +23,7 @@ NAMESPACES = (
     "jaxedit.panda",
     "jaxedit.eis",
     "jaxedit.toyfaces",
+    "jaxedit.projection",
     "converters",
 )
 #: Public names known to lack a docstring, in files this change could not edit. Add the
