@@ -14,6 +14,7 @@ Hierarchy::
     └── OutputExistsError           ... because it exists and overwriting was not asked for
 
     ImageFileError (ValueError)     an input image file jaxedit will not read (load_images)
+    AmbiguousRegionError (ValueError)  a short region name of several preset sets ("eyes")
 
     CheckpointError (ValueError)    from ``converters.errors``: UnsafePickleError,
                                     CorruptCheckpointError, NonFiniteParameterError,
