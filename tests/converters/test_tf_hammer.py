@@ -836,7 +836,7 @@ def test_load_directions_npy_and_npz(tmp_path):
         (np.full((1, 32), np.nan, np.float32), "non-finite"),
         (np.zeros((1, 0), np.float32), "empty"),
         (np.asarray(["a", "b"]), "dtype"),
-        (np.asarray([{"x": 1}], dtype=object), "readable"),
+        (np.asarray([{"x": 1}], dtype=object), "need pickle"),
     ],
 )
 def test_load_directions_errors(tmp_path, value, match):
