@@ -514,24 +514,37 @@ def _fir(x, f, gain: float, down: int = 1):
     return x.reshape(n, -1, *x.shape[2:]) if fold else x
 
 
-def _upsample_zeros(x, up: int):
-    """Insert ``up - 1`` zeros after every sample along H and W (functional)."""
-    if up == 1:
-        return x
-    n, c, h, w = x.shape
-    x = x.reshape(n, c, h, 1, w, 1)
-    x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-    return x.reshape(n, c, h * up, w * up)
+def _up_fir(x, f, up: int, padding):
+    """NVIDIA ``upfirdn2d(x, f, up=up, padding=padding, gain=up**2)`` (zero insertion, pad,
+    convolve) computed polyphase, as a strided transposed depthwise conv (the inserted zeros are
+    never multiplied): along one axis, with ``T = conv_transpose(x, f, stride=up)`` of length
+    ``(n - 1) up + K``, the result is ``T`` padded by ``(p0 - K + 1, up + p1 - K)`` (negative =
+    cropped). 1-D filters run as one pass per axis (W, then H)."""
+    c = x.shape[1]
+    px0, px1, py0, py1 = padding
+    f = f.to(x.dtype)
+    k = f.shape[-1]
+    if f.ndim == 2:
+        x = F.conv_transpose2d(x, (f * up**2)[None, None].expand(c, 1, -1, -1), stride=up, groups=c)
+        return F.pad(x, [px0 - k + 1, up + px1 - k, py0 - k + 1, up + py1 - k])
+    f = f * up
+    x = F.conv_transpose2d(x, f[None, None, None, :].expand(c, 1, 1, -1), stride=(1, up), groups=c)
+    x = F.pad(x, [px0 - k + 1, up + px1 - k])
+    x = F.conv_transpose2d(x, f[None, None, :, None].expand(c, 1, -1, 1), stride=(up, 1), groups=c)
+    return F.pad(x, [0, 0, py0 - k + 1, up + py1 - k])
 
 
 def filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp):
-    """NVIDIA ``filtered_lrelu`` by its reference path (``_filtered_lrelu_ref``)."""
+    """NVIDIA ``filtered_lrelu``: the values of its reference path (``_filtered_lrelu_ref``:
+    bias, upfirdn2d up with gain up², lrelu·gain, clamp, upfirdn2d down), the up-sampling
+    polyphase and the down-sampling strided."""
     x = x + b[None, :, None, None]
-    x = _upsample_zeros(x, up)
-    px0, px1, py0, py1 = padding
-    x = F.pad(x, [px0, px1, py0, py1])  # negative = crop
     if fu is not None:
-        x = _fir(x, fu, float(up**2))
+        x = _up_fir(x, fu, up, padding)
+    else:  # no up filter: up == 1 (ToRGB), only the padding
+        if up != 1:
+            raise ValueError("an up-sampling layer needs an up filter")
+        x = F.pad(x, list(padding))
     x = F.leaky_relu(x, slope) if slope != 1 else x
     if gain != 1:
         x = x * gain
