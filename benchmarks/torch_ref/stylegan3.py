@@ -586,19 +586,24 @@ def synthesis_layer(p, ly: Layer, x, w):
     )
 
 
-def synthesis(p, arch: Arch, ws, transform=None, return_activations: bool = False):
-    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (x ``output_scale``); with
-    ``return_activations`` also ``{'input': ..., layer name: ...}``, each layer's output before
-    the output scale."""
+def synthesis_activations(p, arch: Arch, ws, transform=None):
+    """ws [N, num_ws, w_dim] -> (image [N, C, H, W] x ``output_scale``, ``{'input': ...,
+    layer name: ...}``: every layer's output, the last one before the output scale)."""
     x = synthesis_input(p, arch, ws[:, 0], transform)
-    acts = {"input": x} if return_activations else None
+    acts = {"input": x}
     for i, ly in enumerate(arch.layers):
         x = synthesis_layer(p, ly, x, ws[:, i + 1])
-        if acts is not None:
-            acts[ly.name] = x
-    if arch.output_scale != 1:
-        x = x * arch.output_scale
-    return (x, acts) if return_activations else x
+        acts[ly.name] = x
+    return x * arch.output_scale if arch.output_scale != 1 else x, acts
+
+
+def synthesis(p, arch: Arch, ws, transform=None) -> torch.Tensor:
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (x ``output_scale``); ``transform`` [3, 3]
+    overrides the ``synthesis.input.transform`` buffer."""
+    x = synthesis_input(p, arch, ws[:, 0], transform)
+    for i, ly in enumerate(arch.layers):
+        x = synthesis_layer(p, ly, x, ws[:, i + 1])
+    return x * arch.output_scale if arch.output_scale != 1 else x
 
 
 def generate(p, arch: Arch, z, c=None, psi: float = 1.0, cutoff: int | None = None, transform=None):
