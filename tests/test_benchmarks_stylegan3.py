@@ -181,6 +181,8 @@ def test_float32_baseline_close_to_nvidia_float64(nvidia):
 # the benchmark suite
 
 
+@pytest.mark.slow  # jit of a 16-layer generator + torch.func on a CPU (test_benchmarks runs
+# every suite at toy size by default, this one included; this test checks the rows)
 def test_stylegan3_suite_runs_at_toy_size(tmp_path):
     """``--suite stylegan3 --smoke``: forward (batch 1, 8) and W-Jacobian rows for both
     frameworks from the same weights, each with its max relative error against torch fp32."""
@@ -214,10 +216,13 @@ def test_stylegan3_suite_runs_at_toy_size(tmp_path):
         assert r["accuracy"] < 1e-4, r  # the same function in both frameworks (float32)
 
 
+@pytest.mark.slow  # float64 jit of two generators
 def test_jaxedit_stylegan3_equals_the_torch_baseline_in_float64():
     """The benchmark's two sides compute the same function: jaxedit's generator built from the
     baseline's random NVIDIA state dict (the suite's conversion path) against the baseline, T and
-    R, mapping with truncation and synthesis, float64."""
+    R, mapping with truncation and synthesis, float64. One sample: equal to rounding. Several:
+    NVIDIA normalises the styles by their RMS over the whole batch before demodulating, jaxedit
+    per sample, which demodulation cancels up to its eps (1e-8): ~1e-9 relative."""
     pytest.importorskip("converters.stylegan3.nvidia")
     import jax.numpy as jnp
 
@@ -226,10 +231,11 @@ def test_jaxedit_stylegan3_equals_the_torch_baseline_in_float64():
     for kind in KINDS:
         gen, p, arch = stylegan3_pair(dict(SIZES["smoke"], cfg=kind), "cpu", seed=5)
         p64 = {k: v.double() for k, v in p.items()}
-        z = np.random.RandomState(0).randn(2, arch.z_dim)
+        z = np.random.RandomState(0).randn(3, arch.z_dim)
         ws = np.asarray(gen.mapping(z, None, 0.7, 3, dtype=jnp.float64))
         want = tr3.mapping(p64, arch, torch.tensor(z), psi=0.7, cutoff=3).numpy()
         np.testing.assert_allclose(ws, want, rtol=0, atol=1e-12)
         img = np.asarray(gen.synthesis(ws, dtype=jnp.float64))
-        ref = tr3.synthesis(p64, arch, torch.tensor(ws)).numpy().transpose(0, 2, 3, 1)
-        assert _rel(img, ref) < 1e-9, kind
+        for n, tol in ((1, 1e-12), (3, 1e-8)):
+            ref = tr3.synthesis(p64, arch, torch.tensor(ws[:n])).numpy().transpose(0, 2, 3, 1)
+            assert _rel(img[:n], ref) < tol, (kind, n)
