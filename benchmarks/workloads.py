@@ -1539,6 +1539,14 @@ def _validity_panda_eis_rows(gen, ws, base, part, region, panda_fit, eis_contrib
     return out
 
 
+def suite_stylegan3(ctx: Context) -> list[Row]:
+    """StyleGAN3-T synthesis (batch 1, 8) and the W Jacobian of one sample: jaxedit against the
+    PyTorch port of NVIDIA's generator, same weights (``suite_stylegan3.py``)."""
+    from .suite_stylegan3 import run
+
+    return run(ctx)
+
+
 SUITES = {
     "forward": suite_forward,
     "jacobian": suite_jacobian,
@@ -1551,4 +1559,5 @@ SUITES = {
     "validity": suite_validity,
     "panda": suite_panda,
     "moments": suite_moments,
+    "stylegan3": suite_stylegan3,
 }
