@@ -181,8 +181,8 @@ def test_float32_baseline_close_to_nvidia_float64(nvidia):
 # the benchmark suite
 
 
-@pytest.mark.slow  # jit of a 16-layer generator + torch.func on a CPU (test_benchmarks runs
-# every suite at toy size by default, this one included; this test checks the rows)
+@pytest.mark.slow  # jit of a 16-layer generator + torch.func on a CPU: minutes on 2 cores
+# (test_benchmarks' all-suites smoke run leaves this suite to this test)
 def test_stylegan3_suite_runs_at_toy_size(tmp_path):
     """``--suite stylegan3 --smoke``: forward (batch 1, 8) and W-Jacobian rows for both
     frameworks from the same weights, each with its max relative error against torch fp32."""
