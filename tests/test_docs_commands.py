@@ -314,9 +314,11 @@ EXPECTED_FILES = {
     "docs/cli.md": (
         "ckpt/config.json",
         "synth.png",
-        "default.png",
+        "synth_ckpt.png",
         "dogs.png",
         "jacobian.npz",
+        "jacobian_ckpt.npz",
+        "edit_ffhq.png",
         "resefa_eyes.npz",
         "edit_resefa_eyes_0.png",
         "sefa.npz",

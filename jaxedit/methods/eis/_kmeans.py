@@ -50,7 +50,7 @@ def _kmeanspp(X: jax.Array, k: int, key: jax.Array, n_trials: int) -> jax.Array:
     D² = ‖x − c‖² = 2 − 2 cos on unit rows). X: [M, C] unit rows -> [k, C]."""
     m = X.shape[0]
     key, sub = jax.random.split(key)
-    first = jax.random.randint(sub, (), 0, m)
+    first = jax.random.randint(sub, (), 0, m, dtype=jnp.int32)  # same draw with x64 on or off
     centers = jnp.zeros((k, X.shape[1]), X.dtype).at[0].set(X[first])
     d2 = jnp.maximum(2 - 2 * _cos(X, X[first][None])[:, 0], 0)
 
@@ -140,7 +140,7 @@ def _minibatch(
 
     def body(s):
         key, k_batch, k_re = jax.random.split(s["key"], 3)
-        idx = jax.random.randint(k_batch, (batch_size,), 0, n)
+        idx = jax.random.randint(k_batch, (batch_size,), 0, n, dtype=jnp.int32)
         xb = X[idx]
         C, mean, counts = s["C"], s["mean"], s["counts"]
         lab, best = _assign(xb, C)
