@@ -1,7 +1,7 @@
 """Every public name has a docstring and a place in the API reference (``docs/api/*.md``).
 
 Public names: ``jaxedit.__all__``, the ``__all__`` of the namespaces ``jaxedit.linalg``,
-``jaxedit.panda``, ``jaxedit.eis`` and ``jaxedit.toyfaces``, and of the torch-free readers ``converters``. A name
+``jaxedit.panda``, ``jaxedit.eis``, ``jaxedit.toyfaces`` and ``jaxedit.projection``, and of the torch-free readers ``converters``. A name
 appears in the reference when a page has a ``::: <namespace>.<name>`` directive, or a
 ``::: <namespace>`` directive whose ``members:`` option lists it.
 """
@@ -23,6 +23,7 @@ NAMESPACES = (
     "jaxedit.panda",
     "jaxedit.eis",
     "jaxedit.toyfaces",
+    "jaxedit.projection",
     "converters",
 )
 #: Public names known to lack a docstring, in files this change could not edit. Add the

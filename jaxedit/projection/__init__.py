@@ -43,8 +43,7 @@ def compiled_programs() -> dict[str, int]:
     from ._pti import _JITTED as tune_jitted
 
     return {
-        name: int(fn._cache_size())
-        for name, fn in (*project_jitted.items(), *tune_jitted.items())
+        name: int(fn._cache_size()) for name, fn in (*project_jitted.items(), *tune_jitted.items())
     }
 
 

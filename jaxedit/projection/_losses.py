@@ -170,8 +170,7 @@ def area_downsample(x: jax.Array, size: int) -> jax.Array:
         return x
     if h != w or h % size:
         raise ValueError(
-            f"area downsampling needs square images whose side is a multiple of {size}, got "
-            f"{h}x{w}"
+            f"area downsampling needs square images whose side is a multiple of {size}, got {h}x{w}"
         )
     s = h // size
     return x.reshape(n, size, s, size, s, c).mean(axis=(2, 4))

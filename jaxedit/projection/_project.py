@@ -170,22 +170,32 @@ def _optimizer() -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.adam)(learning_rate=0.0, b1=0.9, b2=0.999, eps=1e-8)
 
 
-@functools.partial(jax.jit, static_argnames=("plan",))
-def _init(plan: _Plan, params):
+@jax.jit
+def _init(params):
     """(a copy of ``params`` that the steps may donate, Adam's state)."""
-    params = jax.tree.map(jnp.copy, params)
+    params = jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype), params)  # strong types
     return params, _optimizer().init(params)
 
 
-@functools.partial(jax.jit, static_argnames=("plan",))
-def _prepare(plan: _Plan, loss_arrays, targets):
-    loss = _losses.merge_static(plan.loss, loss_arrays)
+@functools.partial(jax.jit, static_argnames=("loss",))
+def _prepare(loss, loss_arrays, targets):
+    loss = _losses.merge_static(loss, loss_arrays)
     return _losses.prepare(loss, targets)
 
 
 @functools.partial(jax.jit, static_argnames=("plan",), donate_argnames=("params", "opt_state"))
 def _step(
-    plan: _Plan, gen_state, loss_arrays, params, opt_state, prepared, scale, context, key, t, lr,
+    plan: _Plan,
+    gen_state,
+    loss_arrays,
+    params,
+    opt_state,
+    prepared,
+    scale,
+    context,
+    key,
+    t,
+    lr,
     factor,
 ):
     """Step ``t`` of every row at learning rate ``lr`` and latent noise ``factor * scale``.
@@ -244,7 +254,9 @@ def check_images(gen, images, name: str = "images", dtype=None) -> jax.Array:
     try:
         a = np.asarray(images)
     except Exception as e:  # noqa: BLE001 - anything np.asarray refuses
-        raise TypeError(f"{name} must be an array of images [N, H, W, C], got {type(images).__name__}") from e
+        raise TypeError(
+            f"{name} must be an array of images [N, H, W, C], got {type(images).__name__}"
+        ) from e
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
     r, ch = gen.resolution, gen.img_channels
@@ -391,7 +403,10 @@ def project(
         )
     truncation = gen.check_truncation(sampling.truncation_psi) if kind == "cond" else 1.0
     sp = _space.make_space(
-        gen, space, noise_mode=sampling.noise_mode, truncation=truncation,
+        gen,
+        space,
+        noise_mode=sampling.noise_mode,
+        truncation=truncation,
         precision=compute.precision,
         offset_scale=schedule.offset_rate,
     )
@@ -437,9 +452,9 @@ def project(
         loss=loss_static,
         noise_weight=noise.weight if optimize_noise else 0.0,
     )
-    prepared = _prepare(plan, loss_arrays, jnp.repeat(targets, r, axis=0))
+    prepared = _prepare(loss_static, loss_arrays, jnp.repeat(targets, r, axis=0))
     offsets = jnp.zeros((b,) + sp.shape, dt) if sp.space == "wplus" else None
-    params, opt_state = _init(plan, {"latent": lat, "offsets": offsets, "noise": bufs})
+    params, opt_state = _init({"latent": lat, "offsets": offsets, "noise": bufs})
     # the steps' outputs live where the generator does: start there too (one compiled program)
     where = jax.tree.leaves(gen_state)[0].sharding
     params, opt_state = jax.device_put((params, opt_state), where)
@@ -472,9 +487,7 @@ def project(
             bar.update(1)
 
     final, imgs = _evaluate(plan, gen_state, loss_arrays, params, prepared, context_b)
-    return _result(
-        sp, mode, n, r, final, imgs, jnp.stack(history), params, noise_names, context
-    )
+    return _result(sp, mode, n, r, final, imgs, jnp.stack(history), params, noise_names, context)
 
 
 def _result(sp, mode, n, r, final, imgs, history, params, noise_names, context):

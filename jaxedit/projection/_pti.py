@@ -89,8 +89,6 @@ class _TunePlan:
     locality: Any  # static half of the locality loss, or None
     samples: int
     psi: float
-    distance: float
-    lr: float
 
 
 def _morph(sp: _space.Space, pivots, samples):
@@ -102,21 +100,33 @@ def _morph(sp: _space.Space, pivots, samples):
     return d / jnp.maximum(norm, jnp.finfo(d.dtype).tiny)
 
 
-@functools.partial(jax.jit, static_argnames=("plan",))
-def _tune_prepare(plan: _TunePlan, loss_arrays, targets):
-    return _losses.prepare(_losses.merge_static(plan.loss, loss_arrays), targets)
+@functools.partial(jax.jit, static_argnames=("loss",))
+def _tune_prepare(loss, loss_arrays, targets):
+    return _losses.prepare(_losses.merge_static(loss, loss_arrays), targets)
 
 
 @functools.partial(jax.jit, static_argnames=("plan",), donate_argnames=("params", "opt_state"))
 def _tune_step(
-    plan: _TunePlan, params, rest, original, loss_arrays, loc_arrays, opt_state, lat, context,
-    c, prepared, key, t,
+    plan: _TunePlan,
+    params,
+    rest,
+    original,
+    loss_arrays,
+    loc_arrays,
+    opt_state,
+    lat,
+    context,
+    c,
+    prepared,
+    key,
+    t,
+    distance,
 ):
     """One Adam step of the generator's parameters. -> (params, opt_state, objective, dist)."""
     sp = plan.space
     loss = _losses.merge_static(plan.loss, loss_arrays)
     n = lat.shape[0]
-    tx = optax.adam(plan.lr)
+    tx = _optimizer()
     loc_lat = loc_ctx = None
     if plan.locality is not None:
         m = plan.samples
@@ -129,7 +139,7 @@ def _tune_step(
             s = _space.ws_of(dataclasses.replace(sp, space="w"), s)
         if sp.kind == "cond" and sp.space == "cond":
             s = s.at[:, sp.z_dim :].set(piv[:, sp.z_dim :])
-        loc_lat = piv + plan.distance * _morph(sp, piv, s)
+        loc_lat = piv + distance.astype(piv.dtype) * _morph(sp, piv, s)
         loc_ctx = None if context is None else jnp.repeat(context, m, axis=0)
         old_imgs = jax.lax.stop_gradient(
             _space.render(old_gen, sp, loc_lat, loc_ctx, noise_mode="none")
@@ -150,9 +160,21 @@ def _tune_step(
     return optax.apply_updates(params, updates), opt_state, total, dist
 
 
-@functools.partial(jax.jit, static_argnames=("lr",))
-def _tune_init(lr: float, params):
-    return optax.adam(lr).init(params)
+def _optimizer() -> optax.GradientTransformation:
+    """``optax.adam``; its learning rate lives in the state (set by `_tune_init`), so one
+    compiled step serves every rate."""
+    return optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
+
+
+@jax.jit
+def _tune_init(params, lr):
+    """(a copy of ``params`` that the steps may donate, strongly typed as the steps' outputs,
+    and Adam's state at rate ``lr``)."""
+    params = jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype), params)
+    state = _optimizer().init(params)
+    hyper = dict(state.hyperparams)
+    hyper["learning_rate"] = jnp.asarray(lr, hyper["learning_rate"].dtype)
+    return params, state._replace(hyperparams=hyper)
 
 
 #: the jitted kernels (``jax.jit`` wrappers), read by `compiled_programs`
@@ -193,7 +215,8 @@ def _pivots(gen, ws, sp_kw, sampling, n, dt):
         gen,
         sampling.c,
         n,
-        required=gen.uses_class and not (kind == "cond" and (sp.space == "cond" or ctx is not None)),
+        required=gen.uses_class
+        and not (kind == "cond" and (sp.space == "cond" or ctx is not None)),
     )
     if kind == "cond" and sp.space == "z" and ctx is None:
         ctx = gen.embed(jnp.asarray(c, dt), dtype=dt, precision=sp.precision)
@@ -258,9 +281,7 @@ def pivotal_tune(
     if sampling.noise_mode == "random":
         raise ValueError("noise_mode='random' cannot be tuned against; use 'const' or 'none'")
     truncation = gen.check_truncation(sampling.truncation_psi) if kind == "cond" else 1.0
-    sp_kw = dict(
-        noise_mode=sampling.noise_mode, truncation=truncation, precision=compute.precision
-    )
+    sp_kw = dict(noise_mode=sampling.noise_mode, truncation=truncation, precision=compute.precision)
     sp, lat, context, c = _pivots(gen, ws, sp_kw, sampling, n, dt)
 
     distance = 0.0
@@ -283,14 +304,15 @@ def pivotal_tune(
         locality=loc_static,
         samples=locality.samples if locality is not None else 0,
         psi=locality.psi if locality is not None else 0.0,
-        distance=float(distance),
-        lr=lr,
     )
-    prepared = _tune_prepare(plan, loss_arrays, targets)
+    prepared = _tune_prepare(loss_static, loss_arrays, targets)
     original = params
-    params = jax.tree.map(jnp.array, params)  # a copy: the steps donate it, gen keeps its own
-    opt_state = _tune_init(lr, params)
+    params, opt_state = _tune_init(params, lr)  # a copy: the steps donate it, gen keeps its own
+    # the steps' outputs live where the generator does: start there too (one compiled program)
+    where = jax.tree.leaves(original)[0].sharding
+    params, opt_state = jax.device_put((params, opt_state), where)
     key = as_key(int(seed))
+    distance = jnp.asarray(distance, dt)
     c_arr = None if c is None else jnp.asarray(c, dt)
 
     from .._io import progress as progress_bar
@@ -299,8 +321,20 @@ def pivotal_tune(
     with progress_bar(steps, "pivotal tune", enabled=progress) as bar:
         for t in range(steps):
             params, opt_state, total, _ = _tune_step(
-                plan, params, rest, original, loss_arrays, loc_arrays, opt_state, lat,
-                context, c_arr, prepared, key, jnp.asarray(t, jnp.int32),
+                plan,
+                params,
+                rest,
+                original,
+                loss_arrays,
+                loc_arrays,
+                opt_state,
+                lat,
+                context,
+                c_arr,
+                prepared,
+                key,
+                jnp.asarray(t, jnp.int32),
+                distance,
             )
             if progress and (t % every == 0 or t == steps - 1):
                 bar.set_postfix(loss=f"{float(total):.5g}", refresh=False)

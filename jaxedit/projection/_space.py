@@ -125,9 +125,7 @@ def make_space(
         )
     z_dim = gen.latent_dim("z")
     shape = (z_dim,) if space == "z" else (gen.latent_dim("cond"),)
-    return Space(
-        kind, space, shape, z_dim=z_dim, truncation=float(truncation), precision=precision
-    )
+    return Space(kind, space, shape, z_dim=z_dim, truncation=float(truncation), precision=precision)
 
 
 # ---- host side: where the optimization starts ------------------------------------------------------
@@ -247,9 +245,7 @@ def sample_latents(gen, sp: Space, key, n: int, psi: float, c, dtype) -> jax.Arr
     normal z; the ``"cond"`` space keeps the embedding part zero: callers add theirs). Pure."""
     if sp.kind == "style":
         z = jax.random.normal(key, (n, gen.latent_dim("z")), dtype)
-        ws = gen.mapping(
-            z, c, truncation_psi=psi, dtype=dtype, precision=sp.precision, jit=False
-        )
+        ws = gen.mapping(z, c, truncation_psi=psi, dtype=dtype, precision=sp.precision, jit=False)
         return ws[:, 0] if sp.space == "w" else ws
     z = _truncnorm(key, (n, sp.z_dim), sp.truncation * psi, dtype)
     if sp.space == "cond":
