@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from typing import Any, cast
 
 import optax
 
@@ -100,23 +101,24 @@ class Schedule:
         parts: list[optax.Schedule] = []
         bounds: list[float] = []
         if up > 0:
-            parts.append(optax.linear_schedule(0.0, lr, up))
+            parts.append(optax.linear_schedule(0.0, lr, cast(Any, up)))
             bounds.append(up)
         parts.append(optax.constant_schedule(lr))
         if down > 0:
             bounds.append(steps - down)
-            parts.append(optax.cosine_decay_schedule(lr, down))
+            parts.append(optax.cosine_decay_schedule(lr, cast(Any, down)))
         if len(parts) == 1:
             return parts[0]
-        return optax.join_schedules(parts, bounds)  # type: ignore[arg-type]  # float bounds
+        # float boundaries and lengths: the reference's fractions of the steps need not be whole
+        return optax.join_schedules(parts, cast(Any, bounds))
 
     def noise_factors(self, steps: int) -> optax.Schedule:
         """The latent noise factor of each step (times the noise scale ``w_std``): quadratic
         decay from ``latent_noise`` to 0 over the first ``noise_ramp`` of the steps."""
         steps = _positive_int("steps", steps)
         return optax.polynomial_schedule(
-            self.latent_noise, 0.0, power=2, transition_steps=self.noise_ramp * steps
-        )  # type: ignore[arg-type]  # a float transition length is fine here
+            self.latent_noise, 0.0, power=2, transition_steps=cast(Any, self.noise_ramp * steps)
+        )
 
     def replace(self, **changes) -> Schedule:
         """A copy with ``changes`` applied (validated again)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -219,7 +219,7 @@ def _step(
     hyper["learning_rate"] = jnp.asarray(lr, hyper["learning_rate"].dtype)
     opt_state = opt_state._replace(hyperparams=hyper)
     updates, opt_state = _optimizer().update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
+    params = cast(dict, optax.apply_updates(params, updates))
     if plan.noise_def is not None:
         params = {**params, "noise": _renormalize(params["noise"])}
     return params, opt_state, dist

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -127,7 +127,7 @@ def _tune_step(
     loss = _losses.merge_static(plan.loss, loss_arrays)
     n = lat.shape[0]
     tx = _optimizer()
-    loc_lat = loc_ctx = None
+    loc_lat = loc_ctx = old_imgs = None
     if plan.locality is not None:
         m = plan.samples
         k = jax.random.fold_in(key, t)
@@ -149,7 +149,7 @@ def _tune_step(
         gen = nnx.merge(plan.graphdef, p, rest)
         dist = _losses.distance_prepared(loss, _space.render(gen, sp, lat, context), prepared)
         total = jnp.mean(dist)
-        if plan.locality is not None:
+        if plan.locality is not None and loc_lat is not None:
             loc = _losses.merge_static(plan.locality, loc_arrays)
             new_imgs = _space.render(gen, sp, loc_lat, loc_ctx, noise_mode="none")
             total = total + jnp.mean(loc.distance(new_imgs, old_imgs))
@@ -171,7 +171,7 @@ def _tune_init(params, lr):
     """(a copy of ``params`` that the steps may donate, strongly typed as the steps' outputs,
     and Adam's state at rate ``lr``)."""
     params = jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype), params)
-    state = _optimizer().init(params)
+    state = cast(Any, _optimizer().init(params))
     hyper = dict(state.hyperparams)
     hyper["learning_rate"] = jnp.asarray(lr, hyper["learning_rate"].dtype)
     return params, state._replace(hyperparams=hyper)

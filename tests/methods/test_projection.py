@@ -9,6 +9,7 @@ are checked against NumPy re-computations of projector.py's formulas, in float64
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ def np_projector_lr(step: int, num_steps: int, lr0=0.1, rampdown=0.25, rampup=0.
     lr_ramp = min(1.0, (1.0 - t) / rampdown)
     lr_ramp = 0.5 - 0.5 * np.cos(lr_ramp * np.pi)
     lr_ramp = lr_ramp * min(1.0, t / rampup)
-    return lr0 * lr_ramp
+    return float(lr0 * lr_ramp)
 
 
 def np_projector_noise(step: int, num_steps: int, factor=0.05, ramp=0.75) -> float:
@@ -51,7 +52,7 @@ def np_noise_reg(bufs: list[np.ndarray]) -> float:
                 break
             r = noise.shape[0] // 2
             noise = noise.reshape(r, 2, r, 2).mean(axis=(1, 3))
-    return reg
+    return float(reg)
 
 
 # ---- fixtures ----------------------------------------------------------------------------------
@@ -95,13 +96,13 @@ def test_reference_schedule_matches_projector_formulas(num_steps):
 def test_reference_schedule_at_named_steps():
     """Values read off projector.py's formulas by hand at 1000 steps."""
     f = projection.Schedule().learning_rates(1000)
-    assert float(f(25)) == pytest.approx(0.05, rel=1e-12)  # half-way up the warm-up
-    assert float(f(50)) == pytest.approx(0.1, rel=1e-12)
-    assert float(f(750)) == pytest.approx(0.1, rel=1e-12)
-    assert float(f(875)) == pytest.approx(0.05, rel=1e-9)  # half-way down the cosine
+    assert float(np.asarray(f(25))) == pytest.approx(0.05, rel=1e-12)  # half-way up the warm-up
+    assert float(np.asarray(f(50))) == pytest.approx(0.1, rel=1e-12)
+    assert float(np.asarray(f(750))) == pytest.approx(0.1, rel=1e-12)
+    assert float(np.asarray(f(875))) == pytest.approx(0.05, rel=1e-9)  # half-way down the cosine
     g = projection.Schedule().noise_factors(1000)
-    assert float(g(375)) == pytest.approx(0.05 * 0.25, rel=1e-12)
-    assert float(g(750)) == 0.0 and float(g(999)) == 0.0
+    assert float(np.asarray(g(375))) == pytest.approx(0.05 * 0.25, rel=1e-12)
+    assert float(np.asarray(g(750))) == 0.0 and float(np.asarray(g(999))) == 0.0
 
 
 def test_noise_regularization_matches_numpy():
@@ -214,7 +215,7 @@ def test_pivotal_tune_refuses_bad_input(toy, targets):
     with pytest.raises(ValueError, match="ws contains"):
         jaxedit.pivotal_tune(toy, targets, ws * np.nan, steps=1, progress=False)
     with pytest.raises(TypeError, match="locality must be"):
-        jaxedit.pivotal_tune(toy, targets, ws, locality=True, steps=1, progress=False)
+        jaxedit.pivotal_tune(toy, targets, ws, locality=cast(Any, True), steps=1, progress=False)
 
 
 # ---- projection quality on the toy faces --------------------------------------------------------
@@ -260,7 +261,7 @@ def test_wplus_is_no_worse_than_w(toy, targets, proj_w):
         compute=F32,
         progress=False,
     )
-    assert res.latents.shape == (2, toy.num_ws, toy.w_dim)
+    assert res.latents.shape == (2, toy.num_ws, toy.w_dim) and res.ws is not None
     np.testing.assert_array_equal(res.ws, res.latents)
     assert np.all(np.asarray(res.loss) <= np.asarray(proj_w.loss) * 1.02), (res.loss, proj_w.loss)
     # the slots differ (W+ used its freedom)
@@ -311,6 +312,11 @@ def test_reference_mode_without_noise_buffers(toy, targets, proj_w):
 @pytest.fixture(scope="module")
 def noisy(make_small_generator):
     gen = make_small_generator()
+    graphdef, state = nnx.split(gen)
+    for path, var in nnx.to_flat_state(state):
+        if path[-1] == "noise_strength":  # 0 at init: make the noise inputs matter
+            var.set_value(jnp.full(var.shape, 0.3))
+    gen = nnx.merge(graphdef, state)
     z = np.random.RandomState(1).randn(2, gen.z_dim)
     images = np.clip(np.asarray(gen.synthesis(gen.mapping(z))), -1.0, 1.0)
     return gen, images
@@ -333,6 +339,7 @@ def test_reference_mode_first_step_and_noise_buffers(noisy):
         np.testing.assert_allclose((v**2).mean(axis=(1, 2)), 1.0, rtol=1e-12)
     assert np.all(np.isfinite(np.asarray(res.losses)))
     # the returned images use the optimized buffers; with_noise puts them in a copy of gen
+    assert res.ws is not None
     for i in range(2):
         img = res.with_noise(gen, i).synthesis(res.ws[i : i + 1])
         np.testing.assert_allclose(np.asarray(img[0]), np.asarray(res.images[i]), atol=1e-10)
@@ -352,18 +359,44 @@ class FeatureLoss:
         return jnp.mean(jnp.square(fx - fy), axis=(1, 2, 3))
 
 
+def test_split_static_traces_array_leaves():
+    from jaxedit.projection._losses import merge_static, split_static
+
+    k = jnp.ones((3, 8))
+    static, arrays = split_static(FeatureLoss(k))
+    assert len(arrays) == 1 and arrays[0] is k
+    static2, _ = split_static(FeatureLoss(2 * k))
+    assert static == static2 and hash(static) == hash(static2)  # one jit cache entry
+    assert isinstance(merge_static(static, [k]), FeatureLoss)
+    w = projection.Weighted((projection.MSE(), FeatureLoss(k)), (1.0, 0.5))
+    static, arrays = split_static(w)
+    assert len(arrays) == 1
+    assert merge_static(static, arrays).weights == (1.0, 0.5)
+
+
+@pytest.mark.slow
 def test_project_with_a_feature_loss_traces_its_weights(toy, targets):
     rng = np.random.default_rng(0)
     loss_a = FeatureLoss(jnp.asarray(rng.standard_normal((3, 8)), jnp.float32))
     res = jaxedit.project(
-        toy, targets, loss=loss_a, steps=30, restarts=projection.Restarts(2), compute=F32,
+        toy,
+        targets,
+        loss=loss_a,
+        steps=30,
+        restarts=projection.Restarts(2),
+        compute=F32,
         progress=False,
     )
     assert np.all(np.asarray(res.loss) < 0.5 * np.asarray(res.losses[0]))
     before = jaxedit.debug.compiled_programs()
     loss_b = FeatureLoss(jnp.asarray(rng.standard_normal((3, 8)), jnp.float32))
     jaxedit.project(
-        toy, targets, loss=loss_b, steps=3, restarts=projection.Restarts(2), compute=F32,
+        toy,
+        targets,
+        loss=loss_b,
+        steps=3,
+        restarts=projection.Restarts(2),
+        compute=F32,
         progress=False,
     )
     assert jaxedit.debug.compiled_programs() == before  # new weights: no new program
@@ -390,10 +423,12 @@ def test_pivotal_tune_improves_and_leaves_the_original(toy, targets, proj_w):
 @pytest.mark.slow
 def test_pivotal_tune_locality_keeps_far_images(toy, targets, proj_w):
     loc = projection.Locality(samples=2, distance=3.0)
-    free = jaxedit.pivotal_tune(toy, targets, proj_w, steps=40, lr=3e-3, compute=F32,
-                                progress=False)
-    kept = jaxedit.pivotal_tune(toy, targets, proj_w, steps=40, lr=3e-3, compute=F32,
-                                progress=False, locality=loc)
+    free = jaxedit.pivotal_tune(
+        toy, targets, proj_w, steps=40, lr=3e-3, compute=F32, progress=False
+    )
+    kept = jaxedit.pivotal_tune(
+        toy, targets, proj_w, steps=40, lr=3e-3, compute=F32, progress=False, locality=loc
+    )
     z = np.random.RandomState(9).randn(8, toy.z_dim)
     far = toy.mapping(z, truncation_psi=0.7)
     ref = toy.synthesis(far, dtype="float32")
@@ -410,7 +445,12 @@ def test_project_biggan_z_with_known_class(tiny_biggan):
     images = np.clip(np.asarray(gen(z, c, 0.5)), -1.0, 1.0)
     sampling = jaxedit.Sampling(c=c, truncation_psi=0.5)
     res = jaxedit.project(
-        gen, images, steps=30, sampling=sampling, restarts=projection.Restarts(2), compute=F32,
+        gen,
+        images,
+        steps=30,
+        sampling=sampling,
+        restarts=projection.Restarts(2),
+        compute=F32,
         progress=False,
     )
     assert res.space == "z" and res.ws is None and res.latents.shape == (2, gen.z_dim)
@@ -431,12 +471,21 @@ def test_project_and_tune_biggan_cond_without_class(tiny_biggan):
     z = jaxedit.truncated_noise_sample(2, gen.z_dim, 0.5, seed=1)
     images = np.clip(np.asarray(gen(z, c, 0.5)), -1.0, 1.0)
     sampling = jaxedit.Sampling(truncation_psi=0.5)
-    res = jaxedit.project(gen, images, space="cond", steps=60, sampling=sampling, compute=F32,
-                          progress=False)
+    res = jaxedit.project(
+        gen, images, space="cond", steps=60, sampling=sampling, compute=F32, progress=False
+    )
     assert res.latents.shape == (2, 2 * gen.z_dim)
     assert np.all(np.asarray(res.loss) < 0.2 * np.asarray(res.losses[0]))
-    tuned = jaxedit.pivotal_tune(gen, images, res, steps=10, sampling=sampling, compute=F32,
-                                 locality=projection.Locality(), progress=False)
+    tuned = jaxedit.pivotal_tune(
+        gen,
+        images,
+        res,
+        steps=10,
+        sampling=sampling,
+        compute=F32,
+        locality=projection.Locality(),
+        progress=False,
+    )
     before = mse(gen.synthesis_from_cond(res.latents, 0.5, dtype="float32"), images)
     after = mse(tuned.synthesis_from_cond(res.latents, 0.5, dtype="float32"), images)
     assert np.all(after < before)
@@ -446,7 +495,7 @@ def test_project_and_tune_biggan_cond_without_class(tiny_biggan):
 @pytest.mark.float32
 def test_float32_defaults(toy, targets):
     res = jaxedit.project(toy, targets, steps=40, progress=False)  # 4 restarts, W, MSE
-    assert res.ws.dtype == jnp.float32 and res.restart_losses.shape == (2, 4)
+    assert res.ws is not None and res.ws.dtype == jnp.float32 and res.restart_losses.shape == (2, 4)
     assert np.all(np.asarray(res.loss) < 0.1 * np.asarray(res.losses[0]))
     assert np.all(np.asarray(res.loss) < 0.02)
     tuned = jaxedit.pivotal_tune(toy, targets, res, steps=10, progress=False)
