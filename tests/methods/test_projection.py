@@ -501,3 +501,37 @@ def test_float32_defaults(toy, targets):
     tuned = jaxedit.pivotal_tune(toy, targets, res, steps=10, progress=False)
     after = mse(tuned.synthesis(res.ws), targets)
     assert np.all(after < mse(toy.synthesis(res.ws), targets))
+
+
+# ---- other StyleGAN2s: a conditional one, a loaded NVIDIA pickle ----------------------------------
+@pytest.mark.slow
+def test_project_conditional_stylegan2(make_small_generator):
+    gen = make_small_generator(c_dim=3)
+    c = np.eye(3)[[0, 2]]
+    z = np.random.RandomState(2).randn(2, gen.z_dim)
+    images = np.clip(np.asarray(gen.synthesis(gen.mapping(z, c))), -1.0, 1.0)
+    with pytest.raises(ValueError, match="conditional"):
+        jaxedit.project(gen, images, steps=2, progress=False)
+    sampling = jaxedit.Sampling(c=c)
+    res = jaxedit.project(gen, images, steps=40, sampling=sampling, compute=F32, progress=False)
+    assert np.all(np.asarray(res.loss) < 0.5 * np.asarray(res.losses[0]))
+    tuned = jaxedit.pivotal_tune(
+        gen,
+        images,
+        res,
+        steps=5,
+        sampling=sampling,
+        locality=projection.Locality(),
+        compute=F32,
+        progress=False,
+    )
+    assert np.all(np.isfinite(np.asarray(tuned.synthesis(res.ws))))
+
+
+@pytest.mark.slow
+def test_project_reference_mode_on_a_loaded_nvidia_pickle(ada_gen):
+    z = np.random.RandomState(0).randn(1, ada_gen.z_dim)
+    images = np.clip(np.asarray(ada_gen.synthesis(ada_gen.mapping(z, None))), -1.0, 1.0)
+    res = jaxedit.project(ada_gen, images, mode="reference", steps=30, progress=False)
+    assert res.noise is not None  # NVIDIA's generators have noise buffers
+    assert float(res.loss[0]) < float(res.losses[0, 0])
