@@ -132,6 +132,8 @@ class Restarts:
     Start 0 is the reference's (``w_avg``, or BigGAN's mean z); starts ``1..count-1`` are
     seeded samples of the generator's prior pulled toward it: ``w_avg + psi (w(z) - w_avg)``
     (truncated-normal z for BigGAN). All starts run together, in one batch, for every step.
+    In W+ each start runs twice, as W+ and as W (its offsets held at 0), so a W+ projection is
+    never worse than the W projection with the same restarts and seed.
 
     Attributes:
       count: starting points per image (1 = the reference's single start).

@@ -54,8 +54,10 @@ class ProjectionResult:
         regularization), of the start kept.
       losses: the distance at every step ``[steps, N]`` (before the step's update, with that
         step's latent noise, as the reference logs it), of the start kept.
-      restart: the start kept per image ``[N]`` (0: the reference's start).
-      restart_losses: the final distance of every start ``[N, starts]``.
+      restart: the start kept per image ``[N]`` (0: the reference's start). W+: starts
+        ``0..R-1`` are the W+ runs, ``R..2R-1`` the W runs from the same points (every W+
+        projection also runs its W projection and keeps it where it is better).
+      restart_losses: the final distance of every start ``[N, starts]`` (W+: ``[N, 2R]``).
       context: BigGAN ``"z"`` space: the fixed class embeddings ``[N, z_dim]``; else None.
       noise: the optimized noise inputs ``{buffer path: [N, R, R]}`` of the start kept, or None
         when they were not optimized (`NoiseInputs`); `with_noise` puts them in a generator.
@@ -197,8 +199,10 @@ def _step(
     t,
     lr,
     factor,
+    gate,
 ):
-    """Step ``t`` of every row at learning rate ``lr`` and latent noise ``factor * scale``.
+    """Step ``t`` of every row at learning rate ``lr`` and latent noise ``factor * scale``
+    (``gate`` ``[B]``: W+ rows 1, rows that keep their offsets at 0 (W) 0; None outside W+).
     -> (params, opt_state, dist ``[B]``)."""
     loss = _losses.merge_static(plan.loss, loss_arrays)
     lat0 = params["latent"]  # [B, *base_shape]
@@ -206,7 +210,8 @@ def _step(
     shift = eps[None] * (scale * factor).astype(lat0.dtype).reshape((-1,) + (1,) * eps.ndim)
 
     def objective(p):
-        lat = _space.compose(plan.space, p["latent"] + shift, p["offsets"])
+        off = None if gate is None else p["offsets"] * gate.reshape(-1, 1, 1)
+        lat = _space.compose(plan.space, p["latent"] + shift, off)
         imgs = _images(plan, gen_state, lat, p["noise"], context)
         dist = _losses.distance_prepared(loss, imgs, prepared)
         total = dist
@@ -226,9 +231,10 @@ def _step(
 
 
 @functools.partial(jax.jit, static_argnames=("plan",))
-def _evaluate(plan: _Plan, gen_state, loss_arrays, params, prepared, context):
+def _evaluate(plan: _Plan, gen_state, loss_arrays, params, prepared, context, gate):
     loss = _losses.merge_static(plan.loss, loss_arrays)
-    lat = _space.compose(plan.space, params["latent"], params["offsets"])
+    off = None if gate is None else params["offsets"] * gate.reshape(-1, 1, 1)
+    lat = _space.compose(plan.space, params["latent"], off)
     imgs = _images(plan, gen_state, lat, params["noise"], context)
     return _losses.distance_prepared(loss, imgs, prepared), imgs
 
@@ -419,6 +425,11 @@ def project(
     center, scale, context = _space.start_stats(gen, sp, c, n, dt)
     starts = _space.restart_points(gen, sp, k_restart, restarts.count, restarts.psi, center, c, dt)
     r = restarts.count
+    gate = None
+    if sp.space == "wplus":  # every start also runs as a W projection (offsets gated off)
+        starts = jnp.concatenate([starts, starts], axis=1)
+        gate = jnp.asarray(np.tile(np.repeat([1.0, 0.0], r), n), dt)
+        r = 2 * r
     b = n * r
     lat = starts.reshape((b,) + sp.base_shape)
     scale_b = jnp.repeat(scale, r)
@@ -480,21 +491,25 @@ def project(
                 jnp.asarray(t, jnp.int32),
                 jnp.asarray(lrs[t], dt),
                 jnp.asarray(factors[t], dt),
+                gate,
             )
             history.append(dist)
             if progress and (t % every == 0 or t == steps - 1):
                 bar.set_postfix(loss=f"{float(jnp.min(dist)):.5g}", refresh=False)
             bar.update(1)
 
-    final, imgs = _evaluate(plan, gen_state, loss_arrays, params, prepared, context_b)
-    return _result(sp, mode, n, r, final, imgs, jnp.stack(history), params, noise_names, context)
+    final, imgs = _evaluate(plan, gen_state, loss_arrays, params, prepared, context_b, gate)
+    return _result(
+        sp, mode, n, r, final, imgs, jnp.stack(history), params, noise_names, context, gate
+    )
 
 
-def _result(sp, mode, n, r, final, imgs, history, params, noise_names, context):
+def _result(sp, mode, n, r, final, imgs, history, params, noise_names, context, gate):
     per_start = final.reshape(n, r)
     best = jnp.argmin(per_start, axis=1)  # ties: the lowest start (0 = the reference's)
     rows = jnp.arange(n) * r + best
-    latents = _space.compose(sp, params["latent"], params["offsets"])[rows]
+    off = None if gate is None else params["offsets"] * gate.reshape(-1, 1, 1)
+    latents = _space.compose(sp, params["latent"], off)[rows]
     ws = _space.ws_of(sp, latents) if sp.kind == "style" else None
     noise = None
     if noise_names:

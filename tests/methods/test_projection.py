@@ -263,9 +263,18 @@ def test_wplus_is_no_worse_than_w(toy, targets, proj_w):
     )
     assert res.latents.shape == (2, toy.num_ws, toy.w_dim) and res.ws is not None
     np.testing.assert_array_equal(res.ws, res.latents)
-    assert np.all(np.asarray(res.loss) <= np.asarray(proj_w.loss) * 1.02), (res.loss, proj_w.loss)
-    # the slots differ (W+ used its freedom)
-    assert float(jnp.max(jnp.std(res.ws, axis=1))) > 0
+    # starts 2, 3 are the W runs of starts 0, 1 inside the W+ batch: they are the W projection
+    # (another float32 program: equal to rounding, which 60 steps amplify to ~0.2 %)
+    assert res.restart_losses.shape == (2, 4)
+    np.testing.assert_allclose(
+        np.asarray(res.restart_losses[:, 2:]), np.asarray(proj_w.restart_losses), rtol=1e-2
+    )
+    assert np.all(np.asarray(res.loss) <= np.asarray(proj_w.loss) * (1 + 1e-2))
+    # on these W-made faces the W+ runs themselves end no worse than W
+    w_plus = np.asarray(res.restart_losses[:, :2]).min(axis=1)
+    assert np.all(w_plus <= np.asarray(proj_w.loss) * 1.05), (w_plus, proj_w.loss)
+    wp = res.ws[np.asarray(res.restart) < 2]
+    assert wp.shape[0] == 0 or float(jnp.max(jnp.std(wp, axis=1))) > 0  # the slots differ
 
 
 def test_project_is_deterministic_and_compiles_one_step(toy, targets, proj_w):
