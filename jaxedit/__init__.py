@@ -16,12 +16,15 @@ Public API::
 
     gen = jaxedit.default_generator()    # the embedded StyleGAN2 trained on jaxedit.toyfaces
     res = jaxedit.resefa(J[0], "toyfaces/eyes")          # region presets of its known parts
+
+    res = jaxedit.project(gen, images)                   # real images -> .ws [N, num_ws, w_dim]
+    new = jaxedit.pivotal_tune(gen, images, res)         # PTI: a tuned copy of the generator
 """
 
 import importlib.metadata as _metadata
 import sys
 
-from . import debug as debug, linalg as linalg, toyfaces
+from . import debug as debug, linalg as linalg, projection as projection, toyfaces
 from .checkpoint import (
     CheckpointInfo,
     convert_checkpoint,
@@ -74,6 +77,7 @@ from .metrics import evaluate_direction, locality
 from .models.biggan import BigGANConfig, BigGANGenerator, one_hot, truncated_noise_sample
 from .models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, SynthesisState, seed_to_z
 from .models.stylegan3 import StyleGAN3Config, StyleGAN3Generator, make_transform
+from .projection import ProjectionResult, pivotal_tune, project
 from .regions import Box, MaskPreset, center_box, preset, region_mask
 from .sampling import Compute, Sampling
 from .toyfaces.default import default_generator, random_generator
@@ -116,6 +120,7 @@ __all__ = [
     "OutputExistsError",
     "AmbiguousRegionError",
     "OutputSpec",
+    "ProjectionResult",
     "ReferenceEig",
     "ResefaResult",
     "Sampling",
@@ -152,7 +157,10 @@ __all__ = [
     "merge_moments",
     "one_hot",
     "panda",
+    "pivotal_tune",
     "preset",
+    "project",
+    "projection",
     "random_generator",
     "read_config",
     "region_mask",

@@ -20,6 +20,7 @@ from .linalg import compiled_programs as _linalg
 from .methods import eis, panda
 from .methods.resefa import compiled_programs as _moments
 from .models._common import compiled_programs as _models
+from .projection import compiled_programs as _projection
 
 
 def compiled_programs() -> dict[str, int]:
@@ -27,7 +28,8 @@ def compiled_programs() -> dict[str, int]:
 
     Returns:
       ``{"models.StyleGAN2Generator.mapping": n, "jacobians.jacobian": n, "linalg.dense": n,
-      "moments.region_moments": n, "panda.fit_scan": n, "eis.kmeans_restart": n, ...}``.
+      "moments.region_moments": n, "panda.fit_scan": n, "eis.kmeans_restart": n,
+      "projection.project_step": n, ...}``.
     """
     out: dict[str, int] = {}
     for prefix, counts in (
@@ -36,6 +38,7 @@ def compiled_programs() -> dict[str, int]:
         ("linalg", _linalg()),
         ("panda", panda.compiled_programs()),
         ("eis", eis.compiled_programs()),
+        ("projection", _projection()),
     ):
         out.update({f"{prefix}.{k}": int(v) for k, v in counts.items()})
     out["moments.region_moments"] = int(_moments())

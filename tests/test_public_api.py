@@ -1,7 +1,7 @@
 """Every public name has a docstring and a place in the API reference (``docs/api/*.md``).
 
 Public names: ``jaxedit.__all__``, the ``__all__`` of the namespaces ``jaxedit.linalg``,
-``jaxedit.panda``, ``jaxedit.eis`` and ``jaxedit.toyfaces``, and of the torch-free readers ``converters``. A name
+``jaxedit.panda``, ``jaxedit.eis``, ``jaxedit.toyfaces`` and ``jaxedit.projection``, and of the torch-free readers ``converters``. A name
 appears in the reference when a page has a ``::: <namespace>.<name>`` directive, or a
 ``::: <namespace>`` directive whose ``members:`` option lists it.
 """

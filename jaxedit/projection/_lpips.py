@@ -188,6 +188,11 @@ class LPIPS:
             self.params, x, y, resize_to=self.resize_to, precision=as_precision(precision)
         )
 
+    def distance(self, x: Any, y: Any) -> jax.Array:
+        """The `jaxedit.projection.ImageLoss` protocol (``loss=`` of `jaxedit.project`): the
+        same as calling the object, ``[N, H, W, 3]`` x2 -> ``[N]``."""
+        return self(x, y)
+
     def features(self, x: Any, *, precision: Precision = "highest") -> jax.Array:
         """``[N, D]`` features whose squared distance ``sum((f(x) - f(y))**2, -1)`` is the LPIPS
         distance (NVIDIA ``vgg16.pt``'s ``return_lpips=True``; exact when every lin weight is
