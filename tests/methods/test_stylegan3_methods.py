@@ -204,6 +204,7 @@ def test_jacobian_operator_matrix_free_equals_scipy(gen, ws, J):
     assert np.all(_abs_cos(res.directions, v) > 1 - 1e-6)
 
 
+@pytest.mark.slow
 def test_region_moments_equal_numpy_sums_and_resefa_mean(gen, ws, J):
     """The streaming (sample-sharded, here on one CPU device) moments of both samples."""
     mask = jaxedit.region_mask(EYES, 8)
@@ -277,6 +278,7 @@ def test_eis_contributions_by_hand(gen, ws, catalog):
         assert _rel(res[layer], want) < 1e-10
 
 
+@pytest.mark.slow
 def test_eis_transfer(gen, ws):
     t, r = ws[:1], ws[1:]
     qs = {name: np.ones(gen.style_dim(name)) for name in gen.modulated_layers}
