@@ -111,7 +111,9 @@ def _biggan_blocks(gen, layers) -> tuple[list[np.ndarray], tuple[str, ...]]:
     return blocks, tuple(names)
 
 
-def weight_blocks(gen, layers="all") -> tuple[list[np.ndarray], tuple[int, ...]]:
+def weight_blocks(
+    gen, layers: str | Sequence[int] = "all"
+) -> tuple[list[np.ndarray], tuple[int, ...]]:
     """The style-affine weight blocks SeFa factorizes, for a StyleGAN2 or StyleGAN3.
 
     Args:

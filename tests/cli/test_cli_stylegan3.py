@@ -57,7 +57,9 @@ def test_layers_table(pkl, capsys):
     assert main(["layers", pkl]) == 0
     out = capsys.readouterr().out
     assert "StyleGAN3 32px" in out and "16 W+ slots" in out and "rate" in out
-    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln[:1] in "iL"}
+    rows = {
+        ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.startswith(("input ", "L"))
+    }
     # name: size (margins included), in, out, style, W+ slot, sampling rate, margin
     assert rows["input"] == ["36", "4", "32", "4", "0", "16", "10"]
     assert rows["L5_52_32"] == ["52", "32", "32", "32", "6", "32", "10"]
