@@ -106,7 +106,7 @@ def _seed_ws(gen, args, seeds, psi, cutoff):
 def _check_layer(gen, layer: str) -> None:
     if layer not in gen.feature_layers:
         raise CLIError(
-            f"--layer {layer!r} is not a feature layer of this generator; choose one of "
+            f"--layer {layer!r} is not a conv layer of this generator; choose one of "
             f"{', '.join(gen.feature_layers)}"
         )
 

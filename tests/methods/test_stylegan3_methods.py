@@ -318,3 +318,10 @@ def test_panda_resume_at_every_layer(gen, ws):
         st = gen.features_at(ws, layer)
         assert _rel(gen.resume_at(st), img) < 1e-12
         assert st.x.shape[1:] == gen.feature_shape(layer)
+
+
+def test_conv_spectra_refuse_stylegan3(gen):
+    with pytest.raises(ValueError, match="conv spectra are for StyleGAN2 and BigGAN"):
+        jaxedit.spectra.layer_spectrum(gen, "L3_36_32")
+    with pytest.raises(ValueError, match="conv spectra are for StyleGAN2 and BigGAN"):
+        jaxedit.spectra.layer_factorization(gen, "L3_36_32", k=2)

@@ -33,7 +33,7 @@ def _require_generator(gen, what: str):
     if not isinstance(gen, AbstractGenerator):
         kind = type(gen).__name__
         raise ValueError(
-            f"panda.{what} supports StyleGAN2 / StyleGAN3 generators (split at "
+            f"panda.{what} supports StyleGAN2 generators and StyleGAN3 (split at "
             f"gen.feature_layers, e.g. 'b16.conv1' or 'L3_36_512') and BigGAN-deep (split after 'block3', 'attention', ...); got {kind}. "
             f"For other models, compute [N, H, W, C] features yourself and call "
             f"panda.fit(features, ...)"
