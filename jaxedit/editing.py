@@ -101,7 +101,7 @@ def edit_latents(
 def _split_styles(gen, flat):
     out, off = {}, 0
     for name in gen.layer_names:
-        c = gen._layer(name).affine.weight.shape[1]
+        c = gen.style_dim(name)
         out[name] = flat[..., off : off + c]
         off += c
     return out

@@ -128,22 +128,9 @@ def is_biggan(gen) -> bool:
 
 
 def latent_dim(gen, space: str) -> int:
-    """D, the number of latent coordinates for ``space``."""
-    if is_biggan(gen):
-        if space not in BIGGAN_SPACES:
-            raise ValueError(f"space must be one of {BIGGAN_SPACES} for BigGAN, got {space!r}")
-        return gen.cond_dim if space == "cond" else gen.z_dim
-    if space == "w":
-        return gen.w_dim
-    if space == "wplus":
-        return gen.num_ws * gen.w_dim
-    if space == "z":
-        if getattr(gen, "z_dim", 0) <= 0:
-            raise ValueError("this generator has no z input")
-        return gen.z_dim
-    if space == "s":
-        return sum(gen._layer(n).affine.weight.shape[1] for n in gen.layer_names)
-    raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    """D, the number of latent coordinates for ``space`` (the generator protocol's
+    ``latent_dim``)."""
+    return gen.latent_dim(space)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ Scanned: ``README.md`` and ``docs/**/*.md``.
   them, in order per page.
 - The ```python blocks of each page run in order in one fresh namespace, verbatim, in a fresh
   folder holding the files the pages name (``network-snapshot.pkl``: a tiny NVIDIA snapshot,
-  ``stylegan2-ffhq-config-f.pkl``: a tiny NVIDIA TF pickle, ``biggan-deep-256/``: a tiny
+  ``stylegan2-ffhq-config-f.pkl``: a tiny NVIDIA TF pickle, ``stylegan3-t-tiny.pkl``: a tiny
+  NVIDIA StyleGAN3-T pickle, ``biggan-deep-256/``: a tiny
   BigGAN-deep). An HTML comment on the line before a block changes that:
   ``<!-- docs-test: slow -->`` (this block and the rest of the page run only in the slow test) and
   ``<!-- docs-test: skip (reason) -->`` (the block cannot run here, e.g. it needs a real
@@ -171,6 +172,7 @@ def _workspace(tmp_path, monkeypatch, ada_pkl, biggan=True):
 
     shutil.copy(ada_pkl, tmp_path / "network-snapshot.pkl")
     shutil.copy(fixture_path("stylegan2_tf_tiny.pkl"), tmp_path / "stylegan2-ffhq-config-f.pkl")
+    shutil.copy(fixture_path("stylegan3_t_tiny.pkl"), tmp_path / "stylegan3-t-tiny.pkl")
     monkeypatch.chdir(tmp_path)
     if not biggan:
         return
@@ -329,6 +331,7 @@ EXPECTED_FILES = {
         "panda_parts.png",
     ),
     "docs/methods/many-samples.md": ("moments.npz", "resefa_eyes_moments.npz", "moments_eyes.npz"),
+    "docs/models/stylegan3.md": ("rot.png", "sefa3.npz", "edit3.png"),
     "docs/methods/eis.md": ("cat.npz", "cat_clusters.png", "grid.png", "grid2.png", "m.json"),
 }
 

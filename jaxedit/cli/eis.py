@@ -85,14 +85,14 @@ _assignment.__name__ = "NAME=IDS"
 
 
 def _stylegan2(args):
-    """The checkpoint argument as a StyleGAN2 generator (``default`` = the embedded one), with
+    """The checkpoint argument as a StyleGAN2 / StyleGAN3 generator (``default`` = the embedded one), with
     --psi / --cutoff / --class checked against it."""
     setup_x64(args)
     gen = _generators.load_generator(args.ckpt)
     if not gen.has_styles:
         raise CLIError(
-            f"{args.ckpt}: Editing in Style needs a StyleGAN2 generator, this is "
-            f"{type(gen).__name__}"
+            f"{args.ckpt}: Editing in Style needs per-layer styles (StyleGAN2, StyleGAN3), this "
+            f"is {gen.display_name}"
         )
     check_family_options(gen, args)
     return gen
@@ -104,11 +104,17 @@ def _seed_ws(gen, args, seeds, psi, cutoff):
 
 
 def _check_layer(gen, layer: str) -> None:
-    if layer not in gen.conv_layer_names:
+    if layer not in gen.feature_layers:
         raise CLIError(
             f"--layer {layer!r} is not a conv layer of this generator; choose one of "
-            f"{', '.join(gen.conv_layer_names)}"
+            f"{', '.join(gen.feature_layers)}"
         )
+
+
+def _layer_size(gen, layer: str) -> tuple[int, int]:
+    """(side inside the image, channels) of a feature layer's output."""
+    h, _, ch = gen.feature_shape(layer)
+    return h - 2 * gen.feature_margin(layer), ch
 
 
 def _with_info(cat, **extra):
@@ -159,7 +165,7 @@ def _cmd_catalog(args) -> int:
         raise CLIError("--psi / --cutoff apply to --seeds (--latents are used as given)")
     gen = _stylegan2(args)
     _check_layer(gen, args.layer)
-    res = int(args.layer.split(".")[0][1:])
+    res, ch = _layer_size(gen, args.layer)
     if args.pixels_per_sample is not None and args.pixels_per_sample > res * res:
         raise CLIError(
             f"--pixels-per-sample {args.pixels_per_sample} is more than the {res}x{res} "
@@ -185,7 +191,6 @@ def _cmd_catalog(args) -> int:
     per = res * res if args.pixels_per_sample is None else args.pixels_per_sample
     if args.k > n * per:
         raise CLIError(f"--k {args.k} is more than the {n * per} pixels to cluster")
-    ch = int(gen._layer(args.layer).weight.shape[-1])
     itemsize = 8 if args.x64 else 4
     need = n * per * ch * itemsize
     limit = int(args.max_gib * 2**30)
@@ -315,16 +320,17 @@ def _cmd_transfer(args) -> int:
     layers = None
     if args.layers not in (None, "all"):
         if args.layers == "no-torgb":
-            layers = [n for n in gen.layer_names if not n.endswith(".torgb")]
+            layers = [r["name"] for r in gen.layer_summary() if not r["torgb"]]
+            layers = [n for n in layers if n in gen.modulated_layers]
         else:
             layers = [n.strip() for n in args.layers.split(",") if n.strip()]
-            unknown = [n for n in layers if n not in gen.layer_names]
+            unknown = [n for n in layers if n not in gen.modulated_layers]
             if unknown or not layers:
                 raise CLIError(
                     f"--layers: unknown style layers {unknown}; choose all, no-torgb or "
-                    f"a comma list of {', '.join(gen.layer_names)}"
+                    f"a comma list of {', '.join(gen.modulated_layers)}"
                 )
-    names = layers or list(gen.layer_names)
+    names = layers or list(gen.modulated_layers)
     mode = args.mode
     rho = args.rho if args.rho is not None else (0.25 if mode == "ratio" else 0.1)
     eps = args.eps if args.eps is not None else 10.0
@@ -460,8 +466,8 @@ def register(subparsers) -> None:
     )
     g = subparsers.add_parser(
         "eis",
-        help="Editing in Style: k-means part catalogs and local style transfer (StyleGAN2)",
-        description="Editing in Style (Collins et al. 2020) on StyleGAN2: cluster a layer's "
+        help="Editing in Style: k-means part catalogs and local style transfer (StyleGAN2 / 3)",
+        description="Editing in Style (Collins et al. 2020) on StyleGAN2 / StyleGAN3: cluster a layer's "
         "features into parts, name them, and transfer a part's appearance.",
         epilog=examples(ex_catalog, ex_annotate, ex_transfer),
     )

@@ -26,9 +26,7 @@ def _biggan_layers(gen) -> list[tuple[str, int, int, int]]:
 
 def _cmd_layers(args) -> int:
     gen = _generators.load_generator(args.ckpt, which=args.which)
-    from ..models.biggan import BigGANGenerator
-
-    if isinstance(gen, BigGANGenerator):  # walks BigGAN's blocks
+    if not gen.has_styles:  # BigGAN-deep: walks its blocks
         print(
             f"BigGAN-deep {gen.resolution}px: z_dim {gen.z_dim}, {gen.num_classes} classes, "
             f"cond [z, embed] {gen.cond_dim}"
@@ -39,20 +37,31 @@ def _cmd_layers(args) -> int:
             print(f"{name:<16} {res:>10} {cin:>6} {cout:>6}")
         print("\nsefa --layers: all | gen_z; edit/jacobian spaces: z, embed, cond")
         return 0
-    from ..methods.sefa import stylegan2_presets
+    from ..methods.sefa import style_presets
 
     print(
-        f"StyleGAN2 {gen.resolution}px: z_dim {gen.z_dim}, w_dim {gen.w_dim}, c_dim "
+        f"{gen.display_name} {gen.resolution}px: z_dim {gen.z_dim}, w_dim {gen.w_dim}, c_dim "
         f"{gen.c_dim}, {gen.num_ws} W+ slots"
     )
-    print(f"\n{'layer':<12} {'resolution':>10} {'in':>6} {'out':>6} {'style':>6} {'W+ slot':>8}")
-    for name, slot in gen._style_layers():
-        lay = gen._layer(name)
-        kh, kw, cin, cout = lay.weight.shape
-        res = int(name.split(".")[0][1:])
-        print(f"{name:<12} {res:>10} {cin:>6} {cout:>6} {lay.affine.weight.shape[1]:>6} {slot:>8}")
-    print("\nconv layers (spectrum --layer): " + ", ".join(gen.conv_layer_names))
-    bands = stylegan2_presets(gen.num_ws)
+    rows = gen.layer_summary()
+    rate = all("sampling_rate" in r for r in rows)  # StyleGAN3: sampling rate and margin
+    head = f"{'layer':<12} {'resolution':>10} {'in':>6} {'out':>6} {'style':>6} {'W+ slot':>8}"
+    print("\n" + head + (f" {'rate':>6} {'margin':>6}" if rate else ""))
+    for r in rows:
+        line = (
+            f"{r['name']:<12} {r['size']:>10} {r['in_channels']:>6} {r['out_channels']:>6} "
+            f"{r['style']:>6} {r['slot']:>8}"
+        )
+        if rate:
+            line += f" {r['sampling_rate']:>6g} {r['margin']:>6}"
+        print(line)
+    if rate:
+        print(
+            "\nresolution: the side of the layer's output, margins included (the image spans "
+            "'rate' pixels of it); the input layer's 4-d style is a rotation / translation"
+        )
+    print("\nfeature layers (panda, eis catalog): " + ", ".join(gen.feature_layers))
+    bands = style_presets(gen)
     print(
         "sefa --layers presets: "
         + "; ".join(f"{k} = {','.join(map(str, v)) if v else '(none)'}" for k, v in bands.items())

@@ -101,23 +101,35 @@ _layer.__name__ = "layer"
 
 
 def _load_gen(path: str):
-    """A StyleGAN2 generator from a checkpoint argument (``default`` = the embedded one)."""
-    from ..models import StyleGAN2Generator
-
+    """A StyleGAN2 / StyleGAN3 generator from a checkpoint argument (``default`` = the
+    embedded one): latents are ws."""
     gen = _generators.load_generator(path)
-    if not isinstance(gen, StyleGAN2Generator):  # splits at StyleGAN2's conv layers
+    if not gen.has_styles:  # the commands draw ws from seeds
         raise CLIError(
-            f"{path}: PandA in jaxedit supports StyleGAN2 checkpoints (split points "
-            f"b4.conv1 ..); this one is a {type(gen).__name__}"
+            f"{path}: 'jaxedit panda' supports StyleGAN2 / StyleGAN3 checkpoints (split points "
+            f"b4.conv1 .. / L0_.. ..); this one is a {gen.display_name} (use "
+            "jaxedit.panda.fit_generator in Python)"
         )
     return gen
+
+
+def _in_image(gen, layer: str, maps, axes: tuple[int, int] = (-2, -1)):
+    """Maps on ``layer``'s feature grid cut to the image (StyleGAN3's margins): ``axes`` are
+    the grid's (h, w) axes."""
+    m = gen.feature_margin(layer)
+    if not m:
+        return maps
+    idx = [slice(None)] * np.ndim(maps)
+    for a in axes:
+        idx[a] = slice(m, np.shape(maps)[a] - m)
+    return maps[tuple(idx)]
 
 
 def _ws(gen, seeds, psi: float):
     if gen.uses_class:
         raise CLIError(
             "this generator is conditional; 'jaxedit panda' supports unconditional "
-            "StyleGAN2s (use jaxedit.panda.fit_generator(..., "
+            "StyleGAN2 / StyleGAN3s (use jaxedit.panda.fit_generator(..., "
             "sampling=jaxedit.Sampling(c=...)) in Python)"
         )
     return np.asarray(gen.mapping(seed_latents(gen, seeds), None, psi))
@@ -222,7 +234,7 @@ def _cmd_fit(args) -> int:
     if args.out is None:
         args.out = f"panda_{slug(layer)}.npz"
     out = check_output(args.out, args.force)
-    c = gen.config.channels_at(int(layer.split(".")[0][1:]))
+    c = gen.feature_shape(layer)[2]
     r_c, r_s = args.ranks
     r_c = c if r_c is None else r_c
     if r_c > c:
@@ -250,7 +262,7 @@ def _cmd_fit(args) -> int:
     if gen.uses_class:
         raise CLIError(
             "this generator is conditional; 'jaxedit panda fit' supports unconditional "
-            "StyleGAN2s (use jaxedit.panda.fit_generator(..., "
+            "StyleGAN2 / StyleGAN3s (use jaxedit.panda.fit_generator(..., "
             "sampling=jaxedit.Sampling(c=...)) in Python)"
         )
     print(
@@ -318,7 +330,7 @@ def _cmd_edit(args) -> int:
     ws = _ws(gen, args.seeds, args.psi)
     parts_factors = None
     if args.refine_steps:
-        feats = gen.synthesis_split(ws, res.layer).x
+        feats = gen.features_at(ws, res.layer).x
         parts_factors = panda.refine(res, feats, steps=args.refine_steps)
     cols = []
     orig = None
@@ -340,7 +352,7 @@ def _cmd_edit(args) -> int:
     columns = ([orig] if not args.no_original else []) + cols
     if not args.no_part:
         pf = res.parts if parts_factors is None else np.asarray(parts_factors)
-        m = panda.part_map(pf, args.parts)
+        m = _in_image(gen, res.layer, panda.part_map(pf, args.parts))
         m = _resize_maps(
             m if m.ndim == 3 else np.broadcast_to(m, (len(ws),) + m.shape), orig.shape[1]
         )
@@ -366,7 +378,7 @@ def _cmd_parts(args) -> int:
     if ckpt and (os.path.exists(ckpt) or ckpt == DEFAULT_CHECKPOINT):
         gen = _load_gen(ckpt)
         if res.layer is not None:
-            h, w, c = gen.synthesis_split(_ws(gen, args.seeds[:1], args.psi), res.layer).x.shape[1:]
+            h, w, c = gen.features_at(_ws(gen, args.seeds[:1], args.psi), res.layer).x.shape[1:]
             if (h, w, c) != res.feature_shape:
                 raise CLIError(
                     f"{ckpt}: layer {res.layer} has features {[h, w, c]} but the "
@@ -374,7 +386,8 @@ def _cmd_parts(args) -> int:
                 )
         _check_grid(2 * len(args.seeds), gen.resolution, "panda parts", "use fewer --seeds")
         imgs = to_uint8(gen.synthesis(_ws(gen, args.seeds, args.psi)))
-        path = _save_grid([imgs, parts_overlay(imgs, res.parts)], out, args.force)
+        parts = res.parts if res.layer is None else _in_image(gen, res.layer, res.parts, (0, 1))
+        path = _save_grid([imgs, parts_overlay(imgs, parts)], out, args.force)
         what = f"rows = seeds {args.seeds}, columns = image, parts overlay"
     else:
         if args.ckpt:
@@ -418,27 +431,29 @@ def _cmd_saliency(args) -> int:
     gen = _load_gen(args.ckpt)
     _check_grid(3 * len(args.seeds), gen.resolution, "panda saliency", "use fewer --seeds")
     ws = _ws(gen, args.seeds, args.psi)
-    state = gen.synthesis_split(ws, res.layer)
+    state = gen.features_at(ws, res.layer)
     if tuple(state.x.shape[1:]) != res.feature_shape:
         raise CLIError(
             f"{args.ckpt}: layer {res.layer} has features {list(state.x.shape[1:])} but "
             f"the factors were learned on {list(res.feature_shape)}"
         )
-    imgs = to_uint8(gen.synthesis_resume(ws, state))
+    imgs = to_uint8(gen.resume_at(state))
+    x = _in_image(gen, res.layer, state.x, (1, 2))  # saliency is per pixel: the image's pixels
     thr_seeds = args.threshold_seeds or args.seeds
     if args.threshold_seeds:
         coords_t = []
         for i in range(0, len(thr_seeds), 64):  # bounded memory
-            f = gen.synthesis_split(_ws(gen, thr_seeds[i : i + 64], args.psi), res.layer).x
+            f = gen.features_at(_ws(gen, thr_seeds[i : i + 64], args.psi), res.layer).x
+            f = _in_image(gen, res.layer, f, (1, 2))
             coords_t.append(np.asarray(panda.saliency(res, f))[..., args.concept])
         coords_t = np.concatenate(coords_t)
     else:
-        coords_t = np.asarray(panda.saliency(res, state.x))[..., args.concept]
+        coords_t = np.asarray(panda.saliency(res, x))[..., args.concept]
     thr = np.asarray([coords_t.mean()])
     lo, hi = float(coords_t.min()), float(coords_t.max())
     size = imgs.shape[1]
-    masks = panda.saliency_masks(res, state.x, size, [args.concept], thresholds=thr)[..., 0]
-    coords = np.asarray(panda.saliency(res, state.x))[..., args.concept]
+    masks = panda.saliency_masks(res, x, size, [args.concept], thresholds=thr)[..., 0]
+    coords = np.asarray(panda.saliency(res, x))[..., args.concept]
     heat = panda.lanczos_upsample((coords - lo) / max(hi - lo, 1e-30), size)
     heat_u8 = np.repeat(np.clip(heat * 255, 0, 255).round().astype(np.uint8)[..., None], 3, axis=-1)
     path = _save_grid([imgs, heat_u8, _tint(imgs, masks, alpha=0.55)], out, args.force)
@@ -487,7 +502,7 @@ def register(subparsers) -> None:
         "panda",
         help="PandA: non-negative parts x appearances of one layer's features, local "
         "edits, saliency masks",
-        description="PandA (Oldfield et al., ICLR 2023) on StyleGAN2 layers: learn parts and "
+        description="PandA (Oldfield et al., ICLR 2023) on StyleGAN2 / StyleGAN3 layers: learn parts and "
         "appearances (fit), render local edits (edit), draw the parts (parts), "
         "saliency maps and masks of an appearance (saliency).",
         epilog=examples(*(_EX_FIT[:1] + _EX_EDIT[:1] + _EX_PARTS + _EX_SAL)),
@@ -497,7 +512,9 @@ def register(subparsers) -> None:
     )
 
     f = sub.add_parser(
-        "fit", help="learn PandA factors at one StyleGAN2 layer -> .npz", epilog=examples(*_EX_FIT)
+        "fit",
+        help="learn PandA factors at one StyleGAN2 / 3 layer -> .npz",
+        epilog=examples(*_EX_FIT),
     )
     f.add_argument(
         "ckpt",

@@ -33,7 +33,8 @@ def _cmd_sefa(args) -> int:
         )
     if gen.has_styles and layers == "gen_z":
         raise CLIError(
-            "--layers gen_z is for BigGAN; StyleGAN2 takes all, coarse, middle, fine or W+ slots"
+            f"--layers gen_z is for BigGAN; {gen.display_name} takes all, coarse, middle, fine "
+            "or W+ slots"
         )
     if isinstance(layers, list) and max(layers) >= gen.num_ws:
         raise CLIError(

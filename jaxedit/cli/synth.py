@@ -12,6 +12,7 @@ from ._common import (
     add_output_args,
     check_output,
     examples,
+    finite_float,
     nonneg_int,
     positive_int,
     seed_list,
@@ -51,6 +52,16 @@ def _cmd_synth(args) -> int:
         check_output(args.out, args.force)
     gen = _generators.load_generator(args.ckpt, which=args.which)
     check_family_options(gen, args)
+    transform = None
+    if args.translate is not None or args.rotate is not None:
+        if not gen.has_transform:
+            raise CLIError(
+                f"--translate / --rotate apply to StyleGAN3 (a {gen.display_name} generator "
+                "has no input transform)"
+            )
+        from ..models.stylegan3 import make_transform
+
+        transform = make_transform(args.translate or (0.0, 0.0), args.rotate or 0.0)
     if args.outdir is None:
         check_grid(
             len(seeds),
@@ -85,6 +96,7 @@ def _cmd_synth(args) -> int:
                     args.cutoff,
                     noise_mode=args.noise_mode or "const",
                     key=None if key is None else jax.random.fold_in(key, lo),
+                    **({} if transform is None else {"transform": transform}),
                 )
             try:
                 u8 = to_uint8(imgs)
@@ -107,6 +119,22 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _translation(text: str) -> tuple[float, float]:
+    """``"tx,ty"`` -> two finite floats (argparse type)."""
+    import argparse
+
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        tx, ty = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TX,TY (two numbers), got {text!r}") from None
+    if not (np.isfinite(tx) and np.isfinite(ty)):
+        raise argparse.ArgumentTypeError(f"translation must be finite, got {text!r}")
+    return tx, ty
+
+
 def register(sub) -> None:
     """Add the command(s) of this module to the ``jaxedit`` subparsers ``sub``."""
     s = sub.add_parser(
@@ -116,6 +144,7 @@ def register(sub) -> None:
             "jaxedit synth ckpt/ --seeds 0-7 --psi 0.7 --out synth.png",
             "jaxedit synth ckpt/ --seeds 0-9999 --outdir images/   # seed0000.png ...",
             "jaxedit synth biggan-deep-256/ --class 207 --truncation 0.4 --seeds 0-7",
+            "jaxedit synth stylegan3-t.pkl --seeds 0-3 --translate 0.1,0 --rotate 10",
         ),
     )
     s.add_argument("ckpt", help=CKPT_HELP)
@@ -138,6 +167,21 @@ def register(sub) -> None:
         type=nonneg_int,
         default=None,
         help="PRNG seed for --noise-mode random (default: 0)",
+    )
+    s.add_argument(
+        "--translate",
+        type=_translation,
+        default=None,
+        metavar="TX,TY",
+        help="StyleGAN3 only: translate the image as gen_images.py --translate (the image "
+        "spans about 1 unit; default 0,0)",
+    )
+    s.add_argument(
+        "--rotate",
+        type=finite_float,
+        default=None,
+        metavar="DEG",
+        help="StyleGAN3 only: rotate the image by DEG degrees, as gen_images.py --rotate",
     )
     s.add_argument("--which", default=None, help="network in a source file (G_ema by default)")
     s.add_argument(

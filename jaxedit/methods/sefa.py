@@ -16,6 +16,13 @@ the *final* ToRGB affine for slot ``num_ws - 1`` (the reference never uses inter
 each the raw stored ``[w_dim, C_in]`` weight (runtime gains are per-layer scalars that column
 normalization cancels).
 
+StyleGAN3 blocks: the affine of layer ``slot`` (slot 0 the input layer, the last the ToRGB),
+``[w_dim, C_in]`` raw. The presets (``"all"``, ``"coarse"``...) leave out the input layer's
+``[w_dim, 4]`` affine: it maps w to a rotation angle and a translation of the Fourier features,
+not to channel scales, and its 4 columns would count as much as 4 channels of a conv after
+column normalization; name slot 0 explicitly to include it (genforce's SeFa has no StyleGAN3;
+ReSeFa edits StyleGAN3 in W on slots 4-7, which no preset band misses).
+
 BigGAN blocks: the z rows of the (spectrally normalized) ``gen_z`` kernel (``"gen_z"``), optionally
 stacked with the z rows of every conditional-BN scale / offset kernel (``"all"``).
 """
@@ -34,7 +41,6 @@ import numpy as np
 from .. import _ops
 from .._typing import SefaDirections, SefaEigenvalues, SefaWeight
 from ..linalg import canonical_rows
-from ..models.biggan import BigGANGenerator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +67,8 @@ def stylegan2_presets(num_ws: int) -> dict[str, tuple[int, ...]]:
     }
 
 
-def _stylegan2_blocks(gen, layers) -> tuple[list[np.ndarray], tuple[int, ...]]:
-    presets = stylegan2_presets(gen.num_ws)
+def _style_blocks(gen, layers) -> tuple[list[np.ndarray], tuple[int, ...]]:
+    presets = style_presets(gen)
     if isinstance(layers, str):
         if layers not in presets:
             raise ValueError(
@@ -73,13 +79,20 @@ def _stylegan2_blocks(gen, layers) -> tuple[list[np.ndarray], tuple[int, ...]]:
         slots = tuple(sorted({int(s) for s in layers}))
     if not slots or min(slots) < 0 or max(slots) >= gen.num_ws:
         raise ValueError(f"W+ slots must be in [0, {gen.num_ws}), got {list(slots)}")
-    by_slot = {}
-    for name, slot in gen._style_layers():
-        if not name.endswith(".torgb"):
-            by_slot[slot] = name
-    last_rgb = [n for n, _ in gen._style_layers() if n.endswith(".torgb")][-1]
-    by_slot[gen.num_ws - 1] = last_rgb
-    return [np.asarray(gen._layer(by_slot[s]).affine.weight[...]) for s in slots], slots
+    by_slot = gen.slot_layers
+    blocks = [gen.style_weight(by_slot[s]) for s in slots]
+    if any(b.shape[0] != gen.w_dim for b in blocks):
+        raise ValueError("every style affine must read w (w_dim rows)")
+    return blocks, slots
+
+
+def style_presets(gen) -> dict[str, tuple[int, ...]]:
+    """`stylegan2_presets` of ``gen.num_ws``, without the slots whose style is not a channel
+    scale (StyleGAN3's input layer, slot 0: its 4-d affine is a rotation / translation of the
+    Fourier features; it is still selectable by slot number)."""
+    skip = {i for i, n in enumerate(gen.slot_layers) if n not in gen.modulated_layers}
+    presets = stylegan2_presets(gen.num_ws)
+    return {k: tuple(s for s in v if s not in skip) for k, v in presets.items()}
 
 
 def _biggan_blocks(gen, layers) -> tuple[list[np.ndarray], tuple[str, ...]]:
@@ -98,18 +111,20 @@ def _biggan_blocks(gen, layers) -> tuple[list[np.ndarray], tuple[str, ...]]:
     return blocks, tuple(names)
 
 
-def weight_blocks(gen, layers="all") -> tuple[list[np.ndarray], tuple[int, ...]]:
-    """The style-affine weight blocks SeFa factorizes, for a StyleGAN2.
+def weight_blocks(
+    gen, layers: str | Sequence[int] = "all"
+) -> tuple[list[np.ndarray], tuple[int, ...]]:
+    """The style-affine weight blocks SeFa factorizes, for a StyleGAN2 or StyleGAN3.
 
     Args:
-      gen: a StyleGAN2 generator.
-      layers: a preset name of `stylegan2_presets` (``"all"``, ``"coarse"``, ...) or W+ slots.
+      gen: a StyleGAN2 or StyleGAN3 generator.
+      layers: a preset name of `style_presets` (``"all"``, ``"coarse"``, ...) or W+ slots.
 
     Returns:
       (blocks, slots): the affine weights ``[w_dim, C_in]`` of each selected layer (their
       concatenation along axis 1 is SeFa's ``[D, units]`` matrix) and the W+ slots they read.
     """
-    return _stylegan2_blocks(gen, layers)
+    return _style_blocks(gen, layers)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "normalize"))
@@ -137,9 +152,10 @@ def sefa(
     """SeFa directions of a generator.
 
     Args:
-      gen: StyleGAN2 or BigGAN generator.
-      layers: StyleGAN2: ``"all"``, ``"coarse"``, ``"middle"``, ``"fine"`` (`stylegan2_presets`)
-        or a list of W+ slots; BigGAN: ``"gen_z"`` or ``"all"`` (gen_z + conditional BN linears).
+      gen: StyleGAN2, StyleGAN3 or BigGAN generator.
+      layers: StyleGAN2 / StyleGAN3: ``"all"``, ``"coarse"``, ``"middle"``, ``"fine"``
+        (`style_presets`: `stylegan2_presets` without StyleGAN3's input layer) or a list of W+
+        slots; BigGAN: ``"gen_z"`` or ``"all"`` (gen_z + conditional BN linears).
       k: number of directions.
       normalize: ``"column"`` (reference) or None.
       dtype: compute dtype (default: float64 under x64, else float32); ``np.float32`` is the
@@ -147,10 +163,10 @@ def sefa(
     Returns:
       `SefaResult` with ``directions [k, w_dim]`` (BigGAN: ``[k, z_dim]``).
     """
-    if isinstance(gen, BigGANGenerator):
+    if not gen.has_styles:
         blocks, slots = _biggan_blocks(gen, layers if isinstance(layers, str) else None)
     else:
-        blocks, slots = _stylegan2_blocks(gen, layers)
+        blocks, slots = _style_blocks(gen, layers)
     w = np.concatenate(blocks, axis=1)
     if not 1 <= k <= w.shape[0]:
         raise ValueError(f"k must be in [1, {w.shape[0]}], got {k}")
@@ -159,4 +175,11 @@ def sefa(
     return SefaResult(directions=np.asarray(dirs), eigenvalues=np.asarray(lam), slots=slots)
 
 
-__all__ = ["SefaResult", "factorize", "sefa", "stylegan2_presets", "weight_blocks"]
+__all__ = [
+    "SefaResult",
+    "factorize",
+    "sefa",
+    "style_presets",
+    "stylegan2_presets",
+    "weight_blocks",
+]

@@ -338,13 +338,28 @@ def conv_factorization(
     )
 
 
+def _check_family(gen, what: str) -> None:
+    """Conv spectra model StyleGAN2's (up-)convs and BigGAN's convs; a generator with an input
+    transform (StyleGAN3: upsampling, a filtered activation and downsampling around every conv)
+    is refused with one ValueError."""
+    if gen.has_transform:
+        raise ValueError(
+            f"{what}: conv spectra are for StyleGAN2 and BigGAN; {gen.display_name}'s layers "
+            "filter, upsample and downsample around the activation (not modelled here)"
+        )
+
+
 def layer_spectrum(gen, layer: str, *, top_k: int | None = None) -> jax.Array:
     """Singular values of a StyleGAN2 conv layer's (unmodulated) weight at its input size
     (computed in float64 under x64, else float32).
 
     ``b8.conv0`` (up-conv) uses the StyleGAN2 up-conv kernel with the generator's FIR; other
     convs are stride 1 at their resolution. BigGAN: ``"block{i}.conv_{k}"`` / ``"conv_to_rgb"``.
+
+    Raises:
+      ValueError: a StyleGAN3 generator (see `_check_family`), or an unknown layer.
     """
+    _check_family(gen, "layer_spectrum")
     if isinstance(gen, BigGANGenerator):
         res = 4
         mods = {}
@@ -416,6 +431,7 @@ def layer_factorization(
         StyleGAN2 option) or a ``sampling.truncation_psi`` outside (0, 1].
     """
     sampling = as_sampling(sampling)
+    _check_family(gen, "layer_factorization")
     if isinstance(gen, BigGANGenerator):
         if sampling.truncation_cutoff is not None:
             raise ValueError(

@@ -23,6 +23,26 @@ the family string or ``hasattr`` probes:
 ``features_at(...)``      the forward pass paused after a layer -> `LayerFeatures`
 ``resume_at(state, x)``   the rest of the forward pass from (possibly edited) features -> images
 ``check_truncation(t)``   validates a truncation value of this family's kind
+``has_transform``         ``synthesis(..., transform=M)`` takes a user transform of the input
+                          (StyleGAN3's translation / rotation, `make_transform`)
+``has_skip_image``        the image is a sum of per-block ToRGB outputs (StyleGAN2's skips)
+``feature_margin(layer)`` pixels of a feature map outside the image on each side (StyleGAN3's
+                          margins; 0 elsewhere)
+``feature_shape(layer)``  ``(H, W, C)`` of a feature map, margins included
+``layer_summary()``       one row per style layer for ``jaxedit layers`` (name, slot, size,
+                          channels, style width, torgb; StyleGAN3 also rate and margin)
+========================  ==================================================================
+
+Style members (families with ``has_styles``; the others raise ValueError):
+
+========================  ==================================================================
+``slot_layers``           the style layer each W+ slot drives, for SeFa (``num_ws`` names)
+``style_weight(name)``    the raw affine weight ``[w_dim, C_in]`` that maps w to the style
+``style_dim(name)``       ``C_in``, the length of the layer's style vector
+``modulated_layers``      the layers whose style scales input channels (Editing in Style)
+``style_input(name)``     the `features` key whose value that layer's style scales
+                          (``"const"``: StyleGAN2's learned constant)
+``style_inputs(...)``     those inputs from one `features` pass ``{name: [N, H, W, C_in]}``
 ========================  ==================================================================
 
 The member names are new where today's names already mean something else on StyleGAN2
@@ -167,6 +187,64 @@ class AbstractGenerator(abc.ABC):
           TypeError: ``state`` is not a `LayerFeatures`.
           ValueError: ``x`` has another shape than ``state.x``.
         """
+
+    # ---- geometry of the features -------------------------------------------------------------
+    has_skip_image: ClassVar[bool] = False
+    has_transform: ClassVar[bool] = False
+
+    def feature_margin(self, layer: str) -> int:
+        """Pixels of ``layer``'s feature map outside the image on each side (StyleGAN3 keeps a
+        margin around the image in its intermediate layers; 0 for the other families). The
+        image region of a map ``[H, W]`` is ``[m:H-m, m:W-m]``."""
+        del layer
+        return 0
+
+    def feature_shape(self, layer: str) -> tuple[int, int, int]:
+        """``(H, W, C)`` of ``layer``'s output features, margins included.
+
+        Raises:
+          ValueError: unknown layer, or a family that does not say (call `features_at`).
+        """
+        raise ValueError(f"{self.display_name} does not list its feature shapes")
+
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """One row per style layer in W+ slot order: ``name``, ``slot``, ``size``,
+        ``in_channels``, ``out_channels``, ``style``, ``torgb`` (and family extras)."""
+        raise self._no_styles("layer_summary")
+
+    # ---- style layers (has_styles) -------------------------------------------------------------
+    def _no_styles(self, what: str):
+        return ValueError(f"{what}: {self.display_name} has no per-layer styles")
+
+    @property
+    def slot_layers(self) -> tuple[str, ...]:
+        """The style layer each W+ slot drives (``num_ws`` names; SeFa's blocks)."""
+        raise self._no_styles("slot_layers")
+
+    def style_weight(self, name: str) -> np.ndarray:
+        """The raw stored affine weight ``[w_dim, C_in]`` of style layer ``name`` (float32)."""
+        raise self._no_styles("style_weight")
+
+    def style_dim(self, name: str) -> int:
+        """``C_in``: the length of style layer ``name``'s style vector."""
+        return int(self.style_weight(name).shape[1])
+
+    @property
+    def modulated_layers(self) -> tuple[str, ...]:
+        """The style layers whose style scales the input channels of a (modulated) conv."""
+        raise self._no_styles("modulated_layers")
+
+    def style_input(self, name: str) -> str:
+        """The `features` key whose value the style of ``name`` scales (``"const"``: a learned
+        constant input)."""
+        raise self._no_styles("style_input")
+
+    def style_inputs(self, feats, layers, n: int, dtype) -> dict[str, jax.Array]:
+        """``{layer: [N, H, W, C_in]}``: the input of every layer in ``layers`` (each a
+        `modulated_layers` name) from one `features` pass ``feats``; a constant input is
+        broadcast to ``n`` samples in ``dtype``."""
+        del feats, layers, n, dtype
+        raise self._no_styles("style_inputs")
 
     @staticmethod
     def _resume_input(state: LayerFeatures, x) -> jax.Array:

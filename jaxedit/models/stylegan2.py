@@ -204,6 +204,89 @@ class StyleGAN2Generator(nnx.Module, AbstractGenerator):
             precision=state.option("precision"),
         )
 
+    # ---- style layers and feature geometry (protocol) ------------------------------------------
+    has_skip_image = True
+
+    def feature_shape(self, layer: str) -> tuple[int, int, int]:
+        """``(R, R, C_out)`` of conv layer ``layer`` (``"b16.conv1"``)."""
+        name = self.resolve_layer(layer)
+        res = int(name.split(".")[0][1:])
+        return res, res, int(self._layer(name).weight.shape[-1])
+
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """Per style layer: ``name``, ``slot``, ``size`` (output resolution), ``in_channels``,
+        ``out_channels``, ``style`` (the affine's width)."""
+        rows = []
+        for name, slot in self._style_layers():
+            lay = self._layer(name)
+            _, _, cin, cout = lay.weight.shape
+            res = int(name.split(".")[0][1:])
+            style = int(lay.affine.weight.shape[1])
+            rows.append(
+                dict(name=name, slot=slot, size=res, in_channels=int(cin), out_channels=int(cout),
+                     style=style, torgb=name.endswith(".torgb"))
+            )  # fmt: skip
+        return rows
+
+    @property
+    def slot_layers(self) -> tuple[str, ...]:
+        """The conv layer at each W+ slot ``0 .. num_ws - 2`` and the *final* ToRGB for the last
+        slot (the intermediate ToRGBs share their slot with the next conv)."""
+        by_slot = {slot: name for name, slot in self._style_layers() if not name.endswith(".torgb")}
+        by_slot[self.num_ws - 1] = [n for n in self.layer_names if n.endswith(".torgb")][-1]
+        return tuple(by_slot[s] for s in range(self.num_ws))
+
+    def style_weight(self, name: str) -> np.ndarray:
+        """The stored modulation affine ``[w_dim, C_in]`` of style layer ``name``."""
+        if name not in self.layer_names:
+            raise ValueError(
+                f"unknown style layer {name!r}; choose one of {list(self.layer_names)}"
+            )
+        return np.asarray(self._layer(name).affine.weight[...])
+
+    def style_dim(self, name: str) -> int:
+        """``C_in`` of style layer ``name``."""
+        if name not in self.layer_names:
+            raise ValueError(
+                f"unknown style layer {name!r}; choose one of {list(self.layer_names)}"
+            )
+        return int(self._layer(name).affine.weight.shape[1])
+
+    @property
+    def modulated_layers(self) -> tuple[str, ...]:
+        """Every style layer (each style scales the input channels of a modulated conv)."""
+        return self.layer_names
+
+    def style_input(self, name: str) -> str:
+        """``bR.conv0`` reads the previous block's ``conv1``, ``bR.conv1`` its ``conv0``, a
+        ToRGB its block's ``conv1``; the first block's ``conv1`` the learned ``"const"``."""
+        if name not in self.layer_names:
+            raise ValueError(
+                f"unknown style layer {name!r}; choose one of {list(self.layer_names)}"
+            )
+        blocks = list(self.synthesis_net.block_names)
+        block, kind = name.split(".")
+        if block == blocks[0] and kind == "conv1":
+            return "const"
+        if kind == "conv0":
+            return f"{blocks[blocks.index(block) - 1]}.conv1"
+        if kind == "conv1":
+            return f"{block}.conv0"
+        return f"{block}.conv1"  # torgb
+
+    def style_inputs(self, feats, layers, n: int, dtype) -> dict[str, jax.Array]:
+        """The input of each style layer from a `features` pass (the constant broadcast)."""
+        out = {}
+        for name in layers:
+            src = self.style_input(name)
+            if src == "const":
+                first = getattr(self.synthesis_net, self.synthesis_net.block_names[0])
+                const = jnp.asarray(first.const[...], dtype)
+                out[name] = jnp.broadcast_to(const[None], (n,) + const.shape)
+            else:
+                out[name] = feats[src]
+        return out
+
     def _style_layers(self) -> list[tuple[str, int]]:
         """(layer name, W+ slot) for every layer that has an affine."""
         out = []

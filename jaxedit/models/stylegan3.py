@@ -122,6 +122,7 @@ class StyleGAN3Generator(nnx.Module, AbstractGenerator):
     has_noise = False
     truncation_kind = "psi"
     default_space = "w"
+    has_transform = True
 
     def __init__(self, config: StyleGAN3Config, *, rngs: nnx.Rngs | None = None):
         rngs = rngs if rngs is not None else nnx.Rngs(0)
@@ -183,6 +184,72 @@ class StyleGAN3Generator(nnx.Module, AbstractGenerator):
         if name not in self.layer_names:
             raise ValueError(f"unknown layer {name!r}; choose one of {list(self.layer_names)}")
         return getattr(self.synthesis_net, name)
+
+    # ---- style layers and feature geometry (protocol) ------------------------------------------
+    def _row(self, layer: str) -> dict[str, Any]:
+        rows = {r["name"]: r for r in self.config.layer_summary()}
+        if layer not in rows:
+            raise ValueError(f"unknown layer {layer!r}; choose one of {list(self.layer_names)}")
+        return rows[layer]
+
+    def feature_shape(self, layer: str) -> tuple[int, int, int]:
+        """``(size, size, C_out)`` of any layer's output (margins included; the ToRGB's too)."""
+        row = self._row(layer)
+        return int(row["size"]), int(row["size"]), int(row["out_channels"])
+
+    def feature_margin(self, layer: str) -> int:
+        """``(size - sampling_rate) / 2``: the image spans ``sampling_rate`` pixels of a layer's
+        map (10 px margins in the official configs; 0 in the last layers)."""
+        row = self._row(layer)
+        return int(round((row["size"] - row["sampling_rate"]) / 2))
+
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """`StyleGAN3Config.layer_summary` with each layer's ``style`` width and ``margin``."""
+        return [
+            dict(
+                row,
+                style=self.style_dim(row["name"]),
+                margin=self.feature_margin(row["name"]),
+                torgb=row["name"] == self.layer_names[-1],
+            )
+            for row in self.config.layer_summary()
+        ]
+
+    @property
+    def slot_layers(self) -> tuple[str, ...]:
+        """`layer_names`: slot i drives exactly layer i (slot 0 the input layer)."""
+        return self.layer_names
+
+    def style_weight(self, name: str) -> np.ndarray:
+        """The stored affine ``[w_dim, C_in]`` (``[w_dim, 4]`` for ``"input"``)."""
+        return np.asarray(self.layer(name).affine.weight[...])
+
+    def style_dim(self, name: str) -> int:
+        """``C_in`` of layer ``name`` (4 for ``"input"``)."""
+        return int(self.layer(name).affine.weight.shape[1])
+
+    @property
+    def modulated_layers(self) -> tuple[str, ...]:
+        """``L0_..`` .. ToRGB: the input layer's 4-d style is a rotation / translation of the
+        Fourier features, not a channel scale."""
+        return self.layer_names[1:]
+
+    def style_input(self, name: str) -> str:
+        """The previous layer (``"input"`` for ``L0_..``)."""
+        if name == INPUT:
+            raise ValueError(
+                "the input layer's style (rotation / translation) scales no channels; choose "
+                f"one of {list(self.modulated_layers)}"
+            )
+        names = self.layer_names
+        if name not in names:
+            raise ValueError(f"unknown layer {name!r}; choose one of {list(names)}")
+        return names[names.index(name) - 1]
+
+    def style_inputs(self, feats, layers, n: int, dtype) -> dict[str, jax.Array]:
+        """The input of each layer: the previous layer's output in ``feats``."""
+        del n, dtype
+        return {name: feats[self.style_input(name)] for name in layers}
 
     def _dtype(self, dtype) -> jnp.dtype:
         return jnp.dtype(dtype) if dtype is not None else _ops.default_float_dtype()
@@ -406,12 +473,16 @@ class StyleGAN3Generator(nnx.Module, AbstractGenerator):
         *,
         styles: Mapping[str, Style] | None = None,
         transform: Transform | None = None,
+        noise_mode: str = "const",
+        key=None,
         dtype=None,
         precision: Precision = "highest",
         jit: bool = True,
     ) -> tuple[Images, dict[str, Features]]:
         """Images and every layer's output ``{layer: [N, size, size, C]}`` (all `layer_names`;
-        the ToRGB's before the ``output_scale``) in one pass."""
+        the ToRGB's before the ``output_scale``) in one pass. ``noise_mode`` and ``key`` as in
+        `synthesis` (no noise: accepted for a common signature)."""
+        _check_noise(noise_mode)
         ws, styles, tr = self._prepare(ws, styles, dtype, transform)
         img, feats = self._program(
             ws, styles, None, tr, start=0, stop=len(self.layer_names),

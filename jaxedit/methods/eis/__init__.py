@@ -1,4 +1,4 @@
-"""Editing in Style (Collins et al., CVPR 2020) on StyleGAN2: local style transfer between images.
+"""Editing in Style (Collins et al., CVPR 2020) on StyleGAN2 / 3: local style transfer between images.
 
 Pipeline (``IVRL/GANLocalEditing``, StyleGAN1 there; reimplemented, not ported):
 
@@ -28,6 +28,12 @@ What changes for StyleGAN2 (the reference is StyleGAN1-only):
 * ToRGB layers have styles too; they are interpolated like the others (``layers=`` restricts).
 * Styles are one vector per layer (no separate AdaIN bias), so the whole vector is interpolated,
   as the reference does for 2-D styles.
+
+StyleGAN3: the style of layer ``L{i}_..`` scales the input of its modulated conv, the previous
+layer's output (``gen.style_input``). The input layer's 4-d style rotates / translates the
+Fourier features and scales no channel: it has no contributions and keeps the target's value
+unless ``qs`` names it. Feature maps are cut to the image region (StyleGAN3 keeps 10 px margins
+around it, ``gen.feature_margin``), so catalog heatmaps and masks line up with the image.
 
 Shapes: ws ``[N, num_ws, w_dim]`` (``[N, w_dim]`` is broadcast to all slots), images
 ``[N, H, W, 3]`` in [-1, 1], features NHWC, masks / heatmaps ``[N, K, H, W]``.

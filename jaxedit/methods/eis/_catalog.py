@@ -64,6 +64,12 @@ def _seed_ws(gen, seeds, sampling: Sampling, dtype):
     )
 
 
+def _layer_size(gen, layer: str) -> tuple[int, int]:
+    """(side inside the image, channels) of a feature layer's output (margins cut off)."""
+    h, _, ch = gen.feature_shape(layer)
+    return int(h - 2 * gen.feature_margin(layer)), int(ch)
+
+
 def _compact_ws(ws: np.ndarray) -> np.ndarray:
     """Store ``[N, w_dim]`` when every W+ slot is the same (no per-slot truncation)."""
     return ws[:, 0] if np.all(ws == ws[:, :1]) else ws
@@ -128,9 +134,10 @@ class Catalog:
         """Cluster every pixel of every sample's ``layer`` output (``[N·H·W, C]`` rows).
 
         Args:
-          gen: a StyleGAN2 generator.
-          layer: a conv layer (``gen.conv_layer_names``), e.g. ``"b32.conv1"`` (the reference
-            clusters the 32x32 block).
+          gen: a StyleGAN2 or StyleGAN3 generator.
+          layer: a feature layer (``gen.feature_layers``), e.g. ``"b32.conv1"`` (the reference
+            clusters the 32x32 block); StyleGAN3 (``"L3_36_512"``): the pixels inside the image
+            (the margins are cut off, so heatmaps line up with the image).
           k: clusters.
           seeds: NVIDIA ``generate.py`` seeds (z = ``RandomState(seed).randn``), mapped with
             ``sampling`` (``c``, ``truncation_psi``, ``truncation_cutoff``); or ``latents``:
@@ -160,9 +167,9 @@ class Catalog:
             over ``max_points_bytes``.
         """
         _check_gen(gen)
-        if layer not in gen.conv_layer_names:
+        if layer not in gen.feature_layers:
             raise ValueError(
-                f"unknown layer {layer!r}; choose a conv layer of {list(gen.conv_layer_names)}"
+                f"unknown layer {layer!r}; choose a feature layer of {list(gen.feature_layers)}"
             )
         if (seeds is None) == (latents is None):
             raise ValueError("pass exactly one of seeds or latents")
@@ -180,8 +187,7 @@ class Catalog:
         else:
             ws = _as_ws(gen, latents, dtype=dt)
         n = ws.shape[0]
-        res = int(layer.split(".")[0][1:])
-        ch = int(gen._layer(layer).weight.shape[-1])
+        res, ch = _layer_size(gen, layer)
         per = res * res if pixels_per_sample is None else int(pixels_per_sample)
         if not 1 <= per <= res * res:
             raise ValueError(
@@ -256,12 +262,17 @@ class Catalog:
     def check_generator(self, gen) -> None:
         """ValueError unless ``gen`` has this catalog's layer with the same channels and size."""
         _check_gen(gen)
-        if self.layer not in gen.conv_layer_names:
+        if self.layer not in gen.feature_layers:
             raise ValueError(
-                f"the catalog's layer {self.layer!r} is not a conv layer of this "
-                f"generator ({list(gen.conv_layer_names)})"
+                f"the catalog's layer {self.layer!r} is not a feature layer of this "
+                f"generator ({list(gen.feature_layers)})"
             )
-        ch = int(gen._layer(self.layer).weight.shape[-1])
+        res, ch = _layer_size(gen, self.layer)
+        if res != self.resolution:
+            raise ValueError(
+                f"the catalog's layer {self.layer} is {self.resolution} px, the generator's "
+                f"{res} px: it was fitted on another generator"
+            )
         if ch != self.centroids.shape[1]:
             raise ValueError(
                 f"the catalog has {self.centroids.shape[1]} channels at {self.layer}, "
@@ -298,7 +309,7 @@ class Catalog:
         """Heatmaps of new samples (see `predict_features`).
 
         Args:
-          gen: the StyleGAN2 generator the catalog was fitted on.
+          gen: the generator the catalog was fitted on.
           latents: ws ``[N, num_ws, w_dim]`` or w ``[N, w_dim]`` (used as given).
           soft, temperature: softmax heatmaps instead of one-hot (`predict_features`).
           sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (``"const"`` or
@@ -454,8 +465,10 @@ class Catalog:
         if not np.allclose(np.linalg.norm(C, axis=1), 1, atol=1e-3):
             raise ValueError(f"{where}: key 'centroids' rows are not unit vectors")
         layer, res = meta.get("layer"), meta.get("resolution")
-        if not isinstance(layer, str) or not re.fullmatch(r"b\d+\.conv[01]", layer):
-            raise ValueError(f"{where}: meta 'layer' must be a conv layer name, got {layer!r}")
+        if not isinstance(layer, str) or not re.fullmatch(
+            r"b\d+\.conv[01]|input|L\d+_\d+_\d+", layer
+        ):
+            raise ValueError(f"{where}: meta 'layer' must be a feature layer name, got {layer!r}")
         if not isinstance(res, int) or res < 1:
             raise ValueError(f"{where}: meta 'resolution' must be a positive integer, got {res!r}")
         ann = meta.get("annotations", {})

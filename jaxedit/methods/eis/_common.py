@@ -35,15 +35,22 @@ def _options(sampling, compute, where: str, *, has_key: bool) -> tuple[Sampling,
 
 
 def _check_gen(gen) -> None:
-    if not (
-        hasattr(gen, "styles")
-        and hasattr(gen, "synthesis_from_styles")
-        and hasattr(gen, "features")
-    ):
+    from ...models import AbstractGenerator
+
+    if not isinstance(gen, AbstractGenerator) or not gen.has_styles:
         raise ValueError(
-            f"Editing in Style needs a StyleGAN2 generator (styles / features), got "
-            f"{type(gen).__name__}"
+            f"Editing in Style needs a generator with per-layer styles (StyleGAN2, StyleGAN3), "
+            f"got {getattr(gen, 'display_name', type(gen).__name__)}"
         )
+
+
+def _crop(gen, feats):
+    """Every feature map of a `features` pass cut to the image region (StyleGAN3's margins)."""
+    out = {}
+    for name, x in feats.items():
+        m = gen.feature_margin(name)
+        out[name] = x[:, m : x.shape[1] - m, m : x.shape[2] - m] if m else x
+    return out
 
 
 def _as_ws(gen, latents, name: str = "latents", dtype=None) -> jax.Array:

@@ -156,7 +156,8 @@ def contributions(
         or with ``labels`` the named labels) or an array of masks ``[N, K, H0, W0]`` for the same
         samples (rows named by ``names``, default ``"0".."K-1"``).
       soft, temperature: soft heatmaps (`Catalog.predict_features`).
-      layers: style layers (default ``gen.layer_names``).
+      layers: style layers (default ``gen.modulated_layers``: every style layer but
+        StyleGAN3's input layer, whose style scales no channels).
       sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (``"const"`` or ``"none"``:
         the feature pass takes no noise key; the latents are used as given). None:
         ``Sampling()``.
@@ -172,7 +173,7 @@ def contributions(
     _check_gen(gen)
     check_resize(resize)
     sampling, compute = _options(sampling, compute, "contributions", has_key=False)
-    layers = tuple(gen.layer_names if layers is None else layers)
+    layers = tuple(gen.modulated_layers if layers is None else layers)
     for name in layers:
         input_source(gen, name)
     if isinstance(catalog, Catalog):

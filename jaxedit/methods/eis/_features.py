@@ -1,4 +1,4 @@
-"""The features each StyleGAN2 style acts on: where every style layer's modulated conv reads its
+"""The features each style acts on: where every style layer's modulated conv reads its
 input (`input_source`, `input_resolution`), those inputs (`layer_inputs`) and the batched
 feature pass that the catalog and the contributions share."""
 
@@ -11,48 +11,33 @@ import jax.numpy as jnp
 
 from ..._typing import LayerInput, WLatents
 from ...sampling import Compute, Sampling
-from ._common import _as_ws, _check_gen, _options
-
-
-def _first_block(gen):
-    return getattr(gen.synthesis_net, gen.synthesis_net.block_names[0])
+from ._common import _as_ws, _check_gen, _crop, _options
 
 
 def input_source(gen, layer: str) -> str:
-    """Where style layer ``layer``'s modulated conv reads its input: a conv layer name whose
-    *output* it is, or ``"const"`` (``b4.conv1``)."""
-    names = list(gen.layer_names)
+    """Where style layer ``layer``'s modulated conv reads its input: a layer name whose
+    *output* it is, or ``"const"`` (StyleGAN2's ``b4.conv1``)."""
+    _check_gen(gen)
+    names = list(gen.modulated_layers)
     if layer not in names:
         raise ValueError(f"unknown style layer {layer!r}; choose one of {names}")
-    block, kind = layer.split(".")
-    if block == gen.synthesis_net.block_names[0] and kind == "conv1":
-        return "const"
-    if kind == "conv0":
-        blocks = list(gen.synthesis_net.block_names)
-        return f"{blocks[blocks.index(block) - 1]}.conv1"
-    if kind == "conv1":
-        return f"{block}.conv0"
-    return f"{block}.conv1"  # torgb
+    return gen.style_input(layer)
 
 
 def input_resolution(gen, layer: str) -> int:
-    """Side of the feature map that style layer ``layer`` modulates (R/2 for ``bR.conv0``)."""
+    """Side of the feature map that style layer ``layer`` modulates (R/2 for StyleGAN2's
+    ``bR.conv0``), inside the image (StyleGAN3's margins cut off)."""
     src = input_source(gen, layer)
     if src == "const":
-        return int(_first_block(gen).resolution)
-    return int(src.split(".")[0][1:])
+        n = 1
+        const = gen.style_inputs({}, [layer], n, jnp.float32)[layer]
+        return int(const.shape[1])
+    return int(gen.feature_shape(src)[0] - 2 * gen.feature_margin(src))
 
 
 def _inputs_from_features(gen, feats: Mapping[str, jax.Array], layers, n: int, dt):
-    out = {}
-    for name in layers:
-        src = input_source(gen, name)
-        if src == "const":
-            const = jnp.asarray(_first_block(gen).const[...], dt)
-            out[name] = jnp.broadcast_to(const[None], (n,) + const.shape)
-        else:
-            out[name] = feats[src]
-    return out
+    """The inputs of ``layers`` from a (margin-cropped) `features` pass."""
+    return gen.style_inputs(feats, layers, n, dt)
 
 
 def layer_inputs(
@@ -68,9 +53,10 @@ def layer_inputs(
     """The input feature map of every style layer's modulated conv (what its style scales).
 
     Args:
-      gen: a StyleGAN2 generator.
+      gen: a StyleGAN2 or StyleGAN3 generator.
       latents: ws ``[N, num_ws, w_dim]`` or w ``[N, w_dim]``.
-      layers: style layers (default ``gen.layer_names``).
+      layers: style layers (default ``gen.modulated_layers``: every style layer but
+        StyleGAN3's input layer).
       sampling: a `jaxedit.Sampling`; only ``noise_mode`` is read (the latents are used as
         given). None: ``Sampling()``.
       compute: a `jaxedit.Compute`; ``dtype`` and ``precision`` are read (one generator call
@@ -79,8 +65,8 @@ def layer_inputs(
       jit: jit the generator pass.
 
     Returns:
-      ``{layer: [N, R, R, C_in]}`` (R = `input_resolution`); derived from one
-      ``gen.features`` pass plus the learned constant.
+      ``{layer: [N, R, R, C_in]}`` (R = `input_resolution`; StyleGAN3's margins cut off);
+      derived from one ``gen.features`` pass plus StyleGAN2's learned constant.
 
     Raises:
       TypeError: ``sampling`` / ``compute`` of the wrong type.
@@ -89,7 +75,9 @@ def layer_inputs(
     _check_gen(gen)
     sampling, compute = _options(sampling, compute, "layer_inputs", has_key=True)
     ws = _as_ws(gen, latents, dtype=compute.dtype)
-    layers = tuple(gen.layer_names if layers is None else layers)
+    layers = tuple(gen.modulated_layers if layers is None else layers)
+    for name in layers:
+        input_source(gen, name)
     _, feats = gen.features(
         ws,
         noise_mode=sampling.noise_mode,
@@ -98,6 +86,7 @@ def layer_inputs(
         precision=compute.precision,
         jit=jit,
     )
+    feats = _crop(gen, feats)
     return _inputs_from_features(gen, feats, layers, ws.shape[0], next(iter(feats.values())).dtype)
 
 
@@ -116,4 +105,4 @@ def _feature_batches(gen, ws: jax.Array, sampling: Sampling, compute: Compute):
         _, feats = gen.features(
             x, noise_mode=sampling.noise_mode, dtype=compute.dtype, precision=compute.precision
         )
-        yield lo, hi, feats
+        yield lo, hi, _crop(gen, feats)

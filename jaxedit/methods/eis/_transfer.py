@@ -146,7 +146,7 @@ def _check_qs(gen, qs: Mapping[str, Any], n: int, dt) -> dict[str, jax.Array]:
         raise ValueError(f"qs has unknown layers {unknown}; style layers are {names}")
     out = {}
     for name, q in qs.items():
-        c = int(gen._layer(name).affine.weight.shape[1])
+        c = gen.style_dim(name)
         q = jnp.asarray(q, dt)
         if q.shape not in ((c,), (1, c), (n, c)):
             raise ValueError(f"qs[{name!r}] must be [{c}] or [N={n}, {c}], got {tuple(q.shape)}")

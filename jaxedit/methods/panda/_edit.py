@@ -98,14 +98,8 @@ def edit_direction(
     return d
 
 
-def _resume(gen, ws, state, x, drop_skip: bool, noise_mode, key, dtype, precision):
-    from ...models.stylegan2 import SynthesisState
-
-    if not drop_skip:
-        st = SynthesisState(x=x, img=state.img, residual=state.residual, layer=state.layer)
-        return gen.synthesis_resume(
-            ws, st, noise_mode=noise_mode, key=key, dtype=dtype, precision=precision
-        )
+def _resume_dropping_skip(gen, ws, state, x, noise_mode, key, dtype, precision):
+    """StyleGAN2 (``has_skip_image``) with the reference's dropped skip image."""
     # The reference's genforce port restarts the skip image at the split: every ToRGB output of
     # the convs before the split is dropped, including the current block's when the split is its
     # conv1 (that ToRGB ran with the *first* pass). Resume after the block's tail with no image.
@@ -122,7 +116,7 @@ def _resume(gen, ws, state, x, drop_skip: bool, noise_mode, key, dtype, precisio
     out, _ = gen._program(
         ws,
         None,
-        {"x": jnp.asarray(x, ws.dtype), "img": None, "residual": state.residual},
+        {"x": jnp.asarray(x, ws.dtype), "img": None, "residual": state.context["residual"]},
         key,
         start=start,
         stop=n_ops,
@@ -160,7 +154,8 @@ def edit(
     with the same conditioning vector (zero strength returns ``gen(z, c, truncation_psi)``).
 
     Args:
-      gen: a StyleGAN2 or BigGAN-deep generator. latents: StyleGAN2 ws ``[N, num_ws, w_dim]``;
+      gen: a StyleGAN2, StyleGAN3 or BigGAN-deep generator. latents: StyleGAN2 / 3 ws
+        ``[N, num_ws, w_dim]``;
         BigGAN z ``[N, z_dim]``.
       parts, appearances, strengths, parts_factors: as `edit_direction`.
       layer: override ``result.layer``.
@@ -189,39 +184,34 @@ def edit(
     if name is None:
         raise ValueError("the factors record no layer: pass layer=...")
     name = resolve_layer(gen, name)
-    if gen.truncation_kind == "stats":  # BigGAN: z latents, class vectors, no skip image
-        if drop_skip:
-            raise ValueError(
-                f"drop_skip applies to StyleGAN2 ({gen.display_name} has no skip image)"
-            )
+    if drop_skip and not gen.has_skip_image:
+        raise ValueError(f"drop_skip applies to StyleGAN2 ({gen.display_name} has no skip image)")
+    ws, noise_mode = None, sampling.noise_mode
+    if gen.truncation_kind == "stats":  # BigGAN: z latents, class vectors
         bf = _BigGANFeatures(gen, name, sampling, compute)
-        z, truncation = bf.check_latents(latents), bf.truncation
         paused = gen.features_at(
-            z,
+            bf.check_latents(latents),
             name,
-            c=_class_rows(gen, sampling.c, z.shape[0]),
-            truncation=truncation,
+            c=_class_rows(gen, sampling.c, np.shape(latents)[0]),
+            truncation=bf.truncation,
             dtype=dtype,
             precision=precision,
         )
-        x = paused.x
-
-        def resume(feats):
-            return gen.resume_at(paused, feats)
-    else:
+    else:  # StyleGAN2 / 3: ws already carry the class and the truncation
         if sampling.c is not None:
             raise ValueError(
-                "sampling.c applies to BigGAN; StyleGAN2 latents (ws) already include it"
+                f"sampling.c applies to BigGAN; {gen.display_name} latents (ws) already include it"
             )
-        noise_mode = sampling.noise_mode
         ws = jnp.asarray(latents)
-        state = gen.synthesis_split(
+        paused = gen.features_at(
             ws, name, noise_mode=noise_mode, key=key, dtype=dtype, precision=precision
         )
-        x = state.x
+    x = paused.x
 
-        def resume(feats):
-            return _resume(gen, ws, state, feats, drop_skip, noise_mode, key, dtype, precision)
+    def resume(feats):
+        if drop_skip:
+            return _resume_dropping_skip(gen, ws, paused, feats, noise_mode, key, dtype, precision)
+        return gen.resume_at(paused, feats)
 
     if tuple(x.shape[1:]) != result.feature_shape:
         raise ValueError(

@@ -14,18 +14,29 @@ from ._result import PandaResult, _check_result
 
 
 def part_region(
-    result: PandaResult, parts, threshold: float = 0.5, *, parts_factors: Parts | None = None
+    result: PandaResult,
+    parts,
+    threshold: float = 0.5,
+    *,
+    parts_factors: Parts | None = None,
+    gen=None,
 ) -> PartRegion:
     """A region from learned parts: ``minmax01(Σ_{k∈parts} P[:, :, k]) >= threshold``, ``[H, W]``
     bool at the feature resolution (``[N, H, W]`` for per-sample ``parts_factors``); regions
-    are resampled to the image by nearest neighbour wherever jaxedit uses them."""
+    are resampled to the image by nearest neighbour wherever jaxedit uses them.
+
+    ``gen``: the generator of ``result.layer``; with it the region is cut to the image
+    (StyleGAN3's feature maps have margins, ``gen.feature_margin``), so it lines up with the
+    image when resampled. Without it the region covers the whole feature grid."""
     _check_result(result)
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     pf = result.parts if parts_factors is None else parts_factors
     idx = [parts] if isinstance(parts, (int, np.integer)) else list(parts)
     _edit_spec([idx], [0], [0.0], result.ranks[1], result.ranks[0])
-    return part_map(pf, idx) >= threshold
+    region = part_map(pf, idx) >= threshold
+    m = 0 if gen is None or result.layer is None else gen.feature_margin(result.layer)
+    return region[..., m : region.shape[-2] - m, m : region.shape[-1] - m] if m else region
 
 
 def evaluate_edit(
@@ -53,8 +64,8 @@ def evaluate_edit(
     spec = _edit_spec(parts, appearances, strengths, result.ranks[1], result.ranks[0])
     if region is None:
         union = sorted({k for ps, _, _ in spec for k in ps})
-        region = part_region(result, union, threshold)
-        how = f"panda parts {union} >= {threshold:g} (minmax-scaled, feature grid)"
+        region = part_region(result, union, threshold, gen=gen)
+        how = f"panda parts {union} >= {threshold:g} (minmax-scaled, feature grid in the image)"
     else:
         how = region if isinstance(region, str) else f"given {type(region).__name__}"
     x0, x1 = edit(

@@ -33,8 +33,8 @@ def _require_generator(gen, what: str):
     if not isinstance(gen, AbstractGenerator):
         kind = type(gen).__name__
         raise ValueError(
-            f"panda.{what} supports StyleGAN2 generators (split at gen.conv_layer_names, e.g. "
-            f"'b16.conv1') and BigGAN-deep (split after 'block3', 'attention', ...); got {kind}. "
+            f"panda.{what} supports StyleGAN2 generators and StyleGAN3 (split at "
+            f"gen.feature_layers, e.g. 'b16.conv1' or 'L3_36_512') and BigGAN-deep (split after 'block3', 'attention', ...); got {kind}. "
             f"For other models, compute [N, H, W, C] features yourself and call "
             f"panda.fit(features, ...)"
         )
@@ -90,7 +90,7 @@ def _class_rows(gen, c, n: int):
 
 
 class _LayerFeatures:
-    """Features of a StyleGAN2 layer for z / ws batches (mapping + synthesis_split, jitted)."""
+    """Features of a StyleGAN2 / StyleGAN3 layer for z / ws batches (mapping + features_at)."""
 
     latents_shape = "ws [N, num_ws, w_dim]"
 
@@ -128,7 +128,7 @@ class _LayerFeatures:
         return self.from_latents(ws)
 
     def from_latents(self, ws, c=None):
-        return self.gen.synthesis_split(ws, self.layer, **self.kw).x
+        return self.gen.features_at(ws, self.layer, **self.kw).x
 
 
 class _BigGANFeatures:
