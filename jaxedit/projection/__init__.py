@@ -22,7 +22,6 @@ is downloaded, so the default loss is MSE)::
 
 from __future__ import annotations
 
-from ._lpips import LPIPS, load_lpips
 from ._losses import (
     MSE,
     ImageLoss,
@@ -32,6 +31,7 @@ from ._losses import (
     default_loss,
     default_tune_loss,
 )
+from ._lpips import LPIPS, load_lpips
 from ._options import NoiseInputs, Restarts, Schedule
 from ._project import MODES, ProjectionResult, noise_regularization, project
 from ._pti import Locality, pivotal_tune
