@@ -331,7 +331,7 @@ EXPECTED_FILES = {
         "panda_parts.png",
     ),
     "docs/methods/many-samples.md": ("moments.npz", "resefa_eyes_moments.npz", "moments_eyes.npz"),
-    "docs/models/stylegan3.md": ("rot.png", "sefa3.npz", "edit3.png"),
+    "docs/models/stylegan3.md": ("rot.png", "sefa3.npz", "edit3.png", "panda3.npz"),
     "docs/methods/eis.md": ("cat.npz", "cat_clusters.png", "grid.png", "grid2.png", "m.json"),
 }
 

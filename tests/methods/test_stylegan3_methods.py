@@ -155,7 +155,7 @@ def test_jacobian_wplus_equals_the_fixture_jvp_probes(gen, ref):
 def test_jacobian_z_and_s_equal_central_differences(gen, ref, space):
     rs = np.random.RandomState(1)
     if space == "z":
-        x0 = ref["Z"][:1]
+        x0 = ref["z"][:1]
         lat = x0
         J = np.asarray(jaxedit.jacobian(gen, lat, space="z", output=R8))[0]
 
