@@ -23,7 +23,7 @@ from jax import lax
 from ._checks import as_float_array, check_finite, finite_scalar
 from ._resample import resize_masks
 from .editing import render_edits
-from .regions import RegionLike, region_mask
+from .regions import RegionLike, generator_preset_set, preset, region_mask
 from .sampling import Compute, Sampling, as_compute, as_sampling
 
 
@@ -83,7 +83,8 @@ def evaluate_direction(
       gen: the generator.
       latents: as `jaxedit.render_edits`.
       direction: ``[D]``.
-      region: the region (mask ``[H, W]``, Box, preset name or tuple).
+      region: the region (mask ``[H, W]``, Box, preset name or tuple; a short preset name such
+        as ``"eyes"`` resolves by the generator: `jaxedit.regions.generator_preset_set`).
       alpha: the edit size.
       space: the latent space of the direction.
       slots: W+ slots that move (None = all).
@@ -116,6 +117,8 @@ def evaluate_direction(
         sampling=sampling,
         compute=compute,
     )
+    if isinstance(region, str) and "," not in region:  # a short name resolves by the generator
+        region = preset(region, prefer=generator_preset_set(gen))
     out = locality(imgs[0], imgs[1], region)
     out["alpha"] = float(alpha)
     return out

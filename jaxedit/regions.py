@@ -239,6 +239,13 @@ def _unknown(name: str) -> str:
     )
 
 
+def generator_preset_set(gen) -> str | None:
+    """The preset set of a generator object: its ``region_set`` attribute if it has one (the
+    embedded toy-face model: ``"toyfaces"``), else `preset_set` of its family."""
+    tagged = getattr(gen, "region_set", None)
+    return tagged if isinstance(tagged, str) else preset_set(str(getattr(gen, "family", "")))
+
+
 def preset_set(family: str, *, source_format: str | None = None) -> str | None:
     """The preset set that short region names of a generator resolve to.
 
@@ -350,6 +357,7 @@ def mask_box(mask: MaskArray) -> Box:
 
 
 __all__ = [
+    "generator_preset_set",
     "Box",
     "MaskPreset",
     "PRESETS",

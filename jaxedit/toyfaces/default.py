@@ -33,7 +33,9 @@ def default_generator() -> StyleGAN2Generator:
             f"the shipped toy-face weights are missing ({WEIGHTS_DIR}); "
             f"reinstall jaxedit or run `python -m jaxedit.toyfaces export`"
         )
-    return cast(StyleGAN2Generator, load_generator(WEIGHTS_DIR))  # the shipped StyleGAN2
+    gen = cast(StyleGAN2Generator, load_generator(WEIGHTS_DIR))  # the shipped StyleGAN2
+    gen.region_set = "toyfaces"  # short region names ("eyes") mean its part masks
+    return gen
 
 
 def random_config() -> StyleGAN2Config:

@@ -67,7 +67,7 @@ def _abs_cos(a, b):
 )
 def test_matches_full_jacobians(gen, space, resize, channels, batch, gram):
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
-    regions = {"box": _mask(), "eyes": "eyes"}
+    regions = {"box": _mask(), "eyes": "ffhq/eyes"}
     out = jaxedit.OutputSpec(resize, channels=channels)
     m = jaxedit.region_moments(
         gen,
@@ -327,7 +327,7 @@ def test_cli_interrupted_run_resumes_to_the_same_file(tmp_path, ada_pkl, monkeyp
     gen = jaxedit.load_generator(ada_pkl)
     ws = gen.mapping(np.concatenate([jaxedit.seed_to_z(s, 32) for s in range(5)]))
     J = jaxedit.jacobian(gen, ws, output=jaxedit.OutputSpec(8, channels="sum"))
-    ref = jaxedit.resefa(J, "eyes", aggregate="mean", k=3)
+    ref = jaxedit.resefa(J, "ffhq/eyes", aggregate="mean", k=3)
     d = np.load(dirs)
     assert d["directions"].shape == (1, 3, 32) and int(d["n_samples"]) == 5
     assert bool(d["converged"]) and str(d["solver"]) == "dense"
@@ -459,7 +459,7 @@ def test_four_devices_equal_one_device_and_full_jacobians(gen, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     d = np.load(out)
     ws = np.asarray(gen.mapping(np.random.RandomState(0).randn(5, 8)))
-    regions = {"eyes": "eyes", "box": (2, 3, 9, 12)}
+    regions = {"eyes": "ffhq/eyes", "box": (2, 3, 9, 12)}
     one = jaxedit.region_moments(
         gen,
         ws,

@@ -42,7 +42,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ... import _io, _ops, jacobians
 from ...jacobians import OutputSpec, as_output
 from ...linalg import basis_chunk
-from ...regions import RegionLike, region_mask
+from ...regions import RegionLike, generator_preset_set, preset, region_mask
 from ...sampling import Compute, Sampling, as_compute, as_sampling
 from ._moments import Moments, MomentSettings, check_run, is_moments, pack_mask
 
@@ -486,7 +486,13 @@ def moment_settings(
     d = jacobians.latent_dim(gen, space)
     gh, gw, gc = (int(v) for v in opts.out.out_shape(gen.resolution, gen.img_channels))
     grid = (gh, gw, gc)
-    masks = {n: region_mask(r, grid[:2]) for n, r in _normalize_regions(regions).items()}
+    prefer = generator_preset_set(gen)  # a short name ("eyes") resolves by the generator
+    masks = {
+        n: region_mask(
+            preset(r, prefer=prefer) if isinstance(r, str) and "," not in r else r, grid[:2]
+        )
+        for n, r in _normalize_regions(regions).items()
+    }
     cutoff = sampling.truncation_cutoff
     settings = MomentSettings(
         space,
