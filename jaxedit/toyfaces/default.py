@@ -34,7 +34,7 @@ def default_generator() -> StyleGAN2Generator:
             f"reinstall jaxedit or run `python -m jaxedit.toyfaces export`"
         )
     gen = cast(StyleGAN2Generator, load_generator(WEIGHTS_DIR))  # the shipped StyleGAN2
-    gen.region_set = "toyfaces"  # short region names ("eyes") mean its part masks
+    setattr(gen, "region_set", "toyfaces")  # noqa: B010 (pyright: not a declared attribute)
     return gen
 
 
